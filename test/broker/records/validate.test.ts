@@ -64,7 +64,7 @@ test("a valid idempotent batch passes and is returned as a mutable copy", async 
   assert.equal(copy.header.recordCount, 3);
 });
 
-test("empty input and two batches are INVALID_RECORD (exactly one batch in Produce v3+)", async () => {
+test("no batch or two batches are INVALID_RECORD (Produce v3+ wants one)", async () => {
   await expectError(Buffer.alloc(0), KafkaErrorCode.INVALID_RECORD);
   const a = await encodeBatch({ records: records(1) });
   await expectError(Buffer.concat([a, a]), KafkaErrorCode.INVALID_RECORD);
