@@ -363,6 +363,10 @@ function compileStruct(ctx: CompileContext, fields: readonly FieldSpec[]): Compi
 }
 
 function encodeTagged(w: Writer, obj: MessageBody, tagged: readonly CompiledField[]): void {
+  if (tagged.length === 0) {
+    w.emptyTaggedFields();
+    return;
+  }
   const out: { tag: number; data: Buffer }[] = [];
   for (const f of tagged) {
     const v = obj[f.key];

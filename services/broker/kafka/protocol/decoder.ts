@@ -22,8 +22,6 @@ export class ProtocolDecodeError extends Error {
   }
 }
 
-const UTF8 = new TextDecoder("utf-8", { fatal: false });
-
 export class Reader {
   private readonly buf: Buffer;
   private pos: number;
@@ -160,7 +158,8 @@ export class Reader {
 
   private text(length: number): string {
     this.need(length, "string");
-    const s = UTF8.decode(this.buf.subarray(this.pos, this.pos + length));
+    // Invalid UTF-8 becomes U+FFFD, as in Kafka's Java decoder; it is not a framing error.
+    const s = this.buf.toString("utf8", this.pos, this.pos + length);
     this.pos += length;
     return s;
   }

@@ -147,16 +147,16 @@ export class Writer {
     return this;
   }
 
-  private utf8(value: string, lengthPrefix: (bytes: number) => void): this {
-    const bytes = Buffer.byteLength(value, "utf8");
-    lengthPrefix(bytes);
+  /** Writes `bytes` bytes of UTF-8 (already measured by the caller, after its prefix). */
+  private utf8(value: string, bytes: number): this {
     this.ensure(bytes);
     this.pos += this.buf.write(value, this.pos, bytes, "utf8");
     return this;
   }
 
   string(value: string): this {
-    return this.utf8(value, (n) => this.int16(n));
+    const bytes = Buffer.byteLength(value, "utf8");
+    return this.int16(bytes).utf8(value, bytes);
   }
 
   nullableString(value: string | null): this {
@@ -164,7 +164,8 @@ export class Writer {
   }
 
   compactString(value: string): this {
-    return this.utf8(value, (n) => this.unsignedVarint(n + 1));
+    const bytes = Buffer.byteLength(value, "utf8");
+    return this.unsignedVarint(bytes + 1).utf8(value, bytes);
   }
 
   compactNullableString(value: string | null): this {
