@@ -60,7 +60,7 @@ const opArb = fc.oneof(
   fc.record({ kind: fc.constant("delete" as const), groupId: fc.constantFrom("g1", "g2") }),
 );
 
-test("round trip: reopen returns the latest value of every partition (fast-check model)", async () => {
+test("round trip: reopen returns the latest value per partition (fast-check model)", async () => {
   await withDir(async (root) => {
     let run = 0;
     await fc.assert(

@@ -87,7 +87,7 @@ test("two members join: one rebalance, leader gets the members, both get assignm
   h.coordinator.close();
 });
 
-test("a third member joining a Stable group makes the others rejoin into a new generation", async () => {
+test("a third member joining a Stable group makes the others rejoin, new generation", async () => {
   const h = await harness({ initialRebalanceDelayMs: 3000 });
   const { a, b } = await stableTwo(h);
   const jc = track(h.coordinator.joinGroup(joinRequest({ clientId: "c" })));
@@ -395,7 +395,7 @@ test("protocol choice: only protocols all members support, by the members' votes
   h.coordinator.close();
 });
 
-test("a follower's lost join response is repeated; a leader's sync completes the round", async () => {
+test("a lost join response is repeated; sync checks generation and protocol", async () => {
   const h = await harness({ initialRebalanceDelayMs: 3000 });
   const ja = h.coordinator.joinGroup(joinRequest({ clientId: "a" }));
   const jb = h.coordinator.joinGroup(joinRequest({ clientId: "b" }));
