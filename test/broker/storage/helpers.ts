@@ -125,3 +125,40 @@ export function splitBatches(records: Buffer): Buffer[] {
   }
   return out;
 }
+
+export interface StoredBatch {
+  base: bigint;
+  last: bigint;
+  bytes: Buffer;
+}
+
+/** Copies a log directory and removes its clean-shutdown marker: an unclean stop. */
+export function uncleanCopy(template: string): string {
+  const dir = makeTempDir("logkv-storage-copy-");
+  fs.cpSync(template, dir, { recursive: true });
+  fs.rmSync(path.join(dir, "clean-shutdown"), { force: true });
+  return dir;
+}
+
+export function segmentFiles(dir: string, ext: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((name) => name.endsWith(`.${ext}`))
+    .sort()
+    .map((name) => path.join(dir, name));
+}
+
+/** Reads the whole log from its start as a list of batches. */
+export async function readAll(
+  log: { read(o: bigint, n: number): Promise<{ records: Buffer; nextOffset: bigint }> },
+  from: bigint,
+): Promise<Buffer[]> {
+  const all: Buffer[] = [];
+  let offset = from;
+  for (;;) {
+    const result = await log.read(offset, 1 << 20);
+    if (result.records.length === 0) return all;
+    all.push(...splitBatches(result.records).map((b) => Buffer.from(b)));
+    offset = result.nextOffset;
+  }
+}
