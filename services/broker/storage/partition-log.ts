@@ -744,6 +744,7 @@ export class PartitionLog {
    */
   truncateTo(offset: bigint): Promise<void> {
     return this.admin("truncateTo", async () => {
+      if (offset < 0n) throw new DbError("INVALID_ARGUMENT", `truncateTo(${offset})`);
       if (offset >= this.logEndOffset) return;
       const plan = offset >= this.startOffset ? await this.planTruncate(offset) : null;
       if (plan === null || plan.newEndOffset < this.startOffset) {
