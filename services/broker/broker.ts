@@ -1,0 +1,161 @@
+// KafkaBroker: one in-house Kafka-compatible broker. It owns the topic manager (partition
+// logs), the group coordinator with its offset store, the producer id allocator, the
+// metrics probe and HTTP listener, the retention timer and the Kafka TCP listener.
+//
+// Lifecycle: start() opens storage (running recovery), then starts listening; stop() stops
+// accepting, closes connections, then flushes and closes storage, so a clean stop leaves
+// nothing for the next start to recover.
+import { createServer, type Server } from "node:http";
+import { join } from "node:path";
+import { systemClock } from "../shared/clock.js";
+import type { Logger } from "../shared/log.js";
+import { BrokerProbe } from "./broker-probe.js";
+import { type BrokerConfig, validateBrokerConfig } from "./config.js";
+import { GroupCoordinator } from "./coordinator/group-coordinator.js";
+import { FileOffsetStore } from "./coordinator/offset-store.js";
+import { apiName } from "./kafka/protocol/api-versions.js";
+import type { BrokerContext } from "./kafka/server/handlers/context.js";
+import { createDispatch } from "./kafka/server/handlers/index.js";
+import { KafkaServer } from "./kafka/server/server.js";
+import { TopicManager } from "./partition/topic-manager.js";
+import { ProducerIdManager } from "./producer-ids.js";
+
+export class KafkaBroker {
+  private kafka: { host: string; port: number } = { host: "", port: 0 };
+  private metrics: { host: string; port: number } | null = null;
+  private metricsServer: Server | null = null;
+  private retentionTimer: NodeJS.Timeout | null = null;
+
+  private constructor(
+    readonly config: BrokerConfig,
+    private readonly context: BrokerContext,
+    private readonly offsetStore: FileOffsetStore,
+    private readonly server: KafkaServer,
+  ) {}
+
+  static async start(config: BrokerConfig, logger: Logger): Promise<KafkaBroker> {
+    validateBrokerConfig(config);
+    const probe = new BrokerProbe({ defaultMetrics: true });
+    const topics = new TopicManager(config, logger.child("topics"), {
+      onFsync: (seconds) => probe.fsynced(seconds),
+      onOffsets: (topic, partition, logEnd, hw) =>
+        probe.offsetsChanged(topic, partition, logEnd, hw),
+      onPartitionClosed: (topic, partition) => probe.partitionRemoved(topic, partition),
+    });
+    await topics.open();
+    const offsetStore = await FileOffsetStore.open(
+      join(config.dataDir, "groups"),
+      logger.child("offsets"),
+    );
+    const groups = new GroupCoordinator({
+      clock: systemClock,
+      offsetStore,
+      limits: config.limits,
+      logger: logger.child("groups"),
+      initialRebalanceDelayMs: config.groupInitialRebalanceDelayMs,
+      minSessionTimeoutMs: config.groupMinSessionTimeoutMs,
+      maxSessionTimeoutMs: config.groupMaxSessionTimeoutMs,
+    });
+    await groups.load();
+    const producerIds = await ProducerIdManager.open(config.dataDir);
+    let broker: KafkaBroker | null = null;
+    const context: BrokerContext = {
+      config,
+      topics,
+      groups,
+      producerIds,
+      probe,
+      logger,
+      advertised: () => ({
+        host: config.advertisedHost ?? broker?.kafka.host ?? config.listenHost,
+        port: config.advertisedPort ?? broker?.kafka.port ?? config.listenPort,
+      }),
+    };
+    const server = new KafkaServer({
+      host: config.listenHost,
+      port: config.listenPort,
+      limits: config.limits,
+      dispatch: createDispatch(context),
+      logger: logger.child("kafka"),
+      onConnectionOpened: () => probe.connectionOpened(),
+      onConnectionClosed: (reason) => probe.connectionClosed(reason),
+      onConnectionRefused: (reason) => probe.connectionRefused(reason),
+      onRequestDone: (apiKey, seconds) => probe.requestCompleted(apiName(apiKey), seconds),
+    });
+    broker = new KafkaBroker(config, context, offsetStore, server);
+    await broker.listen();
+    return broker;
+  }
+
+  private async listen(): Promise<void> {
+    this.kafka = await this.server.listen();
+    if (this.config.metricsHost !== undefined && this.config.metricsPort !== undefined) {
+      this.metrics = await this.listenMetrics(this.config.metricsHost, this.config.metricsPort);
+    }
+    this.retentionTimer = setInterval(() => {
+      this.context.topics.applyRetention(Date.now()).catch((error: unknown) => {
+        this.context.logger.error("retention failed", { error });
+      });
+    }, this.config.retentionCheckIntervalMs);
+    this.retentionTimer.unref();
+    this.context.logger.info("broker started", {
+      nodeId: this.config.nodeId,
+      kafka: `${this.kafka.host}:${this.kafka.port}`,
+      metrics: this.metrics === null ? null : `${this.metrics.host}:${this.metrics.port}`,
+      dataDir: this.config.dataDir,
+    });
+  }
+
+  private listenMetrics(host: string, port: number): Promise<{ host: string; port: number }> {
+    const server = createServer((request, response) => {
+      if (request.url !== "/metrics") {
+        response.writeHead(404).end("see /metrics\n");
+        return;
+      }
+      this.context.probe.render().then(
+        ({ contentType, body }) =>
+          response.writeHead(200, { "Content-Type": contentType }).end(body),
+        () => response.writeHead(500).end(),
+      );
+    });
+    this.metricsServer = server;
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        const address = server.address();
+        if (address === null || typeof address === "string") reject(new Error("no address"));
+        else resolve({ host, port: address.port });
+      });
+    });
+  }
+
+  kafkaAddress(): { host: string; port: number } {
+    return this.kafka;
+  }
+
+  metricsAddress(): { host: string; port: number } | null {
+    return this.metrics;
+  }
+
+  get probe(): BrokerProbe {
+    return this.context.probe;
+  }
+
+  get topics(): TopicManager {
+    return this.context.topics;
+  }
+
+  async stop(): Promise<void> {
+    if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
+    await this.server.close();
+    this.context.groups.close();
+    await this.offsetStore.close();
+    await this.context.topics.close();
+    if (this.metricsServer !== null) {
+      const server = this.metricsServer;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+    }
+    this.context.logger.info("broker stopped", { nodeId: this.config.nodeId });
+  }
+}

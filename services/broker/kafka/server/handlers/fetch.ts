@@ -1,0 +1,144 @@
+// Fetch (key 1), v4..11. Returns whole stored batches from each partition's fetch offset,
+// never past the high watermark (so consumers see only durable records). Long-poll: when
+// fewer than minBytes are ready, the handler waits for any requested partition's high
+// watermark to move, up to maxWaitMs (bounded by fetchWaitMsMax), then reads again.
+//
+// Sizing follows KIP-74: partitionMaxBytes and the response's maxBytes bound the bytes, but
+// the first batch of the first non-empty partition is returned even when it is larger, so a
+// consumer can never be stuck behind one big batch. Fetch sessions (KIP-227) are declined by
+// answering session id 0; every fetch is a full fetch, which Kafka clients accept.
+import type { RequestContext } from "../connection.js";
+import { KafkaErrorCode } from "../../protocol/error-codes.js";
+import type { FetchRequest, FetchResponse } from "../../protocol/generated/types.js";
+import { batchSizeAt, RECORD_COUNT_OFFSET } from "../../../records/batch-header.js";
+import type { Partition } from "../../../partition/partition.js";
+import { waitForAnyAdvance, type OffsetMonitor } from "../../../partition/offset-monitor.js";
+import { type BrokerContext, kafkaErrorCodeOf } from "./context.js";
+
+type PartitionData = FetchResponse["responses"][number]["partitions"][number];
+
+const EMPTY_RECORDS: Buffer = Buffer.alloc(0);
+
+function recordCountOf(records: Buffer): number {
+  let count = 0;
+  for (let pos = 0; pos < records.length;) {
+    const size = batchSizeAt(records, pos);
+    if (size < 0 || pos + size > records.length) break;
+    count += records.readInt32BE(pos + RECORD_COUNT_OFFSET);
+    pos += size;
+  }
+  return count;
+}
+
+interface FetchState {
+  bytes: number;
+  bytesMax: number;
+}
+
+async function readPartition(
+  partition: Partition | undefined,
+  index: number,
+  fetchOffset: bigint,
+  partitionMaxBytes: number,
+  state: FetchState,
+): Promise<PartitionData> {
+  const data: PartitionData = {
+    partitionIndex: index,
+    errorCode: 0,
+    highWatermark: -1n,
+    lastStableOffset: -1n,
+    logStartOffset: -1n,
+    abortedTransactions: [],
+    preferredReadReplica: -1,
+    // Empty, never null: librdkafka 2.0.2 rejects MessageSetSize -1 as a parse failure
+    // ("invalid MessageSetSize -1") and never reports partition EOF; Kafka sends empty too.
+    records: EMPTY_RECORDS,
+  };
+  if (partition === undefined) {
+    data.errorCode = KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+    return data;
+  }
+  const highWatermark = partition.highWatermark;
+  data.highWatermark = highWatermark;
+  data.lastStableOffset = highWatermark;
+  data.logStartOffset = partition.logStartOffset;
+  if (fetchOffset < partition.logStartOffset || fetchOffset > partition.logEndOffset) {
+    data.errorCode = KafkaErrorCode.OFFSET_OUT_OF_RANGE;
+    return data;
+  }
+  const remaining = state.bytesMax - state.bytes;
+  if (fetchOffset >= highWatermark || remaining <= 0) return data;
+  try {
+    const records = await partition.read(fetchOffset, Math.min(partitionMaxBytes, remaining));
+    // The log returns at least one batch; past the first non-empty partition that batch
+    // must also fit what is left of the response, or it waits for the next fetch.
+    if (records.length > remaining && state.bytes > 0) return data;
+    state.bytes += records.length;
+    data.records = records;
+  } catch (error) {
+    data.errorCode = kafkaErrorCodeOf(error);
+  }
+  return data;
+}
+
+async function readAll(
+  broker: BrokerContext,
+  request: FetchRequest,
+  bytesMax: number,
+): Promise<{ responses: FetchResponse["responses"]; bytes: number; monitors: OffsetMonitor[] }> {
+  const state: FetchState = { bytes: 0, bytesMax };
+  const monitors: OffsetMonitor[] = [];
+  const responses: FetchResponse["responses"] = [];
+  // Sequential on purpose: the response byte budget is shared in request order.
+  for (const topicRequest of request.topics) {
+    const name = topicRequest.topic ?? "";
+    const topic = broker.topics.get(name);
+    const partitions: PartitionData[] = [];
+    for (const p of topicRequest.partitions) {
+      const partition = topic?.partitions[p.partition];
+      if (partition !== undefined) monitors.push(partition.monitor);
+      const data = await readPartition(
+        partition,
+        p.partition,
+        p.fetchOffset,
+        p.partitionMaxBytes,
+        state,
+      );
+      if (data.records !== null && data.records.length > 0) {
+        broker.probe.fetched(name, recordCountOf(data.records), data.records.length);
+      }
+      if (data.errorCode !== 0) broker.probe.errorReturned("Fetch", data.errorCode);
+      partitions.push(data);
+    }
+    responses.push({ topic: name, partitions });
+  }
+  return { responses, bytes: state.bytes, monitors };
+}
+
+export async function handleFetch(
+  broker: BrokerContext,
+  context: RequestContext,
+  request: FetchRequest,
+): Promise<FetchResponse> {
+  const limits = broker.config.limits;
+  const bytesMax = Math.max(
+    1,
+    Math.min(request.maxBytes ?? limits.fetchResponseBytesMax, limits.fetchResponseBytesMax),
+  );
+  const waitMs = Math.max(0, Math.min(request.maxWaitMs, limits.fetchWaitMsMax));
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const result = await readAll(broker, request, bytesMax);
+    const anyError = result.responses.some((t) => t.partitions.some((p) => p.errorCode !== 0));
+    const remainingMs = deadline - Date.now();
+    if (result.bytes >= Math.max(1, request.minBytes) || anyError || remainingMs <= 0) {
+      return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: result.responses };
+    }
+    const advanced = await waitForAnyAdvance(result.monitors, remainingMs, context.signal);
+    if (!advanced) {
+      // Timed out, aborted or nothing to wait on: one last read, then answer.
+      const last = await readAll(broker, request, bytesMax);
+      return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: last.responses };
+    }
+  }
+}

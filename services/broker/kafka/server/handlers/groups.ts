@@ -1,0 +1,199 @@
+// Consumer group APIs: FindCoordinator (10), JoinGroup (11), Heartbeat (12), LeaveGroup
+// (13), SyncGroup (14), DescribeGroups (15), ListGroups (16), OffsetCommit (8), OffsetFetch
+// (9) and DeleteGroups (42). This broker coordinates every group, so these handlers only
+// translate between the wire shapes and the GroupCoordinator, which owns all group state.
+import type { RequestContext } from "../connection.js";
+import { KafkaErrorCode } from "../../protocol/error-codes.js";
+import type * as T from "../../protocol/generated/types.js";
+import type { BrokerContext } from "./context.js";
+
+const KEY_TYPE_GROUP = 0;
+
+export function handleFindCoordinator(
+  broker: BrokerContext,
+  _context: RequestContext,
+  request: T.FindCoordinatorRequest,
+): T.FindCoordinatorResponse {
+  const { host, port } = broker.advertised();
+  if ((request.keyType ?? KEY_TYPE_GROUP) !== KEY_TYPE_GROUP) {
+    // Transaction coordinators arrive with transactions (issue 6).
+    return {
+      throttleTimeMs: 0,
+      errorCode: KafkaErrorCode.COORDINATOR_NOT_AVAILABLE,
+      errorMessage: "transaction coordinator not available",
+      nodeId: -1,
+      host: "",
+      port: -1,
+    };
+  }
+  return {
+    throttleTimeMs: 0,
+    errorCode: 0,
+    errorMessage: null,
+    nodeId: broker.config.nodeId,
+    host,
+    port,
+  };
+}
+
+export async function handleJoinGroup(
+  broker: BrokerContext,
+  context: RequestContext,
+  request: T.JoinGroupRequest,
+): Promise<T.JoinGroupResponse> {
+  const result = await broker.groups.joinGroup({
+    groupId: request.groupId,
+    sessionTimeoutMs: request.sessionTimeoutMs,
+    // v0 has no rebalance timeout; Kafka uses the session timeout then.
+    rebalanceTimeoutMs: request.rebalanceTimeoutMs ?? request.sessionTimeoutMs,
+    memberId: request.memberId,
+    groupInstanceId: request.groupInstanceId ?? null,
+    protocolType: request.protocolType,
+    protocols: request.protocols.map((p) => ({ name: p.name, metadata: p.metadata })),
+    requireKnownMemberId: context.apiVersion >= 4,
+    clientId: context.clientId ?? "",
+    clientHost: context.clientHost,
+  });
+  if (result.errorCode !== 0) broker.probe.errorReturned("JoinGroup", result.errorCode);
+  return {
+    throttleTimeMs: 0,
+    errorCode: result.errorCode,
+    generationId: result.generationId,
+    protocolType: result.protocolType,
+    // Nullable only from v7; Kafka answers "" below that (JoinGroupResponse), e.g. for the
+    // MEMBER_ID_REQUIRED error librdkafka's first JoinGroup v5 gets. null cannot be encoded.
+    protocolName: result.protocolName ?? (context.apiVersion >= 7 ? null : ""),
+    leader: result.leader,
+    memberId: result.memberId,
+    members: result.members.map((m) => ({
+      memberId: m.memberId,
+      groupInstanceId: m.groupInstanceId,
+      metadata: m.metadata,
+    })),
+  };
+}
+
+export async function handleSyncGroup(
+  broker: BrokerContext,
+  _context: RequestContext,
+  request: T.SyncGroupRequest,
+): Promise<T.SyncGroupResponse> {
+  const result = await broker.groups.syncGroup({
+    groupId: request.groupId,
+    generationId: request.generationId,
+    memberId: request.memberId,
+    groupInstanceId: request.groupInstanceId ?? null,
+    protocolType: request.protocolType ?? null,
+    protocolName: request.protocolName ?? null,
+    assignments: request.assignments.map((a) => ({
+      memberId: a.memberId,
+      assignment: a.assignment,
+    })),
+  });
+  if (result.errorCode !== 0) broker.probe.errorReturned("SyncGroup", result.errorCode);
+  return { throttleTimeMs: 0, ...result };
+}
+
+export async function handleHeartbeat(
+  broker: BrokerContext,
+  _context: RequestContext,
+  request: T.HeartbeatRequest,
+): Promise<T.HeartbeatResponse> {
+  const errorCode = await broker.groups.heartbeat({
+    groupId: request.groupId,
+    generationId: request.generationId,
+    memberId: request.memberId,
+    groupInstanceId: request.groupInstanceId ?? null,
+  });
+  return { throttleTimeMs: 0, errorCode };
+}
+
+export async function handleLeaveGroup(
+  broker: BrokerContext,
+  context: RequestContext,
+  request: T.LeaveGroupRequest,
+): Promise<T.LeaveGroupResponse> {
+  const members =
+    context.apiVersion >= 3
+      ? (request.members ?? []).map((m) => ({
+          memberId: m.memberId,
+          groupInstanceId: m.groupInstanceId ?? null,
+        }))
+      : [{ memberId: request.memberId ?? "", groupInstanceId: null }];
+  const result = await broker.groups.leaveGroup(request.groupId, members);
+  if (context.apiVersion < 3) {
+    // v0-2 carry one member and one error code.
+    return {
+      throttleTimeMs: 0,
+      errorCode: result.errorCode || (result.members[0]?.errorCode ?? 0),
+    };
+  }
+  return { throttleTimeMs: 0, errorCode: result.errorCode, members: result.members };
+}
+
+export async function handleOffsetCommit(
+  broker: BrokerContext,
+  _context: RequestContext,
+  request: T.OffsetCommitRequest,
+): Promise<T.OffsetCommitResponse> {
+  const result = await broker.groups.commitOffsets({
+    groupId: request.groupId,
+    generationId: request.generationIdOrMemberEpoch ?? -1,
+    memberId: request.memberId ?? "",
+    groupInstanceId: request.groupInstanceId ?? null,
+    retentionTimeMs: request.retentionTimeMs ?? -1n,
+    topics: request.topics.map((t) => ({
+      name: t.name,
+      partitions: t.partitions.map((p) => ({
+        partitionIndex: p.partitionIndex,
+        committedOffset: p.committedOffset,
+        committedLeaderEpoch: p.committedLeaderEpoch ?? -1,
+        committedMetadata: p.committedMetadata,
+      })),
+    })),
+  });
+  return { throttleTimeMs: 0, topics: result.topics };
+}
+
+export async function handleOffsetFetch(
+  broker: BrokerContext,
+  _context: RequestContext,
+  request: T.OffsetFetchRequest,
+): Promise<T.OffsetFetchResponse> {
+  const topics =
+    request.topics === undefined || request.topics === null
+      ? null
+      : request.topics.map((t) => ({ name: t.name, partitionIndexes: t.partitionIndexes }));
+  const result = await broker.groups.fetchOffsets(request.groupId ?? "", topics);
+  return { throttleTimeMs: 0, errorCode: result.errorCode, topics: result.topics };
+}
+
+export async function handleListGroups(
+  broker: BrokerContext,
+  _context: RequestContext,
+  request: T.ListGroupsRequest,
+): Promise<T.ListGroupsResponse> {
+  const states = request.statesFilter ?? [];
+  const groups = (await broker.groups.listGroups()).filter(
+    (g) => states.length === 0 || states.includes(g.groupState),
+  );
+  return { throttleTimeMs: 0, errorCode: 0, groups };
+}
+
+export async function handleDescribeGroups(
+  broker: BrokerContext,
+  _context: RequestContext,
+  request: T.DescribeGroupsRequest,
+): Promise<T.DescribeGroupsResponse> {
+  const groups = await broker.groups.describeGroups(request.groups);
+  return { throttleTimeMs: 0, groups };
+}
+
+export async function handleDeleteGroups(
+  broker: BrokerContext,
+  _context: RequestContext,
+  request: T.DeleteGroupsRequest,
+): Promise<T.DeleteGroupsResponse> {
+  const results = await broker.groups.deleteGroups(request.groupsNames);
+  return { throttleTimeMs: 0, results };
+}

@@ -1,0 +1,155 @@
+// Produce (key 0), v3..7 served; v0..2 are advertised only because librdkafka turns
+// compression off unless the minimum is 0 (kafka-protocol README pitfall 1), and are
+// answered with UNSUPPORTED_VERSION per partition, as Kafka 4 does.
+//
+// Per partition: find (or auto-create) the topic, validate the batch (CRC, magic, record
+// count, size, compression), check idempotent sequence state and append, all before the
+// next request to the same partition can interleave. acks=-1 waits until the batch is
+// durable (fsync, shared by concurrent producers); acks=1 answers once written; acks=0
+// sends no response at all.
+import type { RequestContext } from "../connection.js";
+import { KafkaErrorCode } from "../../protocol/error-codes.js";
+import type { ProduceRequest, ProduceResponse } from "../../protocol/generated/types.js";
+import { validateProducedBatches } from "../../../records/validate.js";
+import { topicNameError } from "../../../partition/topic-manager.js";
+import { type BrokerContext, errorMessageOf, kafkaErrorCodeOf } from "./context.js";
+
+type PartitionResponse = ProduceResponse["responses"][number]["partitionResponses"][number];
+
+interface PartitionResult {
+  response: PartitionResponse;
+  durable: Promise<void>;
+}
+
+function failed(index: number, errorCode: number, errorMessage: string | null): PartitionResult {
+  return {
+    response: {
+      index,
+      errorCode,
+      baseOffset: -1n,
+      logAppendTimeMs: -1n,
+      logStartOffset: -1n,
+      recordErrors: [],
+      errorMessage,
+    },
+    durable: Promise.resolve(),
+  };
+}
+
+async function produceToPartition(
+  broker: BrokerContext,
+  topicName: string,
+  index: number,
+  records: Buffer | null,
+): Promise<PartitionResult> {
+  if (topicNameError(topicName, broker.config.limits.topicNameLengthMax) !== null) {
+    return failed(index, KafkaErrorCode.INVALID_TOPIC_EXCEPTION, "invalid topic name");
+  }
+  let topic;
+  try {
+    topic = await broker.topics.getOrAutoCreate(topicName);
+  } catch (error) {
+    topic = broker.topics.get(topicName);
+    if (topic === undefined) return failed(index, kafkaErrorCodeOf(error), errorMessageOf(error));
+  }
+  const partition = topic?.partitions[index];
+  if (topic === undefined || partition === undefined) {
+    return failed(index, KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION, null);
+  }
+  if (records === null || records.length === 0) {
+    return failed(index, KafkaErrorCode.INVALID_RECORD, "no record batch");
+  }
+  const messageBytesMax = Math.min(
+    topic.config["max.message.bytes"],
+    broker.config.limits.messageBytesMax,
+  );
+  const validated = await validateProducedBatches(records, {
+    messageBytesMax,
+    decompressedBytesMax: broker.config.limits.requestBytesMax,
+  });
+  if (!validated.ok) return failed(index, validated.errorCode, validated.message);
+  const [batch] = validated.batches;
+  if (batch === undefined || validated.batches.length !== 1) {
+    return failed(index, KafkaErrorCode.INVALID_RECORD, "exactly one batch per partition");
+  }
+  if ((batch.header.attributes & 0x10) !== 0) {
+    return failed(index, KafkaErrorCode.INVALID_TXN_STATE, "transactions are not enabled");
+  }
+  let outcome;
+  try {
+    outcome = partition.produce(
+      batch.header,
+      batch.buffer,
+      topic.config["message.timestamp.type"],
+      Date.now(),
+    );
+  } catch (error) {
+    broker.logger.error("append failed", { topic: topicName, partition: index, error });
+    return failed(index, kafkaErrorCodeOf(error), errorMessageOf(error));
+  }
+  if (outcome.errorCode !== 0) return failed(index, outcome.errorCode, null);
+  if (outcome.duplicate) broker.probe.duplicateBatch(topicName);
+  else broker.probe.appended(topicName, batch.header.recordCount, batch.buffer.length);
+  return {
+    response: {
+      index,
+      errorCode: 0,
+      baseOffset: outcome.baseOffset,
+      logAppendTimeMs: outcome.logAppendTimeMs,
+      logStartOffset: outcome.logStartOffset,
+      recordErrors: [],
+      errorMessage: null,
+    },
+    durable: outcome.durable,
+  };
+}
+
+/** Waits for durability up to the request's timeout; a late or failed fsync is an error. */
+async function awaitDurable(result: PartitionResult, timeoutMs: number): Promise<void> {
+  if (result.response.errorCode !== 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), Math.max(timeoutMs, 1));
+  });
+  try {
+    const outcome = await Promise.race([result.durable.then(() => "ok" as const), timeout]);
+    if (outcome === "timeout") result.response.errorCode = KafkaErrorCode.REQUEST_TIMED_OUT;
+  } catch (error) {
+    result.response.errorCode = KafkaErrorCode.KAFKA_STORAGE_ERROR;
+    result.response.errorMessage = errorMessageOf(error);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function handleProduce(
+  broker: BrokerContext,
+  context: RequestContext,
+  request: ProduceRequest,
+): Promise<ProduceResponse | null> {
+  const acks = request.acks;
+  let rejectAll: number | null = null;
+  if (context.apiVersion < 3) rejectAll = KafkaErrorCode.UNSUPPORTED_VERSION;
+  else if (acks !== 0 && acks !== 1 && acks !== -1)
+    rejectAll = KafkaErrorCode.INVALID_REQUIRED_ACKS;
+  else if (request.transactionalId != null)
+    rejectAll = KafkaErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+  const responses = await Promise.all(
+    request.topicData.map(async (topic) => {
+      const results = await Promise.all(
+        topic.partitionData.map((data) =>
+          rejectAll !== null
+            ? failed(data.index, rejectAll, null)
+            : produceToPartition(broker, topic.name, data.index, data.records),
+        ),
+      );
+      if (acks === -1) await Promise.all(results.map((r) => awaitDurable(r, request.timeoutMs)));
+      for (const r of results) {
+        if (r.response.errorCode !== 0) broker.probe.errorReturned("Produce", r.response.errorCode);
+      }
+      return { name: topic.name, partitionResponses: results.map((r) => r.response) };
+    }),
+  );
+  if (acks === 0) return null;
+  return { responses, throttleTimeMs: 0 };
+}

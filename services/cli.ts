@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+// The logkv command line. `logkv broker` runs the Kafka-compatible broker; `logkv start`
+// runs the embedded database (today: the broker, with data under ./data). Both stop cleanly
+// on SIGTERM and SIGINT: the listener closes, partitions flush and close, then the process
+// exits 0.
+import { parseArgs } from "node:util";
+import { KafkaBroker } from "./broker/broker.js";
+import { type BrokerConfig, defaultBrokerConfig } from "./broker/config.js";
+import { DbError } from "./shared/errors.js";
+import { createLogger } from "./shared/log.js";
+
+const usage = `usage: logkv <command> [options]
+
+commands:
+  start     run the embedded database (broker today) with data under ./data
+  broker    run the Kafka-compatible broker
+  help      print this text
+
+broker / start options:
+  --data DIR                      data folder (default ./data)
+  --listen HOST:PORT              Kafka listener (default 127.0.0.1:9092; port 0 = any free)
+  --advertised-listener HOST:PORT address put in Metadata (default: the listener)
+  --metrics HOST:PORT             Prometheus /metrics listener (start: 127.0.0.1:9644)
+  --node-id N                     broker id (default 1)
+  --auto-create-topics BOOL       create topics on first use (default true)
+  --default-partitions N          partitions of auto-created topics (default 1)
+  --log-flush always|never        fsync before acks=-1 is answered (default always)
+  --group-initial-rebalance-delay-ms N   (default 3000)
+`;
+
+function splitHostPort(value: string, flag: string): { host: string; port: number } {
+  const colon = value.lastIndexOf(":");
+  const port = Number(value.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new DbError("INVALID_CONFIG", `${flag} wants HOST:PORT, got '${value}'`);
+  }
+  return { host: value.slice(0, colon), port };
+}
+
+function parseBool(value: string, flag: string): boolean {
+  if (value === "true") return true;
+  if (value === "false") return false;
+  throw new DbError("INVALID_CONFIG", `${flag} wants true or false, got '${value}'`);
+}
+
+function parseIntFlag(value: string, flag: string): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(number)) {
+    throw new DbError("INVALID_CONFIG", `${flag} wants a whole number, got '${value}'`);
+  }
+  return number;
+}
+
+export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerConfig {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      data: { type: "string" },
+      listen: { type: "string" },
+      "advertised-listener": { type: "string" },
+      metrics: { type: "string" },
+      "node-id": { type: "string" },
+      "auto-create-topics": { type: "string" },
+      "default-partitions": { type: "string" },
+      "log-flush": { type: "string" },
+      "group-initial-rebalance-delay-ms": { type: "string" },
+    },
+  });
+  const config = defaultBrokerConfig();
+  if (values.data !== undefined) config.dataDir = values.data;
+  const listen = splitHostPort(values.listen ?? "127.0.0.1:9092", "--listen");
+  config.listenHost = listen.host;
+  config.listenPort = listen.port;
+  if (values["advertised-listener"] !== undefined) {
+    const advertised = splitHostPort(values["advertised-listener"], "--advertised-listener");
+    config.advertisedHost = advertised.host;
+    config.advertisedPort = advertised.port;
+  }
+  const metrics = values.metrics ?? (embedded ? "127.0.0.1:9644" : undefined);
+  if (metrics !== undefined) {
+    const address = splitHostPort(metrics, "--metrics");
+    config.metricsHost = address.host;
+    config.metricsPort = address.port;
+  }
+  if (values["node-id"] !== undefined) config.nodeId = parseIntFlag(values["node-id"], "--node-id");
+  if (values["auto-create-topics"] !== undefined) {
+    config.autoCreateTopics = parseBool(values["auto-create-topics"], "--auto-create-topics");
+  }
+  if (values["default-partitions"] !== undefined) {
+    config.defaultPartitions = parseIntFlag(values["default-partitions"], "--default-partitions");
+  }
+  if (values["log-flush"] !== undefined) {
+    const flush = values["log-flush"];
+    if (flush !== "always" && flush !== "never") {
+      throw new DbError("INVALID_CONFIG", `--log-flush wants always or never, got '${flush}'`);
+    }
+    config.logFlush = flush;
+  }
+  const delay = values["group-initial-rebalance-delay-ms"];
+  if (delay !== undefined) {
+    config.groupInitialRebalanceDelayMs = parseIntFlag(delay, "--group-initial-rebalance-delay-ms");
+  }
+  return config;
+}
+
+async function runBroker(args: string[], embedded: boolean): Promise<void> {
+  const logger = createLogger("logkv");
+  const config = brokerConfigFromArgs(args, embedded);
+  const broker = await KafkaBroker.start(config, logger);
+  const kafka = broker.kafkaAddress();
+  console.log(`logkv broker listening on ${kafka.host}:${kafka.port} (data in ${config.dataDir})`);
+  const metrics = broker.metricsAddress();
+  if (metrics !== null) console.log(`metrics on http://${metrics.host}:${metrics.port}/metrics`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("stopping", { signal });
+    broker.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error("unclean stop", { error });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "broker":
+      return runBroker(rest, false);
+    case "start":
+      return runBroker(rest, true);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(usage);
+      return;
+    default:
+      console.error(`unknown command '${command}'\n\n${usage}`);
+      process.exitCode = 2;
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof DbError || (error instanceof Error && "code" in error)) {
+    console.error(`logkv: ${error.message}`);
+  } else {
+    console.error(error);
+  }
+  process.exit(1);
+});
