@@ -23,6 +23,8 @@ export class BrokerProcess {
   stderr = "";
   host = "127.0.0.1";
   port = 0;
+  /** The printed /metrics URL, when the broker was started with --metrics. */
+  metricsUrl: string | null = null;
   private readonly ownsDataDir: boolean;
   readonly dataDir: string;
 
@@ -73,7 +75,10 @@ export class BrokerProcess {
       const onData = (chunk: Buffer): void => {
         out += chunk.toString();
         const match = /listening on ([\d.]+):(\d+)/.exec(out);
-        if (match !== null) {
+        const metrics = /metrics on (http:\/\/\S+)/.exec(out);
+        if (metrics !== null) this.metricsUrl = metrics[1]!;
+        const wantsMetrics = args.includes("--metrics");
+        if (match !== null && (!wantsMetrics || metrics !== null)) {
           this.host = match[1]!;
           this.port = Number(match[2]);
           child.stdout!.off("data", onData);
@@ -91,10 +96,10 @@ export class BrokerProcess {
     await Promise.race([listening, timeout]);
   }
 
-  /** Graceful stop (SIGTERM); resolves with the exit code. */
-  async stop(): Promise<number | null> {
+  /** Graceful stop (SIGTERM by default); resolves with the exit code. */
+  async stop(signal: "SIGTERM" | "SIGINT" = "SIGTERM"): Promise<number | null> {
     if (this.child === null) return null;
-    this.child.kill("SIGTERM");
+    this.child.kill(signal);
     const code = await this.exitPromise;
     this.child = null;
     return code;
