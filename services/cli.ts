@@ -26,6 +26,7 @@ broker / start options:
   --default-partitions N          partitions of auto-created topics (default 1)
   --log-flush always|never        fsync before acks=-1 is answered (default always)
   --group-initial-rebalance-delay-ms N   (default 3000)
+  --retention-check-interval-ms N        how often retention runs (default 300000)
 `;
 
 function splitHostPort(value: string, flag: string): { host: string; port: number } {
@@ -65,6 +66,7 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
       "default-partitions": { type: "string" },
       "log-flush": { type: "string" },
       "group-initial-rebalance-delay-ms": { type: "string" },
+      "retention-check-interval-ms": { type: "string" },
     },
   });
   const config = defaultBrokerConfig();
@@ -100,6 +102,10 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
   const delay = values["group-initial-rebalance-delay-ms"];
   if (delay !== undefined) {
     config.groupInitialRebalanceDelayMs = parseIntFlag(delay, "--group-initial-rebalance-delay-ms");
+  }
+  const retentionEvery = values["retention-check-interval-ms"];
+  if (retentionEvery !== undefined) {
+    config.retentionCheckIntervalMs = parseIntFlag(retentionEvery, "--retention-check-interval-ms");
   }
   return config;
 }

@@ -104,6 +104,9 @@ export function parseTopicConfigValue(name: string, value: string): TopicConfig[
   if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(number) || number < minimum) {
     throw new DbError("INVALID_CONFIG", `${name} must be an integer >= ${minimum}, got '${value}'`);
   }
+  if (name === "segment.bytes" && number > 2 ** 31 - 1) {
+    throw new DbError("INVALID_CONFIG", `segment.bytes must be below 2 GiB, got '${value}'`);
+  }
   return number;
 }
 

@@ -171,6 +171,11 @@ export class Partition {
     return deletedSegments;
   }
 
+  /** Applies changed topic settings to the open log (see PartitionLog.reconfigure). */
+  reconfigure(changes: Parameters<PartitionLog["reconfigure"]>[0]): void {
+    this.log.reconfigure(changes);
+  }
+
   private reportOffsets(): void {
     this.options.onOffsets?.(this.log.logEndOffset, this.highWatermark);
   }

@@ -36,6 +36,17 @@ export interface TopicManagerHooks {
   onPartitionClosed?: (topic: string, partition: number) => void;
 }
 
+/** The partition-log settings a topic's config decides. */
+function logSettingsOf(config: TopicConfig) {
+  return {
+    segmentBytes: config["segment.bytes"],
+    segmentMs: config["segment.ms"],
+    indexIntervalBytes: config["index.interval.bytes"],
+    retentionMs: config["retention.ms"],
+    retentionBytes: config["retention.bytes"],
+  };
+}
+
 const legalTopicName = /^[a-zA-Z0-9._-]+$/;
 
 export function topicNameError(name: string, lengthMax: number): string | null {
@@ -205,11 +216,7 @@ export class TopicManager {
       index,
       logConfig: {
         dir: join(this.topicsDir, name, String(index)),
-        segmentBytes: config["segment.bytes"],
-        segmentMs: config["segment.ms"],
-        indexIntervalBytes: config["index.interval.bytes"],
-        retentionMs: config["retention.ms"],
-        retentionBytes: config["retention.bytes"],
+        ...logSettingsOf(config),
         flush: this.config.logFlush,
       },
       producersMax: this.config.limits.producersPerPartitionMax,
@@ -254,8 +261,8 @@ export class TopicManager {
     await writeFileAtomic(join(this.topicsDir, name), "topic.json", JSON.stringify(definition));
     topic.definition = definition;
     topic.config = config;
-    // Retention settings take effect at the next retention pass; segment settings apply to
-    // partitions opened from now on (after a restart), as the definitions are re-read then.
+    // Retention takes effect at the next retention pass, segment settings at the next roll.
+    for (const partition of topic.partitions) partition.reconfigure(logSettingsOf(config));
   }
 
   async delete(name: string): Promise<void> {

@@ -95,8 +95,12 @@ interface TruncatePlan {
   newEndOffset: bigint;
 }
 
+/** The settings reconfigure() may change on an open log. */
+export type ReconfigurableKey =
+  "retentionMs" | "retentionBytes" | "segmentBytes" | "segmentMs" | "indexIntervalBytes";
+
 export class PartitionLog {
-  private readonly config: PartitionLogConfig;
+  private config: PartitionLogConfig;
   private readonly logger: Logger;
   private readonly clock: Clock;
   /** Contiguous: each segment's baseOffset is the previous one's endOffset. The last one
@@ -147,6 +151,17 @@ export class PartitionLog {
     this.durableEnd = active.endOffset;
     this.recoveryPoint = active.baseOffset;
     if (active.sizeBytes > 0) active.firstAppendMs = this.clock.nowMs();
+  }
+
+  /**
+   * Changes the settings a topic's AlterConfigs may change while the log is open: retention
+   * applies at the next applyRetention, segment settings at the next roll. Throws
+   * INVALID_CONFIG (and changes nothing) when the result is invalid.
+   */
+  reconfigure(changes: Partial<Pick<PartitionLogConfig, ReconfigurableKey>>): void {
+    const next: PartitionLogConfig = { ...this.config, ...changes };
+    validatePartitionLogConfig(next);
+    this.config = next;
   }
 
   /** Opens (creating if needed) the log in config.dir, recovering it as README.md says. */

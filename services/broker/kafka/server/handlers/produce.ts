@@ -7,6 +7,13 @@
 // next request to the same partition can interleave. acks=-1 waits until the batch is
 // durable (fsync, shared by concurrent producers); acks=1 answers once written; acks=0
 // sends no response at all.
+//
+// Order: appends to one partition happen in the order the requests arrived, as in Kafka,
+// although validation (decompression) runs concurrently. Without that, a client pipelining
+// a large compressed batch and then a small one (librdkafka and the Java client keep up to
+// five requests in flight) saw them appended in reverse, or, idempotent, the first rejected
+// with OUT_OF_ORDER_SEQUENCE_NUMBER. Each partition keeps a chain of append turns, taken
+// synchronously when the request is dispatched.
 import type { RequestContext } from "../connection.js";
 import { KafkaErrorCode } from "../../protocol/error-codes.js";
 import type { ProduceRequest, ProduceResponse } from "../../protocol/generated/types.js";
@@ -15,6 +22,41 @@ import { topicNameError } from "../../../partition/topic-manager.js";
 import { type BrokerContext, errorMessageOf, kafkaErrorCodeOf } from "./context.js";
 
 type PartitionResponse = ProduceResponse["responses"][number]["partitionResponses"][number];
+
+/** Per broker, per "topic/partition": the turn of the request that arrived last. */
+const appendTurns = new WeakMap<BrokerContext, Map<string, Promise<void>>>();
+
+/**
+ * Takes the next append turn of a partition, synchronously. `ready` resolves once every
+ * earlier request for that partition has appended (or failed); `done` must be called
+ * exactly once, whatever happens.
+ */
+function takeAppendTurn(
+  broker: BrokerContext,
+  topicName: string,
+  index: number,
+): { ready: Promise<void>; done: () => void } {
+  let turns = appendTurns.get(broker);
+  if (turns === undefined) {
+    turns = new Map();
+    appendTurns.set(broker, turns);
+  }
+  const key = `${topicName}/${index}`;
+  const ready = turns.get(key) ?? Promise.resolve();
+  let release!: () => void;
+  const mine = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  turns.set(key, mine);
+  const map = turns;
+  return {
+    ready,
+    done: () => {
+      release();
+      if (map.get(key) === mine) map.delete(key);
+    },
+  };
+}
 
 interface PartitionResult {
   response: PartitionResponse;
@@ -41,6 +83,21 @@ async function produceToPartition(
   topicName: string,
   index: number,
   records: Buffer | null,
+): Promise<PartitionResult> {
+  const turn = takeAppendTurn(broker, topicName, index);
+  try {
+    return await validateAndAppend(broker, topicName, index, records, turn.ready);
+  } finally {
+    turn.done();
+  }
+}
+
+async function validateAndAppend(
+  broker: BrokerContext,
+  topicName: string,
+  index: number,
+  records: Buffer | null,
+  turn: Promise<void>,
 ): Promise<PartitionResult> {
   if (topicNameError(topicName, broker.config.limits.topicNameLengthMax) !== null) {
     return failed(index, KafkaErrorCode.INVALID_TOPIC_EXCEPTION, "invalid topic name");
@@ -75,6 +132,7 @@ async function produceToPartition(
   if ((batch.header.attributes & 0x10) !== 0) {
     return failed(index, KafkaErrorCode.INVALID_TXN_STATE, "transactions are not enabled");
   }
+  await turn;
   let outcome;
   try {
     outcome = partition.produce(
