@@ -524,4 +524,84 @@ describe("durability across broker crashes (SIGKILL)", () => {
       client.close();
     }
   });
+  it("appends pipelined idempotent batches in request order, also across SIGKILLs", async () => {
+    // Like librdkafka and the Java client (up to 5 requests in flight per connection, with
+    // compression), each round pipelines five Produce requests for one partition, a large
+    // gzip batch first: the broker must append them in request order, as Kafka does. Every
+    // round but the first then kills the broker while they are in flight and, after the
+    // restart, retries all five: each must be answered with contiguous offsets.
+    const topic = "pipelined";
+    const random = prng(SEED + 7);
+    const rounds = LONG ? 30 : 5;
+    let client = await RawClient.open(broker.host, broker.port);
+    const init = await client.request<InitProducerIdResponse>(ApiKey.InitProducerId, 1, {
+      transactionalId: null,
+      transactionTimeoutMs: 60_000,
+    });
+    assert.equal(init.errorCode, 0);
+    const expected: string[] = [];
+    let sequence = 0;
+    const sendAll = (c: RawClient, batches: { records: Buffer }[]) =>
+      Promise.all(
+        batches.map((b) =>
+          c.request<ProduceResponse>(ApiKey.Produce, 7, {
+            transactionalId: null,
+            acks: -1,
+            timeoutMs: 5000,
+            topicData: [{ name: topic, partitionData: [{ index: 0, records: b.records }] }],
+          }),
+        ),
+      );
+    try {
+      for (let round = 0; round < rounds; round++) {
+        const batches: { records: Buffer; count: number }[] = [];
+        for (let b = 0; b < 5; b++) {
+          const count = b === 0 ? 200 + Math.floor(random() * 800) : 1 + Math.floor(random() * 3);
+          const values = Array.from({ length: count }, (_, i) => `r${round}-s${sequence + i}`);
+          const records = await encodeBatch({
+            compression: b === 0 ? 1 : 0,
+            records: values.map((v) => ({
+              key: null,
+              value: Buffer.concat([Buffer.from(v), Buffer.alloc(b === 0 ? 2000 : 10, 120)]),
+            })),
+            producerId: init.producerId,
+            producerEpoch: init.producerEpoch,
+            baseSequence: sequence,
+          });
+          batches.push({ records, count });
+          expected.push(...values);
+          sequence += count;
+        }
+        if (round > 0) {
+          const inFlight = sendAll(client, batches);
+          inFlight.catch(() => {});
+          await sleep(Math.floor(random() * 15));
+          await broker.kill();
+          client.close();
+          await broker.restart();
+          client = await RawClient.open(broker.host, broker.port);
+        }
+        const responses = await sendAll(client, batches);
+        const parts = responses.map((r) => r.responses[0]!.partitionResponses[0]!);
+        assert.deepEqual(
+          parts.map((p) => p.errorCode),
+          [0, 0, 0, 0, 0],
+          `round ${round}: error codes`,
+        );
+        for (let b = 1; b < 5; b++) {
+          assert.equal(
+            parts[b]!.baseOffset,
+            parts[b - 1]!.baseOffset + BigInt(batches[b - 1]!.count),
+            `round ${round}: batch ${b} follows batch ${b - 1}`,
+          );
+        }
+      }
+      const read = await readPartition(client, 0, topic);
+      const stored = read.values.map((v) => v.slice(0, v.indexOf("x")));
+      assert.equal(stored.length, expected.length, "records stored");
+      assert.deepEqual(stored, expected, "each record stored once, in request order");
+    } finally {
+      client.close();
+    }
+  });
 });

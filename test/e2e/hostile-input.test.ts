@@ -147,7 +147,11 @@ interface ExchangeOptions {
  * Sends `bytes` on a fresh connection, waits for the frames or a close (bounded), then
  * half-closes and waits for the broker to close too (bounded).
  */
-function exchange(port: number, bytes: Buffer, options: ExchangeOptions): Promise<Exchange> {
+function exchange(
+  port: number,
+  bytes: Buffer | Buffer[],
+  options: ExchangeOptions,
+): Promise<Exchange> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: "127.0.0.1", port });
     let received = Buffer.alloc(0);
@@ -172,10 +176,28 @@ function exchange(port: number, bytes: Buffer, options: ExchangeOptions): Promis
       socket.end();
       graceTimer = setTimeout(() => finish(true), 3000);
     };
-    socket.on("connect", () => {
-      socket.write(bytes);
+    const startWaiting = (): void => {
+      if (settled || weEnded) return;
       if (options.frames === 0 && options.waitMs === 0) endOurSide();
       else waitTimer = setTimeout(endOurSide, options.waitMs);
+    };
+    socket.setNoDelay(true);
+    socket.on("connect", () => {
+      if (Buffer.isBuffer(bytes)) {
+        socket.write(bytes);
+        startWaiting();
+        return;
+      }
+      // Pieces go out as separate segments, a millisecond apart.
+      let next = 0;
+      const writeNext = (): void => {
+        if (settled || weEnded) return;
+        const piece = bytes[next++];
+        if (piece === undefined) return startWaiting();
+        socket.write(piece);
+        setTimeout(writeNext, 1);
+      };
+      writeNext();
     });
     socket.on("data", (chunk: Buffer) => {
       received = Buffer.concat([received, chunk]);
@@ -223,7 +245,8 @@ const advertisedTable = ADVERTISED_APIS.map((a) => ({
 /** A fuzz case: bytes to send, how long to wait, and what must hold of the exchange. */
 interface Case {
   name: string;
-  bytes: Buffer;
+  /** One write, or pieces written a millisecond apart. */
+  bytes: Buffer | Buffer[];
   options: ExchangeOptions;
   check(result: Exchange): void;
 }
@@ -517,6 +540,48 @@ async function randomCase(
       check(r) {
         checkCommon(this, r);
         answeredOrClosed(this, r, correlationId, true);
+      },
+    } satisfies Case;
+  }
+  if (kind < 84) {
+    // A valid frame delivered in tiny pieces: it must be answered normally.
+    const base = pick(random, flipFrames);
+    const pieces: Buffer[] = [];
+    for (let pos = 0; pos < base.bytes.length;) {
+      const n = int(random, 1, 7);
+      pieces.push(base.bytes.subarray(pos, pos + n));
+      pos += n;
+    }
+    return {
+      name: `${base.name} in ${pieces.length} pieces`,
+      bytes: pieces,
+      options: { frames: 1, waitMs: 3000 },
+      check(r) {
+        checkCommon(this, r);
+        assert.equal(r.frames.length, 1, `${this.name}: unanswered`);
+        assert.equal(correlationIdOf(r.frames[0]!), base.correlationId, this.name);
+      },
+    } satisfies Case;
+  }
+  if (kind < 86) {
+    // More pipelined requests than the per-connection in-flight bound (100): reading
+    // pauses and resumes, and every request is answered, in order.
+    const count = int(random, 101, 400);
+    const bytes = Buffer.concat(
+      Array.from({ length: count }, (_, i) =>
+        i % 3 === 2
+          ? frame(ApiKey.Metadata, 1, cid * 1000 + i, { topics: [{ name: TOPIC }] })
+          : frame(ApiKey.ApiVersions, i % 4, cid * 1000 + i, {}),
+      ),
+    );
+    return {
+      name: `${count} pipelined requests`,
+      bytes,
+      options: { frames: count, waitMs: 10_000 },
+      check(r) {
+        checkCommon(this, r);
+        assert.equal(r.frames.length, count, `${this.name}: responses`);
+        r.frames.forEach((f, i) => assert.equal(correlationIdOf(f), cid * 1000 + i, this.name));
       },
     } satisfies Case;
   }
