@@ -18,6 +18,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
+import { gzipSync } from "node:zlib";
 import { Kafka, logLevel } from "kafkajs";
 import { BrokerProcess } from "../helpers/broker-process.js";
 import {
@@ -32,7 +33,13 @@ import {
   type MetadataResponse,
   type ProduceResponse,
 } from "../../services/broker/kafka/protocol/index.js";
-import { CRC_OFFSET } from "../../services/broker/records/batch-header.js";
+import {
+  BATCH_HEADER_BYTES,
+  BATCH_LENGTH_OFFSET,
+  computeBatchCrc,
+  CRC_OFFSET,
+  LOG_OVERHEAD,
+} from "../../services/broker/records/batch-header.js";
 import { encodeBatch } from "../../services/broker/records/records.js";
 
 const LONG = process.env.LOGKV_LONG === "1";
@@ -703,6 +710,32 @@ describe("hostile input against one broker process", () => {
       KafkaErrorCode.MESSAGE_TOO_LARGE,
     );
     assert.equal(correlationIdOf(r.frames[1]!), 42);
+  });
+
+  it("answers a gzip bomb (over the decompression bound) with MESSAGE_TOO_LARGE", async () => {
+    // 100 MiB + 1 KiB of zeros gzip to about 100 KiB: a small batch that would inflate past
+    // the broker's decompressed-bytes bound (requestBytesMax).
+    const bomb = gzipSync(Buffer.alloc(REQUEST_BYTES_MAX + 1024));
+    const template = await encodeBatch({
+      compression: 1,
+      records: [{ key: null, value: Buffer.from("x") }],
+    });
+    const batch = Buffer.concat([template.subarray(0, BATCH_HEADER_BYTES), bomb]);
+    batch.writeInt32BE(batch.length - LOG_OVERHEAD, BATCH_LENGTH_OFFSET);
+    batch.writeUInt32BE(computeBatchCrc(batch), CRC_OFFSET);
+    const request = frame(ApiKey.Produce, 7, 51, produceBody(-1, [{ index: 0, records: batch }]));
+    const next = frame(ApiKey.ApiVersions, 0, 52, {});
+    const r = await exchange(broker.port, Buffer.concat([request, next]), {
+      frames: 2,
+      waitMs: 10_000,
+    });
+    assert.equal(r.frames.length, 2, "the produce reply and then the next request's reply");
+    const produced = decodeResponse<ProduceResponse>(ApiKey.Produce, 7, r.frames[0]!);
+    assert.equal(
+      produced.responses[0]!.partitionResponses[0]!.errorCode,
+      KafkaErrorCode.MESSAGE_TOO_LARGE,
+    );
+    assert.equal(correlationIdOf(r.frames[1]!), 52);
   });
 
   it(
