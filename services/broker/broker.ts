@@ -8,6 +8,7 @@
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { systemClock } from "../shared/clock.js";
+import { Semaphore } from "../shared/semaphore.js";
 import type { Logger } from "../shared/log.js";
 import { BrokerProbe } from "./broker-probe.js";
 import { type BrokerConfig, validateBrokerConfig } from "./config.js";
@@ -66,6 +67,10 @@ export class KafkaBroker {
       producerIds,
       probe,
       logger,
+      decompressions: new Semaphore(
+        config.limits.decompressionsInFlightMax,
+        config.limits.connectionsMax * config.limits.inFlightRequestsPerConnectionMax,
+      ),
       advertised: () => ({
         host: config.advertisedHost ?? broker?.kafka.host ?? config.listenHost,
         port: config.advertisedPort ?? broker?.kafka.port ?? config.listenPort,

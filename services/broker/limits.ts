@@ -30,6 +30,11 @@ export interface BrokerLimits {
   producersPerPartitionMax: number;
   /** Topic name length (Kafka's limit). */
   topicNameLengthMax: number;
+  /** Bytes one compressed batch may decompress to while it is validated (zip-bomb guard). */
+  decompressedBatchBytesMax: number;
+  /** Compressed batches validated at once, broker-wide; with decompressedBatchBytesMax it
+   *  bounds the memory decompression can take, whatever clients send. */
+  decompressionsInFlightMax: number;
 }
 
 export const defaultBrokerLimits: Readonly<BrokerLimits> = Object.freeze({
@@ -46,6 +51,8 @@ export const defaultBrokerLimits: Readonly<BrokerLimits> = Object.freeze({
   offsetMetadataBytesMax: 4096,
   producersPerPartitionMax: 10_000,
   topicNameLengthMax: 249,
+  decompressedBatchBytesMax: 64 * 1024 * 1024,
+  decompressionsInFlightMax: 4,
 });
 
 export function validateBrokerLimits(limits: BrokerLimits): void {
@@ -54,6 +61,10 @@ export function validateBrokerLimits(limits: BrokerLimits): void {
   }
   assert(limits.messageBytesMax <= limits.requestBytesMax, "messageBytesMax > requestBytesMax");
   assert(limits.fetchWaitMsMax >= 1, "fetchWaitMsMax < 1");
+  assert(
+    limits.decompressedBatchBytesMax >= limits.messageBytesMax,
+    "decompressedBatchBytesMax < messageBytesMax: uncompressible batches would be refused",
+  );
 }
 
 validateBrokerLimits(defaultBrokerLimits);

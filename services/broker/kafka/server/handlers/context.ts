@@ -3,6 +3,7 @@
 // outcomes into Kafka responses with per-partition error codes.
 import type { DbErrorCode } from "../../../../shared/errors.js";
 import { DbError } from "../../../../shared/errors.js";
+import type { Semaphore } from "../../../../shared/semaphore.js";
 import type { Logger } from "../../../../shared/log.js";
 import type { BrokerProbe } from "../../../broker-probe.js";
 import type { BrokerConfig } from "../../../config.js";
@@ -18,6 +19,8 @@ export interface BrokerContext {
   producerIds: ProducerIdManager;
   probe: BrokerProbe;
   logger: Logger;
+  /** Bounds how many compressed batches are decompressed at once (see limits.ts). */
+  decompressions: Semaphore;
   /** The host and port clients are told to connect to. */
   advertised(): { host: string; port: number };
 }

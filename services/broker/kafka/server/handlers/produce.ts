@@ -18,6 +18,7 @@ import type { RequestContext } from "../connection.js";
 import { KafkaErrorCode } from "../../protocol/error-codes.js";
 import type { ProduceRequest, ProduceResponse } from "../../protocol/generated/types.js";
 import { validateProducedBatches } from "../../../records/validate.js";
+import { ATTR_COMPRESSION_MASK, ATTRIBUTES_OFFSET } from "../../../records/batch-header.js";
 import { topicNameError } from "../../../partition/topic-manager.js";
 import { type BrokerContext, errorMessageOf, kafkaErrorCodeOf } from "./context.js";
 
@@ -92,6 +93,35 @@ async function produceToPartition(
   }
 }
 
+/**
+ * Validates a partition's records. Compressed batches take a broker-wide permit first, so
+ * decompression memory stays below decompressionsInFlightMax × decompressedBatchBytesMax
+ * however many producers send compressed data at once.
+ */
+async function validate(broker: BrokerContext, records: Buffer, messageBytesMax: number) {
+  const limits = broker.config.limits;
+  const options = { messageBytesMax, decompressedBytesMax: limits.decompressedBatchBytesMax };
+  const compressed =
+    records.length > ATTRIBUTES_OFFSET + 1 &&
+    (records.readInt16BE(ATTRIBUTES_OFFSET) & ATTR_COMPRESSION_MASK) !== 0;
+  if (!compressed) return validateProducedBatches(records, options);
+  let release: () => void;
+  try {
+    release = await broker.decompressions.acquire();
+  } catch (error) {
+    return {
+      ok: false as const,
+      errorCode: KafkaErrorCode.THROTTLING_QUOTA_EXCEEDED,
+      message: errorMessageOf(error),
+    };
+  }
+  try {
+    return await validateProducedBatches(records, options);
+  } finally {
+    release();
+  }
+}
+
 async function validateAndAppend(
   broker: BrokerContext,
   topicName: string,
@@ -120,10 +150,7 @@ async function validateAndAppend(
     topic.config["max.message.bytes"],
     broker.config.limits.messageBytesMax,
   );
-  const validated = await validateProducedBatches(records, {
-    messageBytesMax,
-    decompressedBytesMax: broker.config.limits.requestBytesMax,
-  });
+  const validated = await validate(broker, records, messageBytesMax);
   if (!validated.ok) return failed(index, validated.errorCode, validated.message);
   const [batch] = validated.batches;
   if (batch === undefined || validated.batches.length !== 1) {
