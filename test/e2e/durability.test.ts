@@ -34,6 +34,7 @@ import {
 } from "../../services/broker/kafka/protocol/index.js";
 import { batchSizeAt, readBatchHeader } from "../../services/broker/records/batch-header.js";
 import { decodeBatchRecords, encodeBatch } from "../../services/broker/records/records.js";
+import { mulberry32 as prng } from "../../services/shared/prng.js";
 
 const LONG = process.env.LOGKV_LONG === "1";
 const SEED =
@@ -48,18 +49,6 @@ const SCENARIO_MS = LONG ? 600_000 : 55_000;
 /** After a restart, every producer must get a new acknowledgement within this. */
 const RECOVERY_MS = 20_000;
 const FETCH_MAX_BYTES = 1024 * 1024;
-
-/** mulberry32: small, seedable, good enough to pick kill moments and message shapes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

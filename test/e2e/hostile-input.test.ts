@@ -41,6 +41,7 @@ import {
   LOG_OVERHEAD,
 } from "../../services/broker/records/batch-header.js";
 import { encodeBatch } from "../../services/broker/records/records.js";
+import { mulberry32 as prng } from "../../services/shared/prng.js";
 
 const LONG = process.env.LOGKV_LONG === "1";
 const BASE_SEED =
@@ -58,17 +59,6 @@ const CANARY = "canary";
 /** The broker's default message.max.bytes (limits.ts messageBytesMax). */
 const MESSAGE_BYTES_MAX = 1024 * 1024 + 12;
 const REQUEST_BYTES_MAX = 100 * 1024 * 1024;
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Random = () => number;
 const int = (random: Random, lo: number, hi: number): number =>

@@ -12,18 +12,7 @@ import assert from "node:assert/strict";
 import { KafkaErrorCode as E } from "../../../services/broker/kafka/protocol/error-codes.js";
 import type { JoinResult } from "../../../services/broker/coordinator/group-coordinator.js";
 import { flush, harness, joinRequest, syncRequest, type Harness } from "./helpers.js";
-
-/** mulberry32: small, fast and good enough to drive a simulation. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as prng } from "../../../services/shared/prng.js";
 
 function clientName(memberId: string): string {
   return memberId.slice(0, memberId.lastIndexOf("-"));

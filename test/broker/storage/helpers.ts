@@ -19,6 +19,8 @@ import {
   computeBatchCrc,
 } from "../../../services/broker/records/batch-header.js";
 import type { PartitionLogConfig } from "../../../services/broker/storage/partition-log.js";
+import { mulberry32 } from "../../../services/shared/prng.js";
+export { mulberry32 };
 
 export interface BatchSpec {
   /** Records in the batch: lastOffsetDelta is records - 1. */
@@ -53,17 +55,6 @@ export function payloadFor(seed: number, n: number, length: number): Buffer {
   const buf = Buffer.alloc(length);
   for (let i = 0; i < length; i++) buf[i] = Math.floor(random() * 256);
   return buf;
-}
-
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function makeTempDir(prefix = "logkv-storage-"): string {
