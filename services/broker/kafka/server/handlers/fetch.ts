@@ -104,15 +104,25 @@ async function readAll(
         p.partitionMaxBytes,
         state,
       );
-      if (data.records !== null && data.records.length > 0) {
-        broker.probe.fetched(name, recordCountOf(data.records), data.records.length);
-      }
-      if (data.errorCode !== 0) broker.probe.errorReturned("Fetch", data.errorCode);
       partitions.push(data);
     }
     responses.push({ topic: name, partitions });
   }
   return { responses, bytes: state.bytes, monitors };
+}
+
+/** The response, counted once in the metrics (long-polls may read several times). */
+function answer(broker: BrokerContext, responses: FetchResponse["responses"]): FetchResponse {
+  for (const topic of responses) {
+    for (const data of topic.partitions) {
+      if (data.errorCode !== 0) broker.probe.errorReturned("Fetch", data.errorCode);
+      const records = data.records;
+      if (records !== null && records !== undefined && records.length > 0) {
+        broker.probe.fetched(topic.topic ?? "", recordCountOf(records), records.length);
+      }
+    }
+  }
+  return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses };
 }
 
 export async function handleFetch(
@@ -132,13 +142,13 @@ export async function handleFetch(
     const anyError = result.responses.some((t) => t.partitions.some((p) => p.errorCode !== 0));
     const remainingMs = deadline - Date.now();
     if (result.bytes >= Math.max(1, request.minBytes) || anyError || remainingMs <= 0) {
-      return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: result.responses };
+      return answer(broker, result.responses);
     }
     const advanced = await waitForAnyAdvance(result.monitors, remainingMs, context.signal);
     if (!advanced) {
       // Timed out, aborted or nothing to wait on: one last read, then answer.
       const last = await readAll(broker, request, bytesMax);
-      return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: last.responses };
+      return answer(broker, last.responses);
     }
   }
 }
