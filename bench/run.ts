@@ -1,0 +1,36 @@
+// `npm run bench`: every logkv benchmark in sequence (today only the log's, bench/log.ts),
+// each writing its own results under bench/results/. `--quick` runs each in its smoke size
+// (about 30 s in all) instead of the full one (under 5 minutes on 2 cores).
+import { parseArgs } from "node:util";
+import { mainLogBench } from "./log.js";
+
+const benchmarks: { name: string; main: (argv: string[]) => Promise<number> }[] = [
+  { name: "log", main: mainLogBench },
+];
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: { quick: { type: "boolean", default: false } },
+  });
+  const forwarded = values.quick === true ? ["--quick"] : [];
+  let worst = 0;
+  for (const bench of benchmarks) {
+    const started = performance.now();
+    console.log(`== bench ${bench.name}${forwarded.length > 0 ? " (quick)" : ""}`);
+    worst = Math.max(worst, await bench.main(forwarded));
+    console.log(
+      `== bench ${bench.name} took ${((performance.now() - started) / 1000).toFixed(0)} s`,
+    );
+  }
+  return worst;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
