@@ -27,6 +27,8 @@ broker / start options:
   --log-flush always|never        fsync before acks=-1 is answered (default always)
   --group-initial-rebalance-delay-ms N   (default 3000)
   --retention-check-interval-ms N        how often retention runs (default 300000)
+  --group-commit-delay-ms N              wait for more producers before an fsync while
+                                         several are writing (default 1; 0 = off)
 `;
 
 function splitHostPort(value: string, flag: string): { host: string; port: number } {
@@ -67,6 +69,7 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
       "log-flush": { type: "string" },
       "group-initial-rebalance-delay-ms": { type: "string" },
       "retention-check-interval-ms": { type: "string" },
+      "group-commit-delay-ms": { type: "string" },
     },
   });
   const config = defaultBrokerConfig();
@@ -102,6 +105,10 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
   const delay = values["group-initial-rebalance-delay-ms"];
   if (delay !== undefined) {
     config.groupInitialRebalanceDelayMs = parseIntFlag(delay, "--group-initial-rebalance-delay-ms");
+  }
+  const commitDelay = values["group-commit-delay-ms"];
+  if (commitDelay !== undefined) {
+    config.groupCommitDelayMs = parseIntFlag(commitDelay, "--group-commit-delay-ms");
   }
   const retentionEvery = values["retention-check-interval-ms"];
   if (retentionEvery !== undefined) {

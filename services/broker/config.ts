@@ -22,6 +22,9 @@ export interface BrokerConfig {
   defaultReplicationFactor: number;
   /** "always": acks=-1 is answered after fsync (group commit); "never": on write. */
   logFlush: "always" | "never";
+  /** Extra wait before an fsync round while several producers are writing to a partition,
+   *  so more of them share one fsync (0 disables; a lone producer never waits). */
+  groupCommitDelayMs: number;
   /** Initial delay before the first rebalance of an empty group (Kafka default 3000). */
   groupInitialRebalanceDelayMs: number;
   groupMinSessionTimeoutMs: number;
@@ -69,6 +72,7 @@ export function defaultBrokerConfig(overrides: Partial<BrokerConfig> = {}): Brok
     defaultPartitions: 1,
     defaultReplicationFactor: 1,
     logFlush: "always",
+    groupCommitDelayMs: 1,
     groupInitialRebalanceDelayMs: 3000,
     groupMinSessionTimeoutMs: 6000,
     groupMaxSessionTimeoutMs: 1_800_000,

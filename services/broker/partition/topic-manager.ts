@@ -218,6 +218,7 @@ export class TopicManager {
         dir: join(this.topicsDir, name, String(index)),
         ...logSettingsOf(config),
         flush: this.config.logFlush,
+        groupCommitDelayMs: this.config.groupCommitDelayMs,
       },
       producersMax: this.config.limits.producersPerPartitionMax,
       waitersMax: this.config.limits.connectionsMax,

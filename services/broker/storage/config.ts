@@ -17,6 +17,9 @@ export interface PartitionLogConfig {
   /** "always": an append is durable only after an fsync covers it (group commit).
    *  "never": appends are durable as far as the page cache is; segments fsync when sealed. */
   flush: "always" | "never";
+  /** Extra wait before an fsync round when the previous round served several producers,
+   *  so that more of them share it; 0 disables. A lone producer never waits. */
+  groupCommitDelayMs?: number;
   /** Called after every group-commit fsync round with its duration (metrics probe). */
   onFsync?: (durationMs: number) => void;
   /** Time source for segment.ms rolls; the system clock when absent. */
@@ -58,4 +61,8 @@ export function validatePartitionLogConfig(config: PartitionLogConfig): void {
     if (!Number.isSafeInteger(value) || value < -1) fail(`${name} must be -1 or more`);
   }
   if (config.flush !== "always" && config.flush !== "never") fail("flush is always or never");
+  const delay = config.groupCommitDelayMs ?? 0;
+  if (!Number.isFinite(delay) || delay < 0 || delay > 1000) {
+    fail("groupCommitDelayMs must be within 0..1000");
+  }
 }

@@ -115,6 +115,11 @@ export class PartitionLog {
   private readonly recovery: RecoveryReport;
   private waiters: DurableWaiter[] = [];
   private syncScheduled = false;
+  /** Waiters the last fsync round resolved: more than one means concurrent producers. */
+  private lastRoundWaiters = 0;
+  /** A round waiting groupCommitDelayMs for more producers, and how to start it early. */
+  private delayedRound: NodeJS.Timeout | null = null;
+  private delayedRoundStart: (() => void) | null = null;
   private round: SyncRound | null = null;
   private roundDone: Promise<void> = Promise.resolve();
   /** Segments written since the last fsync round started. */
@@ -459,21 +464,49 @@ export class PartitionLog {
     return new Promise((resolve, reject) => {
       this.waiters.push({ offset, resolve, reject });
       this.scheduleSyncRound();
+      this.maybeStartDelayedRound();
     });
   }
 
   private scheduleSyncRound(): void {
     if (this.syncScheduled || this.round !== null) return;
     this.syncScheduled = true;
-    // A microtask rather than an fsync right now: every append + waitDurable made in the
-    // same tick joins this round, so a burst of producers costs one fsync.
-    queueMicrotask(() => {
+    // Not an fsync right now, and not a microtask either: setImmediate runs after the event
+    // loop's poll phase, so every request that arrived in this loop iteration (on any
+    // connection) has validated and appended before the round starts, and a burst of
+    // producers shares one fsync. A microtask started the round after the first append.
+    // When the last round carried several producers, concurrent writers are about, so the
+    // round waits groupCommitDelayMs more for them (PostgreSQL's commit_delay with
+    // commit_siblings); a lone producer never waits. The wait ends early once as many
+    // producers are waiting as the last round served.
+    const delayMs = this.lastRoundWaiters > 1 ? (this.config.groupCommitDelayMs ?? 0) : 0;
+    const start = (): void => {
+      if (this.delayedRound !== null) clearTimeout(this.delayedRound);
+      this.delayedRound = null;
+      this.delayedRoundStart = null;
       this.syncScheduled = false;
       const idle = this.round === null && !this.closing && this.failure === null;
       if (idle && this.waiters.length > 0) {
         this.roundDone = this.runSyncRound();
       }
-    });
+    };
+    if (delayMs > 0) {
+      this.delayedRoundStart = start;
+      this.delayedRound = setTimeout(start, delayMs);
+    } else {
+      setImmediate(start);
+    }
+  }
+
+  /** Starts a delayed round at once when enough producers have joined it. */
+  private maybeStartDelayedRound(): void {
+    const start = this.delayedRoundStart;
+    if (this.delayedRound === null || start === null) return;
+    if (this.waiters.length < this.lastRoundWaiters) return;
+    this.delayedRoundStart = null;
+    clearTimeout(this.delayedRound);
+    this.delayedRound = null;
+    setImmediate(start);
   }
 
   private async runSyncRound(): Promise<void> {
@@ -498,7 +531,9 @@ export class PartitionLog {
     this.fsyncs++;
     this.config.onFsync?.(performance.now() - startedMs);
     if (round.target > this.durableEnd) this.durableEnd = round.target;
+    const waitingBefore = this.waiters.length;
     this.resolveWaiters();
+    this.lastRoundWaiters = waitingBefore - this.waiters.length;
     if (this.waiters.length > 0) this.scheduleSyncRound();
   }
 
