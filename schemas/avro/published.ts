@@ -1,0 +1,73 @@
+// Which .avsc files make up each published writer schema. A record kind's versions are
+// listed oldest first; the last is the one logkv writes, and every one is registered for
+// reading forever (schemas/README.md, "Publishing a new version"). An entry is never edited
+// or removed once released: test/schemas/fixtures/fingerprints.json pins their fingerprints.
+
+import { assert } from "../../services/shared/assert.js";
+import { composeSchema, type SchemaJson } from "../canonical-form.js";
+import type { SchemaVersion } from "../single-object.js";
+import { AVSC_SOURCES } from "./sources.js";
+
+/** A published version: its root file and the files that define the types it names. */
+export interface PublishedVersion {
+  version: number;
+  root: string;
+  parts: readonly string[];
+}
+
+const ATTRIBUTE_VALUE_V1 = ["attribute-value-v1.avsc"];
+const TABLE_DEFINITION_V1_PARTS = [
+  "key-attribute-v1.avsc",
+  "projection-v1.avsc",
+  "local-secondary-index-v1.avsc",
+  "global-secondary-index-v1.avsc",
+];
+const ITEM_EVENT_V1_PARTS = [...ATTRIBUTE_VALUE_V1, "return-values-v1.avsc"];
+
+/** Every record kind logkv writes with single-object encoding, by full Avro name. */
+export const PUBLISHED = {
+  "logkv.LogEvent": [
+    {
+      version: 1,
+      root: "log-event-v1.avsc",
+      parts: [
+        ...TABLE_DEFINITION_V1_PARTS,
+        "table-definition-v1.avsc",
+        "create-table-v1.avsc",
+        "update-table-v1.avsc",
+        "delete-table-v1.avsc",
+        ...ITEM_EVENT_V1_PARTS,
+        "put-item-v1.avsc",
+        "update-item-v1.avsc",
+        "delete-item-v1.avsc",
+        "ttl-delete-v1.avsc",
+      ],
+    },
+  ],
+  "logkv.TableDefinition": [
+    { version: 1, root: "table-definition-v1.avsc", parts: TABLE_DEFINITION_V1_PARTS },
+  ],
+  "logkv.StoredItem": [{ version: 1, root: "stored-item-v1.avsc", parts: ATTRIBUTE_VALUE_V1 }],
+  "logkv.Outcome": [{ version: 1, root: "outcome-v1.avsc", parts: ATTRIBUTE_VALUE_V1 }],
+  "logkv.ChangeEvent": [{ version: 1, root: "change-event-v1.avsc", parts: ATTRIBUTE_VALUE_V1 }],
+} as const satisfies Record<string, readonly PublishedVersion[]>;
+
+export type RecordKind = keyof typeof PUBLISHED;
+
+/** The parsed JSON of one schemas/avro file. */
+export function avscJson(file: string): SchemaJson {
+  const text = AVSC_SOURCES[file];
+  assert(text !== undefined, `no schema file ${file}`);
+  return JSON.parse(text) as SchemaJson;
+}
+
+/** The self-contained writer schema of one published version. */
+export function composeVersion(published: PublishedVersion): SchemaVersion {
+  const schema = composeSchema(avscJson(published.root), published.parts.map(avscJson));
+  return { version: published.version, schema };
+}
+
+/** Every published writer schema of `kind`, oldest first. */
+export function publishedVersions(kind: RecordKind): SchemaVersion[] {
+  return PUBLISHED[kind].map(composeVersion);
+}

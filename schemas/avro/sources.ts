@@ -1,0 +1,361 @@
+// Generated: the exact text of every schemas/avro/*.avsc file, so the schemas ship in dist/
+// (tsc copies no .avsc files). The .avsc files are the source; test/schemas/avsc-files.test.ts
+// fails when the two differ and rewrites this file when run with LOGKV_REWRITE=1.
+
+export const AVSC_SOURCES: Readonly<Record<string, string>> = {
+  "attribute-value-v1.avsc": `{
+  "type": "record",
+  "name": "AttributeValue",
+  "namespace": "logkv",
+  "doc": "One attribute value: exactly one of DynamoDB's S, N, B, BOOL, NULL, L, M, SS, NS, BS.",
+  "fields": [
+    {
+      "name": "value",
+      "type": [
+        {
+          "type": "record",
+          "name": "StringValue",
+          "fields": [{ "name": "S", "type": "string" }]
+        },
+        {
+          "type": "record",
+          "name": "NumberValue",
+          "doc": "The canonical decimal string (materializer/DESIGN.md), never a float.",
+          "fields": [{ "name": "N", "type": "string" }]
+        },
+        {
+          "type": "record",
+          "name": "BinaryValue",
+          "fields": [{ "name": "B", "type": "bytes" }]
+        },
+        {
+          "type": "record",
+          "name": "BooleanValue",
+          "fields": [{ "name": "BOOL", "type": "boolean" }]
+        },
+        {
+          "type": "record",
+          "name": "NullValue",
+          "doc": "DynamoDB's { NULL: true }; the branch itself is the value.",
+          "fields": []
+        },
+        {
+          "type": "record",
+          "name": "ListValue",
+          "fields": [{ "name": "L", "type": { "type": "array", "items": "AttributeValue" } }]
+        },
+        {
+          "type": "record",
+          "name": "MapValue",
+          "doc": "Keys are encoded sorted, so equal maps have equal bytes.",
+          "fields": [{ "name": "M", "type": { "type": "map", "values": "AttributeValue" } }]
+        },
+        {
+          "type": "record",
+          "name": "StringSetValue",
+          "fields": [{ "name": "SS", "type": { "type": "array", "items": "string" } }]
+        },
+        {
+          "type": "record",
+          "name": "NumberSetValue",
+          "fields": [{ "name": "NS", "type": { "type": "array", "items": "string" } }]
+        },
+        {
+          "type": "record",
+          "name": "BinarySetValue",
+          "fields": [{ "name": "BS", "type": { "type": "array", "items": "bytes" } }]
+        }
+      ]
+    }
+  ]
+}
+`,
+  "change-event-v1.avsc": `{
+  "type": "record",
+  "name": "ChangeEvent",
+  "namespace": "logkv",
+  "doc": "One item change, for the change stream and GSI maintenance.",
+  "fields": [
+    { "name": "table", "type": "string" },
+    { "name": "partition", "type": "int" },
+    { "name": "offset", "type": "long" },
+    { "name": "timestampMs", "type": "long" },
+    {
+      "name": "kind",
+      "type": {
+        "type": "enum",
+        "name": "ChangeKind",
+        "symbols": ["PUT", "UPDATE", "DELETE", "TTL_DELETE"]
+      }
+    },
+    { "name": "keys", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    {
+      "name": "oldImage",
+      "type": ["null", { "type": "map", "values": "logkv.AttributeValue" }],
+      "default": null
+    },
+    {
+      "name": "newImage",
+      "type": ["null", { "type": "map", "values": "logkv.AttributeValue" }],
+      "default": null
+    }
+  ]
+}
+`,
+  "create-table-v1.avsc": `{
+  "type": "record",
+  "name": "CreateTable",
+  "namespace": "logkv",
+  "doc": "Catalog event: a new table with its full definition.",
+  "fields": [{ "name": "table", "type": "logkv.TableDefinition" }]
+}
+`,
+  "delete-item-v1.avsc": `{
+  "type": "record",
+  "name": "DeleteItem",
+  "namespace": "logkv",
+  "doc": "Item event: delete the item if the condition holds at apply time.",
+  "fields": [
+    { "name": "table", "type": "string" },
+    { "name": "key", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    { "name": "condition", "type": ["null", "string"], "default": null },
+    { "name": "names", "type": { "type": "map", "values": "string" } },
+    { "name": "values", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    { "name": "returnValues", "type": "logkv.ReturnValues" },
+    { "name": "requestId", "type": ["null", "string"], "default": null }
+  ]
+}
+`,
+  "delete-table-v1.avsc": `{
+  "type": "record",
+  "name": "DeleteTable",
+  "namespace": "logkv",
+  "doc": "Catalog event: the table and all its items and indexes go away.",
+  "fields": [{ "name": "table", "type": "string" }]
+}
+`,
+  "global-secondary-index-v1.avsc": `{
+  "type": "record",
+  "name": "GlobalSecondaryIndex",
+  "namespace": "logkv",
+  "doc": "Another partition key (and optional sort key), maintained from change events.",
+  "fields": [
+    { "name": "name", "type": "string" },
+    { "name": "partitionKey", "type": "logkv.KeyAttribute" },
+    { "name": "sortKey", "type": ["null", "logkv.KeyAttribute"], "default": null },
+    { "name": "projection", "type": "logkv.Projection" }
+  ]
+}
+`,
+  "key-attribute-v1.avsc": `{
+  "type": "record",
+  "name": "KeyAttribute",
+  "namespace": "logkv",
+  "doc": "A key attribute of a table or index: its name and scalar type.",
+  "fields": [
+    { "name": "name", "type": "string" },
+    { "name": "type", "type": { "type": "enum", "name": "KeyType", "symbols": ["S", "N", "B"] } }
+  ]
+}
+`,
+  "local-secondary-index-v1.avsc": `{
+  "type": "record",
+  "name": "LocalSecondaryIndex",
+  "namespace": "logkv",
+  "doc": "Same partition key as the table, another sort key; strongly consistent.",
+  "fields": [
+    { "name": "name", "type": "string" },
+    { "name": "sortKey", "type": "logkv.KeyAttribute" },
+    { "name": "projection", "type": "logkv.Projection" }
+  ]
+}
+`,
+  "log-event-v1.avsc": `{
+  "type": "record",
+  "name": "LogEvent",
+  "namespace": "logkv",
+  "doc": "Every record value on logkv.catalog and logkv.table.*; new kinds go at the union's end.",
+  "fields": [
+    {
+      "name": "event",
+      "type": [
+        "logkv.CreateTable",
+        "logkv.UpdateTable",
+        "logkv.DeleteTable",
+        "logkv.PutItem",
+        "logkv.UpdateItem",
+        "logkv.DeleteItem",
+        "logkv.TtlDelete"
+      ]
+    }
+  ]
+}
+`,
+  "outcome-v1.avsc": `{
+  "type": "record",
+  "name": "Outcome",
+  "namespace": "logkv",
+  "doc": "What applying one event decided; stored under key o<topic><partition><offset>.",
+  "fields": [
+    {
+      "name": "status",
+      "type": {
+        "type": "enum",
+        "name": "OutcomeStatus",
+        "symbols": ["OK", "CONDITIONAL_CHECK_FAILED", "VALIDATION"]
+      }
+    },
+    {
+      "name": "attributes",
+      "type": ["null", { "type": "map", "values": "logkv.AttributeValue" }],
+      "default": null
+    },
+    {
+      "name": "item",
+      "type": ["null", { "type": "map", "values": "logkv.AttributeValue" }],
+      "default": null
+    },
+    { "name": "message", "type": ["null", "string"], "default": null }
+  ]
+}
+`,
+  "projection-v1.avsc": `{
+  "type": "record",
+  "name": "Projection",
+  "namespace": "logkv",
+  "doc": "Which attributes an index copies; nonKeyAttributes is empty unless type is INCLUDE.",
+  "fields": [
+    {
+      "name": "type",
+      "type": {
+        "type": "enum",
+        "name": "ProjectionType",
+        "symbols": ["ALL", "KEYS_ONLY", "INCLUDE"]
+      }
+    },
+    { "name": "nonKeyAttributes", "type": { "type": "array", "items": "string" } }
+  ]
+}
+`,
+  "put-item-v1.avsc": `{
+  "type": "record",
+  "name": "PutItem",
+  "namespace": "logkv",
+  "doc": "Item event: replace the whole item if the condition holds at apply time.",
+  "fields": [
+    { "name": "table", "type": "string" },
+    { "name": "item", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    { "name": "condition", "type": ["null", "string"], "default": null },
+    { "name": "names", "type": { "type": "map", "values": "string" } },
+    { "name": "values", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    { "name": "returnValues", "type": "logkv.ReturnValues" },
+    { "name": "requestId", "type": ["null", "string"], "default": null }
+  ]
+}
+`,
+  "return-values-v1.avsc": `{
+  "type": "enum",
+  "name": "ReturnValues",
+  "namespace": "logkv",
+  "doc": "Which attributes a write's outcome carries, as in DynamoDB.",
+  "symbols": ["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"]
+}
+`,
+  "stored-item-v1.avsc": `{
+  "type": "record",
+  "name": "StoredItem",
+  "namespace": "logkv",
+  "doc": "An item as the materializer stores it under key i<table><pk>[<sk>].",
+  "fields": [
+    { "name": "attributes", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    { "name": "version", "type": "long", "doc": "1 for the first write, then +1 per write." },
+    { "name": "lastOffset", "type": "long", "doc": "Offset of the event that last wrote it." }
+  ]
+}
+`,
+  "table-definition-v1.avsc": `{
+  "type": "record",
+  "name": "TableDefinition",
+  "namespace": "logkv",
+  "doc": "A table as the catalog knows it; stored under key c<table>, carried by catalog events.",
+  "fields": [
+    { "name": "name", "type": "string" },
+    { "name": "partitionKey", "type": "logkv.KeyAttribute" },
+    { "name": "sortKey", "type": ["null", "logkv.KeyAttribute"], "default": null },
+    {
+      "name": "localIndexes",
+      "type": { "type": "array", "items": "logkv.LocalSecondaryIndex" }
+    },
+    {
+      "name": "globalIndexes",
+      "type": { "type": "array", "items": "logkv.GlobalSecondaryIndex" }
+    },
+    { "name": "ttlAttribute", "type": ["null", "string"], "default": null },
+    { "name": "partitions", "type": "int" }
+  ]
+}
+`,
+  "ttl-delete-v1.avsc": `{
+  "type": "record",
+  "name": "TtlDelete",
+  "namespace": "logkv",
+  "doc": "Item event from the TTL sweeper; applies only if the item is still expired then.",
+  "fields": [
+    { "name": "table", "type": "string" },
+    { "name": "key", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    { "name": "expiresAtMs", "type": "long" }
+  ]
+}
+`,
+  "update-item-v1.avsc": `{
+  "type": "record",
+  "name": "UpdateItem",
+  "namespace": "logkv",
+  "doc": "Item event: apply an update expression if the condition holds at apply time.",
+  "fields": [
+    { "name": "table", "type": "string" },
+    { "name": "key", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    { "name": "update", "type": "string" },
+    { "name": "condition", "type": ["null", "string"], "default": null },
+    { "name": "names", "type": { "type": "map", "values": "string" } },
+    { "name": "values", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    { "name": "returnValues", "type": "logkv.ReturnValues" },
+    { "name": "requestId", "type": ["null", "string"], "default": null }
+  ]
+}
+`,
+  "update-table-v1.avsc": `{
+  "type": "record",
+  "name": "UpdateTable",
+  "namespace": "logkv",
+  "doc": "Catalog event: the full new definition plus the changes that led to it.",
+  "fields": [
+    { "name": "table", "type": "logkv.TableDefinition" },
+    {
+      "name": "changes",
+      "type": {
+        "type": "array",
+        "items": [
+          {
+            "type": "record",
+            "name": "AddGlobalIndex",
+            "fields": [{ "name": "index", "type": "logkv.GlobalSecondaryIndex" }]
+          },
+          {
+            "type": "record",
+            "name": "RemoveGlobalIndex",
+            "fields": [{ "name": "indexName", "type": "string" }]
+          },
+          {
+            "type": "record",
+            "name": "SetTtlAttribute",
+            "doc": "A null ttlAttribute turns TTL off.",
+            "fields": [{ "name": "ttlAttribute", "type": ["null", "string"], "default": null }]
+          }
+        ]
+      }
+    }
+  ]
+}
+`,
+};

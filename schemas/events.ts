@@ -1,0 +1,258 @@
+// The log events of logkv and their codec (materializer/DESIGN.md, "Events").
+//
+// Every Kafka record value on logkv.catalog and logkv.table.* is one LogEvent in Avro
+// single-object encoding: C3 01, the CRC-64-AVRO fingerprint of the writer schema, the Avro
+// body (single-object.ts). decodeEvent reads every LogEvent schema version ever published
+// (schemas/avro/published.ts) and resolves it to the newest, so a newer reader reads every
+// older event; anything else is DbError CORRUPT_DATA.
+//
+// Optional fields are always present and null when absent, so decode(encode(e)) deep-equals
+// e. Decoding checks structure only (types, UTF-8, lengths); whether an event makes sense
+// (key attributes, limits, canonical numbers, sorted sets) is apply's to judge, since any
+// Kafka client may produce to the log.
+//
+// This module also re-exports the stored records (records.ts) and the table definition, so
+// the materializer imports one place.
+
+import type { AttributeMap, Item } from "../materializer/values/attribute-value.js";
+import { AssertionError, unreachable } from "../services/shared/assert.js";
+import {
+  AV,
+  fromAvroItem,
+  fromAvroMap,
+  fromAvroOptional,
+  int64,
+  onlyBranch,
+  toAvroItem,
+  toAvroMap,
+  toAvroOptional,
+  type AvroUnion,
+} from "./avro-values.js";
+import { publishedVersions } from "./avro/published.js";
+import { createRecordCodec, type RecordCodec } from "./single-object.js";
+import {
+  fromAvroGlobalIndex,
+  fromAvroTableDefinition,
+  toAvroGlobalIndex,
+  toAvroTableDefinition,
+  type AvroTableDefinition,
+  type GlobalSecondaryIndex,
+  type TableDefinition,
+} from "./table-definition.js";
+
+export * from "./table-definition.js";
+export * from "./records.js";
+export type { AttributeMap, AttributeValue, Item } from "../materializer/values/attribute-value.js";
+
+export type ReturnValues = "NONE" | "ALL_OLD" | "UPDATED_OLD" | "ALL_NEW" | "UPDATED_NEW";
+
+/** Expression attribute names: "#n" -> attribute name. */
+export type ExpressionNames = { [placeholder: string]: string };
+
+/** Expression attribute values: ":v" -> value. */
+export type ExpressionValues = AttributeMap;
+
+export interface CreateTableEvent {
+  type: "CreateTable";
+  table: TableDefinition;
+}
+
+export type TableChange =
+  | { kind: "ADD_GLOBAL_INDEX"; index: GlobalSecondaryIndex }
+  | { kind: "REMOVE_GLOBAL_INDEX"; indexName: string }
+  /** A null ttlAttribute turns TTL off. */
+  | { kind: "SET_TTL_ATTRIBUTE"; ttlAttribute: string | null };
+
+/** The full new definition plus what changed, so apply need not diff definitions. */
+export interface UpdateTableEvent {
+  type: "UpdateTable";
+  table: TableDefinition;
+  changes: TableChange[];
+}
+
+export interface DeleteTableEvent {
+  type: "DeleteTable";
+  table: string;
+}
+
+/** The fields every conditional item write carries. */
+interface ItemWriteFields {
+  table: string;
+  condition: string | null;
+  names: ExpressionNames;
+  values: ExpressionValues;
+  returnValues: ReturnValues;
+  /** The client's idempotency or tracing id, if it gave one. */
+  requestId: string | null;
+}
+
+export interface PutItemEvent extends ItemWriteFields {
+  type: "PutItem";
+  item: Item;
+}
+
+export interface UpdateItemEvent extends ItemWriteFields {
+  type: "UpdateItem";
+  key: Item;
+  update: string;
+}
+
+export interface DeleteItemEvent extends ItemWriteFields {
+  type: "DeleteItem";
+  key: Item;
+}
+
+/** From the TTL sweeper; applies only if the item is still expired at the record's time. */
+export interface TtlDeleteEvent {
+  type: "TtlDelete";
+  table: string;
+  key: Item;
+  expiresAtMs: bigint;
+}
+
+export type LogEvent =
+  | CreateTableEvent
+  | UpdateTableEvent
+  | DeleteTableEvent
+  | PutItemEvent
+  | UpdateItemEvent
+  | DeleteItemEvent
+  | TtlDeleteEvent;
+
+export type LogEventType = LogEvent["type"];
+
+/** The codec of every published LogEvent schema; exported for tests and tools. */
+export const logEventCodec: RecordCodec = createRecordCodec(
+  "logkv.LogEvent",
+  publishedVersions("logkv.LogEvent"),
+);
+
+/** The Avro single-object bytes of `event`, written with the newest LogEvent schema. */
+export function encodeEvent(event: LogEvent): Buffer {
+  return logEventCodec.encode({ event: { [AV + event.type]: toAvroEventBody(event) } });
+}
+
+/** The event in `bytes`, whatever published LogEvent version wrote it. */
+export function decodeEvent(bytes: Uint8Array): LogEvent {
+  const avro = logEventCodec.decode(bytes) as { event: AvroUnion };
+  const [branch, body] = onlyBranch(avro.event);
+  return fromAvroEventBody(branch.slice(AV.length) as LogEventType, body);
+}
+
+function toAvroItemWrite(event: ItemWriteFields) {
+  return {
+    table: event.table,
+    condition: toAvroOptional("string", event.condition),
+    names: toAvroMap(event.names, (name: string) => name),
+    values: toAvroItem(event.values),
+    returnValues: event.returnValues,
+    requestId: toAvroOptional("string", event.requestId),
+  };
+}
+
+function fromAvroItemWrite(body: { [field: string]: unknown }): ItemWriteFields {
+  return {
+    table: body.table as string,
+    condition: fromAvroOptional(body.condition, "string", (s: string) => s),
+    names: fromAvroMap(body.names, (name: string) => name),
+    values: fromAvroItem(body.values),
+    returnValues: body.returnValues as ReturnValues,
+    requestId: fromAvroOptional(body.requestId, "string", (s: string) => s),
+  };
+}
+
+function toAvroChange(change: TableChange): AvroUnion {
+  switch (change.kind) {
+    case "ADD_GLOBAL_INDEX":
+      return { [`${AV}AddGlobalIndex`]: { index: toAvroGlobalIndex(change.index) } };
+    case "REMOVE_GLOBAL_INDEX":
+      return { [`${AV}RemoveGlobalIndex`]: { indexName: change.indexName } };
+    case "SET_TTL_ATTRIBUTE":
+      return {
+        [`${AV}SetTtlAttribute`]: { ttlAttribute: toAvroOptional("string", change.ttlAttribute) },
+      };
+    default:
+      return unreachable(change);
+  }
+}
+
+function fromAvroChange(union: AvroUnion): TableChange {
+  const [branch, body] = onlyBranch(union);
+  const b = body as { [field: string]: unknown };
+  switch (branch) {
+    case `${AV}AddGlobalIndex`:
+      return { kind: "ADD_GLOBAL_INDEX", index: fromAvroGlobalIndex(b.index as never) };
+    case `${AV}RemoveGlobalIndex`:
+      return { kind: "REMOVE_GLOBAL_INDEX", indexName: b.indexName as string };
+    case `${AV}SetTtlAttribute`: {
+      const ttlAttribute = fromAvroOptional(b.ttlAttribute, "string", (s: string) => s);
+      return { kind: "SET_TTL_ATTRIBUTE", ttlAttribute };
+    }
+    default:
+      throw new AssertionError(`table change branch ${branch} has no conversion`);
+  }
+}
+
+function toAvroEventBody(event: LogEvent): unknown {
+  switch (event.type) {
+    case "CreateTable":
+      return { table: toAvroTableDefinition(event.table) };
+    case "UpdateTable":
+      return {
+        table: toAvroTableDefinition(event.table),
+        changes: event.changes.map(toAvroChange),
+      };
+    case "DeleteTable":
+      return { table: event.table };
+    case "PutItem":
+      return { ...toAvroItemWrite(event), item: toAvroItem(event.item) };
+    case "UpdateItem":
+      return { ...toAvroItemWrite(event), key: toAvroItem(event.key), update: event.update };
+    case "DeleteItem":
+      return { ...toAvroItemWrite(event), key: toAvroItem(event.key) };
+    case "TtlDelete":
+      return {
+        table: event.table,
+        key: toAvroItem(event.key),
+        expiresAtMs: int64(event.expiresAtMs, "expiresAtMs"),
+      };
+    default:
+      return unreachable(event);
+  }
+}
+
+function fromAvroEventBody(type: LogEventType, body: unknown): LogEvent {
+  const b = body as { [field: string]: unknown };
+  switch (type) {
+    case "CreateTable":
+      return { type, table: fromAvroTableDefinition(b.table as AvroTableDefinition) };
+    case "UpdateTable":
+      return {
+        type,
+        table: fromAvroTableDefinition(b.table as AvroTableDefinition),
+        changes: (b.changes as AvroUnion[]).map(fromAvroChange),
+      };
+    case "DeleteTable":
+      return { type, table: b.table as string };
+    case "PutItem":
+      return { type, ...fromAvroItemWrite(b), item: fromAvroItem(b.item) };
+    case "UpdateItem":
+      return {
+        type,
+        ...fromAvroItemWrite(b),
+        key: fromAvroItem(b.key),
+        update: b.update as string,
+      };
+    case "DeleteItem":
+      return { type, ...fromAvroItemWrite(b), key: fromAvroItem(b.key) };
+    case "TtlDelete":
+      return {
+        type,
+        table: b.table as string,
+        key: fromAvroItem(b.key),
+        expiresAtMs: b.expiresAtMs as bigint,
+      };
+    default:
+      return unreachable(type);
+  }
+}
