@@ -13,7 +13,7 @@
 // Options: --quick (about 30 s: 100 B only, 1 s per case), --duration-ms N (per case),
 // --data-root DIR (where data folders go; default the OS temp folder).
 import { mkdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -91,7 +91,7 @@ export async function runLogBench(options: LogBenchOptions): Promise<LogBenchRes
   progress(`logkv log benchmark: ${machine.cores} cores, Node ${machine.node}`);
   if (!fsyncTraceAvailable()) progress("perf cannot trace syscalls: fsync figures omitted");
   progress(`measuring raw fsync rate in ${options.dataRoot} for ${options.fsyncProbeMs} ms`);
-  const fsync = measureFsyncRate(options.dataRoot, options.fsyncProbeMs);
+  const fsync = await measureFsyncRate(options.dataRoot, options.fsyncProbeMs);
   progress(
     `  ${formatInt(fsync.fsyncsPerSecond)} fsync/s, p50 ${formatFixed(fsync.p50Ms, 3)} ms, ` +
       `p99 ${formatFixed(fsync.p99Ms, 3)} ms`,
@@ -130,6 +130,7 @@ export async function runLogBench(options: LogBenchOptions): Promise<LogBenchRes
     quick: options.quick,
     durationMs: options.durationMs,
     machine,
+    loadAverageEnd: loadavg(),
     fsync,
     produce,
     latency,

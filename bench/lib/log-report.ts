@@ -15,6 +15,8 @@ export interface LogBenchResult {
   quick: boolean;
   durationMs: number;
   machine: MachineInfo;
+  /** Load average when the run ended (the machine's at start is in machine). */
+  loadAverageEnd: number[];
   fsync: FsyncRate;
   produce: ProduceResult[];
   latency: (LatencyOutcome & { ratePerSecond: number; seconds: number; acks: number }) | null;
@@ -234,12 +236,13 @@ export function formatMarkdown(result: LogBenchResult): string {
     "",
     `- Machine: ${m.cores} cores (${m.cpuModel}), ${formatInt(m.memoryMb)} MB RAM, ` +
       `Linux ${m.kernel}, Node ${m.node}`,
-    `- Load average at start: ${m.loadAverage.map((x) => x.toFixed(2)).join(", ")} ` +
-      "(other processes on the machine share the cores)",
+    `- Load average at start ${m.loadAverage.map((x) => x.toFixed(2)).join(", ")}, ` +
+      `at end ${result.loadAverageEnd.map((x) => x.toFixed(2)).join(", ")} ` +
+      "(other processes on the machine share its cores)",
     `- Data folder filesystem: ${m.dataFilesystem} (${m.dataRoot})`,
-    `- Disk raw fsync rate: **${formatInt(raw)} fsync/s** (100 B append + fsync, one ` +
-      `thread, ${formatFixed(f.durationMs / 1000, 1)} s), p50 ${formatFixed(f.p50Ms, 3)} ms, ` +
-      `p99 ${formatFixed(f.p99Ms, 3)} ms`,
+    `- Disk raw fsync rate: **${formatInt(raw)} fsync/s** (128 B append + fsync through ` +
+      `libuv's thread pool as the log does, ${formatFixed(f.durationMs / 1000, 1)} s, ` +
+      `storage/fsync-probe.ts), p50 ${formatFixed(f.p50Ms, 3)} ms, p99 ${formatFixed(f.p99Ms, 3)} ms`,
     "",
     "## Targets",
     "",
