@@ -12,9 +12,12 @@ import {
   prefixRange,
   prefixSuccessor,
   type KeyPart,
+  type KeyValue,
 } from "../../../materializer/store/key-codec.js";
 import { isDbError } from "../../../services/shared/errors.js";
 import { AssertionError } from "../../../services/shared/assert.js";
+import { compareOrdered } from "../../../materializer/values/compare.js";
+import { isCanonicalDecimal } from "../../../materializer/values/decimal.js";
 import { comparePart, keyPartArbitrary, numberArbitrary, type PartKind } from "./arbitraries.js";
 
 const RUNS = 400;
@@ -37,6 +40,23 @@ test("name, uint32 and int64 parts keep their order", () => {
   checkOrder("name");
   checkOrder("uint32");
   checkOrder("int64");
+});
+
+test("key order agrees with values/compare.ts, the order conditions use", () => {
+  // Query's key conditions and the filter expressions must agree on what "<" means.
+  const value = fc.oneof(
+    ...(["N", "S", "B"] as const).map((kind) =>
+      fc.tuple(keyPartArbitrary(kind), keyPartArbitrary(kind)),
+    ),
+  );
+  fc.assert(
+    fc.property(value, ([a, b]) => {
+      const ordered = compareOrdered(a as KeyValue, b as KeyValue);
+      assert.equal(sign(Buffer.compare(encodeKey([a]), encodeKey([b]))), ordered);
+      if ("N" in a) assert.ok(isCanonicalDecimal(a.N), a.N);
+    }),
+    { numRuns: RUNS },
+  );
 });
 
 test("N: hand-picked numbers sort as numbers", () => {
