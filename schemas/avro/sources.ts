@@ -1,6 +1,7 @@
-// Generated: the exact text of every schemas/avro/*.avsc file, so the schemas ship in dist/
-// (tsc copies no .avsc files). The .avsc files are the source; test/schemas/avsc-files.test.ts
-// fails when the two differ and rewrites this file when run with LOGKV_REWRITE=1.
+// Generated: the exact text of every schemas/avro/*.avsc file, so that the schemas ship in
+// dist/ (tsc copies no .avsc files). The .avsc files are the source;
+// test/schemas/avsc-files.test.ts fails when the two differ, and rewrites this file when
+// run with LOGKV_REWRITE=1.
 
 export const AVSC_SOURCES: Readonly<Record<string, string>> = {
   "attribute-value-v1.avsc": `{
