@@ -83,9 +83,12 @@ export function applyUpdate(
     const value = setValues[i];
     if (action.clause === "SET") assign(after, path, value as AttributeValue, edits, action.pos);
     else if (action.clause === "REMOVE") remove(after, path, edits, action.pos);
-    else if (action.clause === "ADD")
-      add(after, path, resolveValue(action.value, scope), edits, action.pos);
-    else subtractSet(after, path, resolveValue(action.value, scope), edits, action.pos);
+    else {
+      // Canonical form whatever the client sent: sets sorted and de-duplicated.
+      const operand = canonicalizeValue(resolveValue(action.value, scope));
+      if (action.clause === "ADD") add(after, path, operand, edits, action.pos);
+      else subtractSet(after, path, operand, edits, action.pos);
+    }
   });
   for (const edit of edits.values()) finishListEdit(edit);
   const updatedPaths = actions.map((a) => a.path);
