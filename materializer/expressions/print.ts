@@ -83,8 +83,10 @@ export function printCondition(condition: Condition): string {
         `${printOperand(condition.operand)} BETWEEN ${printOperand(condition.low)} ` +
         `AND ${printOperand(condition.high)}`
       );
-    case "in":
-      return `${printOperand(condition.operand)} IN (${condition.list.map(printOperand).join(", ")})`;
+    case "in": {
+      const list = condition.list.map(printOperand).join(", ");
+      return `${printOperand(condition.operand)} IN (${list})`;
+    }
     case "function": {
       const args = [printPath(condition.path)];
       if (condition.argument !== undefined) args.push(printOperand(condition.argument));

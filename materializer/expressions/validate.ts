@@ -168,7 +168,8 @@ export function checkBetweenValues(
   kind: ExpressionKind,
   pos: number,
 ): void {
-  const bounds = `lower bound operand: ${describeValue(low)}, upper bound operand: ${describeValue(high)}`;
+  const lower = `lower bound operand: ${describeValue(low)}`;
+  const bounds = `${lower}, upper bound operand: ${describeValue(high)}`;
   if (typeOf(low) !== typeOf(high)) {
     throw expressionError(
       kind,
