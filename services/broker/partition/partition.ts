@@ -13,7 +13,7 @@ import { lastOffsetOf, setLogAppendTime } from "../records/batch-header.js";
 import { ProducerStateTable } from "../records/producer-state.js";
 import { PartitionLog, type PartitionLogConfig } from "../storage/partition-log.js";
 import type { Logger } from "../../shared/log.js";
-import { OffsetMonitor } from "./offset-monitor.js";
+import { OffsetMonitor } from "../../shared/offset-monitor.js";
 
 export interface ProduceOutcome {
   errorCode: number;

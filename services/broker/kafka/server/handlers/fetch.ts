@@ -12,7 +12,7 @@ import { KafkaErrorCode } from "../../protocol/error-codes.js";
 import type { FetchRequest, FetchResponse } from "../../protocol/generated/types.js";
 import { batchSizeAt, RECORD_COUNT_OFFSET } from "../../../records/batch-header.js";
 import type { Partition } from "../../../partition/partition.js";
-import { waitForAnyAdvance, type OffsetMonitor } from "../../../partition/offset-monitor.js";
+import { waitForAnyAdvance, type OffsetMonitor } from "../../../../shared/offset-monitor.js";
 import { type BrokerContext, kafkaErrorCodeOf } from "./context.js";
 
 type PartitionData = FetchResponse["responses"][number]["partitions"][number];

@@ -1,8 +1,9 @@
-// A bounded, event-driven monitor of one advancing offset (a partition's high watermark).
+// A bounded, event-driven monitor of one advancing offset: a partition's high watermark in
+// the broker, a partition's applied offset in the materializer.
 // Fetch long-polls and acks waits register here instead of polling; every waiter has a
 // deadline, and the number of waiters has a maximum (RP raft/offset_monitor.h).
-import { assert } from "../../shared/assert.js";
-import { DbError } from "../../shared/errors.js";
+import { assert } from "./assert.js";
+import { DbError } from "./errors.js";
 
 export class OffsetMonitor {
   private current: bigint;
