@@ -43,6 +43,7 @@ export const Space = {
   lsi: "l",
   gsi: "g",
   outcome: "o",
+  change: "h",
 } as const;
 
 /** DynamoDB's limit on Scan TotalSegments. */
@@ -128,6 +129,24 @@ export function gsiKey(
   parts.push(basePk);
   if (baseSk !== undefined) parts.push(baseSk);
   return encodeKey(parts);
+}
+
+/** The change event an applied event made, kept for resumable change streams. */
+export function changeKey(table: string, partition: number, offset: bigint): Buffer {
+  return encodeKey([space(Space.change), name(table), { uint32: partition }, { int64: offset }]);
+}
+
+/** Change events of one table partition from `offset` on. */
+export function changesFromRange(table: string, partition: number, offset: bigint): PrefixRange {
+  const prefix = prefixRange([space(Space.change), name(table), { uint32: partition }]);
+  return { gte: changeKey(table, partition, offset), lt: prefix.lt };
+}
+
+/** Everything stored under one table: items, its indexes and its change events. */
+export function tableRanges(table: string): PrefixRange[] {
+  return [Space.item, Space.lsi, Space.gsi, Space.change].map((s) =>
+    prefixRange([space(s), name(table)]),
+  );
 }
 
 export function outcomeKey(topic: string, partition: number, offset: bigint): Buffer {

@@ -1,0 +1,327 @@
+// The apply function: the heart of logkv's correctness (ARCHITECTURE.md principles 1, 2).
+//
+//   apply(state before, event, position) -> { writes, outcome, change }
+//
+// Pure, synchronous and deterministic: it reads only the event, the state view and the
+// event's log position (its record timestamp is "now" for TTL), never a clock, random
+// numbers or I/O. Every decision an item write needs — condition checks, update
+// expressions, counters, versions, key and size validation — is taken here, so two
+// materializers that apply the same log prefix hold the same state and give the same
+// outcomes. Operating errors in an event (a bad expression, an oversized item) become a
+// VALIDATION outcome with no writes; they never throw.
+import type {
+  DeleteItemEvent,
+  LogEvent,
+  PutItemEvent,
+  ReturnValues,
+  StoredItem,
+  TableDefinition,
+  TtlDeleteEvent,
+  UpdateItemEvent,
+} from "../../schemas/events.js";
+import type { ChangeEvent, ChangeKind, Outcome } from "../../schemas/records.js";
+import { unreachable } from "../../services/shared/assert.js";
+import { DbError } from "../../services/shared/errors.js";
+import {
+  isExpired,
+  keyAttributeNames,
+  keyOf,
+  tableKeySchema,
+  validateTableDefinition,
+  validateTableUpdate,
+} from "../catalog/table.js";
+import {
+  applyUpdate,
+  checkPlaceholders,
+  evaluateCondition,
+  parseCondition,
+  parseUpdate,
+  type ConditionExpression,
+} from "../expressions/index.js";
+import type { Item } from "../values/attribute-value.js";
+import { canonicalizeItem } from "../values/canonical.js";
+import { validateItem, validateKey } from "../values/limits.js";
+import { localIndexWrites } from "./index-entries.js";
+import type { Write } from "./writes.js";
+
+/** Where an event sits in the log; timestampMs is the record's log timestamp. */
+export interface EventPosition {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  timestampMs: bigint;
+}
+
+/** The state apply reads: the catalog and the items, as of just before this event. */
+export interface StateView {
+  table(name: string): TableDefinition | undefined;
+  item(table: string, key: Item): StoredItem | undefined;
+}
+
+export interface ApplyResult {
+  writes: Write[];
+  outcome: Outcome;
+  change: ChangeEvent | null;
+}
+
+const ok = (attributes: Item | null = null): Outcome => ({ status: "OK", attributes });
+
+function validation(message: string): ApplyResult {
+  return { writes: [], outcome: { status: "VALIDATION", message }, change: null };
+}
+
+export function apply(state: StateView, event: LogEvent, at: EventPosition): ApplyResult {
+  try {
+    switch (event.type) {
+      case "CreateTable":
+        return createTable(state, event.table, at);
+      case "UpdateTable":
+        return updateTable(state, event.table);
+      case "DeleteTable":
+        return deleteTable(state, event.table);
+      case "PutItem":
+        return putItem(state, event, at);
+      case "UpdateItem":
+        return updateItem(state, event, at);
+      case "DeleteItem":
+        return deleteItem(state, event, at);
+      case "TtlDelete":
+        return ttlDelete(state, event, at);
+      default:
+        return unreachable(event, "unknown event type");
+    }
+  } catch (error) {
+    // Only typed operating errors become outcomes; anything else is a bug and propagates.
+    if (error instanceof DbError) return validation(error.message);
+    throw error;
+  }
+}
+
+// ---- catalog ----------------------------------------------------------------------------
+
+function createTable(state: StateView, table: TableDefinition, at: EventPosition): ApplyResult {
+  if (state.table(table.name) !== undefined) {
+    return validation(`Table already exists: ${table.name}`);
+  }
+  validateTableDefinition(table);
+  return {
+    writes: [{ type: "table", definition: table, generation: at.offset }],
+    outcome: ok(),
+    change: null,
+  };
+}
+
+function updateTable(state: StateView, table: TableDefinition): ApplyResult {
+  const before = state.table(table.name);
+  if (before === undefined) return validation(`Requested resource not found: Table: ${table.name}`);
+  validateTableUpdate(before, table);
+  // The generation stays that of the CreateTable; the shell keeps it (see consume/).
+  return {
+    writes: [{ type: "table", definition: table, generation: -1n }],
+    outcome: ok(),
+    change: null,
+  };
+}
+
+function deleteTable(state: StateView, name: string): ApplyResult {
+  if (state.table(name) === undefined)
+    return validation(`Requested resource not found: Table: ${name}`);
+  return { writes: [{ type: "dropTable", name }], outcome: ok(), change: null };
+}
+
+// ---- items ------------------------------------------------------------------------------
+
+interface ItemContext {
+  table: TableDefinition;
+  key: Item;
+  /** What the store holds for the key, expired or not: versions and index cleanup use it. */
+  stored: StoredItem | undefined;
+  /** The live item before the event; an item past its TTL at the event's time is absent. */
+  before: StoredItem | undefined;
+}
+
+function tableOf(state: StateView, name: string): TableDefinition {
+  const table = state.table(name);
+  if (table === undefined) {
+    throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${name}`);
+  }
+  return table;
+}
+
+function contextFor(
+  state: StateView,
+  tableName: string,
+  rawKey: Item,
+  at: EventPosition,
+): ItemContext {
+  const table = tableOf(state, tableName);
+  const key = canonicalizeItem(rawKey);
+  validateKey(key, tableKeySchema(table));
+  const stored = state.item(table.name, key);
+  const live = stored !== undefined && !isExpired(table, stored.attributes, at.timestampMs);
+  return { table, key, stored, before: live ? stored : undefined };
+}
+
+function parseConditionText(text: string | null): ConditionExpression | null {
+  return text === null ? null : parseCondition(text, "ConditionExpression");
+}
+
+/** Checks returnValues against what the operation allows (DynamoDB's rules). */
+function checkReturnValues(returnValues: ReturnValues, allowed: readonly ReturnValues[]): void {
+  if (!allowed.includes(returnValues)) {
+    throw new DbError(
+      "INVALID_ARGUMENT",
+      `ReturnValues ${returnValues} is not valid for this operation`,
+    );
+  }
+}
+
+function conditionFails(
+  condition: ConditionExpression | null,
+  event: { names: PutItemEvent["names"]; values: PutItemEvent["values"] },
+  before: StoredItem | undefined,
+): boolean {
+  if (condition === null) return false;
+  return !evaluateCondition(condition, before?.attributes, event.names, event.values);
+}
+
+function checkFailed(before: StoredItem | undefined): ApplyResult {
+  return {
+    writes: [],
+    outcome: { status: "CONDITIONAL_CHECK_FAILED", item: before?.attributes ?? null },
+    change: null,
+  };
+}
+
+/** The writes, change event and stored record of an item going from before to after. */
+function commit(
+  context: ItemContext,
+  after: Item | undefined,
+  kind: ChangeKind,
+  at: EventPosition,
+): { writes: Write[]; change: ChangeEvent } {
+  const { table, key, before } = context;
+  // Versions keep counting across an expired item's replacement, so a version never repeats.
+  const stored: StoredItem | null =
+    after === undefined
+      ? null
+      : { attributes: after, version: (context.stored?.version ?? 0n) + 1n, lastOffset: at.offset };
+  const writes: Write[] = [
+    { type: "item", table: table.name, key, stored },
+    ...localIndexWrites(table, key, context.stored?.attributes, after),
+  ];
+  const change: ChangeEvent = {
+    table: table.name,
+    partition: at.partition,
+    offset: at.offset,
+    timestampMs: at.timestampMs,
+    kind,
+    keys: key,
+    oldImage: before?.attributes ?? null,
+    newImage: after ?? null,
+  };
+  return { writes, change };
+}
+
+function putItem(state: StateView, event: PutItemEvent, at: EventPosition): ApplyResult {
+  const table = tableOf(state, event.table);
+  checkReturnValues(event.returnValues, ["NONE", "ALL_OLD"]);
+  const item = canonicalizeItem(event.item);
+  validateItem(item, { keySchema: tableKeySchema(table) });
+  const condition = parseConditionText(event.condition);
+  checkPlaceholders(
+    condition === null ? [] : [{ expression: condition, kind: "ConditionExpression" }],
+    event.names,
+    event.values,
+  );
+  const context = contextFor(state, event.table, keyOf(table, item), at);
+  if (conditionFails(condition, event, context.before)) return checkFailed(context.before);
+  const { writes, change } = commit(context, item, "PUT", at);
+  const attributes = event.returnValues === "ALL_OLD" ? (context.before?.attributes ?? null) : null;
+  return { writes, outcome: ok(attributes), change };
+}
+
+function updateItem(state: StateView, event: UpdateItemEvent, at: EventPosition): ApplyResult {
+  const context = contextFor(state, event.table, event.key, at);
+  const update = parseUpdate(event.update);
+  const condition = parseConditionText(event.condition);
+  checkPlaceholders(
+    [
+      { expression: update, kind: "UpdateExpression" },
+      ...(condition === null
+        ? []
+        : [{ expression: condition, kind: "ConditionExpression" as const }]),
+    ],
+    event.names,
+    event.values,
+  );
+  if (conditionFails(condition, event, context.before)) return checkFailed(context.before);
+  const result = applyUpdate(update, context.before?.attributes, event.names, event.values, {
+    keyAttributeNames: keyAttributeNames(context.table),
+  });
+  // An update of a missing item creates it with its key attributes (DynamoDB upsert).
+  const after: Item = { ...result.item, ...context.key };
+  validateItem(after, {
+    keySchema: tableKeySchema(context.table),
+    sizeSubject: "Item size to update",
+  });
+  const { writes, change } = commit(context, after, "UPDATE", at);
+  return { writes, outcome: ok(updateReturn(event.returnValues, context, after, result)), change };
+}
+
+function updateReturn(
+  returnValues: ReturnValues,
+  context: ItemContext,
+  after: Item,
+  result: { updatedOld: Item; updatedNew: Item },
+): Item | null {
+  switch (returnValues) {
+    case "NONE":
+      return null;
+    case "ALL_OLD":
+      return context.before?.attributes ?? null;
+    case "ALL_NEW":
+      return after;
+    case "UPDATED_OLD":
+      return context.before === undefined ? null : result.updatedOld;
+    case "UPDATED_NEW":
+      return result.updatedNew;
+    default:
+      return unreachable(returnValues, "unknown ReturnValues");
+  }
+}
+
+function deleteItem(state: StateView, event: DeleteItemEvent, at: EventPosition): ApplyResult {
+  checkReturnValues(event.returnValues, ["NONE", "ALL_OLD"]);
+  const context = contextFor(state, event.table, event.key, at);
+  const condition = parseConditionText(event.condition);
+  checkPlaceholders(
+    condition === null ? [] : [{ expression: condition, kind: "ConditionExpression" }],
+    event.names,
+    event.values,
+  );
+  if (conditionFails(condition, event, context.before)) return checkFailed(context.before);
+  const attributes = event.returnValues === "ALL_OLD" ? (context.before?.attributes ?? null) : null;
+  // Deleting an item that is not there succeeds and changes nothing (no change event).
+  if (context.before === undefined) return { writes: [], outcome: ok(attributes), change: null };
+  const { writes, change } = commit(context, undefined, "DELETE", at);
+  return { writes, outcome: ok(attributes), change };
+}
+
+/**
+ * A TTL sweeper's delete. It applies only if the item is still there and still expired at
+ * this record's time: a write that extended or removed the TTL after the sweeper looked
+ * wins, deterministically, because both are decided at apply time.
+ */
+function ttlDelete(state: StateView, event: TtlDeleteEvent, at: EventPosition): ApplyResult {
+  const table = tableOf(state, event.table);
+  const key = canonicalizeItem(event.key);
+  validateKey(key, tableKeySchema(table));
+  const stored = state.item(table.name, key);
+  if (stored === undefined || !isExpired(table, stored.attributes, at.timestampMs)) {
+    return { writes: [], outcome: ok(), change: null };
+  }
+  const context = { table, key, stored, before: stored };
+  const { writes, change } = commit(context, undefined, "TTL_DELETE", at);
+  return { writes, outcome: ok(), change };
+}

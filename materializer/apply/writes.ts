@@ -1,0 +1,23 @@
+// What apply decides to write, in logical terms. The shell (materializer/consume) turns
+// these into LevelDB operations with store/layout.ts and the Avro codecs; apply itself knows
+// nothing of bytes or storage.
+import type { StoredItem, TableDefinition } from "../../schemas/events.js";
+import type { Item } from "../values/attribute-value.js";
+
+export type Write =
+  /** A table created or changed; `generation` is the catalog offset of its CreateTable. */
+  | { type: "table"; definition: TableDefinition; generation: bigint }
+  /** A table dropped with everything stored under it. */
+  | { type: "dropTable"; name: string }
+  /** An item written (stored) or deleted (null). `key` holds only its key attributes. */
+  | { type: "item"; table: string; key: Item; stored: StoredItem | null }
+  /** A local secondary index entry written (projected) or deleted (null). */
+  | {
+      type: "lsi";
+      table: string;
+      index: string;
+      /** The table key of the base item and the index's sort key attribute value. */
+      key: Item;
+      indexSortKey: Item;
+      projected: Item | null;
+    };

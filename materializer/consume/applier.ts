@@ -1,0 +1,324 @@
+// The applier: the shell around the pure apply function. It takes the records of one
+// partition's fetched batch, reads the state they need, applies them in order and commits
+// the result, the outcomes, the change events and the partition's new applied offset in
+// ONE atomic store batch, so a crash can never apply an event twice or skip one.
+//
+// Concurrency: one applier per store; batches are applied one at a time (a queue), because
+// a DeleteTable's range delete and the catalog cache must not interleave with item batches.
+// Lifecycle: open() loads the catalog and applied offsets; close() waits for the queue.
+import {
+  decodeEvent,
+  decodeStoredItem,
+  type LogEvent,
+  type StoredItem,
+} from "../../schemas/events.js";
+import type { ChangeEvent, Outcome } from "../../schemas/records.js";
+import { assert } from "../../services/shared/assert.js";
+import { DbError } from "../../services/shared/errors.js";
+import { apply, type EventPosition, type StateView } from "../apply/apply.js";
+import type { Write } from "../apply/writes.js";
+import { keyOf } from "../catalog/table.js";
+import { canonicalizeItem } from "../values/canonical.js";
+import type { Item } from "../values/attribute-value.js";
+import {
+  appliedOffsetsRange,
+  catalogRange,
+  changeKey,
+  decodeAppliedOffset,
+  outcomeKey,
+  tableKey,
+  tableRanges,
+} from "../store/layout.js";
+import { decodeKey } from "../store/key-codec.js";
+import type { BatchOp, KvStore } from "../store/store.js";
+import {
+  appliedOffsetOp,
+  changeOp,
+  decodeCatalogEntry,
+  itemStoreKey,
+  outcomeOp,
+  writeOps,
+  type CatalogEntry,
+} from "../state/records.js";
+
+/** One Kafka record as the applier needs it. */
+export interface LogRecord {
+  offset: bigint;
+  timestampMs: bigint;
+  value: Buffer | null;
+}
+
+export interface AppliedBatch {
+  topic: string;
+  partition: number;
+  /** The partition's applied offset after the batch: the next offset to apply. */
+  nextOffset: bigint;
+  outcomes: { offset: bigint; outcome: Outcome }[];
+  changes: ChangeEvent[];
+  /** Tables created or changed, and tables dropped, by this batch. */
+  tablesChanged: CatalogEntry[];
+  tablesDropped: string[];
+}
+
+export interface ApplierLimits {
+  /** Outcomes kept per partition, for writers that wait for theirs (older ones are pruned). */
+  outcomesRetained: bigint;
+  /** Change events kept per table partition, for resumable change streams. */
+  changesRetained: bigint;
+}
+
+export const defaultApplierLimits: ApplierLimits = {
+  outcomesRetained: 100_000n,
+  changesRetained: 100_000n,
+};
+
+function decodeRecord(record: LogRecord): LogEvent | DbError {
+  if (record.value === null) return new DbError("CORRUPT_DATA", "a record without a value");
+  try {
+    return decodeEvent(record.value);
+  } catch (error) {
+    if (error instanceof DbError) return error;
+    throw error;
+  }
+}
+
+/** The item key an event touches, if it can be known before applying (else apply refuses it). */
+function touchedKey(event: LogEvent, tables: (name: string) => CatalogEntry | undefined) {
+  if (event.type !== "PutItem" && event.type !== "UpdateItem" && event.type !== "DeleteItem") {
+    if (event.type !== "TtlDelete") return null;
+  }
+  const entry = tables(event.table);
+  if (entry === undefined) return null;
+  try {
+    const key =
+      event.type === "PutItem"
+        ? keyOf(entry.definition, canonicalizeItem(event.item))
+        : canonicalizeItem(event.key);
+    return itemStoreKey(entry.definition, key);
+  } catch {
+    return null; // apply will refuse the key with a VALIDATION outcome
+  }
+}
+
+export class Applier {
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    private readonly store: KvStore,
+    private readonly catalog: Map<string, CatalogEntry>,
+    private readonly applied: Map<string, bigint>,
+    private readonly limits: ApplierLimits,
+  ) {}
+
+  static async open(store: KvStore, limits = defaultApplierLimits): Promise<Applier> {
+    const catalog = new Map<string, CatalogEntry>();
+    for await (const [, value] of store.iterate(catalogRange())) {
+      const entry = decodeCatalogEntry(value);
+      catalog.set(entry.definition.name, entry);
+    }
+    const applied = new Map<string, bigint>();
+    for await (const [key, value] of store.iterate(appliedOffsetsRange())) {
+      const parts = decodeKey(key);
+      const topic = parts[2];
+      const partition = parts[3];
+      assert(topic !== undefined && "name" in topic, "applied offset key without topic");
+      assert(
+        partition !== undefined && "uint32" in partition,
+        "applied offset key without partition",
+      );
+      applied.set(`${topic.name}/${partition.uint32}`, decodeAppliedOffset(value));
+    }
+    return new Applier(store, catalog, applied, limits);
+  }
+
+  table(name: string): CatalogEntry | undefined {
+    return this.catalog.get(name);
+  }
+
+  tables(): CatalogEntry[] {
+    return [...this.catalog.values()];
+  }
+
+  /** The next offset to apply in a partition (0 when nothing was applied). */
+  appliedOffset(topic: string, partition: number): bigint {
+    return this.applied.get(`${topic}/${partition}`) ?? 0n;
+  }
+
+  /** Applies the records of one partition batch, in order, as one atomic store write. */
+  applyBatch(
+    topic: string,
+    partition: number,
+    records: readonly LogRecord[],
+  ): Promise<AppliedBatch> {
+    assert(!this.closed, "applier is closed");
+    const run = this.queue.then(() => this.applyNow(topic, partition, records));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(
+    topic: string,
+    partition: number,
+    records: readonly LogRecord[],
+  ): Promise<AppliedBatch> {
+    const start = this.appliedOffset(topic, partition);
+    // Records the store already holds (a redelivery after a restart) are skipped, so a
+    // batch boundary or a consumer re-fetch can never apply an event twice.
+    const fresh = records.filter((r) => r.offset >= start);
+    const result: AppliedBatch = {
+      topic,
+      partition,
+      nextOffset: start,
+      outcomes: [],
+      changes: [],
+      tablesChanged: [],
+      tablesDropped: [],
+    };
+    if (fresh.length === 0) return result;
+    const events = fresh.map(decodeRecord);
+    const state = await this.prefetch(events);
+    const ops: BatchOp[] = [];
+    for (const [i, record] of fresh.entries()) {
+      const event = events[i]!;
+      const at: EventPosition = {
+        topic,
+        partition,
+        offset: record.offset,
+        timestampMs: record.timestampMs,
+      };
+      const outcome =
+        event instanceof DbError
+          ? undecodable(event)
+          : this.applyOne(state, event, at, result, ops);
+      ops.push(outcomeOp(topic, partition, record.offset, outcome));
+      if (record.offset >= this.limits.outcomesRetained) {
+        ops.push({
+          type: "del",
+          key: outcomeKey(topic, partition, record.offset - this.limits.outcomesRetained),
+        });
+      }
+      result.outcomes.push({ offset: record.offset, outcome });
+    }
+    const last = fresh[fresh.length - 1]!;
+    result.nextOffset = last.offset + 1n;
+    ops.push(appliedOffsetOp(topic, partition, result.nextOffset));
+    for (const name of result.tablesDropped) ops.push(...(await this.dropOps(name)));
+    await this.store.batch(ops, { sync: false });
+    this.applied.set(`${topic}/${partition}`, result.nextOffset);
+    for (const name of result.tablesDropped) this.catalog.delete(name);
+    for (const entry of result.tablesChanged) this.catalog.set(entry.definition.name, entry);
+    return result;
+  }
+
+  private applyOne(
+    state: BatchState,
+    event: LogEvent,
+    at: EventPosition,
+    result: AppliedBatch,
+    ops: BatchOp[],
+  ): Outcome {
+    const applied = apply(state, event, at);
+    ops.push(...writeOps(applied.writes, (name) => state.entry(name)));
+    state.fold(applied.writes, at);
+    for (const write of applied.writes) {
+      if (write.type === "table") result.tablesChanged.push(state.entry(write.definition.name)!);
+      if (write.type === "dropTable") result.tablesDropped.push(write.name);
+    }
+    if (applied.change !== null) {
+      const change = applied.change;
+      ops.push(changeOp(change));
+      if (change.offset >= this.limits.changesRetained) {
+        const old = change.offset - this.limits.changesRetained;
+        ops.push({ type: "del", key: changeKey(change.table, change.partition, old) });
+      }
+      result.changes.push(change);
+    }
+    return applied.outcome;
+  }
+
+  private async prefetch(events: readonly (LogEvent | DbError)[]): Promise<BatchState> {
+    const keys = new Map<string, Buffer>();
+    for (const event of events) {
+      if (event instanceof DbError) continue;
+      const key = touchedKey(event, (name) => this.catalog.get(name));
+      if (key !== null) keys.set(key.toString("hex"), key);
+    }
+    const list = [...keys.values()];
+    const values = await this.store.getMany(list);
+    const items = new Map<string, StoredItem | null>();
+    list.forEach((key, i) => {
+      const value = values[i];
+      items.set(key.toString("hex"), value === undefined ? null : decodeStoredItem(value));
+    });
+    return new BatchState(this.catalog, items);
+  }
+
+  /** Deletes of everything a dropped table left: items, indexes, change events. */
+  private async dropOps(name: string): Promise<BatchOp[]> {
+    const ops: BatchOp[] = [{ type: "del", key: tableKey(name) }];
+    for (const range of tableRanges(name)) {
+      for await (const [key] of this.store.iterate(range)) ops.push({ type: "del", key });
+    }
+    return ops;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.queue;
+  }
+}
+
+function undecodable(error: DbError): Outcome {
+  return { status: "VALIDATION", message: `Undecodable event: ${error.message}` };
+}
+
+/**
+ * The state one batch sees: the catalog and prefetched items, overlaid with the writes of
+ * the events applied earlier in the same batch (so apply reads its own batch's writes).
+ */
+class BatchState implements StateView {
+  private readonly tables = new Map<string, CatalogEntry | null>();
+
+  constructor(
+    private readonly catalog: ReadonlyMap<string, CatalogEntry>,
+    private readonly items: Map<string, StoredItem | null>,
+  ) {}
+
+  entry(name: string): CatalogEntry | undefined {
+    const pending = this.tables.get(name);
+    if (pending === null) return undefined;
+    return pending ?? this.catalog.get(name);
+  }
+
+  table(name: string) {
+    return this.entry(name)?.definition;
+  }
+
+  item(table: string, key: Item): StoredItem | undefined {
+    const entry = this.entry(table);
+    if (entry === undefined) return undefined;
+    const id = itemStoreKey(entry.definition, key).toString("hex");
+    const found = this.items.get(id);
+    assert(found !== undefined, "apply read an item the batch did not prefetch");
+    return found ?? undefined;
+  }
+
+  fold(writes: readonly Write[], at: EventPosition): void {
+    for (const write of writes) {
+      if (write.type === "table") {
+        const generation =
+          write.generation >= 0n
+            ? write.generation
+            : (this.entry(write.definition.name)?.generation ?? at.offset);
+        this.tables.set(write.definition.name, { definition: write.definition, generation });
+      } else if (write.type === "dropTable") {
+        this.tables.set(write.name, null);
+      } else if (write.type === "item") {
+        const entry = this.entry(write.table);
+        assert(entry !== undefined, "item write for a table the batch does not know");
+        this.items.set(itemStoreKey(entry.definition, write.key).toString("hex"), write.stored);
+      }
+    }
+  }
+}

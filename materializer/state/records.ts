@@ -1,0 +1,144 @@
+// How the materializer's logical state sits in the KV store: key attributes to key-codec
+// values, the catalog record (the table's generation before its definition) and the
+// conversion of apply's writes into one atomic batch. Pure.
+import {
+  decodeTableDefinition,
+  encodeChangeEvent,
+  encodeOutcome,
+  encodeStoredItem,
+  encodeTableDefinition,
+  type TableDefinition,
+} from "../../schemas/events.js";
+import type { ChangeEvent, Outcome } from "../../schemas/records.js";
+import { assert } from "../../services/shared/assert.js";
+import { DbError } from "../../services/shared/errors.js";
+import type { Write } from "../apply/writes.js";
+import type { AttributeValue, Item } from "../values/attribute-value.js";
+import type { KeyValue } from "../store/key-codec.js";
+import {
+  appliedOffsetKey,
+  changeKey,
+  encodeAppliedOffset,
+  itemKey,
+  lsiKey,
+  outcomeKey,
+  tableKey,
+} from "../store/layout.js";
+import type { BatchOp } from "../store/store.js";
+
+/** A table as the catalog stores it: its definition and the generation that named its topic. */
+export interface CatalogEntry {
+  definition: TableDefinition;
+  /** Catalog offset of the CreateTable; part of the table's topic name. */
+  generation: bigint;
+}
+
+export function encodeCatalogEntry(entry: CatalogEntry): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeBigInt64BE(entry.generation);
+  return Buffer.concat([head, encodeTableDefinition(entry.definition)]);
+}
+
+export function decodeCatalogEntry(bytes: Buffer): CatalogEntry {
+  if (bytes.length < 8) throw new DbError("CORRUPT_DATA", "catalog entry shorter than 8 bytes");
+  return {
+    generation: bytes.readBigInt64BE(0),
+    definition: decodeTableDefinition(bytes.subarray(8)),
+  };
+}
+
+/** The topic that carries a table's item events. */
+export function tableTopic(name: string, generation: bigint): string {
+  return `logkv.table.${name}.${generation}`;
+}
+
+export const CATALOG_TOPIC = "logkv.catalog";
+
+export function keyValue(value: AttributeValue | undefined): KeyValue {
+  assert(value !== undefined, "key attribute missing after validation");
+  if ("S" in value) return { S: value.S };
+  if ("N" in value) return { N: value.N };
+  assert("B" in value, "key attribute is not S, N or B after validation");
+  return { B: value.B };
+}
+
+/** The store key of an item from its key attributes. */
+export function itemStoreKey(table: TableDefinition, key: Item): Buffer {
+  const pk = keyValue(key[table.partitionKey.name]);
+  const sk = table.sortKey === null ? undefined : keyValue(key[table.sortKey.name]);
+  return itemKey(table.name, pk, sk);
+}
+
+/**
+ * The batch operations for apply's writes, except dropTable (a range delete the shell
+ * does by iterating). `tables` resolves the definitions the writes name, including ones
+ * created earlier in the same batch.
+ */
+export function writeOps(
+  writes: readonly Write[],
+  tables: (name: string) => CatalogEntry | undefined,
+): BatchOp[] {
+  const ops: BatchOp[] = [];
+  for (const write of writes) {
+    if (write.type === "table") {
+      const existing = tables(write.definition.name);
+      const generation = write.generation >= 0n ? write.generation : existing?.generation;
+      assert(generation !== undefined, "table update without a generation");
+      const value = encodeCatalogEntry({ definition: write.definition, generation });
+      ops.push({ type: "put", key: tableKey(write.definition.name), value });
+    } else if (write.type === "item") {
+      const entry = tables(write.table);
+      assert(entry !== undefined, `item write for unknown table ${write.table}`);
+      const key = itemStoreKey(entry.definition, write.key);
+      if (write.stored === null) ops.push({ type: "del", key });
+      else ops.push({ type: "put", key, value: encodeStoredItem(write.stored) });
+    } else if (write.type === "lsi") {
+      const entry = tables(write.table);
+      assert(entry !== undefined, `index write for unknown table ${write.table}`);
+      const table = entry.definition;
+      const sortName = Object.keys(write.indexSortKey)[0];
+      assert(sortName !== undefined && table.sortKey !== null, "LSI write without sort keys");
+      const key = lsiKey(
+        table.name,
+        write.index,
+        keyValue(write.key[table.partitionKey.name]),
+        keyValue(write.indexSortKey[sortName]),
+        keyValue(write.key[table.sortKey.name]),
+      );
+      if (write.projected === null) ops.push({ type: "del", key });
+      else
+        ops.push({ type: "put", key, value: encodeStoredItem(projectedRecord(write.projected)) });
+    }
+  }
+  return ops;
+}
+
+/** Index entries reuse the stored-item record; version and offset carry no meaning there. */
+function projectedRecord(attributes: Item) {
+  return { attributes, version: 0n, lastOffset: -1n };
+}
+
+export function outcomeOp(
+  topic: string,
+  partition: number,
+  offset: bigint,
+  outcome: Outcome,
+): BatchOp {
+  return { type: "put", key: outcomeKey(topic, partition, offset), value: encodeOutcome(outcome) };
+}
+
+export function changeOp(change: ChangeEvent): BatchOp {
+  return {
+    type: "put",
+    key: changeKey(change.table, change.partition, change.offset),
+    value: encodeChangeEvent(change),
+  };
+}
+
+export function appliedOffsetOp(topic: string, partition: number, nextOffset: bigint): BatchOp {
+  return {
+    type: "put",
+    key: appliedOffsetKey(topic, partition),
+    value: encodeAppliedOffset(nextOffset),
+  };
+}
