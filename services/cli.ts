@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { KafkaBroker } from "./broker/broker.js";
 import { type BrokerConfig, defaultBrokerConfig } from "./broker/config.js";
 import { DbError } from "./shared/errors.js";
+import { Materializer } from "../materializer/materializer.js";
 import { createLogger } from "./shared/log.js";
 
 const usage = `usage: logkv <command> [options]
@@ -14,6 +15,7 @@ const usage = `usage: logkv <command> [options]
 commands:
   start     run the embedded database (broker today) with data under ./data
   broker    run the Kafka-compatible broker
+  materializer  apply the log into a LevelDB store (--data DIR --brokers HOST:PORT[,...])
   help      print this text
 
 broker / start options:
@@ -125,12 +127,42 @@ async function runBroker(args: string[], embedded: boolean): Promise<void> {
   console.log(`logkv broker listening on ${kafka.host}:${kafka.port} (data in ${config.dataDir})`);
   const metrics = broker.metricsAddress();
   if (metrics !== null) console.log(`metrics on http://${metrics.host}:${metrics.port}/metrics`);
+  onStopSignals(logger, () => broker.stop());
+}
+
+async function runMaterializer(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      data: { type: "string" },
+      brokers: { type: "string" },
+      "node-id": { type: "string" },
+    },
+  });
+  const logger = createLogger("logkv");
+  const brokers = (values.brokers ?? "127.0.0.1:9092").split(",");
+  for (const broker of brokers) splitHostPort(broker, "--brokers");
+  const dataDir = values.data ?? "./data/materializer";
+  const materializer = await Materializer.open({
+    dataDir,
+    brokers,
+    logger: logger.child("materializer"),
+    nodeId: values["node-id"] ?? "1",
+  });
+  await materializer.start();
+  console.log(`logkv materializer applying ${brokers.join(",")} into ${dataDir}`);
+  onStopSignals(logger, () => materializer.stop());
+}
+
+/** Stops cleanly on SIGTERM and SIGINT, then exits 0 (1 if stopping failed). */
+function onStopSignals(logger: ReturnType<typeof createLogger>, stop: () => Promise<void>): void {
   let stopping = false;
-  const stop = (signal: string): void => {
+  const handle = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     logger.info("stopping", { signal });
-    broker.stop().then(
+    stop().then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error("unclean stop", { error });
@@ -138,8 +170,8 @@ async function runBroker(args: string[], embedded: boolean): Promise<void> {
       },
     );
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => handle("SIGTERM"));
+  process.on("SIGINT", () => handle("SIGINT"));
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -149,6 +181,8 @@ async function main(argv: string[]): Promise<void> {
       return runBroker(rest, false);
     case "start":
       return runBroker(rest, true);
+    case "materializer":
+      return runMaterializer(rest);
     case undefined:
     case "help":
     case "--help":

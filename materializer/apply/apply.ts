@@ -162,6 +162,16 @@ function contextFor(
   return { table, key, stored, before: live ? stored : undefined };
 }
 
+// Events always carry both maps (Avro has no "absent" map here), and an empty one means the
+// request gave none: DynamoDB refuses an explicitly empty map, which the gateway checks.
+function namesOf(event: { names: PutItemEvent["names"] }): PutItemEvent["names"] | undefined {
+  return Object.keys(event.names).length === 0 ? undefined : event.names;
+}
+
+function valuesOf(event: { values: PutItemEvent["values"] }): PutItemEvent["values"] | undefined {
+  return Object.keys(event.values).length === 0 ? undefined : event.values;
+}
+
 function parseConditionText(text: string | null): ConditionExpression | null {
   return text === null ? null : parseCondition(text, "ConditionExpression");
 }
@@ -182,7 +192,7 @@ function conditionFails(
   before: StoredItem | undefined,
 ): boolean {
   if (condition === null) return false;
-  return !evaluateCondition(condition, before?.attributes, event.names, event.values);
+  return !evaluateCondition(condition, before?.attributes, namesOf(event), valuesOf(event));
 }
 
 function checkFailed(before: StoredItem | undefined): ApplyResult {
@@ -231,8 +241,8 @@ function putItem(state: StateView, event: PutItemEvent, at: EventPosition): Appl
   const condition = parseConditionText(event.condition);
   checkPlaceholders(
     condition === null ? [] : [{ expression: condition, kind: "ConditionExpression" }],
-    event.names,
-    event.values,
+    namesOf(event),
+    valuesOf(event),
   );
   const context = contextFor(state, event.table, keyOf(table, item), at);
   if (conditionFails(condition, event, context.before)) return checkFailed(context.before);
@@ -252,11 +262,11 @@ function updateItem(state: StateView, event: UpdateItemEvent, at: EventPosition)
         ? []
         : [{ expression: condition, kind: "ConditionExpression" as const }]),
     ],
-    event.names,
-    event.values,
+    namesOf(event),
+    valuesOf(event),
   );
   if (conditionFails(condition, event, context.before)) return checkFailed(context.before);
-  const result = applyUpdate(update, context.before?.attributes, event.names, event.values, {
+  const result = applyUpdate(update, context.before?.attributes, namesOf(event), valuesOf(event), {
     keyAttributeNames: keyAttributeNames(context.table),
   });
   // An update of a missing item creates it with its key attributes (DynamoDB upsert).
@@ -297,8 +307,8 @@ function deleteItem(state: StateView, event: DeleteItemEvent, at: EventPosition)
   const condition = parseConditionText(event.condition);
   checkPlaceholders(
     condition === null ? [] : [{ expression: condition, kind: "ConditionExpression" }],
-    event.names,
-    event.values,
+    namesOf(event),
+    valuesOf(event),
   );
   if (conditionFails(condition, event, context.before)) return checkFailed(context.before);
   const attributes = event.returnValues === "ALL_OLD" ? (context.before?.attributes ?? null) : null;

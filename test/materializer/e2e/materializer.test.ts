@@ -1,0 +1,151 @@
+// Goal: the materializer turns a real log into state and outcomes: a table created through
+// the catalog, item writes appended by key to the table's topic, outcomes awaited by
+// offset (success with return values, conditional failure, validation), applied offsets
+// that survive a restart, and no event applied twice when it resumes.
+// Method: a broker process on loopback; the LogClient appends events with kafkajs; a
+// Materializer runs in this process on a temporary LevelDB folder.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Materializer } from "../../../materializer/materializer.js";
+import { LogClient } from "../../../services/log-client.js";
+import { createLogger, setLogLevel } from "../../../services/shared/log.js";
+import { BrokerProcess } from "../../helpers/broker-process.js";
+import { addEvent, ordersTable, putEvent, readItem } from "../../helpers/materializer-fixture.js";
+
+describe("materializer against a broker", () => {
+  let broker: BrokerProcess;
+  let client: LogClient;
+  let dataDir: string;
+  let materializer: Materializer;
+  let topic: string;
+  const table = ordersTable();
+
+  before(async () => {
+    setLogLevel("warn");
+    broker = await BrokerProcess.start();
+    client = await LogClient.connect({ brokers: [broker.address] });
+    dataDir = mkdtempSync(join(tmpdir(), "logkv-mat-"));
+    materializer = await Materializer.open({
+      dataDir,
+      brokers: [broker.address],
+      logger: createLogger("test"),
+    });
+    await materializer.start();
+  });
+
+  after(async () => {
+    await materializer.stop();
+    await client.close();
+    await broker.destroy();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("applies a table created through the catalog", async () => {
+    const created = await client.createTable(table);
+    topic = created.tableTopic;
+    const outcome = await materializer.awaitOutcome(
+      created.topic,
+      created.partition,
+      created.offset,
+      10_000,
+    );
+    assert.deepEqual(outcome, { status: "OK", attributes: null });
+    assert.equal(materializer.table("orders")?.definition.partitions, 4);
+    const again = await client.appendCatalog({ type: "CreateTable", table });
+    const refused = await materializer.awaitOutcome(
+      again.topic,
+      again.partition,
+      again.offset,
+      10_000,
+    );
+    assert.equal(refused.status, "VALIDATION");
+  });
+
+  it("applies item writes and reports their outcomes", async () => {
+    const key = { customer: { S: "ada" }, orderId: { N: "1" } };
+    const first = await client.appendItemEvent(
+      topic,
+      key.customer,
+      putEvent("orders", { ...key, total: { N: "10.5" } }, "attribute_not_exists(customer)"),
+    );
+    assert.deepEqual(
+      await materializer.awaitOutcome(first.topic, first.partition, first.offset, 10_000),
+      { status: "OK", attributes: null },
+    );
+    const dup = await client.appendItemEvent(
+      topic,
+      key.customer,
+      putEvent("orders", { ...key, total: { N: "99" } }, "attribute_not_exists(customer)"),
+    );
+    const failed = await materializer.awaitOutcome(dup.topic, dup.partition, dup.offset, 10_000);
+    assert.equal(failed.status, "CONDITIONAL_CHECK_FAILED");
+    const add = await client.appendItemEvent(
+      topic,
+      key.customer,
+      addEvent("orders", key, "total", "0.25"),
+    );
+    assert.deepEqual(
+      await materializer.awaitOutcome(add.topic, add.partition, add.offset, 10_000),
+      {
+        status: "OK",
+        attributes: { total: { N: "10.75" } },
+      },
+    );
+    const bad = await client.appendItemEvent(
+      topic,
+      key.customer,
+      putEvent("orders", { customer: { S: "ada" } }),
+    );
+    const invalid = await materializer.awaitOutcome(bad.topic, bad.partition, bad.offset, 10_000);
+    assert.equal(invalid.status, "VALIDATION");
+    assert.deepEqual(await readItem(materializer.store, table, key), {
+      ...key,
+      total: { N: "10.75" },
+    });
+  });
+
+  it("resumes from its stored offsets after a restart without applying anything twice", async () => {
+    const key = { customer: { S: "bob" }, orderId: { N: "7" } };
+    let last = await client.appendItemEvent(
+      topic,
+      key.customer,
+      putEvent("orders", { ...key, count: { N: "0" } }),
+    );
+    for (let i = 0; i < 20; i++)
+      last = await client.appendItemEvent(
+        topic,
+        key.customer,
+        addEvent("orders", key, "count", "1"),
+      );
+    await materializer.waitApplied(last.topic, last.partition, last.offset + 1n, 10_000);
+    await materializer.stop();
+    for (let i = 0; i < 5; i++)
+      last = await client.appendItemEvent(
+        topic,
+        key.customer,
+        addEvent("orders", key, "count", "1"),
+      );
+    materializer = await Materializer.open({
+      dataDir,
+      brokers: [broker.address],
+      logger: createLogger("test"),
+    });
+    assert.ok(
+      materializer.appliedOffset(last.topic, last.partition) > 0n,
+      "applied offset loaded from the store",
+    );
+    await materializer.start();
+    await materializer.waitApplied(last.topic, last.partition, last.offset + 1n, 15_000);
+    assert.deepEqual(await readItem(materializer.store, table, key), {
+      ...key,
+      count: { N: "25" },
+    });
+  });
+
+  it("times out a wait for an offset that never comes", async () => {
+    await assert.rejects(materializer.waitApplied(topic, 0, 1_000_000n, 200), { code: "TIMEOUT" });
+  });
+});
