@@ -11,8 +11,9 @@
 // table it knows, then tables as CreateTable events arrive); stop() stops the consumers and
 // closes the store. Single event loop: no locks beyond the applier's queue.
 import { join } from "node:path";
-import { Kafka, logLevel, type Consumer, type EachBatchPayload } from "kafkajs";
-import { decodeOutcome } from "../schemas/events.js";
+import { Kafka, logLevel, type Consumer, type EachBatchPayload, type Producer } from "kafkajs";
+import { decodeOutcome, encodeChangeEvent } from "../schemas/events.js";
+import type { ChangeEvent } from "../schemas/records.js";
 import type { Outcome } from "../schemas/records.js";
 import { DbError } from "../services/shared/errors.js";
 import type { Logger } from "../services/shared/log.js";
@@ -24,7 +25,7 @@ import {
   type ApplierLimits,
   defaultApplierLimits,
 } from "./consume/applier.js";
-import { CATALOG_TOPIC, tableTopic, type CatalogEntry } from "./state/records.js";
+import { CATALOG_TOPIC, changesTopic, tableTopic, type CatalogEntry } from "./state/records.js";
 import { outcomeKey } from "./store/layout.js";
 import { LevelStore, type KvStore } from "./store/store.js";
 
@@ -44,6 +45,9 @@ export class Materializer {
   private readonly monitors = new Map<string, OffsetMonitor>();
   private readonly listeners = new Set<BatchListener>();
   private readonly kafka: Kafka;
+  private producer: Producer | null = null;
+  /** Per table partition, the chain of publishes, so change events go out in order. */
+  private readonly publishing = new Map<string, Promise<void>>();
   private running = false;
 
   private constructor(
@@ -77,18 +81,97 @@ export class Materializer {
     } finally {
       await admin.disconnect();
     }
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await this.producer.connect();
     await this.consume(CATALOG_TOPIC, 1);
     await Promise.all(this.applier.tables().map((entry) => this.consumeTable(entry)));
   }
 
-  private consumeTable(entry: CatalogEntry): Promise<void> {
-    return this.consume(
-      tableTopic(entry.definition.name, entry.generation),
-      entry.definition.partitions,
-    );
+  /**
+   * Consumes a table's topic, and, for its global indexes, publishes its change events to
+   * its changes topic and consumes that topic into the indexes (after backfilling any index
+   * never built). Publishing resumes from the progress stored with the data, so changes
+   * committed before a crash still reach the changes topic.
+   */
+  private async consumeTable(entry: CatalogEntry): Promise<void> {
+    const { name, partitions } = entry.definition;
+    const topic = tableTopic(name, entry.generation);
+    const changes = changesTopic(name, entry.generation);
+    await this.ensureTopic(changes, partitions);
+    for (let p = 0; p < partitions; p++) this.publishBacklog(entry, p);
+    await this.consume(topic, partitions);
+    if (entry.definition.globalIndexes.length === 0) return;
+    for (const index of entry.definition.globalIndexes) {
+      const built = await this.applier.backfillGlobalIndex(topic, name, index.name);
+      if (built !== null) {
+        this.options.logger.info("global index backfilled", {
+          table: name,
+          index: index.name,
+          entries: built,
+        });
+      }
+    }
+    await this.consume(changes, partitions, "changes");
   }
 
-  private async consume(topic: string, partitions: number): Promise<void> {
+  private async ensureTopic(topic: string, partitions: number): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      await admin.createTopics({
+        topics: [{ topic, numPartitions: partitions }],
+        waitForLeaders: true,
+      });
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** Queues a publish of a partition's stored changes from its published offset on. */
+  private publishBacklog(entry: CatalogEntry, partition: number): void {
+    const topic = tableTopic(entry.definition.name, entry.generation);
+    this.chainPublish(topic, partition, async () => {
+      const target = this.applier.appliedOffset(topic, partition);
+      let from = await this.applier.publishedOffset(topic, partition);
+      while (from < target && this.running) {
+        const page = await this.applier.changesFrom(entry.definition.name, partition, from, 500);
+        const changes = page.filter((change) => change.offset < target);
+        const last = changes[changes.length - 1];
+        const next = last === undefined || changes.length < 500 ? target : last.offset + 1n;
+        await this.sendChanges(entry, changes);
+        await this.applier.markPublished(topic, partition, next);
+        from = next;
+      }
+    });
+  }
+
+  private chainPublish(topic: string, partition: number, work: () => Promise<void>): void {
+    const id = `${topic}/${partition}`;
+    const next = (this.publishing.get(id) ?? Promise.resolve())
+      .then(work)
+      .catch((error: unknown) => {
+        this.options.logger.error("publishing change events failed", { topic, partition, error });
+      });
+    this.publishing.set(id, next);
+  }
+
+  private async sendChanges(entry: CatalogEntry, changes: readonly ChangeEvent[]): Promise<void> {
+    if (changes.length === 0 || this.producer === null) return;
+    await this.producer.send({
+      topic: changesTopic(entry.definition.name, entry.generation),
+      acks: -1,
+      messages: changes.map((change) => ({
+        partition: change.partition,
+        value: encodeChangeEvent(change),
+      })),
+    });
+  }
+
+  private async consume(
+    topic: string,
+    partitions: number,
+    kind: "events" | "changes" = "events",
+  ): Promise<void> {
     if (this.consumers.has(topic) || !this.running) return;
     const consumer = this.kafka.consumer({
       groupId: `logkv-materializer.${this.options.nodeId ?? "1"}.${topic}`,
@@ -101,7 +184,8 @@ export class Materializer {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: (payload) => this.onBatch(topic, payload),
+      eachBatch: (payload) =>
+        kind === "events" ? this.onBatch(topic, payload) : this.onChanges(topic, payload),
     });
     for (let partition = 0; partition < partitions; partition++) {
       const offset = this.applier.appliedOffset(topic, partition);
@@ -125,8 +209,24 @@ export class Materializer {
     this.afterBatch(applied);
   }
 
+  private async onChanges(topic: string, payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    const records = batch.messages.map((m) => ({
+      offset: BigInt(m.offset),
+      timestampMs: BigInt(m.timestamp),
+      value: m.value,
+    }));
+    if (records.length === 0) return;
+    const applied = await this.applier.applyChanges(topic, batch.partition, records);
+    const last = batch.messages[batch.messages.length - 1];
+    if (last !== undefined) payload.resolveOffset(last.offset);
+    await payload.heartbeat();
+    this.monitor(applied.topic, applied.partition).advance(applied.nextOffset);
+  }
+
   private afterBatch(applied: AppliedBatch): void {
     this.monitor(applied.topic, applied.partition).advance(applied.nextOffset);
+    if (applied.changes.length > 0) this.publishChanges(applied);
     for (const listener of this.listeners) listener(applied);
     for (const entry of applied.tablesChanged) {
       this.consumeTable(entry).catch((error: unknown) =>
@@ -143,6 +243,22 @@ export class Materializer {
         consumer.disconnect().catch(() => undefined);
       }
     }
+  }
+
+  private publishChanges(applied: AppliedBatch): void {
+    const entry = this.applier.table(applied.changes[0]!.table);
+    if (entry === undefined) return;
+    const changes = applied.changes;
+    this.chainPublish(applied.topic, applied.partition, async () => {
+      const published = await this.applier.publishedOffset(applied.topic, applied.partition);
+      // A backlog publish may already have sent these (it reads the store up to the applied
+      // offset); sending only what is past the published mark keeps duplicates out.
+      const fresh = changes.filter((change) => change.offset >= published);
+      await this.sendChanges(entry, fresh);
+      if (applied.nextOffset > published) {
+        await this.applier.markPublished(applied.topic, applied.partition, applied.nextOffset);
+      }
+    });
   }
 
   private monitor(topic: string, partition: number): OffsetMonitor {
@@ -203,6 +319,36 @@ export class Materializer {
     return decodeOutcome(bytes);
   }
 
+  /**
+   * Resolves once the table's global indexes reflect every change applied to its items so
+   * far: the change events are published and the changes topic is applied to its end. An
+   * index's lag is thus a set of changes-topic offsets a reader can wait on.
+   */
+  async waitGlobalIndexes(table: string, timeoutMs: number): Promise<void> {
+    const entry = this.applier.table(table);
+    if (entry === undefined)
+      throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${table}`);
+    const topic = changesTopic(table, entry.generation);
+    const deadline = Date.now() + timeoutMs;
+    const base = tableTopic(table, entry.generation);
+    await Promise.all(
+      Array.from({ length: entry.definition.partitions }, (_, p) =>
+        this.publishing.get(`${base}/${p}`),
+      ),
+    );
+    const admin = this.kafka.admin();
+    await admin.connect();
+    let ends: { partition: number; high: string }[];
+    try {
+      ends = await admin.fetchTopicOffsets(topic);
+    } finally {
+      await admin.disconnect();
+    }
+    for (const { partition, high } of ends) {
+      await this.waitApplied(topic, partition, BigInt(high), Math.max(1, deadline - Date.now()));
+    }
+  }
+
   /** The table's catalog entry as applied so far. */
   table(name: string): CatalogEntry | undefined {
     return this.applier.table(name);
@@ -219,6 +365,8 @@ export class Materializer {
     const consumers = [...this.consumers.values()];
     this.consumers.clear();
     await Promise.all(consumers.map((c) => c.disconnect().catch(() => undefined)));
+    await Promise.all(this.publishing.values());
+    await this.producer?.disconnect().catch(() => undefined);
     await this.applier.close();
     await this.store.close();
   }

@@ -7,6 +7,7 @@
 // a DeleteTable's range delete and the catalog cache must not interleave with item batches.
 // Lifecycle: open() loads the catalog and applied offsets; close() waits for the queue.
 import {
+  decodeChangeEvent,
   decodeEvent,
   decodeStoredItem,
   type LogEvent,
@@ -24,11 +25,18 @@ import {
   appliedOffsetsRange,
   catalogRange,
   changeKey,
+  changesFromRange,
   decodeAppliedOffset,
+  encodeAppliedOffset,
+  gsiIndexRange,
+  gsiWatermarkKey,
   outcomeKey,
+  publishedOffsetKey,
+  scanRange,
   tableKey,
   tableRanges,
 } from "../store/layout.js";
+import { globalIndexEntry, globalIndexOps } from "../apply/global-index.js";
 import { decodeKey } from "../store/key-codec.js";
 import type { BatchOp, KvStore } from "../store/store.js";
 import {
@@ -261,6 +269,144 @@ export class Applier {
       for await (const [key] of this.store.iterate(range)) ops.push({ type: "del", key });
     }
     return ops;
+  }
+
+  /** Runs `work` in the applier's queue, after every batch queued before it. */
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    assert(!this.closed, "applier is closed");
+    const run = this.queue.then(work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  // ---- change events and global indexes ------------------------------------------------
+
+  /** Change events of a table partition from `offset` on, in offset order, up to `limit`. */
+  async changesFrom(
+    table: string,
+    partition: number,
+    offset: bigint,
+    limit: number,
+  ): Promise<ChangeEvent[]> {
+    const changes: ChangeEvent[] = [];
+    for await (const [, value] of this.store.iterate({
+      ...changesFromRange(table, partition, offset),
+      limit,
+    })) {
+      changes.push(decodeChangeEvent(value));
+    }
+    return changes;
+  }
+
+  /** How far a table partition's change events were published (next base offset). */
+  async publishedOffset(topic: string, partition: number): Promise<bigint> {
+    const value = await this.store.get(publishedOffsetKey(topic, partition));
+    return value === undefined ? 0n : decodeAppliedOffset(value);
+  }
+
+  markPublished(topic: string, partition: number, nextOffset: bigint): Promise<void> {
+    return this.enqueue(() =>
+      this.store.put(publishedOffsetKey(topic, partition), encodeAppliedOffset(nextOffset), {
+        sync: false,
+      }),
+    );
+  }
+
+  /**
+   * Applies change events read from a table's changes topic to its global indexes. Each
+   * index keeps, per base partition, the next base offset it has applied, so a change
+   * published twice (a publisher restarted before it recorded its progress) or already
+   * covered by a backfill is skipped: each change reaches each index exactly once.
+   */
+  applyChanges(
+    topic: string,
+    partition: number,
+    records: readonly LogRecord[],
+  ): Promise<AppliedBatch> {
+    return this.enqueue(async () => {
+      const start = this.appliedOffset(topic, partition);
+      const fresh = records.filter((r) => r.offset >= start);
+      const result: AppliedBatch = {
+        topic,
+        partition,
+        nextOffset: start,
+        outcomes: [],
+        changes: [],
+        tablesChanged: [],
+        tablesDropped: [],
+      };
+      if (fresh.length === 0) return result;
+      const ops: BatchOp[] = [];
+      const watermarks = new Map<string, bigint>();
+      for (const record of fresh) {
+        if (record.value === null) continue;
+        const change = decodeChangeEvent(record.value);
+        const entry = this.catalog.get(change.table);
+        if (entry === undefined) continue;
+        for (const index of entry.definition.globalIndexes) {
+          const key = gsiWatermarkKey(change.table, index.name, change.partition);
+          const id = key.toString("hex");
+          const watermark = watermarks.get(id) ?? (await this.watermark(key));
+          // No watermark: the index has not been backfilled yet; its backfill will reflect
+          // this change, and record where changes take over.
+          if (watermark < 0n || change.offset < watermark) continue;
+          ops.push(...globalIndexOps(entry.definition, index, change));
+          watermarks.set(id, change.offset + 1n);
+          ops.push({ type: "put", key, value: encodeAppliedOffset(change.offset + 1n) });
+        }
+      }
+      result.nextOffset = fresh[fresh.length - 1]!.offset + 1n;
+      ops.push(appliedOffsetOp(topic, partition, result.nextOffset));
+      await this.store.batch(ops, { sync: false });
+      this.applied.set(`${topic}/${partition}`, result.nextOffset);
+      return result;
+    });
+  }
+
+  private async watermark(key: Buffer): Promise<bigint> {
+    const value = await this.store.get(key);
+    return value === undefined ? -1n : decodeAppliedOffset(value);
+  }
+
+  /**
+   * Fills a global index that has never been built from the items the table holds now,
+   * and records, per base partition, the applied offset the items reflect: later changes
+   * below it are already in the index, changes from it on are applied on top. Runs in the
+   * queue, so no batch changes the table while it reads. Returns the entries written, or
+   * null when the index was built before.
+   */
+  backfillGlobalIndex(
+    tableTopic: string,
+    table: string,
+    indexName: string,
+  ): Promise<number | null> {
+    return this.enqueue(async () => {
+      const entry = this.catalog.get(table);
+      const index = entry?.definition.globalIndexes.find((i) => i.name === indexName);
+      if (entry === undefined || index === undefined) return null;
+      if ((await this.store.get(gsiWatermarkKey(table, indexName, 0))) !== undefined) return null;
+      const ops: BatchOp[] = [];
+      for await (const [key] of this.store.iterate(gsiIndexRange(table, indexName)))
+        ops.push({ type: "del", key });
+      let entries = 0;
+      for await (const [, value] of this.store.iterate(scanRange({ table }))) {
+        const item = decodeStoredItem(value).attributes;
+        const indexEntry = globalIndexEntry(entry.definition, index, item);
+        if (indexEntry === null) continue;
+        ops.push({ type: "put", key: indexEntry.key, value: indexEntry.value });
+        entries++;
+      }
+      for (let p = 0; p < entry.definition.partitions; p++) {
+        const offset = this.appliedOffset(tableTopic, p);
+        ops.push({
+          type: "put",
+          key: gsiWatermarkKey(table, indexName, p),
+          value: encodeAppliedOffset(offset),
+        });
+      }
+      await this.store.batch(ops, { sync: false });
+      return entries;
+    });
   }
 
   async close(): Promise<void> {

@@ -52,6 +52,11 @@ export function tableTopic(name: string, generation: bigint): string {
   return `logkv.table.${name}.${generation}`;
 }
 
+/** The topic a table's change events are published to, partitioned like the table. */
+export function changesTopic(name: string, generation: bigint): string {
+  return `logkv.changes.${name}.${generation}`;
+}
+
 export const CATALOG_TOPIC = "logkv.catalog";
 
 export function keyValue(value: AttributeValue | undefined): KeyValue {

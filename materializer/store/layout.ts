@@ -63,6 +63,8 @@ export interface ScanSegment {
 const space = (letter: string): KeyPart => ({ space: letter });
 const name = (text: string): KeyPart => ({ name: text });
 const APPLIED = name("applied");
+const PUBLISHED = name("published");
+const GSI_WATERMARK = name("gsi");
 
 /** The bytes DESIGN.md uses as a Kafka record key for this key value. */
 export function keyBytes(value: KeyValue): Buffer {
@@ -230,6 +232,27 @@ export function catalogRange(): PrefixRange {
 }
 
 /** Every applied-offset key. */
+/** How far a table partition's change events have been published to its changes topic. */
+export function publishedOffsetKey(topic: string, partition: number): Buffer {
+  return encodeKey([space(Space.meta), PUBLISHED, name(topic), { uint32: partition }]);
+}
+
+/** The next base offset of a table partition whose changes a global index has applied. */
+export function gsiWatermarkKey(table: string, index: string, basePartition: number): Buffer {
+  return encodeKey([
+    space(Space.meta),
+    GSI_WATERMARK,
+    name(table),
+    name(index),
+    { uint32: basePartition },
+  ]);
+}
+
+/** Every entry of one global index. */
+export function gsiIndexRange(table: string, index: string): PrefixRange {
+  return prefixRange([space(Space.gsi), name(table), name(index)]);
+}
+
 export function appliedOffsetsRange(): PrefixRange {
   return prefixRange([space(Space.meta), APPLIED]);
 }
