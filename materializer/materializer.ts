@@ -27,6 +27,7 @@ import {
 } from "./consume/applier.js";
 import { CATALOG_TOPIC, changesTopic, tableTopic, type CatalogEntry } from "./state/records.js";
 import { outcomeKey } from "./store/layout.js";
+import { MaterializerProbe } from "./materializer-probe.js";
 import { LevelStore, type KvStore } from "./store/store.js";
 
 export interface MaterializerOptions {
@@ -35,6 +36,8 @@ export interface MaterializerOptions {
   logger: Logger;
   /** Distinguishes this materializer's consumer groups from others'. */
   nodeId?: string;
+  /** Also export Node's process metrics (one materializer per process). */
+  defaultMetrics?: boolean;
   limits?: Partial<ApplierLimits & { waitersPerPartitionMax: number }>;
 }
 
@@ -49,6 +52,7 @@ export class Materializer {
   /** Per table partition, the chain of publishes, so change events go out in order. */
   private readonly publishing = new Map<string, Promise<void>>();
   private running = false;
+  readonly probe: MaterializerProbe;
 
   private constructor(
     private readonly options: MaterializerOptions,
@@ -60,6 +64,10 @@ export class Materializer {
       brokers: options.brokers,
       logLevel: logLevel.NOTHING,
       retry: { retries: 10, initialRetryTime: 100 },
+    });
+    this.probe = new MaterializerProbe({
+      defaultMetrics: options.defaultMetrics ?? false,
+      storeBytes: () => store.approximateSize({ gte: Buffer.alloc(0), lt: Buffer.alloc(1, 0xff) }),
     });
   }
 
@@ -202,11 +210,33 @@ export class Materializer {
       value: m.value,
     }));
     if (records.length === 0) return;
+    const started = performance.now();
     const applied = await this.applier.applyBatch(topic, batch.partition, records);
+    this.observe("events", batch.highWatermark, records.length, started, applied);
+    for (const { outcome } of applied.outcomes) this.probe.outcome(outcome.status);
     const last = batch.messages[batch.messages.length - 1];
     if (last !== undefined) payload.resolveOffset(last.offset);
     await payload.heartbeat();
     this.afterBatch(applied);
+  }
+
+  private observe(
+    kind: "events" | "changes",
+    highWatermark: string,
+    records: number,
+    startedMs: number,
+    applied: AppliedBatch,
+  ): void {
+    const seconds = (performance.now() - startedMs) / 1000;
+    this.probe.batchApplied(
+      kind,
+      applied.topic,
+      applied.partition,
+      records,
+      seconds,
+      applied.nextOffset,
+      BigInt(highWatermark),
+    );
   }
 
   private async onChanges(topic: string, payload: EachBatchPayload): Promise<void> {
@@ -217,7 +247,9 @@ export class Materializer {
       value: m.value,
     }));
     if (records.length === 0) return;
+    const started = performance.now();
     const applied = await this.applier.applyChanges(topic, batch.partition, records);
+    this.observe("changes", batch.highWatermark, records.length, started, applied);
     const last = batch.messages[batch.messages.length - 1];
     if (last !== undefined) payload.resolveOffset(last.offset);
     await payload.heartbeat();

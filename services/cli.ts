@@ -8,6 +8,7 @@ import { KafkaBroker } from "./broker/broker.js";
 import { type BrokerConfig, defaultBrokerConfig } from "./broker/config.js";
 import { DbError } from "./shared/errors.js";
 import { Materializer } from "../materializer/materializer.js";
+import { serveMetrics, type MetricsServer } from "./shared/metrics-server.js";
 import { createLogger } from "./shared/log.js";
 
 const usage = `usage: logkv <command> [options]
@@ -15,7 +16,8 @@ const usage = `usage: logkv <command> [options]
 commands:
   start     run the embedded database (broker today) with data under ./data
   broker    run the Kafka-compatible broker
-  materializer  apply the log into a LevelDB store (--data DIR --brokers HOST:PORT[,...])
+  materializer  apply the log into a LevelDB store
+                (--data DIR --brokers HOST:PORT[,...] [--metrics HOST:PORT] [--node-id N])
   help      print this text
 
 broker / start options:
@@ -138,6 +140,7 @@ async function runMaterializer(args: string[]): Promise<void> {
       data: { type: "string" },
       brokers: { type: "string" },
       "node-id": { type: "string" },
+      metrics: { type: "string" },
     },
   });
   const logger = createLogger("logkv");
@@ -149,10 +152,20 @@ async function runMaterializer(args: string[]): Promise<void> {
     brokers,
     logger: logger.child("materializer"),
     nodeId: values["node-id"] ?? "1",
+    defaultMetrics: true,
   });
   await materializer.start();
   console.log(`logkv materializer applying ${brokers.join(",")} into ${dataDir}`);
-  onStopSignals(logger, () => materializer.stop());
+  let metrics: MetricsServer | null = null;
+  if (values.metrics !== undefined) {
+    const address = splitHostPort(values.metrics, "--metrics");
+    metrics = await serveMetrics(address.host, address.port, () => materializer.probe.render());
+    console.log(`metrics on http://${metrics.host}:${metrics.port}/metrics`);
+  }
+  onStopSignals(logger, async () => {
+    await metrics?.close();
+    await materializer.stop();
+  });
 }
 
 /** Stops cleanly on SIGTERM and SIGINT, then exits 0 (1 if stopping failed). */

@@ -5,10 +5,10 @@
 // Lifecycle: start() opens storage (running recovery), then starts listening; stop() stops
 // accepting, closes connections, then flushes and closes storage, so a clean stop leaves
 // nothing for the next start to recover.
-import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { systemClock } from "../shared/clock.js";
 import { Semaphore } from "../shared/semaphore.js";
+import { serveMetrics, type MetricsServer } from "../shared/metrics-server.js";
 import type { Logger } from "../shared/log.js";
 import { BrokerProbe } from "./broker-probe.js";
 import { type BrokerConfig, validateBrokerConfig } from "./config.js";
@@ -24,7 +24,7 @@ import { ProducerIdManager } from "./producer-ids.js";
 export class KafkaBroker {
   private kafka: { host: string; port: number } = { host: "", port: 0 };
   private metrics: { host: string; port: number } | null = null;
-  private metricsServer: Server | null = null;
+  private metricsServer: MetricsServer | null = null;
   private retentionTimer: NodeJS.Timeout | null = null;
 
   private constructor(
@@ -95,7 +95,12 @@ export class KafkaBroker {
   private async listen(): Promise<void> {
     this.kafka = await this.server.listen();
     if (this.config.metricsHost !== undefined && this.config.metricsPort !== undefined) {
-      this.metrics = await this.listenMetrics(this.config.metricsHost, this.config.metricsPort);
+      this.metricsServer = await serveMetrics(
+        this.config.metricsHost,
+        this.config.metricsPort,
+        () => this.context.probe.render(),
+      );
+      this.metrics = { host: this.metricsServer.host, port: this.metricsServer.port };
     }
     this.retentionTimer = setInterval(() => {
       this.context.topics.applyRetention(Date.now()).catch((error: unknown) => {
@@ -108,29 +113,6 @@ export class KafkaBroker {
       kafka: `${this.kafka.host}:${this.kafka.port}`,
       metrics: this.metrics === null ? null : `${this.metrics.host}:${this.metrics.port}`,
       dataDir: this.config.dataDir,
-    });
-  }
-
-  private listenMetrics(host: string, port: number): Promise<{ host: string; port: number }> {
-    const server = createServer((request, response) => {
-      if (request.url !== "/metrics") {
-        response.writeHead(404).end("see /metrics\n");
-        return;
-      }
-      this.context.probe.render().then(
-        ({ contentType, body }) =>
-          response.writeHead(200, { "Content-Type": contentType }).end(body),
-        () => response.writeHead(500).end(),
-      );
-    });
-    this.metricsServer = server;
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => {
-        const address = server.address();
-        if (address === null || typeof address === "string") reject(new Error("no address"));
-        else resolve({ host, port: address.port });
-      });
     });
   }
 
@@ -156,11 +138,7 @@ export class KafkaBroker {
     this.context.groups.close();
     await this.offsetStore.close();
     await this.context.topics.close();
-    if (this.metricsServer !== null) {
-      const server = this.metricsServer;
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-    }
+    await this.metricsServer?.close();
     this.context.logger.info("broker stopped", { nodeId: this.config.nodeId });
   }
 }

@@ -145,6 +145,18 @@ describe("materializer against a broker", () => {
     });
   });
 
+  it("exports applied offsets, lag, apply latency and outcomes as metrics", async () => {
+    const { body } = await materializer.probe.render();
+    const applied = new RegExp(
+      `logkv_materializer_applied_offset\\{topic="${topic}",partition="\\d+"\\} [1-9]`,
+    );
+    assert.match(body, applied);
+    assert.match(body, /logkv_materializer_lag_records\{[^}]+\} 0/);
+    assert.match(body, /logkv_materializer_events_total\{status="OK"\} [1-9]/);
+    assert.match(body, /logkv_materializer_apply_seconds_count\{kind="events"\} [1-9]/);
+    assert.match(body, /logkv_materializer_store_bytes \d+/);
+  });
+
   it("times out a wait for an offset that never comes", async () => {
     await assert.rejects(materializer.waitApplied(topic, 0, 1_000_000n, 200), { code: "TIMEOUT" });
   });

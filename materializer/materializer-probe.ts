@@ -1,0 +1,83 @@
+// The materializer's metrics, behind event methods so only this file imports prom-client
+// (STYLE.md §6). One registry per materializer.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export class MaterializerProbe {
+  readonly registry = new Registry();
+  private readonly appliedOffset: Gauge<"topic" | "partition">;
+  private readonly lag: Gauge<"topic" | "partition">;
+  private readonly applySeconds: Histogram<"kind">;
+  private readonly batchRecords: Histogram<"kind">;
+  private readonly events: Counter<"status">;
+  private readonly storeBytes: Gauge;
+
+  constructor(options: { defaultMetrics?: boolean; storeBytes?: () => Promise<number> } = {}) {
+    const registers = [this.registry];
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+    this.appliedOffset = new Gauge({
+      name: "logkv_materializer_applied_offset",
+      help: "Next offset to apply, by topic partition",
+      labelNames: ["topic", "partition"],
+      registers,
+    });
+    this.lag = new Gauge({
+      name: "logkv_materializer_lag_records",
+      help: "Records between the applied offset and the partition's high watermark at the last fetch",
+      labelNames: ["topic", "partition"],
+      registers,
+    });
+    this.applySeconds = new Histogram({
+      name: "logkv_materializer_apply_seconds",
+      help: "Time to apply and commit one fetched batch (events, or changes into global indexes)",
+      labelNames: ["kind"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    });
+    this.batchRecords = new Histogram({
+      name: "logkv_materializer_batch_records",
+      help: "Records per applied batch",
+      labelNames: ["kind"],
+      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000],
+      registers,
+    });
+    this.events = new Counter({
+      name: "logkv_materializer_events_total",
+      help: "Events applied, by outcome status",
+      labelNames: ["status"],
+      registers,
+    });
+    const storeBytes = options.storeBytes;
+    this.storeBytes = new Gauge({
+      name: "logkv_materializer_store_bytes",
+      help: "Approximate on-disk size of the LevelDB store",
+      registers,
+      async collect() {
+        if (storeBytes !== undefined) this.set(await storeBytes());
+      },
+    });
+  }
+
+  batchApplied(
+    kind: "events" | "changes",
+    topic: string,
+    partition: number,
+    records: number,
+    seconds: number,
+    nextOffset: bigint,
+    highWatermark: bigint,
+  ): void {
+    const labels = { topic, partition: String(partition) };
+    this.applySeconds.observe({ kind }, seconds);
+    this.batchRecords.observe({ kind }, records);
+    this.appliedOffset.set(labels, Number(nextOffset));
+    this.lag.set(labels, Math.max(0, Number(highWatermark - nextOffset)));
+  }
+
+  outcome(status: string): void {
+    this.events.inc({ status });
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
