@@ -11,8 +11,20 @@
 // table it knows, then tables as CreateTable events arrive); stop() stops the consumers and
 // closes the store. Single event loop: no locks beyond the applier's queue.
 import { join } from "node:path";
-import { Kafka, logLevel, type Consumer, type EachBatchPayload, type Producer } from "kafkajs";
-import { decodeOutcome, encodeChangeEvent } from "../schemas/events.js";
+import {
+  Kafka,
+  logLevel,
+  Partitioners,
+  type Consumer,
+  type EachBatchPayload,
+  type Producer,
+} from "kafkajs";
+import {
+  decodeOutcome,
+  decodeStoredItem,
+  encodeChangeEvent,
+  encodeEvent,
+} from "../schemas/events.js";
 import type { ChangeEvent } from "../schemas/records.js";
 import type { Outcome } from "../schemas/records.js";
 import { DbError } from "../services/shared/errors.js";
@@ -26,8 +38,11 @@ import {
   defaultApplierLimits,
 } from "./consume/applier.js";
 import { CATALOG_TOPIC, changesTopic, tableTopic, type CatalogEntry } from "./state/records.js";
-import { outcomeKey } from "./store/layout.js";
+import { outcomeKey, scanRange } from "./store/layout.js";
+import { expiryMsOf, keyOf } from "./catalog/table.js";
+import { keyBytes } from "./values/limits.js";
 import { MaterializerProbe } from "./materializer-probe.js";
+import { ChangeStream, type ChangeStreamOptions } from "./consume/change-stream.js";
 import { LevelStore, type KvStore } from "./store/store.js";
 
 export interface MaterializerOptions {
@@ -36,6 +51,10 @@ export interface MaterializerOptions {
   logger: Logger;
   /** Distinguishes this materializer's consumer groups from others'. */
   nodeId?: string;
+  /** How often the TTL sweeper looks for expired items (0: never; default 60 s). */
+  ttlSweepIntervalMs?: number;
+  /** TtlDelete events one sweep appends at most. */
+  ttlDeletesPerSweepMax?: number;
   /** Also export Node's process metrics (one materializer per process). */
   defaultMetrics?: boolean;
   limits?: Partial<ApplierLimits & { waitersPerPartitionMax: number }>;
@@ -52,6 +71,7 @@ export class Materializer {
   /** Per table partition, the chain of publishes, so change events go out in order. */
   private readonly publishing = new Map<string, Promise<void>>();
   private running = false;
+  private sweepTimer: NodeJS.Timeout | null = null;
   readonly probe: MaterializerProbe;
 
   private constructor(
@@ -89,10 +109,56 @@ export class Materializer {
     } finally {
       await admin.disconnect();
     }
-    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     await this.producer.connect();
     await this.consume(CATALOG_TOPIC, 1);
     await Promise.all(this.applier.tables().map((entry) => this.consumeTable(entry)));
+    const every = this.options.ttlSweepIntervalMs ?? 60_000;
+    if (every > 0) {
+      this.sweepTimer = setInterval(() => {
+        this.sweepExpired(BigInt(Date.now())).catch((error: unknown) =>
+          this.options.logger.error("TTL sweep failed", { error }),
+        );
+      }, every);
+      this.sweepTimer.unref();
+    }
+  }
+
+  /**
+   * The TTL sweeper: appends a TtlDelete for each item whose expiry has passed at nowMs, to
+   * the item's own partition (keyed like its writes). The wall clock only picks candidates:
+   * each delete takes effect only if the item is still expired at its record's timestamp,
+   * decided at apply time, so a write that extends the TTL in between wins on every replica.
+   * Returns how many deletes it appended.
+   */
+  async sweepExpired(nowMs: bigint): Promise<number> {
+    const producer = this.producer;
+    if (producer === null) return 0;
+    const max = this.options.ttlDeletesPerSweepMax ?? 10_000;
+    let appended = 0;
+    for (const entry of this.applier.tables()) {
+      const table = entry.definition;
+      if (table.ttlAttribute === null) continue;
+      const messages: { key: Buffer; value: Buffer }[] = [];
+      for await (const [, value] of this.store.iterate(scanRange({ table: table.name }))) {
+        if (appended + messages.length >= max) break;
+        const item = decodeStoredItem(value).attributes;
+        const expiresAtMs = expiryMsOf(table, item);
+        if (expiresAtMs === undefined || expiresAtMs > nowMs) continue;
+        const key = keyOf(table, item);
+        const event = encodeEvent({ type: "TtlDelete", table: table.name, key, expiresAtMs });
+        messages.push({ key: keyBytes(key[table.partitionKey.name]!), value: event });
+      }
+      if (messages.length === 0) continue;
+      await producer.send({ topic: tableTopic(table.name, entry.generation), acks: -1, messages });
+      appended += messages.length;
+    }
+    if (appended > 0) this.options.logger.info("TTL sweep", { deletes: appended });
+    return appended;
   }
 
   /**
@@ -381,6 +447,28 @@ export class Materializer {
     }
   }
 
+  /**
+   * A change stream of the table: stored changes from `options.from` (per partition), then
+   * live ones as they are applied, with no gap and no duplicate between them.
+   */
+  changes(table: string, options: ChangeStreamOptions = {}): ChangeStream {
+    const entry = this.applier.table(table);
+    if (entry === undefined)
+      throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${table}`);
+    const topic = tableTopic(table, entry.generation);
+    return new ChangeStream(
+      {
+        partitions: entry.definition.partitions,
+        retained: this.options.limits?.changesRetained ?? defaultApplierLimits.changesRetained,
+        appliedOffset: (p) => this.applier.appliedOffset(topic, p),
+        changesFrom: (p, offset, limit) => this.applier.changesFrom(table, p, offset, limit),
+        onApplied: (fn) =>
+          this.onApplied((batch) => (batch.topic === topic ? fn(batch) : undefined)),
+      },
+      options,
+    );
+  }
+
   /** The table's catalog entry as applied so far. */
   table(name: string): CatalogEntry | undefined {
     return this.applier.table(name);
@@ -394,6 +482,7 @@ export class Materializer {
 
   async stop(): Promise<void> {
     this.running = false;
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     const consumers = [...this.consumers.values()];
     this.consumers.clear();
     await Promise.all(consumers.map((c) => c.disconnect().catch(() => undefined)));
