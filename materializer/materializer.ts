@@ -10,6 +10,7 @@
 // Lifecycle: open() opens the store; start() begins consuming (the catalog first, then each
 // table it knows, then tables as CreateTable events arrive); stop() stops the consumers and
 // closes the store. Single event loop: no locks beyond the applier's queue.
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
   Kafka,
@@ -43,7 +44,9 @@ import { expiryMsOf, keyOf } from "./catalog/table.js";
 import { keyBytes } from "./values/limits.js";
 import { MaterializerProbe } from "./materializer-probe.js";
 import { ChangeStream, type ChangeStreamOptions } from "./consume/change-stream.js";
+import { PublishedMarks } from "./consume/published-marks.js";
 import { LevelStore, type KvStore } from "./store/store.js";
+import { checkpoint, openFromCheckpoint, type CheckpointManifest } from "./store/checkpoint.js";
 
 export interface MaterializerOptions {
   dataDir: string;
@@ -55,6 +58,8 @@ export interface MaterializerOptions {
   ttlSweepIntervalMs?: number;
   /** TtlDelete events one sweep appends at most. */
   ttlDeletesPerSweepMax?: number;
+  /** When the data folder has no store yet, seed it from this checkpoint (then replay the tail). */
+  fromCheckpoint?: string;
   /** Also export Node's process metrics (one materializer per process). */
   defaultMetrics?: boolean;
   limits?: Partial<ApplierLimits & { waitersPerPartitionMax: number }>;
@@ -71,6 +76,7 @@ export class Materializer {
   /** Per table partition, the chain of publishes, so change events go out in order. */
   private readonly publishing = new Map<string, Promise<void>>();
   private running = false;
+  private readonly published: PublishedMarks;
   private sweepTimer: NodeJS.Timeout | null = null;
   readonly probe: MaterializerProbe;
 
@@ -85,6 +91,7 @@ export class Materializer {
       logLevel: logLevel.NOTHING,
       retry: { retries: 10, initialRetryTime: 100 },
     });
+    this.published = PublishedMarks.open(options.dataDir);
     this.probe = new MaterializerProbe({
       defaultMetrics: options.defaultMetrics ?? false,
       storeBytes: () => store.approximateSize({ gte: Buffer.alloc(0), lt: Buffer.alloc(1, 0xff) }),
@@ -92,7 +99,13 @@ export class Materializer {
   }
 
   static async open(options: MaterializerOptions): Promise<Materializer> {
-    const store = await LevelStore.open(join(options.dataDir, "store"), { sync: false });
+    const storeDir = join(options.dataDir, "store");
+    const seeded = options.fromCheckpoint !== undefined && !existsSync(join(storeDir, "CURRENT"));
+    const store = seeded
+      ? await openFromCheckpoint(options.fromCheckpoint!, storeDir, { sync: false })
+      : await LevelStore.open(storeDir, { sync: false });
+    if (seeded)
+      options.logger.info("store seeded from checkpoint", { checkpoint: options.fromCheckpoint });
     const applier = await Applier.open(store, { ...defaultApplierLimits, ...options.limits });
     return new Materializer(options, store, applier);
   }
@@ -206,14 +219,14 @@ export class Materializer {
     const topic = tableTopic(entry.definition.name, entry.generation);
     this.chainPublish(topic, partition, async () => {
       const target = this.applier.appliedOffset(topic, partition);
-      let from = await this.applier.publishedOffset(topic, partition);
+      let from = this.published.get(topic, partition);
       while (from < target && this.running) {
         const page = await this.applier.changesFrom(entry.definition.name, partition, from, 500);
         const changes = page.filter((change) => change.offset < target);
         const last = changes[changes.length - 1];
         const next = last === undefined || changes.length < 500 ? target : last.offset + 1n;
         await this.sendChanges(entry, changes);
-        await this.applier.markPublished(topic, partition, next);
+        await this.published.set(topic, partition, next);
         from = next;
       }
     });
@@ -348,13 +361,13 @@ export class Materializer {
     if (entry === undefined) return;
     const changes = applied.changes;
     this.chainPublish(applied.topic, applied.partition, async () => {
-      const published = await this.applier.publishedOffset(applied.topic, applied.partition);
+      const published = this.published.get(applied.topic, applied.partition);
       // A backlog publish may already have sent these (it reads the store up to the applied
       // offset); sending only what is past the published mark keeps duplicates out.
       const fresh = changes.filter((change) => change.offset >= published);
       await this.sendChanges(entry, fresh);
       if (applied.nextOffset > published) {
-        await this.applier.markPublished(applied.topic, applied.partition, applied.nextOffset);
+        await this.published.set(applied.topic, applied.partition, applied.nextOffset);
       }
     });
   }
@@ -469,6 +482,15 @@ export class Materializer {
     );
   }
 
+  /**
+   * Writes a consistent checkpoint of the store to `dir` (which must not exist): every
+   * batch is atomic with its applied offsets, so any snapshot is a state some log prefix
+   * produced, and a materializer seeded from it replays only the tail.
+   */
+  checkpoint(dir: string): Promise<CheckpointManifest> {
+    return checkpoint(this.store, dir);
+  }
+
   /** The table's catalog entry as applied so far. */
   table(name: string): CatalogEntry | undefined {
     return this.applier.table(name);
@@ -487,6 +509,7 @@ export class Materializer {
     this.consumers.clear();
     await Promise.all(consumers.map((c) => c.disconnect().catch(() => undefined)));
     await Promise.all(this.publishing.values());
+    await this.published.flush();
     await this.producer?.disconnect().catch(() => undefined);
     await this.applier.close();
     await this.store.close();

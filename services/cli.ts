@@ -17,7 +17,8 @@ commands:
   start     run the embedded database (broker today) with data under ./data
   broker    run the Kafka-compatible broker
   materializer  apply the log into a LevelDB store
-                (--data DIR --brokers HOST:PORT[,...] [--metrics HOST:PORT] [--node-id N])
+                (--data DIR --brokers HOST:PORT[,...] [--metrics HOST:PORT] [--node-id N]
+                 [--from-checkpoint DIR: seed a new store from a checkpoint])
   help      print this text
 
 broker / start options:
@@ -141,6 +142,7 @@ async function runMaterializer(args: string[]): Promise<void> {
       brokers: { type: "string" },
       "node-id": { type: "string" },
       metrics: { type: "string" },
+      "from-checkpoint": { type: "string" },
     },
   });
   const logger = createLogger("logkv");
@@ -153,6 +155,7 @@ async function runMaterializer(args: string[]): Promise<void> {
     logger: logger.child("materializer"),
     nodeId: values["node-id"] ?? "1",
     defaultMetrics: true,
+    fromCheckpoint: values["from-checkpoint"],
   });
   await materializer.start();
   console.log(`logkv materializer applying ${brokers.join(",")} into ${dataDir}`);

@@ -31,7 +31,6 @@ import {
   gsiIndexRange,
   gsiWatermarkKey,
   outcomeKey,
-  publishedOffsetKey,
   scanRange,
   tableKey,
   tableRanges,
@@ -296,20 +295,6 @@ export class Applier {
       changes.push(decodeChangeEvent(value));
     }
     return changes;
-  }
-
-  /** How far a table partition's change events were published (next base offset). */
-  async publishedOffset(topic: string, partition: number): Promise<bigint> {
-    const value = await this.store.get(publishedOffsetKey(topic, partition));
-    return value === undefined ? 0n : decodeAppliedOffset(value);
-  }
-
-  markPublished(topic: string, partition: number, nextOffset: bigint): Promise<void> {
-    return this.enqueue(() =>
-      this.store.put(publishedOffsetKey(topic, partition), encodeAppliedOffset(nextOffset), {
-        sync: false,
-      }),
-    );
   }
 
   /**

@@ -63,7 +63,6 @@ export interface ScanSegment {
 const space = (letter: string): KeyPart => ({ space: letter });
 const name = (text: string): KeyPart => ({ name: text });
 const APPLIED = name("applied");
-const PUBLISHED = name("published");
 const GSI_WATERMARK = name("gsi");
 
 /** The bytes DESIGN.md uses as a Kafka record key for this key value. */
@@ -232,11 +231,6 @@ export function catalogRange(): PrefixRange {
 }
 
 /** Every applied-offset key. */
-/** How far a table partition's change events have been published to its changes topic. */
-export function publishedOffsetKey(topic: string, partition: number): Buffer {
-  return encodeKey([space(Space.meta), PUBLISHED, name(topic), { uint32: partition }]);
-}
-
 /** The next base offset of a table partition whose changes a global index has applied. */
 export function gsiWatermarkKey(table: string, index: string, basePartition: number): Buffer {
   return encodeKey([
