@@ -211,6 +211,7 @@ export class Applier {
     result.nextOffset = last.offset + 1n;
     ops.push(appliedOffsetOp(topic, partition, result.nextOffset));
     for (const name of result.tablesDropped) ops.push(...(await this.dropOps(name)));
+    for (const entry of result.tablesChanged) ops.push(...(await this.removedIndexOps(entry)));
     await this.store.batch(ops, { sync: false });
     this.applied.set(`${topic}/${partition}`, result.nextOffset);
     for (const name of result.tablesDropped) this.catalog.delete(name);
@@ -259,6 +260,26 @@ export class Applier {
       items.set(key.toString("hex"), value === undefined ? null : decodeStoredItem(value));
     });
     return new BatchState(this.catalog, items);
+  }
+
+  /** Deletes of the entries and watermarks of global indexes an UpdateTable removed. */
+  private async removedIndexOps(entry: CatalogEntry): Promise<BatchOp[]> {
+    const before = this.catalog.get(entry.definition.name);
+    if (before === undefined) return [];
+    const kept = new Set(entry.definition.globalIndexes.map((index) => index.name));
+    const ops: BatchOp[] = [];
+    for (const index of before.definition.globalIndexes) {
+      if (kept.has(index.name)) continue;
+      for await (const [key] of this.store.iterate(
+        gsiIndexRange(entry.definition.name, index.name),
+      )) {
+        ops.push({ type: "del", key });
+      }
+      for (let p = 0; p < before.definition.partitions; p++) {
+        ops.push({ type: "del", key: gsiWatermarkKey(entry.definition.name, index.name, p) });
+      }
+    }
+    return ops;
   }
 
   /** Deletes of everything a dropped table left: items, indexes, change events. */

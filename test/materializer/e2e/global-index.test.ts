@@ -158,4 +158,22 @@ describe("global secondary indexes through the log", () => {
       ),
     );
   });
+
+  it("drops a removed index's entries", async () => {
+    const at = await client.appendCatalog({
+      type: "UpdateTable",
+      table,
+      changes: [{ kind: "REMOVE_GLOBAL_INDEX", indexName: "by-title" }],
+    });
+    assert.equal(
+      (await materializer.awaitOutcome(at.topic, at.partition, at.offset, 10_000)).status,
+      "OK",
+    );
+    assert.deepEqual(await indexEntries(materializer, "by-title"), []);
+    assert.equal(
+      (await indexEntries(materializer, "by-state")).length > 0,
+      true,
+      "other indexes stay",
+    );
+  });
 });
