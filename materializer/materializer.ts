@@ -45,7 +45,17 @@ import { keyBytes } from "./values/limits.js";
 import { MaterializerProbe } from "./materializer-probe.js";
 import { ChangeStream, type ChangeStreamOptions } from "./consume/change-stream.js";
 import { PublishedMarks } from "./consume/published-marks.js";
-import { LevelStore, type KvStore } from "./store/store.js";
+import { LevelStore, type KvReader, type KvStore } from "./store/store.js";
+import {
+  getItem,
+  query,
+  scan,
+  type GetItemOptions,
+  type QueryOptions,
+  type ScanOptions,
+} from "./read/index.js";
+import type { Item } from "./values/attribute-value.js";
+import type { TableDefinition } from "../schemas/events.js";
 import { checkpoint, openFromCheckpoint, type CheckpointManifest } from "./store/checkpoint.js";
 
 export interface MaterializerOptions {
@@ -489,6 +499,49 @@ export class Materializer {
    */
   checkpoint(dir: string): Promise<CheckpointManifest> {
     return checkpoint(this.store, dir);
+  }
+
+  /**
+   * Runs a read on a snapshot of the store, so a page is one point in time; the applied
+   * offsets are those the snapshot reflects at least (a batch committing concurrently may
+   * be in the snapshot before its offset shows here, never the other way round).
+   */
+  async read<T>(table: string, fn: (reader: KvReader, definition: TableDefinition) => Promise<T>) {
+    const entry = this.applier.table(table);
+    if (entry === undefined)
+      throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${table}`);
+    const topic = tableTopic(table, entry.generation);
+    const offsets = Array.from({ length: entry.definition.partitions }, (_, p) =>
+      this.appliedOffset(topic, p),
+    );
+    const snapshot = this.store.snapshot();
+    try {
+      return { result: await fn(snapshot, entry.definition), topic, offsets };
+    } finally {
+      await snapshot.close();
+    }
+  }
+
+  getItem(
+    table: string,
+    key: Item,
+    options: Omit<GetItemOptions, "nowMs"> & { nowMs?: bigint } = {},
+  ) {
+    return this.read(table, (reader, definition) =>
+      getItem(reader, definition, key, { ...options, nowMs: options.nowMs ?? BigInt(Date.now()) }),
+    );
+  }
+
+  query(table: string, options: Omit<QueryOptions, "nowMs"> & { nowMs?: bigint }) {
+    return this.read(table, (reader, definition) =>
+      query(reader, definition, { ...options, nowMs: options.nowMs ?? BigInt(Date.now()) }),
+    );
+  }
+
+  scan(table: string, options: Omit<ScanOptions, "nowMs"> & { nowMs?: bigint } = {}) {
+    return this.read(table, (reader, definition) =>
+      scan(reader, definition, { ...options, nowMs: options.nowMs ?? BigInt(Date.now()) }),
+    );
   }
 
   /** The table's catalog entry as applied so far. */

@@ -145,6 +145,32 @@ describe("materializer against a broker", () => {
     });
   });
 
+  it("serves reads on a snapshot with the offsets they reflect", async () => {
+    const got = await materializer.getItem("orders", {
+      customer: { S: "bob" },
+      orderId: { N: "7" },
+    });
+    assert.deepEqual(got.result.item?.["count"], { N: "25" });
+    assert.equal(got.topic, topic);
+    assert.equal(got.offsets.length, 4);
+    const page = await materializer.query("orders", {
+      keyCondition: "customer = :c",
+      values: { ":c": { S: "ada" } },
+    });
+    assert.equal(page.result.count, 1);
+    const byTotal = await materializer.query("orders", {
+      index: "by-total",
+      keyCondition: "customer = :c AND #t > :min",
+      names: { "#t": "total" },
+      values: { ":c": { S: "ada" }, ":min": { N: "10" } },
+    });
+    assert.deepEqual(byTotal.result.items, [
+      { customer: { S: "ada" }, orderId: { N: "1" }, total: { N: "10.75" } },
+    ]);
+    const scanned = await materializer.scan("orders", { segment: 0, totalSegments: 1 });
+    assert.equal(scanned.result.count, 2);
+  });
+
   it("exports applied offsets, lag, apply latency and outcomes as metrics", async () => {
     const { body } = await materializer.probe.render();
     const applied = new RegExp(
