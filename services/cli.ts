@@ -33,7 +33,7 @@ broker / start options:
   --group-initial-rebalance-delay-ms N   (default 3000)
   --retention-check-interval-ms N        how often retention runs (default 300000)
   --group-commit-delay-ms N              wait for more producers before an fsync while
-                                         several are writing (default 1; 0 = off)
+                                         several are writing (default 5; 0 = off)
 `;
 
 function splitHostPort(value: string, flag: string): { host: string; port: number } {

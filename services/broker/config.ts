@@ -72,7 +72,7 @@ export function defaultBrokerConfig(overrides: Partial<BrokerConfig> = {}): Brok
     defaultPartitions: 1,
     defaultReplicationFactor: 1,
     logFlush: "always",
-    groupCommitDelayMs: 1,
+    groupCommitDelayMs: 5,
     groupInitialRebalanceDelayMs: 3000,
     groupMinSessionTimeoutMs: 6000,
     groupMaxSessionTimeoutMs: 1_800_000,
