@@ -359,7 +359,8 @@ export class Materializer {
     }
     for (const name of applied.tablesDropped) {
       for (const [topic, consumer] of this.consumers) {
-        if (!topic.startsWith(`logkv.table.${name}.`)) continue;
+        const ofTable = [`logkv.table.${name}.`, `logkv.changes.${name}.`];
+        if (!ofTable.some((prefix) => topic.startsWith(prefix))) continue;
         this.consumers.delete(topic);
         consumer.disconnect().catch(() => undefined);
       }

@@ -186,4 +186,34 @@ describe("materializer against a broker", () => {
   it("times out a wait for an offset that never comes", async () => {
     await assert.rejects(materializer.waitApplied(topic, 0, 1_000_000n, 200), { code: "TIMEOUT" });
   });
+
+  it("drops a table with everything under it, and a re-created table starts empty", async () => {
+    const dropped = await client.appendCatalog({ type: "DeleteTable", table: "orders" });
+    const outcome = await materializer.awaitOutcome(
+      dropped.topic,
+      dropped.partition,
+      dropped.offset,
+      10_000,
+    );
+    assert.equal(outcome.status, "OK");
+    assert.equal(materializer.table("orders"), undefined);
+    const leftovers: Buffer[] = [];
+    for await (const [key] of materializer.store.iterate()) {
+      const space = String.fromCharCode(key[0]!);
+      if ("ilgh".includes(space)) leftovers.push(key);
+    }
+    assert.deepEqual(leftovers, [], "no item, index entry or change event of the dropped table");
+    const again = await client.createTable(table);
+    assert.notEqual(again.tableTopic, topic, "a new generation, a new topic");
+    await materializer.awaitOutcome(again.topic, again.partition, again.offset, 10_000);
+    const key = { customer: { S: "ada" }, orderId: { N: "2" } };
+    const put = await client.appendItemEvent(
+      again.tableTopic,
+      key.customer,
+      putEvent("orders", key),
+    );
+    await materializer.awaitOutcome(put.topic, put.partition, put.offset, 10_000);
+    const scanned = await materializer.scan("orders");
+    assert.deepEqual(scanned.result.items, [key], "only the new table's item");
+  });
 });
