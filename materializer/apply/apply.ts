@@ -38,6 +38,7 @@ import {
   parseUpdate,
   type ConditionExpression,
 } from "../expressions/index.js";
+import { makeScope, validateUpdate } from "../expressions/validate.js";
 import type { Item } from "../values/attribute-value.js";
 import { canonicalizeItem } from "../values/canonical.js";
 import { validateItem, validateKey } from "../values/limits.js";
@@ -265,6 +266,12 @@ function updateItem(state: StateView, event: UpdateItemEvent, at: EventPosition)
     namesOf(event),
     valuesOf(event),
   );
+  // Static faults of the update (a key attribute, overlapping paths, a wrong literal operand
+  // type) are VALIDATION whatever the item holds, as in DynamoDB: check them before the
+  // condition, which would otherwise report CONDITIONAL_CHECK_FAILED for a request that can
+  // never succeed.
+  const scope = makeScope(namesOf(event), valuesOf(event), "UpdateExpression");
+  validateUpdate(update, scope, keyAttributeNames(context.table));
   if (conditionFails(condition, event, context.before)) return checkFailed(context.before);
   const result = applyUpdate(update, context.before?.attributes, namesOf(event), valuesOf(event), {
     keyAttributeNames: keyAttributeNames(context.table),
