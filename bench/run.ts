@@ -1,11 +1,14 @@
-// `npm run bench`: every logkv benchmark in sequence (today only the log's, bench/log.ts),
-// each writing its own results under bench/results/. `--quick` runs each in its smoke size
-// (about 30 s in all) instead of the full one (under 5 minutes on 2 cores).
+// `npm run bench`: every logkv benchmark in sequence (the log's, bench/log.ts, then the
+// materializer's, bench/materializer.ts), each writing its own results under bench/results/.
+// `--quick` runs each in its smoke size (about 35 s in all) instead of the full one (under
+// 6.5 minutes on 2 cores).
 import { parseArgs } from "node:util";
 import { mainLogBench } from "./log.js";
+import { mainMaterializerBench } from "./materializer.js";
 
 const benchmarks: { name: string; main: (argv: string[]) => Promise<number> }[] = [
   { name: "log", main: mainLogBench },
+  { name: "materializer", main: mainMaterializerBench },
 ];
 
 async function main(argv: string[]): Promise<number> {
