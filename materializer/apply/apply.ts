@@ -211,7 +211,7 @@ function commit(
   kind: ChangeKind,
   at: EventPosition,
 ): { writes: Write[]; change: ChangeEvent } {
-  const { table, key, before } = context;
+  const { table, key } = context;
   // Versions keep counting across an expired item's replacement, so a version never repeats.
   const stored: StoredItem | null =
     after === undefined
@@ -228,7 +228,10 @@ function commit(
     timestampMs: at.timestampMs,
     kind,
     keys: key,
-    oldImage: before?.attributes ?? null,
+    // The stored image, even when it had expired: global indexes are maintained from these
+    // events and must remove the entry the expired item left (DynamoDB's stream, which
+    // does not hide expired items, shows it too).
+    oldImage: context.stored?.attributes ?? null,
     newImage: after ?? null,
   };
   return { writes, change };
