@@ -42,7 +42,7 @@ import { makeScope, validateUpdate } from "../expressions/validate.js";
 import type { Item } from "../values/attribute-value.js";
 import { canonicalizeItem } from "../values/canonical.js";
 import { validateItem, validateKey } from "../values/limits.js";
-import { localIndexWrites } from "./index-entries.js";
+import { localIndexWrites, validateIndexKeys } from "./index-entries.js";
 import type { Write } from "./writes.js";
 
 /** Where an event sits in the log; timestampMs is the record's log timestamp. */
@@ -173,8 +173,27 @@ function valuesOf(event: { values: PutItemEvent["values"] }): PutItemEvent["valu
   return Object.keys(event.values).length === 0 ? undefined : event.values;
 }
 
+// Parsed expressions, by text. Writers repeat the same few expressions with different
+// placeholder values, so parsing each once saves most of an update's apply time. A parse
+// is a pure function of the text, so the cache cannot change any outcome; parse errors
+// are not cached (they throw). Bounded: past the limit the oldest entry goes.
+const EXPRESSION_CACHE_ENTRIES_MAX = 1024;
+const conditionCache = new Map<string, ConditionExpression>();
+const updateCache = new Map<string, ReturnType<typeof parseUpdate>>();
+
+function cached<T>(cache: Map<string, T>, text: string, parse: (text: string) => T): T {
+  const hit = cache.get(text);
+  if (hit !== undefined) return hit;
+  const parsed = parse(text);
+  if (cache.size >= EXPRESSION_CACHE_ENTRIES_MAX) cache.delete(cache.keys().next().value!);
+  cache.set(text, parsed);
+  return parsed;
+}
+
 function parseConditionText(text: string | null): ConditionExpression | null {
-  return text === null ? null : parseCondition(text, "ConditionExpression");
+  return text === null
+    ? null
+    : cached(conditionCache, text, (t) => parseCondition(t, "ConditionExpression"));
 }
 
 /** Checks returnValues against what the operation allows (DynamoDB's rules). */
@@ -242,6 +261,7 @@ function putItem(state: StateView, event: PutItemEvent, at: EventPosition): Appl
   checkReturnValues(event.returnValues, ["NONE", "ALL_OLD"]);
   const item = canonicalizeItem(event.item);
   validateItem(item, { keySchema: tableKeySchema(table) });
+  validateIndexKeys(table, item);
   const condition = parseConditionText(event.condition);
   checkPlaceholders(
     condition === null ? [] : [{ expression: condition, kind: "ConditionExpression" }],
@@ -257,7 +277,7 @@ function putItem(state: StateView, event: PutItemEvent, at: EventPosition): Appl
 
 function updateItem(state: StateView, event: UpdateItemEvent, at: EventPosition): ApplyResult {
   const context = contextFor(state, event.table, event.key, at);
-  const update = parseUpdate(event.update);
+  const update = cached(updateCache, event.update, parseUpdate);
   const condition = parseConditionText(event.condition);
   checkPlaceholders(
     [
@@ -285,6 +305,7 @@ function updateItem(state: StateView, event: UpdateItemEvent, at: EventPosition)
     keySchema: tableKeySchema(context.table),
     sizeSubject: "Item size to update",
   });
+  validateIndexKeys(context.table, after);
   const { writes, change } = commit(context, after, "UPDATE", at);
   return { writes, outcome: ok(updateReturn(event.returnValues, context, after, result)), change };
 }

@@ -1,10 +1,46 @@
 // Local secondary index maintenance inside apply: which entries an item change removes and
 // which it writes, with DynamoDB's projections. An item appears in an LSI only when it has
 // the index's sort key attribute (a sparse index).
-import type { LocalSecondaryIndex, Projection, TableDefinition } from "../../schemas/events.js";
+import type {
+  KeyAttribute,
+  LocalSecondaryIndex,
+  Projection,
+  TableDefinition,
+} from "../../schemas/events.js";
+import { DbError } from "../../services/shared/errors.js";
 import type { Item } from "../values/attribute-value.js";
+import { validateKeyAttribute } from "../values/limits.js";
 import { keyAttributeNames } from "../catalog/table.js";
 import type { Write } from "./writes.js";
+
+function checkIndexKey(
+  item: Item,
+  attribute: KeyAttribute,
+  role: "partition" | "sort",
+  index: string,
+) {
+  const value = item[attribute.name];
+  if (value === undefined) return;
+  try {
+    validateKeyAttribute(value, attribute, role);
+  } catch (error) {
+    if (!(error instanceof DbError)) throw error;
+    throw new DbError(error.code, `${error.message}; IndexName: ${index}`);
+  }
+}
+
+/**
+ * Checks the index key attributes an item carries, for every local and global index: each
+ * must have the declared type, not be empty and fit the key size limits, or DynamoDB
+ * refuses the write. An absent attribute only keeps the item out of that (sparse) index.
+ */
+export function validateIndexKeys(table: TableDefinition, item: Item): void {
+  for (const index of table.localIndexes) checkIndexKey(item, index.sortKey, "sort", index.name);
+  for (const index of table.globalIndexes) {
+    checkIndexKey(item, index.partitionKey, "partition", index.name);
+    if (index.sortKey !== null) checkIndexKey(item, index.sortKey, "sort", index.name);
+  }
+}
 
 /** The attributes an index projection copies from an item. */
 export function projectForIndex(
@@ -26,8 +62,8 @@ export function projectForIndex(
 
 function entryKey(index: LocalSecondaryIndex, item: Item): Item | null {
   const value = item[index.sortKey.name];
-  // A value of the wrong type keeps the item out of the index, as in DynamoDB (where the
-  // write would be refused for a declared attribute; apply validated that already).
+  // apply refused a value of the wrong type (validateIndexKeys); this check only keeps
+  // entries of items stored before that validation out of the index.
   if (value === undefined || !(index.sortKey.type in value)) return null;
   return { [index.sortKey.name]: value };
 }
