@@ -139,9 +139,12 @@ export function expiryMsOf(table: TableDefinition, item: Item): bigint | undefin
   if (table.ttlAttribute === null) return undefined;
   const value: AttributeValue | undefined = item[table.ttlAttribute];
   if (value === undefined || !("N" in value)) return undefined;
-  const seconds = Number(value.N);
-  if (!Number.isFinite(seconds) || seconds < 0) return undefined;
-  return BigInt(Math.floor(seconds * 1000));
+  // Exact: the canonical decimal text, not a float, so 1700000000.0015 s is 1700000000001 ms
+  // on every machine.
+  const text = value.N;
+  if (text.startsWith("-")) return undefined;
+  const [whole = "0", fraction = ""] = text.split(".");
+  return BigInt(whole) * 1000n + BigInt((fraction + "000").slice(0, 3));
 }
 
 /** True when the item has expired at `nowMs` (the record time of the event or read). */

@@ -278,8 +278,7 @@ describe("TTL at the event's record time", () => {
     }
   });
 
-  const floatBug = "catalog/table.ts expiryMsOf converts through a float: reported, not fixed";
-  test("fractional TTL seconds compare exactly", { todo: floatBug }, () => {
+  test("fractional TTL seconds compare exactly", () => {
     // exp = 1.001 s is 1001 ms: at 1000 ms the item is still live. A float conversion
     // (1.001 * 1000 = 1000.9999999999999) would floor it to 1000 ms and expire it early.
     const s = session();
