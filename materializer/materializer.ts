@@ -349,6 +349,9 @@ export class Materializer {
     this.monitor(applied.topic, applied.partition).advance(applied.nextOffset);
     if (applied.changes.length > 0) this.publishChanges(applied);
     for (const listener of this.listeners) listener(applied);
+    // Drops first: a batch may drop a table and create it again, and the new generation's
+    // consumers must survive the old generation's shutdown.
+    for (const name of applied.tablesDropped) this.stopTableConsumers(name);
     for (const entry of applied.tablesChanged) {
       this.consumeTable(entry).catch((error: unknown) =>
         this.options.logger.error("table consumer failed to start", {
@@ -357,13 +360,20 @@ export class Materializer {
         }),
       );
     }
-    for (const name of applied.tablesDropped) {
-      for (const [topic, consumer] of this.consumers) {
-        const ofTable = [`logkv.table.${name}.`, `logkv.changes.${name}.`];
-        if (!ofTable.some((prefix) => topic.startsWith(prefix))) continue;
-        this.consumers.delete(topic);
-        consumer.disconnect().catch(() => undefined);
-      }
+  }
+
+  /** Stops the consumers of a dropped table's topics, except its current generation's. */
+  private stopTableConsumers(name: string): void {
+    const current = this.applier.table(name);
+    const keep =
+      current === undefined
+        ? []
+        : [tableTopic(name, current.generation), changesTopic(name, current.generation)];
+    for (const [topic, consumer] of this.consumers) {
+      const ofTable = [`logkv.table.${name}.`, `logkv.changes.${name}.`];
+      if (!ofTable.some((prefix) => topic.startsWith(prefix)) || keep.includes(topic)) continue;
+      this.consumers.delete(topic);
+      consumer.disconnect().catch(() => undefined);
     }
   }
 

@@ -43,7 +43,9 @@ import {
   changeOp,
   decodeCatalogEntry,
   itemStoreKey,
+  CATALOG_TOPIC,
   outcomeOp,
+  tableTopic,
   writeOps,
   type CatalogEntry,
 } from "../state/records.js";
@@ -186,6 +188,8 @@ export class Applier {
     const events = fresh.map(decodeRecord);
     const state = await this.prefetch(events);
     const ops: BatchOp[] = [];
+    const touched = new Set<string>();
+    const dropped = new Set<string>();
     for (const [i, record] of fresh.entries()) {
       const event = events[i]!;
       const at: EventPosition = {
@@ -197,7 +201,7 @@ export class Applier {
       const outcome =
         event instanceof DbError
           ? undecodable(event)
-          : this.applyOne(state, event, at, result, ops);
+          : this.applyOne(state, event, at, result, ops, { touched, dropped });
       ops.push(outcomeOp(topic, partition, record.offset, outcome));
       if (record.offset >= this.limits.outcomesRetained) {
         ops.push({
@@ -210,13 +214,48 @@ export class Applier {
     const last = fresh[fresh.length - 1]!;
     result.nextOffset = last.offset + 1n;
     ops.push(appliedOffsetOp(topic, partition, result.nextOffset));
-    for (const name of result.tablesDropped) ops.push(...(await this.dropOps(name)));
-    for (const entry of result.tablesChanged) ops.push(...(await this.removedIndexOps(entry)));
+    const finals = await this.catalogOps(state, touched, dropped, ops);
     await this.store.batch(ops, { sync: false });
     this.applied.set(`${topic}/${partition}`, result.nextOffset);
-    for (const name of result.tablesDropped) this.catalog.delete(name);
-    for (const entry of result.tablesChanged) this.catalog.set(entry.definition.name, entry);
+    for (const [name, entry] of finals) {
+      if (entry === undefined) this.catalog.delete(name);
+      else this.catalog.set(name, entry);
+    }
+    result.tablesDropped = [...dropped];
+    result.tablesChanged = [...finals.values()].filter((e): e is CatalogEntry => e !== undefined);
     return result;
+  }
+
+  /**
+   * The catalog's part of a batch, decided by each table's state at the END of the batch
+   * (a batch may drop a table and create it again, or update then drop it): data of tables
+   * dropped at any point goes, then each touched table's final definition is put or
+   * deleted, after every other operation so it wins.
+   */
+  private async catalogOps(
+    state: BatchState,
+    touched: ReadonlySet<string>,
+    dropped: ReadonlySet<string>,
+    ops: BatchOp[],
+  ): Promise<Map<string, CatalogEntry | undefined>> {
+    const finals = new Map<string, CatalogEntry | undefined>();
+    for (const name of dropped) ops.push(...(await this.dropOps(name)));
+    for (const name of touched) {
+      const final = state.entry(name);
+      finals.set(name, final);
+      if (final === undefined) {
+        ops.push({ type: "del", key: tableKey(name) });
+        continue;
+      }
+      if (!dropped.has(name)) ops.push(...(await this.removedIndexOps(final)));
+      ops.push(
+        ...writeOps(
+          [{ type: "table", definition: final.definition, generation: final.generation }],
+          () => final,
+        ),
+      );
+    }
+    return finals;
   }
 
   private applyOne(
@@ -225,13 +264,19 @@ export class Applier {
     at: EventPosition,
     result: AppliedBatch,
     ops: BatchOp[],
+    catalog: { touched: Set<string>; dropped: Set<string> },
   ): Outcome {
+    const misplaced = misplacedEvent(state, event, at.topic);
+    if (misplaced !== null) return { status: "VALIDATION", message: misplaced };
     const applied = apply(state, event, at);
     ops.push(...writeOps(applied.writes, (name) => state.entry(name)));
     state.fold(applied.writes, at);
     for (const write of applied.writes) {
-      if (write.type === "table") result.tablesChanged.push(state.entry(write.definition.name)!);
-      if (write.type === "dropTable") result.tablesDropped.push(write.name);
+      if (write.type === "table") catalog.touched.add(write.definition.name);
+      if (write.type === "dropTable") {
+        catalog.touched.add(write.name);
+        catalog.dropped.add(write.name);
+      }
     }
     if (applied.change !== null) {
       const change = applied.change;
@@ -419,6 +464,23 @@ export class Applier {
     this.closed = true;
     await this.queue;
   }
+}
+
+/**
+ * Catalog events belong on the catalog topic and item events on their table's current
+ * topic. An item event on another topic (a dropped table's old topic, whose records may
+ * still be in flight after the table was created again) must not touch the new table.
+ */
+function misplacedEvent(state: BatchState, event: LogEvent, topic: string): string | null {
+  const catalogEvent =
+    event.type === "CreateTable" || event.type === "UpdateTable" || event.type === "DeleteTable";
+  if (catalogEvent)
+    return topic === CATALOG_TOPIC ? null : `${event.type} is only accepted on ${CATALOG_TOPIC}`;
+  if (topic === CATALOG_TOPIC) return `${event.type} is not accepted on ${CATALOG_TOPIC}`;
+  const entry = state.entry(event.table);
+  if (entry === undefined) return null; // apply answers "table not found"
+  const expected = tableTopic(event.table, entry.generation);
+  return topic === expected ? null : `table ${event.table} is written on ${expected}, not ${topic}`;
 }
 
 function undecodable(error: DbError): Outcome {
