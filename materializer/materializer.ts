@@ -10,6 +10,7 @@
 // Lifecycle: open() opens the store; start() begins consuming (the catalog first, then each
 // table it knows, then tables as CreateTable events arrive); stop() stops the consumers and
 // closes the store. Single event loop: no locks beyond the applier's queue.
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -86,6 +87,12 @@ export class Materializer {
   /** Per table partition, the chain of publishes, so change events go out in order. */
   private readonly publishing = new Map<string, Promise<void>>();
   private running = false;
+  /**
+   * Part of every consumer group id. Groups only hand out partitions (offsets come from the
+   * store), and a fresh group per run means a restart after a crash is not held back until
+   * the dead run's members time out of their groups (kafkajs's 30 s session timeout).
+   */
+  private readonly runId = randomUUID().slice(0, 8);
   private readonly published: PublishedMarks;
   private sweepTimer: NodeJS.Timeout | null = null;
   readonly probe: MaterializerProbe;
@@ -271,7 +278,7 @@ export class Materializer {
   ): Promise<void> {
     if (this.consumers.has(topic) || !this.running) return;
     const consumer = this.kafka.consumer({
-      groupId: `logkv-materializer.${this.options.nodeId ?? "1"}.${topic}`,
+      groupId: `logkv-materializer.${this.options.nodeId ?? "1"}.${this.runId}.${topic}`,
       maxWaitTimeInMs: 100,
       retry: { retries: 10 },
     });
