@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The logkv command line. `logkv broker` runs the Kafka-compatible broker; `logkv start`
-// runs the embedded database (today: the broker, with data under ./data). Both stop cleanly
-// on SIGTERM and SIGINT: the listener closes, partitions flush and close, then the process
-// exits 0.
+// runs the embedded database (broker, materializer and GraphQL gateway in one process, data
+// under ./data); `logkv gateway` runs a gateway with its materializer against given brokers.
+// All stop cleanly on SIGTERM and SIGINT: listeners close, consumers stop, stores and
+// partitions flush and close, then the process exits 0.
 import { parseArgs } from "node:util";
 import { KafkaBroker } from "./broker/broker.js";
 import { type BrokerConfig, defaultBrokerConfig } from "./broker/config.js";
@@ -10,18 +11,28 @@ import { DbError } from "./shared/errors.js";
 import { Materializer } from "../materializer/materializer.js";
 import { serveMetrics, type MetricsServer } from "./shared/metrics-server.js";
 import { createLogger } from "./shared/log.js";
+import { startEmbeddedNode, startGatewayNode, type HostPort } from "../gateway/node.js";
+import type { Consistency } from "../gateway/consistency/gate.js";
 
 const usage = `usage: logkv <command> [options]
 
 commands:
-  start     run the embedded database (broker today) with data under ./data
+  start     run the embedded database: broker, materializer and GraphQL gateway in one
+            process (--data DIR (default ./data) --graphql HOST:PORT (default
+            127.0.0.1:4000) --kafka HOST:PORT (default 127.0.0.1:9092)
+            [--metrics HOST:PORT: the broker's own metrics] [--consistency LEVEL])
+  gateway   run a GraphQL gateway and its materializer against given brokers
+            (--brokers HOST:PORT[,...] --data DIR --graphql HOST:PORT [--consistency LEVEL])
   broker    run the Kafka-compatible broker
   materializer  apply the log into a LevelDB store
                 (--data DIR --brokers HOST:PORT[,...] [--metrics HOST:PORT] [--node-id N]
                  [--from-checkpoint DIR: seed a new store from a checkpoint])
   help      print this text
 
-broker / start options:
+--consistency: the default of reads that name none: STRONG, SESSION (default) or EVENTUAL.
+Port 0 picks any free port; the printed lines say which.
+
+broker options:
   --data DIR                      data folder (default ./data)
   --listen HOST:PORT              Kafka listener (default 127.0.0.1:9092; port 0 = any free)
   --advertised-listener HOST:PORT address put in Metadata (default: the listener)
@@ -171,6 +182,86 @@ async function runMaterializer(args: string[]): Promise<void> {
   });
 }
 
+function parseConsistency(value: string | undefined): Consistency | undefined {
+  if (value === undefined) return undefined;
+  if (value === "STRONG" || value === "SESSION" || value === "EVENTUAL") return value;
+  throw new DbError(
+    "INVALID_CONFIG",
+    `--consistency wants STRONG, SESSION or EVENTUAL, got '${value}'`,
+  );
+}
+
+function printGateway(graphqlUrl: string): void {
+  console.log(`GraphiQL: ${graphqlUrl}`);
+  console.log(`metrics on ${graphqlUrl.replace(/\/graphql$/, "/metrics")}`);
+}
+
+async function runStart(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      data: { type: "string" },
+      graphql: { type: "string" },
+      kafka: { type: "string" },
+      metrics: { type: "string" },
+      consistency: { type: "string" },
+    },
+  });
+  const logger = createLogger("logkv");
+  const dataDir = values.data ?? "./data";
+  const graphql = splitHostPort(values.graphql ?? "127.0.0.1:4000", "--graphql");
+  const kafka = splitHostPort(values.kafka ?? "127.0.0.1:9092", "--kafka");
+  const brokerMetrics: HostPort | undefined =
+    values.metrics === undefined ? undefined : splitHostPort(values.metrics, "--metrics");
+  const node = await startEmbeddedNode({
+    dataDir,
+    kafka,
+    graphql,
+    brokerMetrics,
+    logger,
+    defaultConsistency: parseConsistency(values.consistency),
+  });
+  const address = node.kafka!;
+  console.log(`logkv broker listening on ${address.host}:${address.port} (data in ${dataDir})`);
+  const brokerMetricsAt = node.broker?.metricsAddress() ?? null;
+  if (brokerMetricsAt !== null) {
+    console.log(`broker metrics on http://${brokerMetricsAt.host}:${brokerMetricsAt.port}/metrics`);
+  }
+  printGateway(node.gateway.url);
+  onStopSignals(logger, () => node.stop());
+}
+
+async function runGateway(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      brokers: { type: "string" },
+      data: { type: "string" },
+      graphql: { type: "string" },
+      consistency: { type: "string" },
+    },
+  });
+  const logger = createLogger("logkv");
+  const brokers = (values.brokers ?? "127.0.0.1:9092").split(",");
+  for (const broker of brokers) splitHostPort(broker, "--brokers");
+  const graphql = splitHostPort(values.graphql ?? "127.0.0.1:4000", "--graphql");
+  const node = await startGatewayNode({
+    dataDir: values.data ?? "./data/gateway",
+    brokers,
+    graphql,
+    logger,
+    defaultMetrics: true,
+    defaultConsistency: parseConsistency(values.consistency),
+  });
+  console.log(
+    `logkv gateway serving ${brokers.join(",")} (materializer data in ${values.data ?? "./data/gateway"})`,
+  );
+  printGateway(node.gateway.url);
+  onStopSignals(logger, () => node.stop());
+}
+
 /** Stops cleanly on SIGTERM and SIGINT, then exits 0 (1 if stopping failed). */
 function onStopSignals(logger: ReturnType<typeof createLogger>, stop: () => Promise<void>): void {
   let stopping = false;
@@ -196,7 +287,9 @@ async function main(argv: string[]): Promise<void> {
     case "broker":
       return runBroker(rest, false);
     case "start":
-      return runBroker(rest, true);
+      return runStart(rest);
+    case "gateway":
+      return runGateway(rest);
     case "materializer":
       return runMaterializer(rest);
     case undefined:

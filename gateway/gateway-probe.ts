@@ -1,0 +1,53 @@
+// The gateway's metrics, behind event methods so only this file imports prom-client
+// (STYLE.md §6). One registry per gateway; /metrics renders it with the materializer's.
+import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+const secondsBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export class GatewayProbe {
+  readonly registry = new Registry();
+  private readonly operationSeconds: Histogram<"operation" | "consistency">;
+  private readonly waitSeconds: Histogram<"consistency">;
+  private readonly errors: Counter<"code">;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+    this.operationSeconds = new Histogram({
+      name: "logkv_gateway_operation_seconds",
+      help: "Latency of each root field (getItem, putItem, ...) by consistency (NONE for writes)",
+      labelNames: ["operation", "consistency"],
+      buckets: secondsBuckets,
+      registers,
+    });
+    this.waitSeconds = new Histogram({
+      name: "logkv_gateway_consistency_wait_seconds",
+      help: "Time reads spent waiting for the materializer to reach the needed offsets",
+      labelNames: ["consistency"],
+      buckets: secondsBuckets,
+      registers,
+    });
+    this.errors = new Counter({
+      name: "logkv_gateway_errors_total",
+      help: "Errors returned to clients, by extensions.code",
+      labelNames: ["code"],
+      registers,
+    });
+  }
+
+  operationDone(operation: string, consistency: string, seconds: number): void {
+    this.operationSeconds.observe({ operation, consistency }, seconds);
+  }
+
+  waited(consistency: string, seconds: number): void {
+    this.waitSeconds.observe({ consistency }, seconds);
+  }
+
+  errorReturned(code: string): void {
+    this.errors.inc({ code });
+  }
+
+  async render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,130 @@
+// Running the gateway with what it needs in one process:
+// - startEmbeddedNode: broker + materializer + gateway, data under one folder (DIR/broker,
+//   DIR/materializer) — `logkv start`, the embedded default of ARCHITECTURE.md.
+// - startGatewayNode: materializer + gateway against given brokers (in-house or a real
+//   Kafka) — `logkv gateway`. A gateway serves reads from a materializer, so until reads are
+//   routed to remote materializers (scale-out) each gateway process runs its own.
+// stop() closes in reverse order: gateway, log client, materializer, broker.
+import { join } from "node:path";
+import { KafkaBroker } from "../services/broker/broker.js";
+import { defaultBrokerConfig } from "../services/broker/config.js";
+import { LogClient } from "../services/log-client.js";
+import type { Logger } from "../services/shared/log.js";
+import { Materializer } from "../materializer/materializer.js";
+import type { Consistency } from "./consistency/gate.js";
+import type { GatewayLimits } from "./context.js";
+import { Gateway } from "./server.js";
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface GatewayNodeOptions {
+  dataDir: string;
+  brokers: string[];
+  graphql: HostPort;
+  logger: Logger;
+  defaultConsistency?: Consistency;
+  limits?: Partial<GatewayLimits>;
+  /** The process exports Node's default metrics here unless something else does. */
+  defaultMetrics?: boolean;
+  ttlSweepIntervalMs?: number;
+}
+
+export interface RunningNode {
+  gateway: Gateway;
+  materializer: Materializer;
+  broker: KafkaBroker | null;
+  kafka: HostPort | null;
+  stop(): Promise<void>;
+}
+
+export async function startGatewayNode(options: GatewayNodeOptions): Promise<RunningNode> {
+  const materializer = await Materializer.open({
+    dataDir: options.dataDir,
+    brokers: options.brokers,
+    logger: options.logger.child("materializer"),
+    defaultMetrics: options.defaultMetrics ?? false,
+    ttlSweepIntervalMs: options.ttlSweepIntervalMs,
+  });
+  let log: LogClient | null = null;
+  try {
+    await materializer.start();
+    log = await LogClient.connect({ brokers: options.brokers, clientId: "logkv-gateway" });
+    const gateway = await Gateway.start({
+      materializer,
+      log,
+      logger: options.logger.child("gateway"),
+      host: options.graphql.host,
+      port: options.graphql.port,
+      defaultConsistency: options.defaultConsistency,
+      limits: options.limits,
+      extraMetrics: () => materializer.probe.render().then((r) => r.body),
+    });
+    const client = log;
+    return {
+      gateway,
+      materializer,
+      broker: null,
+      kafka: null,
+      async stop() {
+        await gateway.close();
+        await client.close().catch(() => undefined);
+        await materializer.stop();
+      },
+    };
+  } catch (error) {
+    await log?.close().catch(() => undefined);
+    await materializer.stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+export interface EmbeddedNodeOptions {
+  dataDir: string;
+  kafka: HostPort;
+  graphql: HostPort;
+  /** The broker's own /metrics listener; absent: none (the gateway's /metrics remains). */
+  brokerMetrics?: HostPort;
+  logger: Logger;
+  defaultConsistency?: Consistency;
+  limits?: Partial<GatewayLimits>;
+}
+
+export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<RunningNode> {
+  const config = defaultBrokerConfig();
+  config.dataDir = join(options.dataDir, "broker");
+  config.listenHost = options.kafka.host;
+  config.listenPort = options.kafka.port;
+  // One node, one member per consumer group: waiting for more members only delays startup.
+  config.groupInitialRebalanceDelayMs = 0;
+  if (options.brokerMetrics !== undefined) {
+    config.metricsHost = options.brokerMetrics.host;
+    config.metricsPort = options.brokerMetrics.port;
+  }
+  const broker = await KafkaBroker.start(config, options.logger.child("broker"));
+  const kafka = broker.kafkaAddress();
+  try {
+    const node = await startGatewayNode({
+      dataDir: join(options.dataDir, "materializer"),
+      brokers: [`${kafka.host}:${kafka.port}`],
+      graphql: options.graphql,
+      logger: options.logger,
+      defaultConsistency: options.defaultConsistency,
+      limits: options.limits,
+    });
+    return {
+      ...node,
+      broker,
+      kafka,
+      async stop() {
+        await node.stop();
+        await broker.stop();
+      },
+    };
+  } catch (error) {
+    await broker.stop().catch(() => undefined);
+    throw error;
+  }
+}

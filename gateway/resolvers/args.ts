@@ -1,0 +1,87 @@
+// Turning GraphQL arguments into what the materializer and the log take: items, keys and
+// placeholder maps from the JSON scalar (canonical, validated), the table a request names,
+// and the consistency it asks for. Everything here throws DbError INVALID_ARGUMENT or
+// NOT_FOUND, which maskError maps to VALIDATION and NOT_FOUND.
+import type { CatalogEntry } from "../../materializer/state/records.js";
+import { tableTopic } from "../../materializer/state/records.js";
+import { DbError } from "../../services/shared/errors.js";
+import type { AttributeMap, Item } from "../../materializer/values/attribute-value.js";
+import { canonicalizeItem, canonicalizeValue } from "../../materializer/values/canonical.js";
+import { setEntry } from "../../materializer/values/path.js";
+import type { ExpressionNames } from "../../materializer/expressions/index.js";
+import { itemFromJson, valueFromJson } from "../json-items.js";
+import type { Consistency } from "../consistency/gate.js";
+import type { GatewayContext } from "../context.js";
+
+function invalid(message: string): DbError {
+  return new DbError("INVALID_ARGUMENT", message);
+}
+
+/** A JSON item or key, canonical (numbers normalized, sets sorted). */
+export function canonicalItem(json: unknown): Item {
+  return canonicalizeItem(itemFromJson(json));
+}
+
+export function optionalItem(json: unknown): Item | undefined {
+  return json === null || json === undefined ? undefined : canonicalItem(json);
+}
+
+/**
+ * ExpressionAttributeNames: {"#n": "name"}; undefined when not given. GraphQL object
+ * literals cannot spell "#n" or ":v" as field names, so a key without its sigil gets it:
+ * names: {n: "name"} is {"#n": "name"}, values: {v: 1} is {":v": 1}.
+ */
+export function namesOf(json: unknown): ExpressionNames | undefined {
+  if (json === null || json === undefined) return undefined;
+  if (typeof json !== "object" || Array.isArray(json)) {
+    throw invalid("names must be a JSON object of placeholder to attribute name");
+  }
+  const names: ExpressionNames = {};
+  for (const [placeholder, name] of Object.entries(json as Record<string, unknown>)) {
+    if (typeof name !== "string") throw invalid(`names: ${placeholder} must map to a string`);
+    setEntry(names, placeholder.startsWith("#") ? placeholder : `#${placeholder}`, name);
+  }
+  return names;
+}
+
+/** ExpressionAttributeValues: {":v": <JSON value>}; undefined when not given. */
+export function valuesOf(json: unknown): AttributeMap | undefined {
+  if (json === null || json === undefined) return undefined;
+  if (typeof json !== "object" || Array.isArray(json)) {
+    throw invalid("values must be a JSON object of placeholder to value");
+  }
+  const values: AttributeMap = {};
+  for (const [placeholder, value] of Object.entries(json as Record<string, unknown>)) {
+    const key = placeholder.startsWith(":") ? placeholder : `:${placeholder}`;
+    setEntry(values, key, canonicalizeValue(valueFromJson(value, [placeholder])));
+  }
+  return values;
+}
+
+export function optionalText(value: string | null | undefined): string | undefined {
+  return value === null || value === undefined ? undefined : value;
+}
+
+export function optionalNumber(value: number | null | undefined): number | undefined {
+  return value === null || value === undefined ? undefined : value;
+}
+
+/** The table's catalog entry as the materializer has applied it; NOT_FOUND otherwise. */
+export function tableEntry(context: GatewayContext, name: string): CatalogEntry {
+  const entry = context.gateway.materializer.table(name);
+  if (entry === undefined) {
+    throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${name} not found`);
+  }
+  return entry;
+}
+
+export function topicOf(entry: CatalogEntry): string {
+  return tableTopic(entry.definition.name, entry.generation);
+}
+
+export function consistencyOf(
+  context: GatewayContext,
+  consistency: Consistency | null | undefined,
+): Consistency {
+  return consistency ?? context.gateway.defaultConsistency;
+}

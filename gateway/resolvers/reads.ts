@@ -1,0 +1,190 @@
+// Item reads: getItem, query, scan. Each finds the partitions it touches (getItem and a
+// table or LSI query: the key's partition; a scan or GSI query: all of them), passes the
+// consistency gate for those, reads a snapshot through the materializer, and reports the
+// offsets the snapshot reflects as its token.
+import type { GraphQLResolveInfo } from "graphql";
+import { parseKeyCondition, resolveKeyCondition } from "../../materializer/expressions/index.js";
+import { tableKeySchema } from "../../materializer/catalog/table.js";
+import type { CatalogEntry } from "../../materializer/state/records.js";
+import type { ReadPage } from "../../materializer/read/index.js";
+import { canonicalizeValue } from "../../materializer/values/canonical.js";
+import { validateKey } from "../../materializer/values/limits.js";
+import type { Consistency } from "../consistency/gate.js";
+import { allPartitions, partitionOf } from "../consistency/partition.js";
+import type { SessionToken } from "../consistency/token.js";
+import type { GatewayContext } from "../context.js";
+import { itemToJson } from "../json-items.js";
+import {
+  canonicalItem,
+  consistencyOf,
+  namesOf,
+  optionalItem,
+  optionalNumber,
+  optionalText,
+  tableEntry,
+  topicOf,
+  valuesOf,
+} from "./args.js";
+import { gateRead, readDone, timed } from "./observe.js";
+
+interface ReadArgs {
+  table: string;
+  consistency?: Consistency | null;
+  after?: string | null;
+  projection?: string | null;
+  names?: unknown;
+}
+
+interface PageArgs extends ReadArgs {
+  index?: string | null;
+  filter?: string | null;
+  values?: unknown;
+  limit?: number | null;
+  cursor?: string | null;
+  exclusiveStartKey?: unknown;
+}
+
+interface QueryArgs extends PageArgs {
+  keyCondition: string;
+  forward?: boolean | null;
+}
+
+interface ScanArgs extends PageArgs {
+  segment?: number | null;
+  totalSegments?: number | null;
+}
+
+type Resolver<A, R> = (
+  parent: unknown,
+  args: A,
+  context: GatewayContext,
+  info: GraphQLResolveInfo,
+) => Promise<R>;
+
+/** Gate, read, report: the shape all three reads share. */
+function readResolver<A extends ReadArgs, R>(
+  partitionsOf: (args: A, entry: CatalogEntry) => number[],
+  read: (args: A, context: GatewayContext) => Promise<{ result: R; offsets: bigint[] }>,
+  afterGate?: (
+    args: A,
+    entry: CatalogEntry,
+    context: GatewayContext,
+    c: Consistency,
+  ) => Promise<void>,
+): Resolver<A, R & { token: string }> {
+  return (_parent, args, context, info) => {
+    const consistency = consistencyOf(context, args.consistency);
+    return timed(context, info, consistency, async () => {
+      const token: SessionToken = context.state.token(args.after);
+      const entry = tableEntry(context, args.table);
+      const partitions = partitionsOf(args, entry);
+      const point = await gateRead(context, topicOf(entry), partitions, consistency, token);
+      await afterGate?.(args, entry, context, consistency);
+      const { result, offsets } = await read(args, context);
+      const text = readDone(context, info, args.table, point, token, offsets);
+      return { ...result, token: text };
+    });
+  };
+}
+
+function pageJson(page: ReadPage) {
+  return {
+    items: page.items.map(itemToJson),
+    count: page.count,
+    scannedCount: page.scannedCount,
+    cursor: page.cursor,
+    lastEvaluatedKey: page.lastEvaluatedKey === null ? null : itemToJson(page.lastEvaluatedKey),
+  };
+}
+
+function isGlobalIndex(entry: CatalogEntry, index: string | null | undefined): boolean {
+  return entry.definition.globalIndexes.some((gsi) => gsi.name === index);
+}
+
+/** The one partition a table or LSI query reads, from its key condition. */
+function queryPartitions(args: QueryArgs, entry: CatalogEntry): number[] {
+  const { definition } = entry;
+  if (isGlobalIndex(entry, args.index)) return allPartitions(definition.partitions);
+  const local = definition.localIndexes.find((lsi) => lsi.name === args.index);
+  const schema =
+    local === undefined
+      ? tableKeySchema(definition)
+      : { partitionKey: definition.partitionKey, sortKey: local.sortKey };
+  const range = resolveKeyCondition(
+    parseKeyCondition(args.keyCondition),
+    namesOf(args.names),
+    valuesOf(args.values),
+    schema,
+  );
+  return [partitionOf(canonicalizeValue(range.partitionKeyValue), definition.partitions)];
+}
+
+/** A GSI is fed from the changes topic: STRONG and SESSION also wait for it to catch up. */
+async function globalIndexWait(
+  args: PageArgs,
+  entry: CatalogEntry,
+  context: GatewayContext,
+  consistency: Consistency,
+): Promise<void> {
+  if (consistency === "EVENTUAL" || !isGlobalIndex(entry, args.index)) return;
+  const { materializer, limits } = context.gateway;
+  await materializer.waitGlobalIndexes(entry.definition.name, limits.waitTimeoutMs);
+}
+
+function pageOptions(args: PageArgs) {
+  return {
+    index: optionalText(args.index),
+    filter: optionalText(args.filter),
+    projection: optionalText(args.projection),
+    names: namesOf(args.names),
+    values: valuesOf(args.values),
+    limit: optionalNumber(args.limit),
+    cursor: optionalText(args.cursor),
+    exclusiveStartKey: optionalItem(args.exclusiveStartKey),
+  };
+}
+
+export const itemQueries = {
+  getItem: readResolver<ReadArgs & { key: unknown }, { item: unknown }>(
+    (args, entry) => {
+      const key = canonicalItem(args.key);
+      validateKey(key, tableKeySchema(entry.definition));
+      const pk = key[entry.definition.partitionKey.name]!;
+      return [partitionOf(pk, entry.definition.partitions)];
+    },
+    async (args, context) => {
+      const { result, offsets } = await context.gateway.materializer.getItem(
+        args.table,
+        canonicalItem(args.key),
+        { projection: optionalText(args.projection), names: namesOf(args.names) },
+      );
+      return { result: { item: result.item === null ? null : itemToJson(result.item) }, offsets };
+    },
+  ),
+
+  query: readResolver<QueryArgs, ReturnType<typeof pageJson>>(
+    queryPartitions,
+    async (args, context) => {
+      const { result, offsets } = await context.gateway.materializer.query(args.table, {
+        ...pageOptions(args),
+        keyCondition: args.keyCondition,
+        forward: args.forward ?? true,
+      });
+      return { result: pageJson(result), offsets };
+    },
+    globalIndexWait,
+  ),
+
+  scan: readResolver<ScanArgs, ReturnType<typeof pageJson>>(
+    (_args, entry) => allPartitions(entry.definition.partitions),
+    async (args, context) => {
+      const { result, offsets } = await context.gateway.materializer.scan(args.table, {
+        ...pageOptions(args),
+        segment: optionalNumber(args.segment),
+        totalSegments: optionalNumber(args.totalSegments),
+      });
+      return { result: pageJson(result), offsets };
+    },
+    globalIndexWait,
+  ),
+};

@@ -1,0 +1,247 @@
+// The GraphQL schema's SDL, embedded so the compiled gateway needs no file beside it. The
+// source of truth is schemas/graphql/schema.graphql; test/gateway/schema.test.ts checks that
+// this copy equals it. Edit the .graphql file, then paste it here.
+export const typeDefs = `"""
+An item, key, attribute value or placeholder map as plain JSON: strings are S, finite
+numbers N, booleans BOOL, null NULL, arrays L, objects M. What plain JSON cannot carry
+exactly is a tagged object with one key: {"$N": "12345678901234567890.5"}, {"$B": "<base64>"},
+{"$SS": ["a"]}, {"$NS": ["1"]}, {"$BS": ["<base64>"]}, and {"$M": {...}} for a map taken
+literally. Output uses the same rules (gateway/README.md), so every value round-trips.
+"""
+scalar JSON
+
+"""
+How fresh a read must be. STRONG: at least the partition's committed end offset when the
+read starts. SESSION: at least the session token's offsets (argument "after" or header
+x-logkv-session). EVENTUAL: whatever is applied now; extensions report the staleness.
+"""
+enum Consistency {
+  STRONG
+  SESSION
+  EVENTUAL
+}
+
+enum KeyType {
+  S
+  N
+  B
+}
+
+enum ProjectionType {
+  ALL
+  KEYS_ONLY
+  INCLUDE
+}
+
+enum ReturnValues {
+  NONE
+  ALL_OLD
+  UPDATED_OLD
+  ALL_NEW
+  UPDATED_NEW
+}
+
+enum ReturnValuesOnConditionCheckFailure {
+  NONE
+  ALL_OLD
+}
+
+input KeyAttributeInput {
+  name: String!
+  type: KeyType!
+}
+
+input ProjectionInput {
+  type: ProjectionType! = ALL
+  nonKeyAttributes: [String!]
+}
+
+input LocalIndexInput {
+  name: String!
+  sortKey: KeyAttributeInput!
+  projection: ProjectionInput
+}
+
+input GlobalIndexInput {
+  name: String!
+  partitionKey: KeyAttributeInput!
+  sortKey: KeyAttributeInput
+  projection: ProjectionInput
+}
+
+input CreateTableInput {
+  name: String!
+  partitionKey: KeyAttributeInput!
+  sortKey: KeyAttributeInput
+  localIndexes: [LocalIndexInput!]
+  globalIndexes: [GlobalIndexInput!]
+  "The attribute holding each item's expiry in epoch seconds; absent: no TTL."
+  ttlAttribute: String
+  "Partitions of the table's topic (default 4)."
+  partitions: Int
+}
+
+input UpdateTableInput {
+  name: String!
+  addGlobalIndexes: [GlobalIndexInput!]
+  removeGlobalIndexes: [String!]
+  "Absent: unchanged; null: TTL off; a name: TTL on that attribute."
+  ttlAttribute: String
+}
+
+type KeyAttribute {
+  name: String!
+  type: KeyType!
+}
+
+type Projection {
+  type: ProjectionType!
+  nonKeyAttributes: [String!]!
+}
+
+type LocalIndex {
+  name: String!
+  sortKey: KeyAttribute!
+  projection: Projection!
+}
+
+type GlobalIndex {
+  name: String!
+  partitionKey: KeyAttribute!
+  sortKey: KeyAttribute
+  projection: Projection!
+}
+
+type Table {
+  name: String!
+  partitionKey: KeyAttribute!
+  sortKey: KeyAttribute
+  localIndexes: [LocalIndex!]!
+  globalIndexes: [GlobalIndex!]!
+  ttlAttribute: String
+  partitions: Int!
+  "The catalog offset of the table's CreateTable, as a decimal string."
+  generation: String!
+  "The Kafka topic holding the table's events."
+  topic: String!
+}
+
+type TablePayload {
+  table: Table!
+  "Session token: pass it as after (or header x-logkv-session) to read your writes."
+  token: String!
+}
+
+type TableList {
+  tableNames: [String!]!
+  lastEvaluatedTableName: String
+  token: String!
+}
+
+type WritePayload {
+  "What returnValues asked for; null for NONE or when there is nothing to return."
+  attributes: JSON
+  token: String!
+}
+
+type GetItemPayload {
+  "The item, or null when absent."
+  item: JSON
+  token: String!
+}
+
+type ReadPage {
+  items: [JSON!]!
+  count: Int!
+  scannedCount: Int!
+  "Pass back as cursor for the next page; null on the last page."
+  cursor: String
+  lastEvaluatedKey: JSON
+  token: String!
+}
+
+type Query {
+  describeTable(name: String!, consistency: Consistency, after: String): Table!
+  listTables(
+    limit: Int
+    exclusiveStartTableName: String
+    consistency: Consistency
+    after: String
+  ): TableList!
+  getItem(
+    table: String!
+    key: JSON!
+    consistency: Consistency
+    after: String
+    projection: String
+    names: JSON
+  ): GetItemPayload!
+  query(
+    table: String!
+    index: String
+    keyCondition: String!
+    filter: String
+    projection: String
+    names: JSON
+    values: JSON
+    forward: Boolean = true
+    limit: Int
+    cursor: String
+    exclusiveStartKey: JSON
+    consistency: Consistency
+    after: String
+  ): ReadPage!
+  scan(
+    table: String!
+    index: String
+    filter: String
+    projection: String
+    names: JSON
+    values: JSON
+    limit: Int
+    cursor: String
+    exclusiveStartKey: JSON
+    segment: Int
+    totalSegments: Int
+    consistency: Consistency
+    after: String
+  ): ReadPage!
+}
+
+type Mutation {
+  createTable(input: CreateTableInput!): TablePayload!
+  updateTable(input: UpdateTableInput!): TablePayload!
+  deleteTable(name: String!): TablePayload!
+  putItem(
+    table: String!
+    item: JSON!
+    condition: String
+    names: JSON
+    values: JSON
+    returnValues: ReturnValues = NONE
+    returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
+    requestId: String
+  ): WritePayload!
+  updateItem(
+    table: String!
+    key: JSON!
+    update: String!
+    condition: String
+    names: JSON
+    values: JSON
+    returnValues: ReturnValues = NONE
+    returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
+    requestId: String
+  ): WritePayload!
+  deleteItem(
+    table: String!
+    key: JSON!
+    condition: String
+    names: JSON
+    values: JSON
+    returnValues: ReturnValues = NONE
+    returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
+    requestId: String
+  ): WritePayload!
+}
+`;

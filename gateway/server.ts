@@ -1,0 +1,230 @@
+// The gateway process shell: graphql-yoga mounted on express at /graphql (GraphiQL on GET
+// from a browser), Prometheus text at /metrics. Around yoga: a request body limit (express
+// JSON parser, 413 PAYLOAD_TOO_LARGE past it), a query depth limit (validation rule), typed
+// errors (errors.ts through yoga's maskedErrors), the session token in the response header
+// x-logkv-session, and per-request extensions.logkv {token, reads, writes}.
+//
+// Lifecycle: Gateway.start() listens and returns; close() stops accepting, drops idle
+// connections and resolves when the listener is closed. The materializer and log client it
+// serves are the caller's to open and close.
+import { createServer, type Server } from "node:http";
+import express, { type NextFunction, type Request, type Response } from "express";
+import { createYoga, type Plugin } from "graphql-yoga";
+import { GraphQLError, type ExecutionResult, type GraphQLSchema } from "graphql";
+import type { Materializer } from "../materializer/materializer.js";
+import type { LogClient } from "../services/log-client.js";
+import type { Logger } from "../services/shared/log.js";
+import { ConsistencyGate, type Consistency } from "./consistency/gate.js";
+import {
+  defaultGatewayLimits,
+  RequestState,
+  SESSION_HEADER,
+  type GatewayContext,
+  type GatewayCore,
+  type GatewayLimits,
+} from "./context.js";
+import { maskError } from "./errors.js";
+import { GatewayProbe } from "./gateway-probe.js";
+import { gatewaySchema } from "./schema/index.js";
+import { depthLimitRule } from "./schema/depth-limit.js";
+
+export interface GatewayOptions {
+  materializer: Materializer;
+  log: LogClient;
+  logger: Logger;
+  host: string;
+  /** 0: any free port (see Gateway.port). */
+  port: number;
+  defaultConsistency?: Consistency;
+  defaultPartitions?: number;
+  limits?: Partial<GatewayLimits>;
+  /** More Prometheus text for /metrics (the materializer's registry). */
+  extraMetrics?: () => Promise<string>;
+  /** Also export Node's process metrics (when nothing else in the process does). */
+  defaultMetrics?: boolean;
+}
+
+export const GRAPHQL_PATH = "/graphql";
+
+function errorBody(status: number, code: string, message: string) {
+  return { status, body: { errors: [{ message, extensions: { code, retriable: false } }] } };
+}
+
+export class Gateway {
+  private constructor(
+    private readonly server: Server,
+    readonly host: string,
+    readonly port: number,
+    readonly core: GatewayCore,
+  ) {}
+
+  get url(): string {
+    return `http://${this.host}:${this.port}${GRAPHQL_PATH}`;
+  }
+
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const limits = { ...defaultGatewayLimits, ...options.limits };
+    const probe = new GatewayProbe({ defaultMetrics: options.defaultMetrics ?? false });
+    const gate = new ConsistencyGate({
+      materializer: options.materializer,
+      endOffsets: (topic) => options.log.endOffsets(topic),
+      waitTimeoutMs: limits.waitTimeoutMs,
+      onWait: (consistency, seconds) => probe.waited(consistency, seconds),
+    });
+    const core: GatewayCore = {
+      materializer: options.materializer,
+      log: options.log,
+      gate,
+      probe,
+      limits,
+      defaultConsistency: options.defaultConsistency ?? "SESSION",
+      defaultPartitions: options.defaultPartitions ?? 4,
+    };
+    const app = express();
+    app.disable("x-powered-by");
+    app.get("/metrics", (_request, response) => {
+      Promise.all([probe.render(), options.extraMetrics?.() ?? Promise.resolve("")]).then(
+        (texts) => response.type("text/plain; version=0.0.4").send(texts.join("\n")),
+        () => response.status(500).end(),
+      );
+    });
+    app.use(GRAPHQL_PATH, express.json({ limit: limits.requestBytesMax, type: () => true }));
+    const yoga = createYoga<{ req: Request; res: Response }, GatewayContext>({
+      schema: gatewaySchema() as GraphQLSchema,
+      graphqlEndpoint: GRAPHQL_PATH,
+      graphiql: { title: "logkv", headers: "{}" },
+      cors: { exposedHeaders: [SESSION_HEADER] },
+      logging: false,
+      context: ({ request }) => contextOf(core, request),
+      maskedErrors: {
+        maskError: (error, message, isDev) => {
+          const masked = maskError(error, message, isDev);
+          const code = masked instanceof GraphQLError ? masked.extensions.code : undefined;
+          probe.errorReturned(typeof code === "string" ? code : "INTERNAL_SERVER_ERROR");
+          return masked;
+        },
+      },
+      plugins: [depthLimit(limits.queryDepthMax), reportExtensions()],
+    });
+    app.use(GRAPHQL_PATH, (request: Request, response: Response) => {
+      void yoga(request, response, { req: request, res: response });
+    });
+    app.use((error: unknown, _request: Request, response: Response, next: NextFunction) => {
+      const type = (error as { type?: string } | null)?.type;
+      const reply =
+        type === "entity.too.large"
+          ? errorBody(
+              413,
+              "PAYLOAD_TOO_LARGE",
+              `Request body exceeds ${limits.requestBytesMax} bytes`,
+            )
+          : type === "entity.parse.failed"
+            ? errorBody(400, "VALIDATION", "Request body is not valid JSON")
+            : null;
+      if (reply === null) {
+        options.logger.error("request failed", { error });
+        if (response.headersSent) return next(error);
+        const masked = errorBody(500, "INTERNAL_SERVER_ERROR", "Unexpected error.");
+        response.status(masked.status).json(masked.body);
+        return;
+      }
+      response.status(reply.status).json(reply.body);
+    });
+    const server = createServer(app);
+    const port = await new Promise<number>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(options.port, options.host, () => {
+        const address = server.address();
+        if (address === null || typeof address === "string") {
+          reject(new Error("gateway listener has no TCP address"));
+          return;
+        }
+        server.off("error", reject);
+        resolve(address.port);
+      });
+    });
+    return new Gateway(server, options.host, port, core);
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
+
+const states = new WeakMap<globalThis.Request, RequestState>();
+
+function contextOf(core: GatewayCore, request: globalThis.Request): GatewayContext {
+  const state = new RequestState(request.headers.get(SESSION_HEADER));
+  states.set(request, state);
+  return { gateway: core, state };
+}
+
+function depthLimit(depthMax: number): Plugin {
+  return {
+    onValidate({ addValidationRule }) {
+      addValidationRule(depthLimitRule(depthMax));
+    },
+  };
+}
+
+/** extensions.logkv on every result, and the merged token in the response header. */
+function reportExtensions(): Plugin<GatewayContext> {
+  return {
+    onExecute({ args }) {
+      return {
+        onExecuteDone({ result, setResult }) {
+          if (Symbol.asyncIterator in result) return;
+          const { state } = args.contextValue as GatewayContext;
+          const single = result as ExecutionResult;
+          setResult({
+            ...single,
+            extensions: {
+              ...single.extensions,
+              logkv: { token: state.responseToken(), reads: state.reads, writes: state.writes },
+            },
+          });
+        },
+      };
+    },
+    onResultProcess({ result, setResult }) {
+      if (Array.isArray(result) || Symbol.asyncIterator in result) return;
+      const single = result as ExecutionResult;
+      if (single.errors === undefined || !single.errors.some(isYogaRequestError)) return;
+      setResult({ ...single, errors: single.errors.map(asValidationError) });
+    },
+    onResponse({ request, response }) {
+      const state = states.get(request);
+      if (state !== undefined) response.headers.set(SESSION_HEADER, state.responseToken());
+    },
+  };
+}
+
+const yogaRequestCodes = new Set([
+  "GRAPHQL_PARSE_FAILED",
+  "GRAPHQL_VALIDATION_FAILED",
+  "BAD_USER_INPUT",
+]);
+
+function isYogaRequestError(error: GraphQLError): boolean {
+  return yogaRequestCodes.has(String(error.extensions?.code));
+}
+
+/** yoga's parse and validation faults join the gateway's contract as VALIDATION. */
+function asValidationError(error: GraphQLError): GraphQLError {
+  if (!isYogaRequestError(error)) return error;
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    extensions: {
+      ...error.extensions,
+      code: "VALIDATION",
+      retriable: false,
+      graphqlCode: error.extensions.code,
+    },
+  });
+}
