@@ -1,0 +1,353 @@
+// Goal: the gateway keeps its contract end to end: items round-trip through GraphQL over
+// plain HTTP and @apollo/client; conditional failures, validation faults, unknown tables,
+// oversized items and requests, bad tokens and too-deep queries get typed errors and the
+// server keeps serving; SESSION reads see the caller's writes even on another gateway with
+// its own materializer; STRONG reads see a write appended by another client; EVENTUAL reads
+// report their staleness; waits past the limit are a retriable TIMEOUT; /metrics reports.
+// Method: an embedded node (broker, materializer, gateway) in this process on free loopback
+// ports; a second gateway node with its own materializer on the same broker; a third
+// gateway sharing the first materializer with a short wait limit. Clients: fetch,
+// @apollo/client (HttpLink) and the log client (the "other client" writing to the log).
+/* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL responses are untyped JSON;
+   the assertions check their shape. */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  ApolloClient,
+  CombinedGraphQLErrors,
+  HttpLink,
+  InMemoryCache,
+  gql as apolloGql,
+} from "@apollo/client";
+import { startEmbeddedNode, startGatewayNode, type RunningNode } from "../../gateway/node.js";
+import { Gateway } from "../../gateway/server.js";
+import { LogClient } from "../../services/log-client.js";
+import { createLogger, setLogLevel } from "../../services/shared/log.js";
+import { SessionToken } from "../../gateway/consistency/token.js";
+
+interface GraphQLResponse {
+  status: number;
+  headers: Headers;
+  data?: Record<string, any>;
+  errors?: { message: string; extensions: Record<string, any> }[];
+  extensions?: Record<string, any>;
+}
+
+async function post(
+  url: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): Promise<GraphQLResponse> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as Omit<GraphQLResponse, "status" | "headers">;
+  return { status: response.status, headers: response.headers, ...body };
+}
+
+function ok(response: GraphQLResponse): Record<string, any> {
+  assert.equal(response.errors, undefined, JSON.stringify(response.errors));
+  return response.data!;
+}
+
+function errorCode(response: GraphQLResponse): string {
+  assert.ok(response.errors !== undefined && response.errors.length > 0, "an error");
+  return response.errors[0]!.extensions.code as string;
+}
+
+const PUT = `mutation($table: String!, $item: JSON!, $condition: String, $rv: ReturnValuesOnConditionCheckFailure) {
+  putItem(table: $table, item: $item, condition: $condition,
+          returnValuesOnConditionCheckFailure: $rv) { attributes token }
+}`;
+const GET = `query($table: String!, $key: JSON!, $c: Consistency, $after: String) {
+  getItem(table: $table, key: $key, consistency: $c, after: $after) { item token }
+}`;
+
+describe("GraphQL gateway", () => {
+  let dir: string;
+  let a: RunningNode;
+  let b: RunningNode;
+  let hasty: Gateway;
+  let other: LogClient;
+  let urlA: string;
+  let urlB: string;
+  let tableTopic: string;
+
+  before(async () => {
+    setLogLevel("warn");
+    dir = mkdtempSync(join(tmpdir(), "logkv-gateway-"));
+    const logger = createLogger("test");
+    a = await startEmbeddedNode({
+      dataDir: join(dir, "a"),
+      kafka: { host: "127.0.0.1", port: 0 },
+      graphql: { host: "127.0.0.1", port: 0 },
+      logger,
+    });
+    const brokers = [`${a.kafka!.host}:${a.kafka!.port}`];
+    b = await startGatewayNode({
+      dataDir: join(dir, "b"),
+      brokers,
+      graphql: { host: "127.0.0.1", port: 0 },
+      logger,
+    });
+    other = await LogClient.connect({ brokers });
+    hasty = await Gateway.start({
+      materializer: a.materializer,
+      log: other,
+      logger,
+      host: "127.0.0.1",
+      port: 0,
+      limits: { waitTimeoutMs: 300 },
+    });
+    urlA = a.gateway.url;
+    urlB = b.gateway.url;
+    const created = ok(
+      await post(
+        urlA,
+        `mutation { createTable(input: {name: "users", partitionKey: {name: "pk", type: S},
+           partitions: 3}) { table { name partitions topic } token } }`,
+      ),
+    );
+    assert.equal(created.createTable.table.partitions, 3);
+    tableTopic = created.createTable.table.topic;
+  });
+
+  after(async () => {
+    await hasty?.close();
+    await other?.close();
+    await b?.stop();
+    await a?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("round-trips an item over plain HTTP, exact numbers, sets and binaries included", async () => {
+    const item = {
+      pk: "alice",
+      age: 42,
+      ratio: 0.25,
+      big: { $N: "123456789012345678901234567890" },
+      tags: { $SS: ["b", "a"] },
+      blob: { $B: Buffer.from("hi").toString("base64") },
+      nested: { list: [1, "two", null, true], $N: "a map key, not a tag" },
+    };
+    const put = ok(await post(urlA, PUT, { table: "users", item }));
+    assert.match(put.putItem.token, /^v1\./);
+    const got = ok(await post(urlA, GET, { table: "users", key: { pk: "alice" } }));
+    assert.deepEqual(got.getItem.item, { ...item, tags: { $SS: ["a", "b"] } });
+    const missing = ok(await post(urlA, GET, { table: "users", key: { pk: "nobody" } }));
+    assert.equal(missing.getItem.item, null);
+  });
+
+  it("serves @apollo/client over HttpLink", async () => {
+    const client = new ApolloClient({
+      link: new HttpLink({ uri: urlA, fetch }),
+      cache: new InMemoryCache(),
+    });
+    await client.mutate({
+      mutation: apolloGql(PUT),
+      variables: { table: "users", item: { pk: "apollo", n: 7 } },
+    });
+    const result = await client.query({
+      query: apolloGql(GET),
+      variables: { table: "users", key: { pk: "apollo" } },
+      fetchPolicy: "no-cache",
+    });
+    assert.deepEqual((result.data as any).getItem.item, { pk: "apollo", n: 7 });
+    const failed = await client
+      .mutate({
+        mutation: apolloGql(PUT),
+        variables: {
+          table: "users",
+          item: { pk: "apollo" },
+          condition: "attribute_not_exists(pk)",
+        },
+      })
+      .then(
+        () => null,
+        (error: unknown) => error,
+      );
+    assert.ok(CombinedGraphQLErrors.is(failed), "a GraphQL error");
+    assert.equal(failed.errors[0]!.extensions!.code, "CONDITIONAL_CHECK_FAILED");
+  });
+
+  it("a failed condition is CONDITIONAL_CHECK_FAILED, with the item when asked", async () => {
+    ok(await post(urlA, PUT, { table: "users", item: { pk: "carol", v: 1 } }));
+    const failed = await post(urlA, PUT, {
+      table: "users",
+      item: { pk: "carol", v: 2 },
+      condition: "attribute_not_exists(pk)",
+      rv: "ALL_OLD",
+    });
+    assert.equal(errorCode(failed), "CONDITIONAL_CHECK_FAILED");
+    assert.equal(failed.errors![0]!.extensions.retriable, false);
+    assert.deepEqual(failed.errors![0]!.extensions.item, { pk: "carol", v: 1 });
+    const updated = ok(
+      await post(
+        urlA,
+        `mutation { updateItem(table: "users", key: {pk: "carol"}, update: "ADD v :one",
+           condition: "v = :one", values: {one: 1}, returnValues: ALL_NEW) { attributes } }`,
+      ),
+    );
+    assert.deepEqual(updated.updateItem.attributes, { pk: "carol", v: 2 });
+  });
+
+  it("SESSION reads see the caller's writes on another gateway with its own materializer", async () => {
+    for (let i = 0; i < 5; i++) {
+      const put = ok(await post(urlA, PUT, { table: "users", item: { pk: `s${i}`, i } }));
+      const token = put.putItem.token as string;
+      const viaArg = ok(
+        await post(urlB, GET, { table: "users", key: { pk: `s${i}` }, after: token }),
+      );
+      assert.deepEqual(viaArg.getItem.item, { pk: `s${i}`, i });
+      const viaHeader = await post(
+        urlB,
+        GET,
+        { table: "users", key: { pk: `s${i}` } },
+        { "x-logkv-session": token },
+      );
+      assert.deepEqual(ok(viaHeader).getItem.item, { pk: `s${i}`, i });
+      const read = viaHeader.extensions!.logkv.reads[0];
+      assert.equal(read.consistency, "SESSION");
+      const merged = SessionToken.decode(viaHeader.headers.get("x-logkv-session")!);
+      const written = SessionToken.decode(token);
+      for (let p = 0; p < 3; p++) {
+        assert.ok(merged.offset(tableTopic, p) >= written.offset(tableTopic, p), "monotonic token");
+      }
+    }
+  });
+
+  it("STRONG reads see a write another client appended to the log", async () => {
+    for (let i = 0; i < 5; i++) {
+      await other.appendItemEvent(
+        tableTopic,
+        { S: `raw${i}` },
+        {
+          type: "PutItem",
+          table: "users",
+          item: { pk: { S: `raw${i}` }, n: { N: String(i) } },
+          condition: null,
+          names: {},
+          values: {},
+          returnValues: "NONE",
+          requestId: null,
+        },
+      );
+      const got = ok(
+        await post(urlB, GET, { table: "users", key: { pk: `raw${i}` }, c: "STRONG" }),
+      );
+      assert.deepEqual(got.getItem.item, { pk: `raw${i}`, n: i });
+    }
+  });
+
+  it("EVENTUAL reads answer at once and report offsets and staleness", async () => {
+    const response = await post(
+      urlB,
+      `{ scan(table: "users", consistency: EVENTUAL) { count token } }`,
+    );
+    ok(response);
+    const read = response.extensions!.logkv.reads[0];
+    assert.equal(read.consistency, "EVENTUAL");
+    assert.deepEqual(Object.keys(read.offsets).sort(), ["0", "1", "2"]);
+    assert.deepEqual(Object.keys(read.staleness).sort(), ["0", "1", "2"]);
+    for (const lag of Object.values(read.staleness)) assert.match(lag as string, /^\d+$/);
+  });
+
+  it("a wait past the limit is a retriable TIMEOUT", async () => {
+    const future = SessionToken.of(tableTopic, [10_000n, 10_000n, 10_000n]).encode();
+    const response = await post(
+      hasty.url,
+      `{ scan(table: "users", after: "${future}") { count } }`,
+    );
+    assert.equal(errorCode(response), "TIMEOUT");
+    assert.equal(response.errors![0]!.extensions.retriable, true);
+  });
+
+  it("bad input gets typed errors and the server keeps serving", async () => {
+    const cases: [string, Promise<GraphQLResponse>][] = [
+      ["VALIDATION", post(urlA, "{ getItem(table: ")],
+      ["VALIDATION", post(urlA, `{ getItem(table: 5, key: {pk: "a"}) { item } }`)],
+      ["VALIDATION", post(urlA, `{ nope }`)],
+      ["NOT_FOUND", post(urlA, GET, { table: "missing", key: { pk: "a" } })],
+      ["VALIDATION", post(urlA, GET, { table: "users", key: { pk: 1 } })],
+      ["VALIDATION", post(urlA, GET, { table: "users", key: { other: "a" } })],
+      ["VALIDATION", post(urlA, GET, { table: "users", key: { pk: "a" }, after: "bogus" })],
+      [
+        "VALIDATION",
+        post(urlA, GET, { table: "users", key: { pk: "a" } }, { "x-logkv-session": "v1.%%%" }),
+      ],
+      [
+        "VALIDATION",
+        post(urlA, PUT, { table: "users", item: { pk: "big", s: "x".repeat(450_000) } }),
+      ],
+      ["VALIDATION", post(urlA, PUT, { table: "users", item: { pk: "a" }, condition: "a = = b" })],
+      ["VALIDATION", post(urlA, PUT, { table: "users", item: [1, 2] })],
+      [
+        "PAYLOAD_TOO_LARGE",
+        post(urlA, PUT, { table: "users", item: { pk: "x".repeat(2_000_000) } }),
+      ],
+    ];
+    for (const [expected, pending] of cases) {
+      const response = await pending;
+      assert.equal(errorCode(response), expected, JSON.stringify(response.errors));
+      assert.equal(typeof response.errors![0]!.extensions.retriable, "boolean");
+    }
+    const nested = "{ a ".repeat(12) + "}".repeat(12);
+    const deep = await post(urlA, `{ describeTable(name: "users") { sortKey ${nested} } }`);
+    assert.equal(errorCode(deep), "VALIDATION");
+    assert.ok(deep.errors!.some((e) => /depth 14 exceeds the maximum of 12/.test(e.message)));
+    const got = ok(await post(urlA, GET, { table: "users", key: { pk: "alice" } }));
+    assert.equal(got.getItem.item.pk, "alice");
+  });
+
+  it("table operations: describe, list, update TTL, delete", async () => {
+    const described = ok(
+      await post(urlA, `{ describeTable(name: "users") { name partitionKey { name type } } }`),
+    );
+    assert.deepEqual(described.describeTable.partitionKey, { name: "pk", type: "S" });
+    const listed = ok(await post(urlA, `{ listTables { tableNames } }`));
+    assert.ok(listed.listTables.tableNames.includes("users"));
+    const scratch = ok(
+      await post(
+        urlA,
+        `mutation { createTable(input: {name: "scratch", partitionKey: {name: "id", type: N}}) { token } }`,
+      ),
+    );
+    const token = scratch.createTable.token as string;
+    const onB = ok(
+      await post(urlB, `{ describeTable(name: "scratch", after: "${token}") { name partitions } }`),
+    );
+    assert.equal(onB.describeTable.partitions, 4);
+    const ttl = ok(
+      await post(
+        urlA,
+        `mutation { updateTable(input: {name: "scratch", ttlAttribute: "exp"}) { table { ttlAttribute } } }`,
+      ),
+    );
+    assert.equal(ttl.updateTable.table.ttlAttribute, "exp");
+    ok(await post(urlA, `mutation { deleteTable(name: "scratch") { table { name } } }`));
+    const gone = await post(urlA, `{ describeTable(name: "scratch") { name } }`);
+    assert.equal(errorCode(gone), "NOT_FOUND");
+    const again = await post(
+      urlA,
+      `mutation { createTable(input: {name: "users", partitionKey: {name: "pk", type: S}}) { token } }`,
+    );
+    assert.equal(errorCode(again), "ALREADY_EXISTS");
+  });
+
+  it("/metrics reports operation latency by consistency and the materializer", async () => {
+    const text = await (await fetch(a.gateway.url.replace(/graphql$/, "metrics"))).text();
+    assert.match(
+      text,
+      /logkv_gateway_operation_seconds_count\{operation="getItem",consistency="SESSION"\} \d+/,
+    );
+    assert.match(text, /logkv_gateway_consistency_wait_seconds_count\{consistency="SESSION"\} \d+/);
+    assert.match(text, /logkv_gateway_errors_total\{code="VALIDATION"\} \d+/);
+    assert.match(text, /logkv_materializer_applied_offset/);
+  });
+});
