@@ -288,8 +288,7 @@ export class Materializer {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: (payload) =>
-        kind === "events" ? this.onBatch(topic, payload) : this.onChanges(topic, payload),
+      eachBatch: (payload) => this.onFetched(kind, topic, payload),
     });
     for (let partition = 0; partition < partitions; partition++) {
       const offset = this.applier.appliedOffset(topic, partition);
@@ -298,58 +297,45 @@ export class Materializer {
     this.options.logger.info("consuming", { topic, partitions });
   }
 
-  private async onBatch(topic: string, payload: EachBatchPayload): Promise<void> {
+  /**
+   * Applies one fetched batch of a topic: item and catalog events, or (kind "changes") a
+   * changes topic into global indexes. Marks the records consumed only after the store
+   * holds them.
+   */
+  private async onFetched(
+    kind: "events" | "changes",
+    topic: string,
+    payload: EachBatchPayload,
+  ): Promise<void> {
     const { batch } = payload;
     const records = batch.messages.map((m) => ({
       offset: BigInt(m.offset),
       timestampMs: BigInt(m.timestamp),
       value: m.value,
     }));
-    if (records.length === 0) return;
-    const started = performance.now();
-    const applied = await this.applier.applyBatch(topic, batch.partition, records);
-    this.observe("events", batch.highWatermark, records.length, started, applied);
-    for (const { outcome } of applied.outcomes) this.probe.outcome(outcome.status);
     const last = batch.messages[batch.messages.length - 1];
-    if (last !== undefined) payload.resolveOffset(last.offset);
-    await payload.heartbeat();
-    this.afterBatch(applied);
-  }
-
-  private observe(
-    kind: "events" | "changes",
-    highWatermark: string,
-    records: number,
-    startedMs: number,
-    applied: AppliedBatch,
-  ): void {
-    const seconds = (performance.now() - startedMs) / 1000;
+    if (last === undefined) return;
+    const started = performance.now();
+    const applied =
+      kind === "events"
+        ? await this.applier.applyBatch(topic, batch.partition, records)
+        : await this.applier.applyChanges(topic, batch.partition, records);
+    const seconds = (performance.now() - started) / 1000;
+    const highWatermark = BigInt(batch.highWatermark);
     this.probe.batchApplied(
       kind,
-      applied.topic,
-      applied.partition,
-      records,
+      topic,
+      batch.partition,
+      records.length,
       seconds,
       applied.nextOffset,
-      BigInt(highWatermark),
+      highWatermark,
     );
-  }
-
-  private async onChanges(topic: string, payload: EachBatchPayload): Promise<void> {
-    const { batch } = payload;
-    const records = batch.messages.map((m) => ({
-      offset: BigInt(m.offset),
-      timestampMs: BigInt(m.timestamp),
-      value: m.value,
-    }));
-    if (records.length === 0) return;
-    const started = performance.now();
-    const applied = await this.applier.applyChanges(topic, batch.partition, records);
-    this.observe("changes", batch.highWatermark, records.length, started, applied);
-    const last = batch.messages[batch.messages.length - 1];
-    if (last !== undefined) payload.resolveOffset(last.offset);
+    for (const { outcome } of applied.outcomes) this.probe.outcome(outcome.status);
+    payload.resolveOffset(last.offset);
     await payload.heartbeat();
-    this.monitor(applied.topic, applied.partition).advance(applied.nextOffset);
+    if (kind === "events") this.afterBatch(applied);
+    else this.monitor(applied.topic, applied.partition).advance(applied.nextOffset);
   }
 
   private afterBatch(applied: AppliedBatch): void {

@@ -166,15 +166,13 @@ export class Applier {
     return run;
   }
 
-  private async applyNow(
-    topic: string,
-    partition: number,
-    records: readonly LogRecord[],
-  ): Promise<AppliedBatch> {
+  /**
+   * The records of a batch not applied yet, and an empty result at the current offset.
+   * Records the store already holds (a redelivery after a restart) are skipped, so a batch
+   * boundary or a consumer re-fetch can never apply an event twice.
+   */
+  private unapplied(topic: string, partition: number, records: readonly LogRecord[]) {
     const start = this.appliedOffset(topic, partition);
-    // Records the store already holds (a redelivery after a restart) are skipped, so a
-    // batch boundary or a consumer re-fetch can never apply an event twice.
-    const fresh = records.filter((r) => r.offset >= start);
     const result: AppliedBatch = {
       topic,
       partition,
@@ -184,6 +182,15 @@ export class Applier {
       tablesChanged: [],
       tablesDropped: [],
     };
+    return { fresh: records.filter((r) => r.offset >= start), result };
+  }
+
+  private async applyNow(
+    topic: string,
+    partition: number,
+    records: readonly LogRecord[],
+  ): Promise<AppliedBatch> {
+    const { fresh, result } = this.unapplied(topic, partition, records);
     if (fresh.length === 0) return result;
     const events = fresh.map(decodeRecord);
     const state = await this.prefetch(events);
@@ -375,17 +382,7 @@ export class Applier {
     records: readonly LogRecord[],
   ): Promise<AppliedBatch> {
     return this.enqueue(async () => {
-      const start = this.appliedOffset(topic, partition);
-      const fresh = records.filter((r) => r.offset >= start);
-      const result: AppliedBatch = {
-        topic,
-        partition,
-        nextOffset: start,
-        outcomes: [],
-        changes: [],
-        tablesChanged: [],
-        tablesDropped: [],
-      };
+      const { fresh, result } = this.unapplied(topic, partition, records);
       if (fresh.length === 0) return result;
       const ops: BatchOp[] = [];
       const watermarks = new Map<string, bigint>();

@@ -34,6 +34,7 @@ import { LogClient } from "../../../services/log-client.js";
 import { BrokerProcess } from "../../helpers/broker-process.js";
 import { ordersTable, readItem } from "../../helpers/materializer-fixture.js";
 import { MaterializerProcess } from "../../helpers/materializer-process.js";
+import { mulberry32 as prng } from "../../../services/shared/prng.js";
 
 const LONG = process.env.LOGKV_LONG === "1";
 const SEED =
@@ -49,18 +50,6 @@ const COUNTERS = 6;
 const CATCH_UP_TIMEOUT_MS = 30_000;
 /** The writer spreads its events over this long, so every kill round meets it writing. */
 const WRITER_SPAN_MS = KILL_ROUNDS * 1_200 + 1_000;
-
-/** mulberry32: a small seeded PRNG, so a seed replays the same workload and kill points. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
