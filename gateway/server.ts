@@ -27,6 +27,12 @@ import { maskError } from "./errors.js";
 import { GatewayProbe } from "./gateway-probe.js";
 import { gatewaySchema } from "./schema/index.js";
 import { depthLimitRule } from "./schema/depth-limit.js";
+import {
+  ChangeSubscriptions,
+  withChangeSubscriptions,
+  type SubscriptionLimits,
+} from "./subscriptions/changes.js";
+import { serveWebSocket } from "./subscriptions/websocket.js";
 
 export interface GatewayOptions {
   materializer: Materializer;
@@ -42,6 +48,8 @@ export interface GatewayOptions {
   extraMetrics?: () => Promise<string>;
   /** Also export Node's process metrics (when nothing else in the process does). */
   defaultMetrics?: boolean;
+  /** Change subscriptions: most open at once, live buffer per subscriber. */
+  subscriptions?: Partial<SubscriptionLimits>;
 }
 
 export const GRAPHQL_PATH = "/graphql";
@@ -56,6 +64,9 @@ export class Gateway {
     readonly host: string,
     readonly port: number,
     readonly core: GatewayCore,
+    // Subscriptions (gateway/subscriptions): graphql-ws on the same server, and the open streams.
+    private readonly webSocket: { close(): Promise<void> },
+    readonly subscriptions: ChangeSubscriptions,
   ) {}
 
   get url(): string {
@@ -80,6 +91,7 @@ export class Gateway {
       defaultConsistency: options.defaultConsistency ?? "SESSION",
       defaultPartitions: options.defaultPartitions ?? 4,
     };
+    const subscriptions = new ChangeSubscriptions(options.materializer, options.subscriptions);
     const app = express();
     app.disable("x-powered-by");
     app.get("/metrics", (_request, response) => {
@@ -90,7 +102,7 @@ export class Gateway {
     });
     app.use(GRAPHQL_PATH, express.json({ limit: limits.requestBytesMax, type: () => true }));
     const yoga = createYoga<{ req: Request; res: Response }, GatewayContext>({
-      schema: gatewaySchema() as GraphQLSchema,
+      schema: withChangeSubscriptions(gatewaySchema() as GraphQLSchema, subscriptions),
       graphqlEndpoint: GRAPHQL_PATH,
       graphiql: { title: "logkv", headers: "{}" },
       cors: { exposedHeaders: [SESSION_HEADER] },
@@ -131,6 +143,7 @@ export class Gateway {
       response.status(reply.status).json(reply.body);
     });
     const server = createServer(app);
+    const webSocket = serveWebSocket(server, yoga);
     const port = await new Promise<number>((resolve, reject) => {
       server.once("error", reject);
       server.listen(options.port, options.host, () => {
@@ -143,10 +156,12 @@ export class Gateway {
         resolve(address.port);
       });
     });
-    return new Gateway(server, options.host, port, core);
+    return new Gateway(server, options.host, port, core, webSocket, subscriptions);
   }
 
   async close(): Promise<void> {
+    await this.subscriptions.close();
+    await this.webSocket.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();

@@ -244,4 +244,52 @@ type Mutation {
     requestId: String
   ): WritePayload!
 }
+
+"""
+What a change did to an item: PUT (created), UPDATE (changed), DELETE, TTL_DELETE (expired
+and swept).
+"""
+enum ChangeKind {
+  PUT
+  UPDATE
+  DELETE
+  TTL_DELETE
+}
+
+"""
+One change to one item, from a table's change stream (gateway/subscriptions/README.md).
+"""
+type ChangeEvent {
+  table: String!
+  kind: ChangeKind!
+  "The item's key attributes."
+  keys: JSON!
+  "The item before the change; null when it did not exist."
+  oldImage: JSON
+  "The item after the change; null when it no longer exists."
+  newImage: JSON
+  "The table topic's partition and offset (int64 as a decimal string) of the change."
+  partition: Int!
+  offset: String!
+  "The log record's timestamp, ms since the epoch, as a decimal string."
+  timestampMs: String!
+  """
+  A session token: pass it as changes(after:) to resume right after this event, with no gap
+  and no duplicate; also usable as a SESSION read token.
+  """
+  token: String!
+}
+
+type Subscription {
+  """
+  The table's item changes, in offset order per partition, with old and new images; over
+  SSE (Accept: text/event-stream) and WebSocket (graphql-ws) at /graphql. after: a token
+  from an earlier event resumes right after it (partitions it does not name start at offset
+  0); omitted, only new changes. key: only that item's changes. Errors: NOT_FOUND (table),
+  VALIDATION (bad key or token, or reason TRIMMED when the token is older than the kept
+  changes), THROTTLED (retriable) with reason SUBSCRIPTIONS_MAX (too many open) or
+  SUBSCRIBER_TOO_SLOW (fell behind the bounded buffer; extensions.token resumes).
+  """
+  changes(table: String!, key: JSON, after: String): ChangeEvent!
+}
 `;
