@@ -7,12 +7,27 @@
 // producing with the same key lands on the same partition. Every append is acks=-1 through
 // an idempotent producer and returns the (topic, partition, offset) it was written at: the
 // position whose outcome and applied state a writer then waits for.
-import { Kafka, logLevel, Partitioners, type Admin, type Producer } from "kafkajs";
+//
+// Concurrent appends share produce requests (AppendBatcher): while one sendBatch is in
+// flight the next appends queue, then go out together, so one broker fsync carries many
+// writes. The queue is bounded (logClientLimits); a full queue refuses with LIMIT_EXCEEDED,
+// which the gateway reports as THROTTLED.
+import {
+  Kafka,
+  logLevel,
+  Partitioners,
+  type Admin,
+  type Message,
+  type PartitionMetadata,
+  type Producer,
+  type RecordMetadata,
+} from "kafkajs";
 import { encodeEvent, type LogEvent, type TableDefinition } from "../schemas/events.js";
 import { CATALOG_TOPIC, tableTopic } from "../materializer/state/records.js";
 import { keyBytes } from "../materializer/values/limits.js";
 import type { Item } from "../materializer/values/attribute-value.js";
 import { DbError } from "./shared/errors.js";
+import { assert } from "./shared/assert.js";
 
 export interface LogPosition {
   topic: string;
@@ -25,12 +40,199 @@ export interface LogClientOptions {
   clientId?: string;
 }
 
+/**
+ * Micro-batching limits: concurrent appends wait while one produce request is in flight and
+ * then go out together in the next, so one broker fsync carries many writes.
+ */
+export const logClientLimits = {
+  /** Most messages one produce request carries. */
+  sendMessagesMax: 500,
+  /**
+   * Most bytes (keys + values + per-record overhead) one produce request carries; below the
+   * broker's 1 MiB record-batch limit, so even one partition's share fits. A single larger
+   * message still goes out, alone.
+   */
+  sendBytesMax: 512 * 1024,
+  /** Most appends waiting for a produce request; past it, LIMIT_EXCEEDED (THROTTLED). */
+  queueMessagesMax: 10_000,
+  /** Most bytes waiting for a produce request. */
+  queueBytesMax: 64 * 1024 * 1024,
+  /** Bytes counted per record on top of its key and value (Kafka record overhead). */
+  recordOverheadBytes: 64,
+} as const;
+
+assert(logClientLimits.sendMessagesMax >= 1, "sendMessagesMax < 1");
+assert(logClientLimits.queueMessagesMax >= logClientLimits.sendMessagesMax, "queue < send");
+assert(logClientLimits.queueBytesMax >= logClientLimits.sendBytesMax, "queue bytes < send");
+
+interface PendingAppend {
+  topic: string;
+  key: Buffer | null;
+  value: Buffer;
+  bytes: number;
+  resolve: (position: LogPosition) => void;
+  reject: (error: unknown) => void;
+}
+
+/** What the batcher has done, for tests and benchmarks. */
+export interface BatchStats {
+  /** Produce requests sent (producer.sendBatch calls). */
+  sends: number;
+  /** Messages those requests carried. */
+  messages: number;
+}
+
+/**
+ * Gathers concurrent appends into one producer.sendBatch at a time. An append queued while
+ * no send is in flight goes out on the next turn of the event loop (with whatever else was
+ * queued in this turn); appends queued during a send go out together when it completes.
+ * Every message gets an explicit partition (Kafka's default partitioner on its key), so its
+ * offset is its partition's baseOffset plus its position among that partition's messages.
+ */
+class AppendBatcher {
+  private queue: PendingAppend[] = [];
+  private queuedBytes = 0;
+  private sending = false;
+  private readonly partitioner = Partitioners.DefaultPartitioner();
+  private readonly metadata = new Map<string, PartitionMetadata[]>();
+  readonly stats: BatchStats = { sends: 0, messages: 0 };
+
+  constructor(
+    private readonly producer: Producer,
+    private readonly admin: Admin,
+  ) {}
+
+  append(topic: string, key: Buffer | null, value: Buffer): Promise<LogPosition> {
+    const bytes = (key?.length ?? 0) + value.length + logClientLimits.recordOverheadBytes;
+    if (
+      this.queue.length >= logClientLimits.queueMessagesMax ||
+      this.queuedBytes + bytes > logClientLimits.queueBytesMax
+    ) {
+      return Promise.reject(
+        new DbError(
+          "LIMIT_EXCEEDED",
+          `log append queue full (${this.queue.length} messages, ${this.queuedBytes} bytes)`,
+        ),
+      );
+    }
+    return new Promise<LogPosition>((resolve, reject) => {
+      this.queue.push({ topic, key, value, bytes, resolve, reject });
+      this.queuedBytes += bytes;
+      if (!this.sending) {
+        this.sending = true;
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  /** Resolves once nothing is queued or in flight. */
+  async idle(): Promise<void> {
+    while (this.sending) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
+  private async drain(): Promise<void> {
+    assert(this.sending, "drain while not sending");
+    while (this.queue.length > 0) {
+      const batch = this.take();
+      try {
+        const positions = await this.sendBatch(batch);
+        batch.forEach((pending, i) => pending.resolve(positions[i]!));
+      } catch (error) {
+        for (const pending of batch) pending.reject(error);
+      }
+    }
+    this.sending = false;
+  }
+
+  /** The next batch: queue order, within the message and byte limits, at least one. */
+  private take(): PendingAppend[] {
+    let count = 0;
+    let bytes = 0;
+    for (const pending of this.queue) {
+      if (count === logClientLimits.sendMessagesMax) break;
+      if (count > 0 && bytes + pending.bytes > logClientLimits.sendBytesMax) break;
+      count += 1;
+      bytes += pending.bytes;
+    }
+    assert(count >= 1, "empty batch");
+    const batch = this.queue.splice(0, count);
+    this.queuedBytes -= bytes;
+    assert(this.queuedBytes >= 0, "queued bytes below zero");
+    return batch;
+  }
+
+  private async sendBatch(batch: PendingAppend[]): Promise<LogPosition[]> {
+    const byTopic = new Map<string, Message[]>();
+    const partitions: number[] = [];
+    for (const pending of batch) {
+      const partition = await this.partitionOf(pending.topic, pending.key);
+      partitions.push(partition);
+      let messages = byTopic.get(pending.topic);
+      if (messages === undefined) byTopic.set(pending.topic, (messages = []));
+      messages.push({ key: pending.key, value: pending.value, partition });
+    }
+    const results = await this.producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    });
+    this.stats.sends += 1;
+    this.stats.messages += batch.length;
+    return positionsOf(batch, partitions, results);
+  }
+
+  private async partitionOf(topic: string, key: Buffer | null): Promise<number> {
+    let metadata = this.metadata.get(topic);
+    if (metadata === undefined) {
+      const fetched = await this.admin.fetchTopicMetadata({ topics: [topic] });
+      const partitions = fetched.topics[0]?.partitions ?? [];
+      if (partitions.length === 0) throw new DbError("NOT_FOUND", `no partitions for ${topic}`);
+      metadata = [...partitions].sort((x, y) => x.partitionId - y.partitionId);
+      this.metadata.set(topic, metadata);
+    }
+    return this.partitioner({ topic, partitionMetadata: metadata, message: { key, value: null } });
+  }
+}
+
+/** Each message's offset: its partition's baseOffset plus its position in that partition. */
+function positionsOf(
+  batch: readonly PendingAppend[],
+  partitions: readonly number[],
+  results: readonly RecordMetadata[],
+): LogPosition[] {
+  const base = new Map<string, bigint>();
+  for (const result of results) {
+    if (result.baseOffset === undefined) continue;
+    base.set(`${result.partition}/${result.topicName}`, BigInt(result.baseOffset));
+  }
+  const next = new Map<string, bigint>();
+  return batch.map((pending, i) => {
+    const partition = partitions[i]!;
+    const slot = `${partition}/${pending.topic}`;
+    const baseOffset = base.get(slot);
+    if (baseOffset === undefined) {
+      throw new DbError("INTERNAL", `no produce result for ${pending.topic}/${partition}`);
+    }
+    const offset = next.get(slot) ?? baseOffset;
+    next.set(slot, offset + 1n);
+    return { topic: pending.topic, partition, offset };
+  });
+}
+
 export class LogClient {
+  private readonly batcher: AppendBatcher;
+
   private constructor(
     private readonly kafka: Kafka,
     private readonly producer: Producer,
     private readonly admin: Admin,
-  ) {}
+  ) {
+    this.batcher = new AppendBatcher(producer, admin);
+  }
+
+  /** Produce requests sent and messages they carried (micro-batching). */
+  get batchStats(): Readonly<BatchStats> {
+    return this.batcher.stats;
+  }
 
   static async connect(options: LogClientOptions): Promise<LogClient> {
     const kafka = new Kafka({
@@ -57,16 +259,9 @@ export class LogClient {
     });
   }
 
-  private async send(topic: string, key: Buffer | null, event: LogEvent): Promise<LogPosition> {
-    const [result] = await this.producer.send({
-      topic,
-      acks: -1,
-      messages: [{ key, value: encodeEvent(event) }],
-    });
-    if (result === undefined || result.baseOffset === undefined) {
-      throw new DbError("INTERNAL", `no produce result for ${topic}`);
-    }
-    return { topic, partition: result.partition, offset: BigInt(result.baseOffset) };
+  /** Queues one event; resolves with where it was written once its batch is acknowledged. */
+  private send(topic: string, key: Buffer | null, event: LogEvent): Promise<LogPosition> {
+    return this.batcher.append(topic, key, encodeEvent(event));
   }
 
   /** Appends a catalog event (CreateTable, UpdateTable, DeleteTable). */
@@ -106,6 +301,7 @@ export class LogClient {
   }
 
   async close(): Promise<void> {
+    await this.batcher.idle();
     await Promise.all([this.producer.disconnect(), this.admin.disconnect()]);
   }
 }

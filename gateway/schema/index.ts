@@ -2,6 +2,7 @@
 // the resolvers and the JSON scalar.
 import { createSchema } from "graphql-yoga";
 import type { GatewayContext } from "../context.js";
+import { batchMutations, batchQueries } from "../resolvers/batch.js";
 import { itemMutations } from "../resolvers/items.js";
 import { itemQueries } from "../resolvers/reads.js";
 import { tableMutations, tableQueries } from "../resolvers/tables.js";
@@ -15,8 +16,8 @@ export function gatewaySchema() {
     typeDefs,
     resolvers: {
       JSON: JsonScalar,
-      Query: { ...tableQueries, ...itemQueries },
-      Mutation: { ...tableMutations, ...itemMutations },
+      Query: { ...tableQueries, ...itemQueries, ...batchQueries },
+      Mutation: { ...tableMutations, ...itemMutations, ...batchMutations },
     },
   });
 }

@@ -160,6 +160,77 @@ type ReadPage {
   token: String!
 }
 
+"""
+One table's part of a batchGetItem (at most 100 keys in all, across tables; each table once,
+no duplicate keys). projection, names and consistency apply to this table's keys.
+"""
+input BatchGetTableInput {
+  table: String!
+  keys: [JSON!]!
+  projection: String
+  names: JSON
+  consistency: Consistency
+}
+
+"Keys a batchGetItem did not read, in BatchGetTableInput's shape: send them again."
+type BatchGetTableKeys {
+  table: String!
+  keys: [JSON!]!
+  projection: String
+  names: JSON
+  consistency: Consistency
+}
+
+"The items a batchGetItem found in one table (absent keys are left out, order not kept)."
+type BatchGetTableItems {
+  table: String!
+  items: [JSON!]!
+}
+
+type BatchGetPayload {
+  responses: [BatchGetTableItems!]!
+  "Keys not read because the response reached its byte limit (16 MiB, as DynamoDB)."
+  unprocessedKeys: [BatchGetTableKeys!]!
+  "Session token of every table read."
+  token: String!
+}
+
+"One write of a batchWriteItem: exactly one of put (an item) or delete (a key)."
+input WriteRequestInput {
+  put: JSON
+  delete: JSON
+}
+
+"""
+One table's part of a batchWriteItem (at most 25 requests in all, across tables; each table
+once; no two requests for the same key; no conditions).
+"""
+input BatchWriteTableInput {
+  table: String!
+  requests: [WriteRequestInput!]!
+}
+
+type WriteRequest {
+  put: JSON
+  delete: JSON
+}
+
+"Writes a batchWriteItem did not complete, in BatchWriteTableInput's shape: send them again."
+type BatchWriteTableRequests {
+  table: String!
+  requests: [WriteRequest!]!
+}
+
+type BatchWritePayload {
+  """
+  Writes refused by back-pressure or whose outcome did not arrive within the wait limit (the
+  latter may still apply; sending again is safe, as puts and deletes are unconditional).
+  """
+  unprocessedItems: [BatchWriteTableRequests!]!
+  "Session token of every offset written."
+  token: String!
+}
+
 type Query {
   describeTable(name: String!, consistency: Consistency, after: String): Table!
   listTables(
@@ -206,6 +277,8 @@ type Query {
     consistency: Consistency
     after: String
   ): ReadPage!
+  "Up to 100 keys across tables, as DynamoDB's BatchGetItem."
+  batchGetItem(requests: [BatchGetTableInput!]!, after: String): BatchGetPayload!
 }
 
 type Mutation {
@@ -243,6 +316,8 @@ type Mutation {
     returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
     requestId: String
   ): WritePayload!
+  "Up to 25 puts and deletes across tables, as DynamoDB's BatchWriteItem."
+  batchWriteItem(requests: [BatchWriteTableInput!]!): BatchWritePayload!
 }
 
 """

@@ -24,8 +24,16 @@ describe("GraphQL schema", () => {
     const schema = buildSchema(typeDefs);
     const query = Object.keys(schema.getQueryType()!.getFields()).sort();
     const mutation = Object.keys(schema.getMutationType()!.getFields()).sort();
-    assert.deepEqual(query, ["describeTable", "getItem", "listTables", "query", "scan"]);
+    assert.deepEqual(query, [
+      "batchGetItem",
+      "describeTable",
+      "getItem",
+      "listTables",
+      "query",
+      "scan",
+    ]);
     assert.deepEqual(mutation, [
+      "batchWriteItem",
       "createTable",
       "deleteItem",
       "deleteTable",
