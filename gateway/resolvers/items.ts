@@ -19,7 +19,7 @@ import type { Item } from "../../materializer/values/attribute-value.js";
 import { validateItem, validateKey } from "../../materializer/values/limits.js";
 import { itemToJson } from "../json-items.js";
 import type { GatewayContext } from "../context.js";
-import { gatewayError } from "../errors.js";
+import { gatewayError, throttledIfLimit } from "../errors.js";
 import { canonicalItem, namesOf, tableEntry, topicOf, valuesOf } from "./args.js";
 import { gateRead, timed, writeDone } from "./observe.js";
 
@@ -70,7 +70,12 @@ function writeResolver<A extends WriteArgs>(build: Build<A>): Resolver<A> {
       const { event, key } = build(args, parsed);
       checkPlaceholders(parsed.expressions, parsed.names, parsed.values);
       const partitionKey = key[entry.definition.partitionKey.name]!;
-      const at = await context.gateway.log.appendItemEvent(topicOf(entry), partitionKey, event);
+      // A full send queue (LIMIT_EXCEEDED) is back-pressure: THROTTLED, retriable.
+      const at = await context.gateway.log
+        .appendItemEvent(topicOf(entry), partitionKey, event)
+        .catch((error: unknown) => {
+          throw throttledIfLimit(error);
+        });
       const text = writeDone(context, info, token, at);
       const { materializer, limits } = context.gateway;
       const outcome = await materializer.awaitOutcome(
