@@ -3,6 +3,7 @@
 // should pass on (merge of what it sent and what this request wrote or observed), and per
 // root field the offsets read at, waits and staleness (response extensions.logkv).
 import type { Materializer } from "../materializer/materializer.js";
+import type { Authentication } from "./auth/index.js";
 import type { LogClient } from "../services/log-client.js";
 import type { ConsistencyGate, Consistency } from "./consistency/gate.js";
 import { SessionToken } from "./consistency/token.js";
@@ -97,6 +98,8 @@ export class RequestState {
 export interface GatewayContext {
   gateway: GatewayCore;
   state: RequestState;
+  /** Who sent the request (gateway/auth); absent: auth is off. */
+  auth?: Authentication;
 }
 
 /** Offsets as a JSON-friendly record. */

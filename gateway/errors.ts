@@ -15,6 +15,8 @@ export const GATEWAY_ERROR_CODES = [
   "TIMEOUT",
   "THROTTLED",
   "PAYLOAD_TOO_LARGE",
+  "UNAUTHENTICATED",
+  "FORBIDDEN",
   "INTERNAL_SERVER_ERROR",
 ] as const;
 
@@ -28,6 +30,8 @@ const retriableByCode: Record<GatewayErrorCode, boolean> = {
   TIMEOUT: true,
   THROTTLED: true,
   PAYLOAD_TOO_LARGE: false,
+  UNAUTHENTICATED: false,
+  FORBIDDEN: false,
   INTERNAL_SERVER_ERROR: false,
 };
 

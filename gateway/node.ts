@@ -13,6 +13,7 @@ import type { Logger } from "../services/shared/log.js";
 import { Materializer } from "../materializer/materializer.js";
 import type { Consistency } from "./consistency/gate.js";
 import type { GatewayLimits } from "./context.js";
+import type { GatewayAuthOptions } from "./auth/index.js";
 import { Gateway } from "./server.js";
 
 export interface HostPort {
@@ -30,6 +31,8 @@ export interface GatewayNodeOptions {
   /** The process exports Node's default metrics here unless something else does. */
   defaultMetrics?: boolean;
   ttlSweepIntervalMs?: number;
+  /** API keys and audit log; absent: auth off. */
+  auth?: GatewayAuthOptions;
 }
 
 export interface RunningNode {
@@ -60,6 +63,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
       port: options.graphql.port,
       defaultConsistency: options.defaultConsistency,
       limits: options.limits,
+      auth: options.auth,
       extraMetrics: () => materializer.probe.render().then((r) => r.body),
     });
     const client = log;
@@ -90,6 +94,8 @@ export interface EmbeddedNodeOptions {
   logger: Logger;
   defaultConsistency?: Consistency;
   limits?: Partial<GatewayLimits>;
+  /** API keys and audit log; absent: auth off (the embedded default). */
+  auth?: GatewayAuthOptions;
 }
 
 export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<RunningNode> {
@@ -113,6 +119,7 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<R
       logger: options.logger,
       defaultConsistency: options.defaultConsistency,
       limits: options.limits,
+      auth: options.auth,
     });
     return {
       ...node,

@@ -24,6 +24,7 @@ import {
   type GatewayLimits,
 } from "./context.js";
 import { maskError } from "./errors.js";
+import { GatewayAuth, type GatewayAuthOptions } from "./auth/index.js";
 import { GatewayProbe } from "./gateway-probe.js";
 import { gatewaySchema } from "./schema/index.js";
 import { depthLimitRule } from "./schema/depth-limit.js";
@@ -50,6 +51,8 @@ export interface GatewayOptions {
   defaultMetrics?: boolean;
   /** Change subscriptions: most open at once, live buffer per subscriber. */
   subscriptions?: Partial<SubscriptionLimits>;
+  /** API keys and the audit log (gateway/auth); absent: auth off, no audit. */
+  auth?: GatewayAuthOptions;
 }
 
 export const GRAPHQL_PATH = "/graphql";
@@ -67,6 +70,7 @@ export class Gateway {
     // Subscriptions (gateway/subscriptions): graphql-ws on the same server, and the open streams.
     private readonly webSocket: { close(): Promise<void> },
     readonly subscriptions: ChangeSubscriptions,
+    private readonly auth: GatewayAuth,
   ) {}
 
   get url(): string {
@@ -75,6 +79,8 @@ export class Gateway {
 
   static async start(options: GatewayOptions): Promise<Gateway> {
     const limits = { ...defaultGatewayLimits, ...options.limits };
+    // Reads the keys file first: a bad one fails start before anything is opened.
+    const auth = GatewayAuth.open(options.auth ?? {}, options.logger);
     const probe = new GatewayProbe({ defaultMetrics: options.defaultMetrics ?? false });
     const gate = new ConsistencyGate({
       materializer: options.materializer,
@@ -102,12 +108,15 @@ export class Gateway {
     });
     app.use(GRAPHQL_PATH, express.json({ limit: limits.requestBytesMax, type: () => true }));
     const yoga = createYoga<{ req: Request; res: Response }, GatewayContext>({
-      schema: withChangeSubscriptions(gatewaySchema() as GraphQLSchema, subscriptions),
+      schema: auth.guard(withChangeSubscriptions(gatewaySchema() as GraphQLSchema, subscriptions)),
       graphqlEndpoint: GRAPHQL_PATH,
       graphiql: { title: "logkv", headers: "{}" },
       cors: { exposedHeaders: [SESSION_HEADER] },
       logging: false,
-      context: ({ request }) => contextOf(core, request),
+      context: ({ request }) => ({
+        ...contextOf(core, request),
+        auth: auth.authenticate(request.headers),
+      }),
       maskedErrors: {
         maskError: (error, message, isDev) => {
           const masked = maskError(error, message, isDev);
@@ -156,7 +165,7 @@ export class Gateway {
         resolve(address.port);
       });
     });
-    return new Gateway(server, options.host, port, core, webSocket, subscriptions);
+    return new Gateway(server, options.host, port, core, webSocket, subscriptions, auth);
   }
 
   async close(): Promise<void> {
@@ -166,6 +175,7 @@ export class Gateway {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+    await this.auth.close();
   }
 }
 

@@ -13,6 +13,7 @@ import { serveMetrics, type MetricsServer } from "./shared/metrics-server.js";
 import { createLogger } from "./shared/log.js";
 import { startEmbeddedNode, startGatewayNode, type HostPort } from "../gateway/node.js";
 import type { Consistency } from "../gateway/consistency/gate.js";
+import { readApiKeysFile } from "../gateway/auth/index.js";
 
 const usage = `usage: logkv <command> [options]
 
@@ -20,9 +21,11 @@ commands:
   start     run the embedded database: broker, materializer and GraphQL gateway in one
             process (--data DIR (default ./data) --graphql HOST:PORT (default
             127.0.0.1:4000) --kafka HOST:PORT (default 127.0.0.1:9092)
-            [--metrics HOST:PORT: the broker's own metrics] [--consistency LEVEL])
+            [--metrics HOST:PORT: the broker's own metrics] [--consistency LEVEL]
+            [--api-keys FILE] [--audit-log FILE])
   gateway   run a GraphQL gateway and its materializer against given brokers
-            (--brokers HOST:PORT[,...] --data DIR --graphql HOST:PORT [--consistency LEVEL])
+            (--brokers HOST:PORT[,...] --data DIR --graphql HOST:PORT [--consistency LEVEL]
+            [--api-keys FILE] [--audit-log FILE])
   broker    run the Kafka-compatible broker
   materializer  apply the log into a LevelDB store
                 (--data DIR --brokers HOST:PORT[,...] [--metrics HOST:PORT] [--node-id N]
@@ -30,6 +33,10 @@ commands:
   help      print this text
 
 --consistency: the default of reads that name none: STRONG, SESSION (default) or EVENTUAL.
+--api-keys FILE: turn auth on with the keys of FILE, a JSON array of
+  { "key": "...", "role": "admin|read-write|read-only", "tables": ["*"] | ["orders", ...] }
+  (clients send Authorization: Bearer <key> or x-api-key: <key>; gateway/README.md).
+--audit-log FILE: append one JSON line per mutation and per denial (default with keys: the log).
 Port 0 picks any free port; the printed lines say which.
 
 broker options:
@@ -191,6 +198,12 @@ function parseConsistency(value: string | undefined): Consistency | undefined {
   );
 }
 
+/** --api-keys and --audit-log (gateway/auth); a bad keys file fails before anything starts. */
+function authOptions(apiKeysFile: string | undefined, auditLogFile: string | undefined) {
+  if (apiKeysFile !== undefined) readApiKeysFile(apiKeysFile);
+  return { apiKeysFile, auditLogFile };
+}
+
 function printGateway(graphqlUrl: string): void {
   console.log(`GraphiQL: ${graphqlUrl}`);
   console.log(`metrics on ${graphqlUrl.replace(/\/graphql$/, "/metrics")}`);
@@ -206,6 +219,8 @@ async function runStart(args: string[]): Promise<void> {
       kafka: { type: "string" },
       metrics: { type: "string" },
       consistency: { type: "string" },
+      "api-keys": { type: "string" },
+      "audit-log": { type: "string" },
     },
   });
   const logger = createLogger("logkv");
@@ -221,6 +236,7 @@ async function runStart(args: string[]): Promise<void> {
     brokerMetrics,
     logger,
     defaultConsistency: parseConsistency(values.consistency),
+    auth: authOptions(values["api-keys"], values["audit-log"]),
   });
   const address = node.kafka!;
   console.log(`logkv broker listening on ${address.host}:${address.port} (data in ${dataDir})`);
@@ -241,6 +257,8 @@ async function runGateway(args: string[]): Promise<void> {
       data: { type: "string" },
       graphql: { type: "string" },
       consistency: { type: "string" },
+      "api-keys": { type: "string" },
+      "audit-log": { type: "string" },
     },
   });
   const logger = createLogger("logkv");
@@ -254,6 +272,7 @@ async function runGateway(args: string[]): Promise<void> {
     logger,
     defaultMetrics: true,
     defaultConsistency: parseConsistency(values.consistency),
+    auth: authOptions(values["api-keys"], values["audit-log"]),
   });
   console.log(
     `logkv gateway serving ${brokers.join(",")} (materializer data in ${values.data ?? "./data/gateway"})`,
