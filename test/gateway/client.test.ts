@@ -10,16 +10,14 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL responses are untyped JSON. */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { CombinedGraphQLErrors, gql } from "@apollo/client";
-import { startEmbeddedNode, startGatewayNode, type RunningNode } from "../../gateway/node.js";
+import type { RunningNode } from "../../gateway/node.js";
+import { startTwoNodes } from "../helpers/gateway-nodes.js";
 import { Gateway } from "../../gateway/server.js";
 import { createLogkvClient } from "../../gateway/client/index.js";
 import { SessionToken } from "../../gateway/consistency/token.js";
 import { LogClient } from "../../services/log-client.js";
-import { createLogger, setLogLevel } from "../../services/shared/log.js";
 
 const PUT = gql`
   mutation ($table: String!, $item: JSON!) {
@@ -76,22 +74,9 @@ describe("client module: session tokens carried across gateways", () => {
   }
 
   before(async () => {
-    setLogLevel("warn");
-    dir = mkdtempSync(join(tmpdir(), "logkv-client-"));
-    const logger = createLogger("test");
-    a = await startEmbeddedNode({
-      dataDir: join(dir, "a"),
-      kafka: { host: "127.0.0.1", port: 0 },
-      graphql: { host: "127.0.0.1", port: 0 },
-      logger,
-    });
-    const brokers = [`${a.kafka!.host}:${a.kafka!.port}`];
-    b = await startGatewayNode({
-      dataDir: join(dir, "b"),
-      brokers,
-      graphql: { host: "127.0.0.1", port: 0 },
-      logger,
-    });
+    const nodes = await startTwoNodes("logkv-client-");
+    ({ dir, a, b } = nodes);
+    const { brokers, logger } = nodes;
     log = await LogClient.connect({ brokers });
     keyed = await Gateway.start({
       materializer: a.materializer,

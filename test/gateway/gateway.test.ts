@@ -12,9 +12,7 @@
    the assertions check their shape. */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import {
   ApolloClient,
   CombinedGraphQLErrors,
@@ -22,10 +20,10 @@ import {
   InMemoryCache,
   gql as apolloGql,
 } from "@apollo/client";
-import { startEmbeddedNode, startGatewayNode, type RunningNode } from "../../gateway/node.js";
+import type { RunningNode } from "../../gateway/node.js";
+import { startTwoNodes } from "../helpers/gateway-nodes.js";
 import { Gateway } from "../../gateway/server.js";
 import { LogClient } from "../../services/log-client.js";
-import { createLogger, setLogLevel } from "../../services/shared/log.js";
 import { SessionToken } from "../../gateway/consistency/token.js";
 
 interface GraphQLResponse {
@@ -80,22 +78,9 @@ describe("GraphQL gateway", () => {
   let tableTopic: string;
 
   before(async () => {
-    setLogLevel("warn");
-    dir = mkdtempSync(join(tmpdir(), "logkv-gateway-"));
-    const logger = createLogger("test");
-    a = await startEmbeddedNode({
-      dataDir: join(dir, "a"),
-      kafka: { host: "127.0.0.1", port: 0 },
-      graphql: { host: "127.0.0.1", port: 0 },
-      logger,
-    });
-    const brokers = [`${a.kafka!.host}:${a.kafka!.port}`];
-    b = await startGatewayNode({
-      dataDir: join(dir, "b"),
-      brokers,
-      graphql: { host: "127.0.0.1", port: 0 },
-      logger,
-    });
+    const nodes = await startTwoNodes("logkv-gateway-");
+    ({ dir, a, b } = nodes);
+    const { brokers, logger } = nodes;
     other = await LogClient.connect({ brokers });
     hasty = await Gateway.start({
       materializer: a.materializer,
