@@ -106,6 +106,17 @@ export class Gateway {
         () => response.status(500).end(),
       );
     });
+    // GraphQL over HTTP: a POST body is JSON and must say so; anything else (no Content-Type,
+    // or fetch's default text/plain) is 415 rather than a guess (graphql-http audit, SHOULD).
+    app.post(GRAPHQL_PATH, (request: Request, response: Response, next: NextFunction) => {
+      if (/json/i.test(request.headers["content-type"] ?? "")) return next();
+      const reply = errorBody(
+        415,
+        "VALIDATION",
+        "POST requests need Content-Type: application/json",
+      );
+      response.status(reply.status).json(reply.body);
+    });
     app.use(GRAPHQL_PATH, express.json({ limit: limits.requestBytesMax, type: () => true }));
     const yoga = createYoga<{ req: Request; res: Response }, GatewayContext>({
       schema: auth.guard(withChangeSubscriptions(gatewaySchema() as GraphQLSchema, subscriptions)),
