@@ -9,6 +9,7 @@ import { mainMaterializerBench } from "./materializer.js";
 const benchmarks: { name: string; main: (argv: string[]) => Promise<number> }[] = [
   { name: "log", main: mainLogBench },
   { name: "materializer", main: mainMaterializerBench },
+  { name: "ycsb", main: async (argv) => (await import("./ycsb.js")).mainYcsbBench(argv) },
 ];
 
 async function main(argv: string[]): Promise<number> {
