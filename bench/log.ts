@@ -12,7 +12,7 @@
 //
 // Options: --quick (about 30 s: 100 B only, 1 s per case), --duration-ms N (per case),
 // --data-root DIR (where data folders go; default the OS temp folder).
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeBenchResults } from "./lib/results.js";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -172,18 +172,6 @@ async function runLatencyCase(
     await broker.destroy();
   }
 }
-
-/** Writes the JSON result and the markdown summary; returns their paths. */
-export function writeLogBenchResults(result: LogBenchResult, dir: string): string[] {
-  mkdirSync(dir, { recursive: true });
-  const stamp = result.startedAt.replace(/[:.]/g, "-");
-  const json = join(dir, `log-${stamp}.json`);
-  const markdown = join(dir, result.quick ? "log-quick-latest.md" : "log-latest.md");
-  writeFileSync(json, JSON.stringify(result, null, 2) + "\n");
-  writeFileSync(markdown, formatMarkdown(result));
-  return [json, markdown];
-}
-
 /** Runs, prints the table and targets, writes the results; the exit code for the CLI. */
 export async function mainLogBench(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -205,7 +193,8 @@ export async function mainLogBench(argv: string[]): Promise<number> {
   console.log(formatTable(result.produce, result.fsync.fsyncsPerSecond));
   console.log("");
   console.log(formatTargets(result.targets));
-  for (const path of writeLogBenchResults(result, join(repoRoot, "bench/results"))) {
+  const markdown = formatMarkdown(result);
+  for (const path of writeBenchResults("log", result, markdown, join(repoRoot, "bench/results"))) {
     console.log(`wrote ${path}`);
   }
   return result.failures.length === 0 ? 0 : 1;

@@ -11,11 +11,10 @@
 //
 // Options: --quick (a few seconds: small event counts), --data-root DIR (where LevelDB
 // folders go; default the OS temp folder).
-import { mkdirSync, writeFileSync } from "node:fs";
+import { parseBenchArgs, writeBenchResults } from "./lib/results.js";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
 import { describeMachine } from "./lib/machine.js";
 import {
   formatMarkdown,
@@ -167,46 +166,26 @@ export async function runMaterializerBench(
     failures,
   };
 }
-
-/** Writes the JSON result and the markdown summary; returns their paths. */
-export function writeMaterializerBenchResults(
-  result: MaterializerBenchResult,
-  dir: string,
-): string[] {
-  mkdirSync(dir, { recursive: true });
-  const stamp = result.startedAt.replace(/[:.]/g, "-");
-  const json = join(dir, `materializer-${stamp}.json`);
-  const markdown = join(
-    dir,
-    result.quick ? "materializer-quick-latest.md" : "materializer-latest.md",
-  );
-  writeFileSync(json, JSON.stringify(result, null, 2) + "\n");
-  writeFileSync(markdown, formatMarkdown(result));
-  return [json, markdown];
-}
-
 /** Runs, prints the table, writes the results; the exit code for the CLI. */
 export async function mainMaterializerBench(
   argv: string[],
   invokedAs = "npm run bench",
 ): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      quick: { type: "boolean", default: false },
-      "data-root": { type: "string" },
-    },
-  });
-  const options = defaultMaterializerBenchOptions(values.quick === true);
-  if (values["data-root"] !== undefined) options.dataRoot = resolve(values["data-root"]);
-  const separator = invokedAs.startsWith("npm ") && argv.length > 0 ? ["--"] : [];
-  options.command = [invokedAs, ...separator, ...argv].join(" ");
+  const args = parseBenchArgs(argv, invokedAs);
+  const options = defaultMaterializerBenchOptions(args.quick);
+  if (args.dataRoot !== undefined) options.dataRoot = args.dataRoot;
+  options.command = args.command;
   const result = await runMaterializerBench(options);
   console.log("");
   console.log(formatTable(result.cases));
   console.log("");
-  for (const path of writeMaterializerBenchResults(result, join(repoRoot, "bench/results"))) {
+  const markdown = formatMarkdown(result);
+  for (const path of writeBenchResults(
+    "materializer",
+    result,
+    markdown,
+    join(repoRoot, "bench/results"),
+  )) {
     console.log(`wrote ${path}`);
   }
   return result.failures.length === 0 ? 0 : 1;

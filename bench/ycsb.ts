@@ -13,11 +13,11 @@
 //
 // Options: --quick (1,000 items, 1 s per case), --data-root DIR (where the node's data and
 // the direct store go; default the OS temp folder).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { parseBenchArgs, writeBenchResults } from "./lib/results.js";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
 import { describeMachine } from "./lib/machine.js";
 import { formatInt, summarize } from "./lib/stats.js";
 import { runDirect } from "./lib/ycsb-direct.js";
@@ -248,32 +248,12 @@ export async function runYcsbBench(options: YcsbBenchOptions): Promise<YcsbBench
     failures,
   };
 }
-
-/** Writes the JSON result and the markdown summary; returns their paths. */
-export function writeYcsbBenchResults(result: YcsbBenchResult, dir: string): string[] {
-  mkdirSync(dir, { recursive: true });
-  const stamp = result.startedAt.replace(/[:.]/g, "-");
-  const json = join(dir, `ycsb-${stamp}.json`);
-  const markdown = join(dir, result.quick ? "ycsb-quick-latest.md" : "ycsb-latest.md");
-  writeFileSync(json, JSON.stringify(result, null, 2) + "\n");
-  writeFileSync(markdown, formatMarkdown(result));
-  return [json, markdown];
-}
-
 /** Runs, prints the table and targets, writes the results; the exit code for the CLI. */
 export async function mainYcsbBench(argv: string[], invokedAs = "npm run bench"): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      quick: { type: "boolean", default: false },
-      "data-root": { type: "string" },
-    },
-  });
-  const options = defaultYcsbBenchOptions(values.quick === true);
-  if (values["data-root"] !== undefined) options.dataRoot = resolve(values["data-root"]);
-  const separator = invokedAs.startsWith("npm ") && argv.length > 0 ? ["--"] : [];
-  options.command = [invokedAs, ...separator, ...argv].join(" ");
+  const args = parseBenchArgs(argv, invokedAs);
+  const options = defaultYcsbBenchOptions(args.quick);
+  if (args.dataRoot !== undefined) options.dataRoot = args.dataRoot;
+  options.command = args.command;
   const result = await runYcsbBench(options);
   console.log("");
   console.log(formatTable(result.cases));
@@ -281,7 +261,8 @@ export async function mainYcsbBench(argv: string[], invokedAs = "npm run bench")
   console.log(formatTargets(result.targets));
   for (const f of result.failures) console.log(`FAILED ${f.name}: ${f.error}`);
   console.log("");
-  for (const path of writeYcsbBenchResults(result, join(repoRoot, "bench/results"))) {
+  const markdown = formatMarkdown(result);
+  for (const path of writeBenchResults("ycsb", result, markdown, join(repoRoot, "bench/results"))) {
     console.log(`wrote ${path}`);
   }
   return result.failures.length === 0 ? 0 : 1;
