@@ -1,6 +1,7 @@
 // KafkaBroker: one in-house Kafka-compatible broker. It owns the topic manager (partition
 // logs), the group coordinator with its offset store, the producer id allocator, the
-// metrics probe and HTTP listener, the retention timer and the Kafka TCP listener.
+// transaction coordinator with its state store, the metrics probe and HTTP listener, the
+// retention timer and the Kafka TCP listener.
 //
 // Lifecycle: start() opens storage (running recovery), then starts listening; stop() stops
 // accepting, closes connections, then flushes and closes storage, so a clean stop leaves
@@ -20,6 +21,38 @@ import { createDispatch } from "./kafka/server/handlers/index.js";
 import { KafkaServer } from "./kafka/server/server.js";
 import { TopicManager } from "./partition/topic-manager.js";
 import { ProducerIdManager } from "./producer-ids.js";
+import { TransactionCoordinator, type TxnSinks } from "./transactions/txn-coordinator.js";
+import { FileTransactionStore } from "./transactions/txn-state-store.js";
+
+/** Markers go to this broker's partitions, committed offsets to its group coordinator. */
+function transactionSinks(topics: TopicManager, groups: GroupCoordinator): TxnSinks {
+  return {
+    writeMarker: async (target, marker) => {
+      const partition = topics.get(target.topic)?.partitions[target.partition];
+      // A partition deleted since it joined the transaction has nothing left to mark.
+      if (partition === undefined) return;
+      await partition.appendMarker({ ...marker, coordinatorEpoch: 0 });
+    },
+    commitOffsets: (groupId, offsets) => {
+      const byTopic = new Map<string, typeof offsets>();
+      for (const o of offsets) byTopic.set(o.topic, [...(byTopic.get(o.topic) ?? []), o]);
+      return groups.commitTransactionalOffsets(
+        groupId,
+        [...byTopic].map(([name, list]) => ({
+          name,
+          partitions: list.map((o) => ({
+            partitionIndex: o.partition,
+            committedOffset: o.offset,
+            committedLeaderEpoch: o.leaderEpoch,
+            committedMetadata: o.metadata,
+          })),
+        })),
+      );
+    },
+    partitionExists: (target) =>
+      topics.get(target.topic)?.partitions[target.partition] !== undefined,
+  };
+}
 
 export class KafkaBroker {
   private kafka: { host: string; port: number } = { host: "", port: 0 };
@@ -31,6 +64,7 @@ export class KafkaBroker {
     readonly config: BrokerConfig,
     private readonly context: BrokerContext,
     private readonly offsetStore: FileOffsetStore,
+    private readonly txnStore: FileTransactionStore,
     private readonly server: KafkaServer,
   ) {}
 
@@ -59,12 +93,28 @@ export class KafkaBroker {
     });
     await groups.load();
     const producerIds = await ProducerIdManager.open(config.dataDir);
+    const txnStore = await FileTransactionStore.open(
+      join(config.dataDir, "transactions"),
+      logger.child("transactions"),
+    );
+    // Opening completes the transactions a crash left prepared, before anyone can fetch.
+    const transactions = await TransactionCoordinator.open({
+      store: txnStore,
+      sinks: transactionSinks(topics, groups),
+      allocateProducerId: () => producerIds.allocate(),
+      clock: systemClock,
+      logger: logger.child("transactions"),
+      limits: config.limits,
+      abortCheckIntervalMs: config.transactionAbortCheckIntervalMs,
+      probe,
+    });
     let broker: KafkaBroker | null = null;
     const context: BrokerContext = {
       config,
       topics,
       groups,
       producerIds,
+      transactions,
       probe,
       logger,
       decompressions: new Semaphore(
@@ -87,7 +137,7 @@ export class KafkaBroker {
       onConnectionRefused: (reason) => probe.connectionRefused(reason),
       onRequestDone: (apiKey, seconds) => probe.requestCompleted(apiName(apiKey), seconds),
     });
-    broker = new KafkaBroker(config, context, offsetStore, server);
+    broker = new KafkaBroker(config, context, offsetStore, txnStore, server);
     await broker.listen();
     return broker;
   }
@@ -135,8 +185,10 @@ export class KafkaBroker {
   async stop(): Promise<void> {
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
     await this.server.close();
+    await this.context.transactions.close();
     this.context.groups.close();
     await this.offsetStore.close();
+    await this.txnStore.close();
     await this.context.topics.close();
     await this.metricsServer?.close();
     this.context.logger.info("broker stopped", { nodeId: this.config.nodeId });
