@@ -12,7 +12,11 @@ import type { Kafka } from "kafkajs";
 import { BrokerProcess } from "../helpers/broker-process.js";
 import { kafkaFor, metricValue, readTopic, type ReadRecord } from "./helpers/txn-clients.js";
 
-const hasSentinel = (records: ReadRecord[]): boolean => records.some((r) => r.value === "sentinel");
+/** Done reading once the sentinel and n records in all arrived (settling catches extras). */
+const hasSentinelAnd =
+  (n: number) =>
+  (records: ReadRecord[]): boolean =>
+    records.length >= n && records.some((r) => r.value === "sentinel");
 const values = (records: ReadRecord[]): string[] => records.map((r) => r.value).sort();
 
 describe("kafkajs transactions against a logkv broker", () => {
@@ -80,7 +84,7 @@ describe("kafkajs transactions against a logkv broker", () => {
     }
     const readCommitted = await readTopic(kafka, topic, {
       readUncommitted: false,
-      done: hasSentinel,
+      done: hasSentinelAnd(11),
     });
     assert.deepEqual(
       values(readCommitted),
@@ -124,7 +128,10 @@ describe("kafkajs transactions against a logkv broker", () => {
       await first.disconnect();
       await second.disconnect();
     }
-    const records = await readTopic(kafka, topic, { readUncommitted: false, done: hasSentinel });
+    const records = await readTopic(kafka, topic, {
+      readUncommitted: false,
+      done: hasSentinelAnd(1),
+    });
     assert.deepEqual(values(records), ["sentinel"]);
     assert.equal(
       await metricValue(
@@ -162,7 +169,10 @@ describe("kafkajs transactions against a logkv broker", () => {
       1,
     );
     await commitSentinel(topic, "slow-sentinel");
-    const committed = await readTopic(kafka, topic, { readUncommitted: false, done: hasSentinel });
+    const committed = await readTopic(kafka, topic, {
+      readUncommitted: false,
+      done: hasSentinelAnd(1),
+    });
     assert.deepEqual(values(committed), ["sentinel"]);
     const all = await readTopic(kafka, topic, {
       readUncommitted: true,
@@ -190,7 +200,10 @@ describe("kafkajs transactions against a logkv broker", () => {
       await producer.disconnect();
     }
     await commitSentinel(topic, "crash-sentinel");
-    const records = await readTopic(kafka, topic, { readUncommitted: false, done: hasSentinel });
+    const records = await readTopic(kafka, topic, {
+      readUncommitted: false,
+      done: hasSentinelAnd(3),
+    });
     assert.deepEqual(values(records), ["after-crash", "before-crash", "sentinel"]);
   });
 });

@@ -70,7 +70,7 @@ export async function readTopic(
     if (outcome === "timeout") {
       throw new Error(`read of ${topic} timed out with ${records.length} records`);
     }
-    await new Promise((resolve) => setTimeout(resolve, options.settleMs ?? 300));
+    await new Promise((resolve) => setTimeout(resolve, options.settleMs ?? 1000));
     return [...records];
   } finally {
     await consumer.disconnect();
