@@ -54,6 +54,28 @@ function transactionSinks(topics: TopicManager, groups: GroupCoordinator): TxnSi
   };
 }
 
+/**
+ * Aborts partition transactions the coordinator no longer knows as open, so no partition's
+ * last stable offset stays stuck (KIP-664's hanging transactions). With log flush "always"
+ * there are none: markers are durable before a transaction completes.
+ */
+async function abortHangingTransactions(
+  topics: TopicManager,
+  transactions: TransactionCoordinator,
+  logger: Logger,
+): Promise<void> {
+  for (const topic of topics.list()) {
+    for (const partition of topic.partitions) {
+      for (const open of partition.openTransactions()) {
+        const target = { topic: partition.topic, partition: partition.index };
+        if (transactions.willEnd(open.producerId, target)) continue;
+        logger.warn("aborting a hanging transaction", { ...target, producerId: open.producerId });
+        await partition.appendMarker({ ...open, commit: false, coordinatorEpoch: 0 });
+      }
+    }
+  }
+}
+
 export class KafkaBroker {
   private kafka: { host: string; port: number } = { host: "", port: 0 };
   private metrics: { host: string; port: number } | null = null;
@@ -108,6 +130,7 @@ export class KafkaBroker {
       abortCheckIntervalMs: config.transactionAbortCheckIntervalMs,
       probe,
     });
+    await abortHangingTransactions(topics, transactions, logger);
     let broker: KafkaBroker | null = null;
     const context: BrokerContext = {
       config,

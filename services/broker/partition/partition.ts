@@ -121,6 +121,14 @@ export class Partition {
     return this.txns.lastStableOffset(this.highWatermark);
   }
 
+  /** Producers with an open transaction here, with the epoch the log last showed for each. */
+  openTransactions(): { producerId: bigint; producerEpoch: number }[] {
+    return this.txns.openProducers().map((producerId) => ({
+      producerId,
+      producerEpoch: this.producers.entry(producerId)?.epoch ?? 0,
+    }));
+  }
+
   /** Aborted transactions overlapping [fromOffset, toOffset), for READ_COMMITTED fetches. */
   abortedTransactions(fromOffset: bigint, toOffset: bigint): AbortedTxn[] {
     return this.txns.abortedIn(fromOffset, toOffset);

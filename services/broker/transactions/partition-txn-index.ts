@@ -38,6 +38,11 @@ export class PartitionTxnIndex {
     return this.open.size;
   }
 
+  /** Producer ids with an open transaction here. */
+  openProducers(): bigint[] {
+    return [...this.open.keys()];
+  }
+
   get abortedCount(): number {
     return this.aborted.length;
   }

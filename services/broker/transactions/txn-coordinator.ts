@@ -144,6 +144,20 @@ export class TransactionCoordinator {
     this.options.probe?.openTransactions(open);
   }
 
+  /**
+   * Whether the coordinator will end producerId's transaction on this partition: the id's
+   * transaction is open (Ongoing or Prepare*) and holds the partition. A partition's open
+   * transaction that fails this is hanging (its marker was lost, e.g. with log flush
+   * "never"), and would hold the partition's last stable offset back forever.
+   */
+  willEnd(producerId: bigint, target: TxnPartition): boolean {
+    for (const m of this.txns.values()) {
+      if (m.producerId !== producerId || !isOpen(m.state)) continue;
+      return m.partitions.some((p) => p.topic === target.topic && p.partition === target.partition);
+    }
+    return false;
+  }
+
   // ---- InitProducerId ----
 
   initProducerId(transactionalId: string, timeoutMs: number): Promise<InitResult> {
