@@ -98,7 +98,9 @@ export class BrokerProbe {
     });
     this.transactionsEnded = new Counter({
       name: "logkv_broker_transactions_total",
-      help: "Transactions completed, by result (committed, aborted) and reason (client, timeout, fenced, recovery)",
+      help:
+        "Transactions completed, by result (committed, aborted) and reason" +
+        " (client, timeout, fenced, recovery)",
       labelNames: ["result", "reason"],
       registers,
     });

@@ -43,7 +43,7 @@ describe("kafkajs transactions against a logkv broker", () => {
     await producer.disconnect();
   }
 
-  it("shows committed transactions to read_committed consumers and aborted ones only to read_uncommitted", async () => {
+  it("shows commits to read_committed consumers, aborts only to read_uncommitted", async () => {
     const topic = "txn-basic";
     const producer = kafka.producer({
       transactionalId: "basic",
@@ -98,7 +98,7 @@ describe("kafkajs transactions against a logkv broker", () => {
     assert.equal(readAll.filter((r) => r.value.startsWith("aborted-")).length, 10);
   });
 
-  it("fences an older producer of the same transactional id and aborts its open transaction", async () => {
+  it("fences an older producer of the same id and aborts its open transaction", async () => {
     const topic = "txn-fence";
     const first = kafka.producer({
       transactionalId: "fence",

@@ -2,9 +2,10 @@
 // transitions Kafka's TransactionCoordinator makes on InitProducerId, AddPartitionsToTxn,
 // AddOffsetsToTxn, TxnOffsetCommit, EndTxn and the timeout sweep (KIP-98).
 //
-//   Empty ──AddPartitions/AddOffsets──► Ongoing ──EndTxn(commit)──► PrepareCommit ──► CompleteCommit
-//                                         │    └──EndTxn(abort), timeout, fence──► PrepareAbort ──► CompleteAbort
-//   Complete* ──AddPartitions/AddOffsets──► Ongoing;  Empty/Complete* ──InitProducerId──► Empty (epoch + 1)
+//   Empty or Complete* ──AddPartitions / AddOffsets──► Ongoing
+//   Ongoing ──EndTxn(commit)──► PrepareCommit ──markers, offsets──► CompleteCommit
+//   Ongoing ──EndTxn(abort), timeout, fence──► PrepareAbort ──markers──► CompleteAbort
+//   Empty or Complete* ──InitProducerId──► Empty at epoch + 1 (or a new producer id)
 //
 // Every function is synchronous and deterministic: it takes the current metadata (undefined
 // for an unknown transactional id) and returns an error code, "nothing to do", or the next

@@ -98,7 +98,7 @@ describe("PartitionTxnIndex", () => {
     );
   });
 
-  it("limits aborted transactions to the fetched range and forgets those before the log start", () => {
+  it("lists aborted transactions of the fetched range, forgets those before the log start", () => {
     const index = new PartitionTxnIndex();
     index.onData(1n, 0n);
     index.onMarker(1n, false, 5n);

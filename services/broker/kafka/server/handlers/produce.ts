@@ -6,9 +6,9 @@
 // count, size, compression), check idempotent sequence state and append, all before the
 // next request to the same partition can interleave. A transactional batch is appended
 // only while its transaction is Ongoing at the batch's epoch and holds the partition
-// (AddPartitionsToTxn first), checked synchronously with the append (Partition.produce). acks=-1 waits until the batch is
-// durable (fsync, shared by concurrent producers); acks=1 answers once written; acks=0
-// sends no response at all.
+// (AddPartitionsToTxn first), checked synchronously with the append (Partition.produce).
+// acks=-1 waits until the batch is durable (fsync, shared by concurrent producers); acks=1
+// answers once written; acks=0 sends no response at all.
 //
 // Order: appends to one partition happen in the order the requests arrived, as in Kafka,
 // although validation (decompression) runs concurrently. Without that, a client pipelining
