@@ -100,11 +100,19 @@ export class TransactionCoordinator {
       coordinator.txns.set(metadata.transactionalId, metadata);
     }
     for (const metadata of [...coordinator.txns.values()]) {
-      if (isPrepared(metadata.state)) {
-        await coordinator.inTurn(metadata.transactionalId, () =>
+      if (!isPrepared(metadata.state)) continue;
+      // A completion that fails now (a partition's storage is failed) is retried by the
+      // sweep; one bad partition must not keep the broker from starting.
+      await coordinator
+        .inTurn(metadata.transactionalId, () =>
           coordinator.complete(metadata, "recovery", coordinator.options.clock.nowMs()),
-        );
-      }
+        )
+        .catch((error: unknown) => {
+          options.logger.error("completing a prepared transaction failed", {
+            transactionalId: metadata.transactionalId,
+            error,
+          });
+        });
     }
     coordinator.reportOpen();
     coordinator.scheduleSweep();

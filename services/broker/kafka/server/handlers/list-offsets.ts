@@ -35,7 +35,10 @@ async function offsetFor(
   if (timestamp < 0n) return answer(KafkaErrorCode.UNSUPPORTED_VERSION, -1n, -1n);
   try {
     const found = await partition.offsetForTimestamp(timestamp);
-    return found === null ? answer(0, -1n, -1n) : answer(0, found.offset, found.timestampMs);
+    // READ_COMMITTED never points past the last stable offset (Kafka does the same).
+    const visible = readCommitted ? partition.lastStableOffset : partition.highWatermark;
+    if (found === null || found.offset >= visible) return answer(0, -1n, -1n);
+    return answer(0, found.offset, found.timestampMs);
   } catch (error) {
     return answer(kafkaErrorCodeOf(error), -1n, -1n);
   }
