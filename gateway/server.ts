@@ -7,7 +7,7 @@
 // Lifecycle: Gateway.start() listens and returns; close() stops accepting, drops idle
 // connections and resolves when the listener is closed. The materializer and log client it
 // serves are the caller's to open and close.
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { createYoga, type Plugin } from "graphql-yoga";
 import { GraphQLError, type ExecutionResult, type GraphQLSchema } from "graphql";
@@ -106,19 +106,7 @@ export class Gateway {
         () => response.status(500).end(),
       );
     });
-    // GraphQL over HTTP: a POST body is JSON and must say so; anything else (no Content-Type,
-    // or fetch's default text/plain) is 415 rather than a guess (graphql-http audit, SHOULD).
-    app.post(GRAPHQL_PATH, (request: Request, response: Response, next: NextFunction) => {
-      if (/json/i.test(request.headers["content-type"] ?? "")) return next();
-      const reply = errorBody(
-        415,
-        "VALIDATION",
-        "POST requests need Content-Type: application/json",
-      );
-      response.status(reply.status).json(reply.body);
-    });
-    app.use(GRAPHQL_PATH, express.json({ limit: limits.requestBytesMax, type: () => true }));
-    const yoga = createYoga<{ req: Request; res: Response }, GatewayContext>({
+    const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, GatewayContext>({
       schema: auth.guard(withChangeSubscriptions(gatewaySchema() as GraphQLSchema, subscriptions)),
       graphqlEndpoint: GRAPHQL_PATH,
       graphiql: { title: "logkv", headers: "{}" },
@@ -137,9 +125,6 @@ export class Gateway {
         },
       },
       plugins: [depthLimit(limits.queryDepthMax), reportExtensions()],
-    });
-    app.use(GRAPHQL_PATH, (request: Request, response: Response) => {
-      void yoga(request, response, { req: request, res: response });
     });
     app.use((error: unknown, _request: Request, response: Response, next: NextFunction) => {
       const type = (error as { type?: string } | null)?.type;
@@ -162,7 +147,16 @@ export class Gateway {
       }
       response.status(reply.status).json(reply.body);
     });
-    const server = createServer(app);
+    const graphql = graphqlOverHttp(limits.requestBytesMax, (request, response) => {
+      void yoga(request, response, { req: request, res: response });
+    });
+    // /graphql skips express: its router and body parser cost more per request than the
+    // gateway's own work on a point read (bench/results/ycsb-latest.md). Everything else
+    // (/metrics, unknown paths) goes through express.
+    const server = createServer((request, response) => {
+      if (isGraphqlPath(request.url)) graphql(request, response);
+      else app(request, response);
+    });
     const webSocket = serveWebSocket(server, yoga);
     const port = await new Promise<number>((resolve, reject) => {
       server.once("error", reject);
@@ -263,4 +257,84 @@ function asValidationError(error: GraphQLError): GraphQLError {
       graphqlCode: error.extensions.code,
     },
   });
+}
+
+function isGraphqlPath(url: string | undefined): boolean {
+  if (url === undefined || !url.startsWith(GRAPHQL_PATH)) return false;
+  const next = url.charCodeAt(GRAPHQL_PATH.length);
+  // "/graphql", "/graphql?...", "/graphql/"; not "/graphqlx".
+  return Number.isNaN(next) || next === 63 /* ? */ || next === 47; /* / */
+}
+
+function sendJson(response: ServerResponse, reply: ReturnType<typeof errorBody>): void {
+  const text = JSON.stringify(reply.body);
+  response.writeHead(reply.status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(text),
+  });
+  response.end(text);
+}
+
+/**
+ * GraphQL over HTTP in front of yoga: a POST body must be declared JSON (else 415, as the
+ * graphql-http audit asks), at most `bytesMax` long (else 413 PAYLOAD_TOO_LARGE, checked on
+ * Content-Length and while reading) and valid JSON (else 400 VALIDATION). The checked text
+ * goes to yoga as the request body. Other methods (GET queries, GraphiQL, SSE) go straight
+ * to yoga.
+ */
+function graphqlOverHttp(
+  bytesMax: number,
+  next: (request: IncomingMessage, response: ServerResponse) => void,
+): (request: IncomingMessage, response: ServerResponse) => void {
+  const tooLarge = errorBody(413, "PAYLOAD_TOO_LARGE", `Request body exceeds ${bytesMax} bytes`);
+  return (request, response) => {
+    if (request.method !== "POST") return next(request, response);
+    if (!/json/i.test(request.headers["content-type"] ?? "")) {
+      request.resume();
+      return sendJson(
+        response,
+        errorBody(415, "VALIDATION", "POST requests need Content-Type: application/json"),
+      );
+    }
+    const declared = Number(request.headers["content-length"] ?? 0);
+    if (declared > bytesMax) {
+      // The body is not read: close the connection rather than drain a huge upload.
+      response.setHeader("connection", "close");
+      sendJson(response, tooLarge);
+      request.destroy();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let refused = false;
+    request.on("data", (chunk: Buffer) => {
+      if (refused) return;
+      bytes += chunk.length;
+      if (bytes > bytesMax) {
+        refused = true;
+        chunks.length = 0;
+        response.setHeader("connection", "close");
+        sendJson(response, tooLarge);
+        request.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on("end", () => {
+      if (refused) return;
+      const text =
+        chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8");
+      try {
+        JSON.parse(text);
+      } catch {
+        return sendJson(response, errorBody(400, "VALIDATION", "Request body is not valid JSON"));
+      }
+      // @whatwg-node/server (under yoga) takes a string `body` as the request's body.
+      (request as IncomingMessage & { body?: string }).body = text;
+      next(request, response);
+    });
+    request.on("error", () => {
+      refused = true;
+    });
+  };
 }
