@@ -1,9 +1,13 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
 // The logkv command line. `logkv broker` runs the Kafka-compatible broker; `logkv start`
 // runs the embedded database (broker, materializer and GraphQL gateway in one process, data
 // under ./data); `logkv gateway` runs a gateway with its materializer against given brokers.
 // All stop cleanly on SIGTERM and SIGINT: listeners close, consumers stop, stores and
 // partitions flush and close, then the process exits 0.
+//
+// The shebang (and `npm start`) give V8 a 64 MiB young generation instead of 16 MiB: a
+// request allocates tens of KB of short-lived objects, and with the larger nursery far fewer
+// of them survive into costly scavenges (GC time per read halved in the YCSB bench).
 import { parseArgs } from "node:util";
 import { KafkaBroker } from "./broker/broker.js";
 import { type BrokerConfig, defaultBrokerConfig } from "./broker/config.js";
