@@ -109,6 +109,9 @@ export class Gateway {
     const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, GatewayContext>({
       schema: auth.guard(withChangeSubscriptions(gatewaySchema() as GraphQLSchema, subscriptions)),
       graphqlEndpoint: GRAPHQL_PATH,
+      // graphqlOverHttp has already read and bounded the body; yoga's own limit re-streams
+      // every body through a TransformStream (an AbortSignal and a DOMException each).
+      maxRequestBodySize: false,
       graphiql: { title: "logkv", headers: "{}" },
       cors: { exposedHeaders: [SESSION_HEADER] },
       logging: false,
