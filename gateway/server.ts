@@ -28,6 +28,7 @@ import { GatewayAuth, type GatewayAuthOptions } from "./auth/index.js";
 import { GatewayProbe } from "./gateway-probe.js";
 import { gatewaySchema } from "./schema/index.js";
 import { depthLimitRule } from "./schema/depth-limit.js";
+import { queryLimitsPlugin } from "./limits/query-limits.js";
 import {
   ChangeSubscriptions,
   withChangeSubscriptions,
@@ -136,7 +137,11 @@ export class Gateway {
           return masked;
         },
       },
-      plugins: [depthLimit(limits.queryDepthMax), reportExtensions()],
+      plugins: [
+        depthLimit(limits.queryDepthMax),
+        queryLimitsPlugin(limits, (reason) => probe.operationRefused(reason)),
+        reportExtensions(),
+      ],
     });
     app.use(GRAPHQL_PATH, (request: Request, response: Response) => {
       void yoga(request, response, { req: request, res: response });
