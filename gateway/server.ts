@@ -35,6 +35,7 @@ import {
   type SubscriptionLimits,
 } from "./subscriptions/changes.js";
 import { serveWebSocket } from "./subscriptions/websocket.js";
+import { SubscriptionsProbe } from "./subscriptions/subscriptions-probe.js";
 
 export interface GatewayOptions {
   materializer: Materializer;
@@ -98,7 +99,11 @@ export class Gateway {
       defaultConsistency: options.defaultConsistency ?? "SESSION",
       defaultPartitions: options.defaultPartitions ?? 4,
     };
-    const subscriptions = new ChangeSubscriptions(options.materializer, options.subscriptions);
+    const subscriptions = new ChangeSubscriptions(
+      options.materializer,
+      options.subscriptions,
+      new SubscriptionsProbe(probe.registry),
+    );
     const app = express();
     app.disable("x-powered-by");
     app.get("/metrics", (_request, response) => {

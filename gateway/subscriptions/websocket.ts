@@ -56,6 +56,8 @@ export function serveWebSocket(server: Server, yoga: Yoga): { close(): Promise<v
         const request = requestOf(ctx.extra.request, yoga.graphqlEndpoint);
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
+          // Subscriptions count their transport (subscriptions-probe.ts).
+          transport: "ws",
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           request,
