@@ -173,8 +173,10 @@ export class Gateway {
       response.status(reply.status).json(reply.body);
     });
     const server = createServer(app);
-    const webSocket = serveWebSocket(server, yoga);
-    const port = await new Promise<number>((resolve, reject) => {
+    const webSocket = serveWebSocket(server, yoga, {
+      connectionRefusal: (headers) => auth.connectionRefusal(headers),
+    });
+    const listening = new Promise<number>((resolve, reject) => {
       server.once("error", reject);
       server.listen(options.port, options.host, () => {
         const address = server.address();
@@ -186,7 +188,20 @@ export class Gateway {
         resolve(address.port);
       });
     });
+    // The keys file watcher would otherwise outlive a gateway that failed to listen.
+    const port = await listening.catch(async (error: unknown) => {
+      await auth.close();
+      throw error;
+    });
     return new Gateway(server, options.host, port, core, webSocket, subscriptions, auth);
+  }
+
+  /**
+   * Reads the API keys file again (auth/index.ts; the CLI calls this on SIGHUP). false: no
+   * file, or a bad one (the previous keys stay, the error is logged).
+   */
+  reloadApiKeys(trigger = "api"): boolean {
+    return this.auth.reload(trigger);
   }
 
   async close(): Promise<void> {
