@@ -175,6 +175,7 @@ export class Gateway {
     const server = createServer(app);
     const webSocket = serveWebSocket(server, yoga, {
       connectionRefusal: (headers) => auth.connectionRefusal(headers),
+      messageBytesMax: limits.requestBytesMax,
     });
     const listening = new Promise<number>((resolve, reject) => {
       server.once("error", reject);

@@ -31,6 +31,11 @@ export const CLOSE_UNAUTHENTICATED = 4401;
 export interface WebSocketOptions {
   /** Why a connection may not open (auth), or null; absent: every connection opens. */
   connectionRefusal?: (headers: Headers) => string | null;
+  /**
+   * Largest message a client may send (the HTTP body limit's counterpart; ws's own default
+   * is 100 MiB). A larger one closes the socket with 1009 (message too big).
+   */
+  messageBytesMax?: number;
 }
 
 /** The upgrade request's headers, with a key from connectionParams in place of theirs. */
@@ -85,7 +90,11 @@ export function serveWebSocket(
   yoga: Yoga,
   options: WebSocketOptions = {},
 ): { close(): Promise<void> } {
-  const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const wsServer = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    maxPayload: options.messageBytesMax ?? 1024 * 1024,
+  });
   const disposable = useServer(
     {
       onConnect: (ctx) => {
