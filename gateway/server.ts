@@ -138,14 +138,17 @@ export class Gateway {
         maskError: (error, message, isDev) => {
           const masked = maskError(error, message, isDev);
           const code = masked instanceof GraphQLError ? masked.extensions.code : undefined;
-          probe.errorReturned(typeof code === "string" ? code : "INTERNAL_SERVER_ERROR");
+          // yoga's parse faults are counted as VALIDATION where they are renamed (below).
+          if (!yogaRequestCodes.has(String(code))) {
+            probe.errorReturned(typeof code === "string" ? code : "INTERNAL_SERVER_ERROR");
+          }
           return masked;
         },
       },
       plugins: [
         depthLimit(limits.queryDepthMax),
         queryLimitsPlugin(limits, (reason) => probe.operationRefused(reason)),
-        reportExtensions(),
+        reportExtensions((code) => probe.errorReturned(code)),
       ],
     });
     app.use(GRAPHQL_PATH, (request: Request, response: Response) => {
@@ -233,7 +236,7 @@ function depthLimit(depthMax: number): Plugin {
 }
 
 /** extensions.logkv on every result, and the merged token in the response header. */
-function reportExtensions(): Plugin<GatewayContext> {
+function reportExtensions(errorReturned: (code: string) => void): Plugin<GatewayContext> {
   return {
     onExecute({ args }) {
       return {
@@ -255,6 +258,9 @@ function reportExtensions(): Plugin<GatewayContext> {
       if (Array.isArray(result) || Symbol.asyncIterator in result) return;
       const single = result as ExecutionResult;
       if (single.errors === undefined || !single.errors.some(isYogaRequestError)) return;
+      // Parse and validation faults never reach maskError's count (validation ones do not
+      // pass through it at all): count them here, once each.
+      for (const error of single.errors) if (isYogaRequestError(error)) errorReturned("VALIDATION");
       setResult({ ...single, errors: single.errors.map(asValidationError) });
     },
     onResponse({ request, response }) {

@@ -179,6 +179,18 @@ describe("gateway query limits", () => {
     assert.ok(extensions.cost > defaultGatewayLimits.queryCostMax);
   });
 
+  it("parse and validation faults count in errors_total as VALIDATION", async () => {
+    const metrics = () => fetch(url.replace(/\/graphql$/, "/metrics")).then((r) => r.text());
+    const validation = (text: string) =>
+      Number(/logkv_gateway_errors_total\{code="VALIDATION"\} (\d+)/.exec(text)?.[1] ?? 0);
+    const before = validation(await metrics());
+    assert.equal((await post(`{ nope }`)).errors![0]!.extensions.code, "VALIDATION");
+    assert.equal((await post(`{ getItem(table: `)).errors![0]!.extensions.code, "VALIDATION");
+    const text = await metrics();
+    assert.equal(validation(text), before + 2);
+    assert.doesNotMatch(text, /GRAPHQL_PARSE_FAILED|GRAPHQL_VALIDATION_FAILED/);
+  });
+
   it("over WebSocket too, and the server keeps serving", async () => {
     const client = createClient({
       url: url.replace(/^http/, "ws"),

@@ -180,6 +180,12 @@ describe("subscription metrics", () => {
     await client.dispose();
   });
 
+  it("/metrics also carries the materializer's lag and applied offsets", async () => {
+    const text = await scrape();
+    assert.match(text, /logkv_materializer_lag_records\{[^}]*topic="[^"]*watched[^"]*"[^}]*\} \d+/);
+    assert.match(text, /logkv_materializer_applied_offset\{[^}]*watched/);
+  });
+
   it("a subscriber cut off as too slow is counted as dropped", async () => {
     const registry = new Registry();
     const hub = new ChangeSubscriptions(
