@@ -117,7 +117,17 @@ export class GatewayAuth {
    */
   connectionRefusal(headers: Headers): string | null {
     const authentication = this.authenticate(headers);
-    return authentication.ok ? null : unauthenticatedMessage(authentication.reason);
+    if (authentication.ok) return null;
+    // A refused connection is a denial like any other (operation "connection").
+    this.audit?.write({
+      who: authentication.who,
+      operation: "connection",
+      kind: "read",
+      tables: null,
+      outcome: "denied",
+      reason: authentication.reason,
+    });
+    return unauthenticatedMessage(authentication.reason);
   }
 
   /**

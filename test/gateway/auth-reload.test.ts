@@ -185,6 +185,18 @@ describe("API key expiry, reload, and WebSocket auth", () => {
     assert.equal(failure?.code, 4401);
     assert.match(failure?.reason ?? "", /expired/);
     await expired.dispose();
+    // Each refused connection is a denial in the audit log (here: the logger's audit lines).
+    const denials = lines.filter(
+      (l) => l.message === "audit" && l.fields.operation === "connection",
+    );
+    assert.deepEqual(
+      denials.map((l) => [l.fields.outcome, l.fields.reason]),
+      [
+        ["denied", "missing key"],
+        ["denied", "unknown key"],
+        ["denied", "expired key"],
+      ],
+    );
   });
 
   it("WebSocket: connectionParams or upgrade headers carry the key; grants apply", async () => {
