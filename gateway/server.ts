@@ -1,6 +1,7 @@
 // The gateway process shell: graphql-yoga mounted on express at /graphql (GraphiQL on GET
 // from a browser), Prometheus text at /metrics. Around yoga: a request body limit (express
-// JSON parser, 413 PAYLOAD_TOO_LARGE past it), a query depth limit (validation rule), typed
+// JSON parser, 413 PAYLOAD_TOO_LARGE past it), a query depth limit (validation rule) and
+// query cost limits (limits/, checked as execution starts), typed
 // errors (errors.ts through yoga's maskedErrors), the session token in the response header
 // x-logkv-session, and per-request extensions.logkv {token, reads, writes}.
 //
