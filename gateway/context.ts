@@ -26,6 +26,8 @@ export interface GatewayLimits {
   queryCostMax: number;
   /** Most root fields per operation, aliases and fragments expanded. */
   rootFieldsMax: number;
+  /** Most WebSocket connections open at once; more are closed with 1013 (try again later). */
+  webSocketConnectionsMax: number;
 }
 
 export const defaultGatewayLimits: GatewayLimits = {
@@ -38,6 +40,9 @@ export const defaultGatewayLimits: GatewayLimits = {
   queryCostMax: 50_000,
   // As many point reads as one batchGetItem may make.
   rootFieldsMax: 100,
+  // Above the default subscriptionsMax (1024), so idle sockets cannot starve subscriptions
+  // of sockets, yet bounded: each socket holds buffers and a parser.
+  webSocketConnectionsMax: 4096,
 };
 
 export interface GatewayCore {

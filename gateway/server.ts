@@ -71,10 +71,15 @@ export class Gateway {
     readonly port: number,
     readonly core: GatewayCore,
     // Subscriptions (gateway/subscriptions): graphql-ws on the same server, and the open streams.
-    private readonly webSocket: { close(): Promise<void> },
+    private readonly webSocket: { close(): Promise<void>; connections(): number },
     readonly subscriptions: ChangeSubscriptions,
     private readonly auth: GatewayAuth,
   ) {}
+
+  /** WebSocket connections open now (at most limits.webSocketConnectionsMax, plus one closing). */
+  get webSocketConnections(): number {
+    return this.webSocket.connections();
+  }
 
   get url(): string {
     return `http://${this.host}:${this.port}${GRAPHQL_PATH}`;
@@ -180,6 +185,7 @@ export class Gateway {
     const webSocket = serveWebSocket(server, yoga, {
       connectionRefusal: (headers) => auth.connectionRefusal(headers),
       messageBytesMax: limits.requestBytesMax,
+      connectionsMax: limits.webSocketConnectionsMax,
     });
     const listening = new Promise<number>((resolve, reject) => {
       server.once("error", reject);

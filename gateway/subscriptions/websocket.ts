@@ -36,7 +36,12 @@ export interface WebSocketOptions {
    * is 100 MiB). A larger one closes the socket with 1009 (message too big).
    */
   messageBytesMax?: number;
+  /** Most sockets open at once; one more is closed with 1013 (try again later). */
+  connectionsMax?: number;
 }
+
+/** Close code of a socket over connectionsMax (RFC 6455 "Try Again Later"). */
+export const CLOSE_TRY_AGAIN_LATER = 1013;
 
 /** The upgrade request's headers, with a key from connectionParams in place of theirs. */
 function headersOf(upgrade: IncomingMessage, params: Record<string, unknown> | undefined) {
@@ -89,11 +94,22 @@ export function serveWebSocket(
   server: Server,
   yoga: Yoga,
   options: WebSocketOptions = {},
-): { close(): Promise<void> } {
+): { close(): Promise<void>; connections(): number } {
   const wsServer = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
     maxPayload: options.messageBytesMax ?? 1024 * 1024,
+  });
+  // Registered before graphql-ws's own listener, so an extra socket is closed before it is
+  // served; clients count the socket being refused, so size > max means this one is extra.
+  const connectionsMax = options.connectionsMax ?? Infinity;
+  wsServer.on("connection", (socket) => {
+    if (wsServer.clients.size > connectionsMax) {
+      socket.close(
+        CLOSE_TRY_AGAIN_LATER,
+        `Too many WebSocket connections (at most ${connectionsMax})`,
+      );
+    }
   });
   const disposable = useServer(
     {
@@ -141,6 +157,7 @@ export function serveWebSocket(
     wsServer,
   );
   return {
+    connections: () => wsServer.clients.size,
     async close() {
       for (const client of wsServer.clients) client.terminate();
       await disposable.dispose();

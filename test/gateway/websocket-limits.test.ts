@@ -1,8 +1,11 @@
 // Goal: bad WebSocket input never crashes the gateway and gets the graphql-ws protocol's
 // typed close codes: a message larger than the request limit closes with 1009, a frame that
 // is not a graphql-ws message with 4400, a subscribe before connection_init with 4401, a
-// second connection_init with 4429; afterwards the gateway still serves WebSocket and HTTP.
-// Method: an embedded node in process with a small request limit (64 KiB); a raw `ws`
+// second connection_init with 4429; a socket past webSocketConnectionsMax is closed with
+// 1013 (try again later) and a new one is served once another has closed; afterwards the
+// gateway still serves WebSocket and HTTP.
+// Method: an embedded node in process with a small request limit (64 KiB) and at most two
+// sockets; a raw `ws`
 // client speaking graphql-transport-ws by hand, then graphql-ws's createClient and fetch.
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL responses are untyped JSON. */
 import { after, before, describe, it } from "node:test";
@@ -33,6 +36,14 @@ function closeAfter(url: string, messages: string[]): Promise<{ code: number; re
   });
 }
 
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 describe("WebSocket input limits", () => {
   let dir: string;
   let node: RunningNode;
@@ -46,7 +57,7 @@ describe("WebSocket input limits", () => {
       kafka: { host: "127.0.0.1", port: 0 },
       graphql: { host: "127.0.0.1", port: 0 },
       logger: createLogger("test"),
-      limits: { requestBytesMax: REQUEST_BYTES_MAX },
+      limits: { requestBytesMax: REQUEST_BYTES_MAX, webSocketConnectionsMax: 2 },
     });
     url = node.gateway.url;
   });
@@ -79,6 +90,38 @@ describe("WebSocket input limits", () => {
     });
     assert.equal((await closeAfter(url, [early])).code, 4401);
     assert.equal((await closeAfter(url, [init, init])).code, 4429);
+  });
+
+  it("a socket past the connection maximum is closed with 1013", async () => {
+    const open = () =>
+      new Promise<WebSocket>((resolve, reject) => {
+        const socket = new WebSocket(url.replace(/^http/, "ws"), "graphql-transport-ws");
+        socket.once("open", () => resolve(socket));
+        socket.once("error", reject);
+      });
+    const acked = (socket: WebSocket) =>
+      new Promise<string>((resolve) => {
+        socket.once("message", (data) => resolve(data.toString()));
+        socket.send(JSON.stringify({ type: "connection_init" }));
+      });
+    const first = await open();
+    const second = await open();
+    const third = await open();
+    const closed = await new Promise<number>((resolve) => third.once("close", resolve));
+    assert.equal(closed, 1013);
+    // The two within the maximum are served.
+    assert.match(await acked(first), /connection_ack/);
+    assert.match(await acked(second), /connection_ack/);
+    await new Promise((resolve) => {
+      first.once("close", resolve);
+      first.close();
+    });
+    await until(() => node.gateway.webSocketConnections <= 1, "the closed socket to leave");
+    const fourth = await open();
+    assert.match(await acked(fourth), /connection_ack/);
+    second.close();
+    fourth.close();
+    await until(() => node.gateway.webSocketConnections === 0, "every socket to close");
   });
 
   it("keeps serving WebSocket and HTTP", async () => {
