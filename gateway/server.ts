@@ -1,6 +1,7 @@
 // The gateway process shell: graphql-yoga mounted on express at /graphql (GraphiQL on GET
 // from a browser), Prometheus text at /metrics. Around yoga: a request body limit (express
-// JSON parser, 413 PAYLOAD_TOO_LARGE past it), a query depth limit (validation rule), typed
+// JSON parser, 413 PAYLOAD_TOO_LARGE past it), a query depth limit (validation rule) and
+// query cost limits (limits/, checked as execution starts), typed
 // errors (errors.ts through yoga's maskedErrors), the session token in the response header
 // x-logkv-session, and per-request extensions.logkv {token, reads, writes}.
 //
@@ -28,12 +29,14 @@ import { GatewayAuth, type GatewayAuthOptions } from "./auth/index.js";
 import { GatewayProbe } from "./gateway-probe.js";
 import { gatewaySchema } from "./schema/index.js";
 import { depthLimitRule } from "./schema/depth-limit.js";
+import { queryLimitsPlugin } from "./limits/query-limits.js";
 import {
   ChangeSubscriptions,
   withChangeSubscriptions,
   type SubscriptionLimits,
 } from "./subscriptions/changes.js";
 import { serveWebSocket } from "./subscriptions/websocket.js";
+import { SubscriptionsProbe } from "./subscriptions/subscriptions-probe.js";
 
 export interface GatewayOptions {
   materializer: Materializer;
@@ -68,10 +71,15 @@ export class Gateway {
     readonly port: number,
     readonly core: GatewayCore,
     // Subscriptions (gateway/subscriptions): graphql-ws on the same server, and the open streams.
-    private readonly webSocket: { close(): Promise<void> },
+    private readonly webSocket: { close(): Promise<void>; connections(): number },
     readonly subscriptions: ChangeSubscriptions,
     private readonly auth: GatewayAuth,
   ) {}
+
+  /** WebSocket connections open now (at most limits.webSocketConnectionsMax, plus one closing). */
+  get webSocketConnections(): number {
+    return this.webSocket.connections();
+  }
 
   get url(): string {
     return `http://${this.host}:${this.port}${GRAPHQL_PATH}`;
@@ -97,7 +105,11 @@ export class Gateway {
       defaultConsistency: options.defaultConsistency ?? "SESSION",
       defaultPartitions: options.defaultPartitions ?? 4,
     };
-    const subscriptions = new ChangeSubscriptions(options.materializer, options.subscriptions);
+    const subscriptions = new ChangeSubscriptions(
+      options.materializer,
+      options.subscriptions,
+      new SubscriptionsProbe(probe.registry),
+    );
     const app = express();
     app.disable("x-powered-by");
     app.get("/metrics", (_request, response) => {
@@ -123,11 +135,18 @@ export class Gateway {
         maskError: (error, message, isDev) => {
           const masked = maskError(error, message, isDev);
           const code = masked instanceof GraphQLError ? masked.extensions.code : undefined;
-          probe.errorReturned(typeof code === "string" ? code : "INTERNAL_SERVER_ERROR");
+          // yoga's parse faults are counted as VALIDATION where they are renamed (below).
+          if (!yogaRequestCodes.has(String(code))) {
+            probe.errorReturned(typeof code === "string" ? code : "INTERNAL_SERVER_ERROR");
+          }
           return masked;
         },
       },
-      plugins: [depthLimit(limits.queryDepthMax), reportExtensions()],
+      plugins: [
+        depthLimit(limits.queryDepthMax),
+        queryLimitsPlugin(limits, (reason) => probe.operationRefused(reason)),
+        reportExtensions((code) => probe.errorReturned(code)),
+      ],
     });
     app.use((error: unknown, _request: Request, response: Response, next: NextFunction) => {
       const type = (error as { type?: string } | null)?.type;
@@ -160,8 +179,12 @@ export class Gateway {
       if (isGraphqlPath(request.url)) graphql(request, response);
       else app(request, response);
     });
-    const webSocket = serveWebSocket(server, yoga);
-    const port = await new Promise<number>((resolve, reject) => {
+    const webSocket = serveWebSocket(server, yoga, {
+      connectionRefusal: (headers) => auth.connectionRefusal(headers),
+      messageBytesMax: limits.requestBytesMax,
+      connectionsMax: limits.webSocketConnectionsMax,
+    });
+    const listening = new Promise<number>((resolve, reject) => {
       server.once("error", reject);
       server.listen(options.port, options.host, () => {
         const address = server.address();
@@ -173,7 +196,20 @@ export class Gateway {
         resolve(address.port);
       });
     });
+    // The keys file watcher would otherwise outlive a gateway that failed to listen.
+    const port = await listening.catch(async (error: unknown) => {
+      await auth.close();
+      throw error;
+    });
     return new Gateway(server, options.host, port, core, webSocket, subscriptions, auth);
+  }
+
+  /**
+   * Reads the API keys file again (auth/index.ts; the CLI calls this on SIGHUP). false: no
+   * file, or a bad one (the previous keys stay, the error is logged).
+   */
+  reloadApiKeys(trigger = "api"): boolean {
+    return this.auth.reload(trigger);
   }
 
   async close(): Promise<void> {
@@ -204,7 +240,7 @@ function depthLimit(depthMax: number): Plugin {
 }
 
 /** extensions.logkv on every result, and the merged token in the response header. */
-function reportExtensions(): Plugin<GatewayContext> {
+function reportExtensions(errorReturned: (code: string) => void): Plugin<GatewayContext> {
   return {
     onExecute({ args }) {
       return {
@@ -226,6 +262,9 @@ function reportExtensions(): Plugin<GatewayContext> {
       if (Array.isArray(result) || Symbol.asyncIterator in result) return;
       const single = result as ExecutionResult;
       if (single.errors === undefined || !single.errors.some(isYogaRequestError)) return;
+      // Parse and validation faults never reach maskError's count (validation ones do not
+      // pass through it at all): count them here, once each.
+      for (const error of single.errors) if (isYogaRequestError(error)) errorReturned("VALIDATION");
       setResult({ ...single, errors: single.errors.map(asValidationError) });
     },
     onResponse({ request, response }) {

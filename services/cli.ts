@@ -40,6 +40,8 @@ commands:
 --api-keys FILE: turn auth on with the keys of FILE, a JSON array of
   { "key": "...", "role": "admin|read-write|read-only", "tables": ["*"] | ["orders", ...] }
   (clients send Authorization: Bearer <key> or x-api-key: <key>; gateway/README.md).
+  An entry may carry "expiresAt": "<ISO time>"; FILE is re-read when it changes and on
+  SIGHUP (a malformed FILE keeps the previous keys and logs an error).
 --audit-log FILE: append one JSON line per mutation and per denial (default with keys: the log).
 Port 0 picks any free port; the printed lines say which.
 
@@ -249,6 +251,7 @@ async function runStart(args: string[]): Promise<void> {
     console.log(`broker metrics on http://${brokerMetricsAt.host}:${brokerMetricsAt.port}/metrics`);
   }
   printGateway(node.gateway.url);
+  onReloadSignal(() => node.gateway.reloadApiKeys("SIGHUP"));
   onStopSignals(logger, () => node.stop());
 }
 
@@ -282,7 +285,13 @@ async function runGateway(args: string[]): Promise<void> {
     `logkv gateway serving ${brokers.join(",")} (materializer data in ${values.data ?? "./data/gateway"})`,
   );
   printGateway(node.gateway.url);
+  onReloadSignal(() => node.gateway.reloadApiKeys("SIGHUP"));
   onStopSignals(logger, () => node.stop());
+}
+
+/** SIGHUP re-reads the API keys file (a bad file keeps the previous keys; both logged). */
+function onReloadSignal(reload: () => void): void {
+  process.on("SIGHUP", reload);
 }
 
 /** Stops cleanly on SIGTERM and SIGINT, then exits 0 (1 if stopping failed). */
