@@ -20,11 +20,17 @@ export interface PartitionLogConfig {
   /** Extra wait before an fsync round when the previous round served several producers,
    *  so that more of them share it; 0 disables. A lone producer never waits. */
   groupCommitDelayMs?: number;
+  /** Bytes of the most recently appended batches kept in memory for tail reads
+   *  (tail-cache.ts); 0 turns the cache off. Default 1 MiB. */
+  tailCacheBytes?: number;
   /** Called after every group-commit fsync round with its duration (metrics probe). */
   onFsync?: (durationMs: number) => void;
   /** Time source for segment.ms rolls; the system clock when absent. */
   clock?: Clock;
 }
+
+/** The tail cache's default size per partition (config tailCacheBytes). */
+export const TAIL_CACHE_BYTES_DEFAULT = 1024 * 1024;
 
 /** Index positions are int32, so a segment file must stay below 2 GiB (as in Kafka). */
 export const SEGMENT_BYTES_MAX = 2 ** 31 - 1;
@@ -61,6 +67,8 @@ export function validatePartitionLogConfig(config: PartitionLogConfig): void {
     if (!Number.isSafeInteger(value) || value < -1) fail(`${name} must be -1 or more`);
   }
   if (config.flush !== "always" && config.flush !== "never") fail("flush is always or never");
+  const tail = config.tailCacheBytes ?? TAIL_CACHE_BYTES_DEFAULT;
+  if (!Number.isSafeInteger(tail) || tail < 0) fail("tailCacheBytes must be 0 or more");
   const delay = config.groupCommitDelayMs ?? 0;
   if (!Number.isFinite(delay) || delay < 0 || delay > 1000) {
     fail("groupCommitDelayMs must be within 0..1000");

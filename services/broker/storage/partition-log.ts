@@ -37,12 +37,14 @@ import {
 } from "./checkpoint.js";
 import {
   DURABLE_WAITERS_MAX,
+  TAIL_CACHE_BYTES_DEFAULT,
   defaultPartitionLogConfig,
   validatePartitionLogConfig,
   type PartitionLogConfig,
 } from "./config.js";
 import { cutBatches } from "./read-batches.js";
 import { recoverSegments, type RecoveryReport } from "./recovery.js";
+import { TailCache } from "./tail-cache.js";
 import { Segment, fsyncAsync, fsyncDir, writevFullySync } from "./segment.js";
 
 export type { PartitionLogConfig } from "./config.js";
@@ -121,6 +123,7 @@ export class PartitionLog {
   private delayedRound: NodeJS.Timeout | null = null;
   private delayedRoundStart: (() => void) | null = null;
   private round: SyncRound | null = null;
+  private readonly tail: TailCache;
   private roundDone: Promise<void> = Promise.resolve();
   /** Segments written since the last fsync round started. */
   private readonly unsynced = new Set<Segment>();
@@ -150,6 +153,7 @@ export class PartitionLog {
     this.segments = segments;
     this.startOffset = startOffset;
     this.recovery = recovery;
+    this.tail = new TailCache(config.tailCacheBytes ?? TAIL_CACHE_BYTES_DEFAULT);
     const active = this.active;
     // Recovery fsynced or verified every segment, so all of it counts as durable, and all
     // but the active segment may be trusted by the next unclean open.
@@ -380,7 +384,9 @@ export class PartitionLog {
     let position = segment.sizeBytes;
     const bytes = writevFullySync(segment.fd, run, position);
     for (const batch of run) {
-      segment.track(readBatchHeader(batch), position, batch.length, interval);
+      const header = readBatchHeader(batch);
+      segment.track(header, position, batch.length, interval);
+      this.tail.add(segment.baseOffset, header.baseOffset, lastOffsetOf(header), batch);
       position += batch.length;
     }
     assert(segment.sizeBytes === position, "append: segment size disagrees with bytes written");
@@ -569,6 +575,8 @@ export class PartitionLog {
       logEndOffset: end,
     };
     if (offset >= limit) return result;
+    const cached = this.tail.read(offset, maxBytes, limit);
+    if (cached !== null) return { ...result, ...cached };
     const segment = this.segmentFor(offset);
     segment.acquire();
     try {
@@ -617,7 +625,11 @@ export class PartitionLog {
     const where = `${segment.pathOf("log")} position ${first.position}`;
     const cut = cutBatches(buf.subarray(0, got), first.header.baseOffset, maxBytes, limit, where);
     if (cut.batchCount === 0) return none;
-    return { records: buf.subarray(0, cut.bytes), ...cut };
+    return {
+      records: buf.subarray(0, cut.bytes),
+      batchCount: cut.batchCount,
+      nextOffset: cut.nextOffset,
+    };
   }
 
   /** The first batch of the segment whose last offset is >= offset, found by scanning
@@ -865,6 +877,7 @@ export class PartitionLog {
 
   /** Lowers durability bookkeeping to a new, smaller log end. */
   private afterTruncate(newEnd: bigint): void {
+    this.tail.clear();
     if (this.durableEnd > newEnd) this.durableEnd = newEnd;
     if (this.round !== null && this.round.target > newEnd) this.round.target = newEnd;
     const pending: DurableWaiter[] = [];
