@@ -8,6 +8,7 @@ export class GatewayProbe {
   readonly registry = new Registry();
   private readonly operationSeconds: Histogram<"operation" | "consistency">;
   private readonly waitSeconds: Histogram<"consistency">;
+  private readonly writePhaseSeconds: Histogram<"phase">;
   private readonly errors: Counter<"code">;
   private readonly refused: Counter<"reason">;
 
@@ -25,6 +26,15 @@ export class GatewayProbe {
       name: "logkv_gateway_consistency_wait_seconds",
       help: "Time reads spent waiting for the materializer to reach the needed offsets",
       labelNames: ["consistency"],
+      buckets: secondsBuckets,
+      registers,
+    });
+    this.writePhaseSeconds = new Histogram({
+      name: "logkv_gateway_write_phase_seconds",
+      help:
+        "Single-item writes by phase: append (until the log acknowledged the event) and " +
+        "apply (from then until the materializer decided its outcome)",
+      labelNames: ["phase"],
       buckets: secondsBuckets,
       registers,
     });
@@ -48,6 +58,11 @@ export class GatewayProbe {
 
   waited(consistency: string, seconds: number): void {
     this.waitSeconds.observe({ consistency }, seconds);
+  }
+
+  /** A single-item write's time in one phase: "append" or "apply". */
+  writePhase(phase: "append" | "apply", seconds: number): void {
+    this.writePhaseSeconds.observe({ phase }, seconds);
   }
 
   errorReturned(code: string): void {

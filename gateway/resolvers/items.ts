@@ -71,19 +71,23 @@ function writeResolver<A extends WriteArgs>(build: Build<A>): Resolver<A> {
       checkPlaceholders(parsed.expressions, parsed.names, parsed.values);
       const partitionKey = key[entry.definition.partitionKey.name]!;
       // A full send queue (LIMIT_EXCEEDED) is back-pressure: THROTTLED, retriable.
+      const started = performance.now();
       const at = await context.gateway.log
         .appendItemEvent(topicOf(entry), partitionKey, event)
         .catch((error: unknown) => {
           throw throttledIfLimit(error);
         });
+      const appended = performance.now();
       const text = writeDone(context, info, token, at);
-      const { materializer, limits } = context.gateway;
+      const { materializer, limits, probe } = context.gateway;
       const outcome = await materializer.awaitOutcome(
         at.topic,
         at.partition,
         at.offset,
         limits.waitTimeoutMs,
       );
+      probe.writePhase("append", (appended - started) / 1000);
+      probe.writePhase("apply", (performance.now() - appended) / 1000);
       return answer(outcome, args, text);
     });
 }
