@@ -289,6 +289,10 @@ export class Materializer {
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
+      // A fetch's partitions are handed over together, so the applier commits them in one
+      // store write (Applier.applyBatch groups them); kafkajs still gives a partition one
+      // batch at a time, in order.
+      partitionsConsumedConcurrently: Math.max(1, partitions),
       autoCommit: false,
       eachBatchAutoResolve: false,
       eachBatch: (payload) => this.onFetched(kind, topic, payload),

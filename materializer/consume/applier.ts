@@ -3,8 +3,10 @@
 // the result, the outcomes, the change events and the partition's new applied offset in
 // ONE atomic store batch, so a crash can never apply an event twice or skip one.
 //
-// Concurrency: one applier per store; batches are applied one at a time (a queue), because
-// a DeleteTable's range delete and the catalog cache must not interleave with item batches.
+// Concurrency: one applier per store; work runs one step at a time (a queue), because a
+// DeleteTable's range delete and the catalog cache must not interleave with item batches.
+// A step may be a group of item batches of distinct partitions that arrived together,
+// committed in one store write (still atomic with each partition's applied offset).
 // Lifecycle: open() loads the catalog and applied offsets; close() waits for the queue.
 import {
   decodeChangeEvent,
@@ -109,8 +111,31 @@ function touchedKey(event: LogEvent, tables: (name: string) => CatalogEntry | un
   }
 }
 
+/** One partition batch handed to applyBatch. */
+interface GroupBatch {
+  topic: string;
+  partition: number;
+  records: readonly LogRecord[];
+}
+
+/** A group of item batches gathering until the applier's queue reaches it. */
+interface Gathering {
+  batches: Map<string, GroupBatch>;
+  results: Promise<Map<GroupBatch, AppliedBatch>> | null;
+}
+
+interface Prepared {
+  result: AppliedBatch;
+  finals: Map<string, CatalogEntry | undefined>;
+  dropped: Set<string>;
+}
+
+/** Most partition batches committed in one store write. */
+const groupBatchesMax = 64;
+
 export class Applier {
   private queue: Promise<unknown> = Promise.resolve();
+  private gathering: Gathering | null = null;
   private closed = false;
 
   private constructor(
@@ -154,16 +179,40 @@ export class Applier {
     return this.applied.get(`${topic}/${partition}`) ?? 0n;
   }
 
-  /** Applies the records of one partition batch, in order, as one atomic store write. */
+  /**
+   * Applies the records of one partition batch, in order, atomically with its applied
+   * offset. Item batches that arrive together (a consumer applying several partitions of
+   * one fetch at once) are applied as a group: each against its own state, in arrival
+   * order, and all committed in ONE store write, so a fetch costs one write, not one per
+   * partition. A group only joins batches of distinct partitions of item topics, whose
+   * keys are disjoint; catalog batches run alone.
+   */
   applyBatch(
     topic: string,
     partition: number,
     records: readonly LogRecord[],
   ): Promise<AppliedBatch> {
     assert(!this.closed, "applier is closed");
-    const run = this.queue.then(() => this.applyNow(topic, partition, records));
-    this.queue = run.catch(() => undefined);
-    return run;
+    if (topic === CATALOG_TOPIC) {
+      const alone = { topic, partition, records };
+      return this.enqueue(() => this.applyGroup([alone])).then((all) => all.get(alone)!);
+    }
+    const id = `${topic}/${partition}`;
+    let group = this.gathering;
+    if (group === null || group.batches.has(id) || group.batches.size >= groupBatchesMax) {
+      const fresh: Gathering = { batches: new Map(), results: null };
+      this.gathering = group = fresh;
+      fresh.results = this.enqueue(async () => {
+        // One turn of the event loop lets the other partitions of the same fetch join.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.gathering === fresh) this.gathering = null;
+        return this.applyGroup([...fresh.batches.values()]);
+      });
+    }
+    const batch = { topic, partition, records };
+    group.batches.set(id, batch);
+    const results = group.results!;
+    return results.then((all) => all.get(batch)!);
   }
 
   /**
@@ -185,18 +234,36 @@ export class Applier {
     return { fresh: records.filter((r) => r.offset >= start), result };
   }
 
-  private async applyNow(
-    topic: string,
-    partition: number,
-    records: readonly LogRecord[],
-  ): Promise<AppliedBatch> {
+  /** Applies each batch against its own state, then commits all of them in one write. */
+  private async applyGroup(batches: GroupBatch[]): Promise<Map<GroupBatch, AppliedBatch>> {
+    const ops: BatchOp[] = [];
+    const prepared = new Map<GroupBatch, Prepared>();
+    for (const batch of batches) prepared.set(batch, await this.prepare(batch, ops));
+    if (ops.length > 0) await this.store.batch(ops, { sync: false });
+    const results = new Map<GroupBatch, AppliedBatch>();
+    for (const [batch, { result, finals, dropped }] of prepared) {
+      this.applied.set(`${batch.topic}/${batch.partition}`, result.nextOffset);
+      for (const [name, entry] of finals) {
+        if (entry === undefined) this.catalog.delete(name);
+        else this.catalog.set(name, entry);
+      }
+      result.tablesDropped = [...dropped];
+      result.tablesChanged = [...finals.values()].filter((e): e is CatalogEntry => e !== undefined);
+      results.set(batch, result);
+    }
+    return results;
+  }
+
+  /** One batch's store operations, appended to `ops`, and what to record once written. */
+  private async prepare(batch: GroupBatch, ops: BatchOp[]): Promise<Prepared> {
+    const { topic, partition, records } = batch;
     const { fresh, result } = this.unapplied(topic, partition, records);
-    if (fresh.length === 0) return result;
+    const finals = new Map<string, CatalogEntry | undefined>();
+    const dropped = new Set<string>();
+    if (fresh.length === 0) return { result, finals, dropped };
     const events = fresh.map(decodeRecord);
     const state = await this.prefetch(events);
-    const ops: BatchOp[] = [];
     const touched = new Set<string>();
-    const dropped = new Set<string>();
     for (const [i, record] of fresh.entries()) {
       const event = events[i]!;
       const at: EventPosition = {
@@ -221,16 +288,10 @@ export class Applier {
     const last = fresh[fresh.length - 1]!;
     result.nextOffset = last.offset + 1n;
     ops.push(appliedOffsetOp(topic, partition, result.nextOffset));
-    const finals = await this.catalogOps(state, touched, dropped, ops);
-    await this.store.batch(ops, { sync: false });
-    this.applied.set(`${topic}/${partition}`, result.nextOffset);
-    for (const [name, entry] of finals) {
-      if (entry === undefined) this.catalog.delete(name);
-      else this.catalog.set(name, entry);
+    for (const [name, entry] of await this.catalogOps(state, touched, dropped, ops)) {
+      finals.set(name, entry);
     }
-    result.tablesDropped = [...dropped];
-    result.tablesChanged = [...finals.values()].filter((e): e is CatalogEntry => e !== undefined);
-    return result;
+    return { result, finals, dropped };
   }
 
   /**
