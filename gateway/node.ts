@@ -14,6 +14,7 @@ import { Materializer } from "../materializer/materializer.js";
 import type { Consistency } from "./consistency/gate.js";
 import type { GatewayLimits } from "./context.js";
 import type { GatewayAuthOptions } from "./auth/index.js";
+import type { GatewayTlsOptions } from "./tls.js";
 import { Gateway } from "./server.js";
 
 export interface HostPort {
@@ -33,6 +34,8 @@ export interface GatewayNodeOptions {
   ttlSweepIntervalMs?: number;
   /** API keys and audit log; absent: auth off. */
   auth?: GatewayAuthOptions;
+  /** HTTPS and WSS (gateway/tls.ts); absent: plain HTTP. */
+  tls?: GatewayTlsOptions;
 }
 
 export interface RunningNode {
@@ -64,6 +67,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
       defaultConsistency: options.defaultConsistency,
       limits: options.limits,
       auth: options.auth,
+      tls: options.tls,
       extraMetrics: () => materializer.probe.render().then((r) => r.body),
     });
     const client = log;
@@ -96,6 +100,8 @@ export interface EmbeddedNodeOptions {
   limits?: Partial<GatewayLimits>;
   /** API keys and audit log; absent: auth off (the embedded default). */
   auth?: GatewayAuthOptions;
+  /** HTTPS and WSS (gateway/tls.ts); absent: plain HTTP. */
+  tls?: GatewayTlsOptions;
 }
 
 export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<RunningNode> {
@@ -120,6 +126,7 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<R
       defaultConsistency: options.defaultConsistency,
       limits: options.limits,
       auth: options.auth,
+      tls: options.tls,
     });
     return {
       ...node,

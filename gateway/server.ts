@@ -9,6 +9,7 @@
 // connections and resolves when the listener is closed. The materializer and log client it
 // serves are the caller's to open and close.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { createYoga, type Plugin } from "graphql-yoga";
 import { GraphQLError, type ExecutionResult, type GraphQLSchema } from "graphql";
@@ -37,6 +38,7 @@ import {
 } from "./subscriptions/changes.js";
 import { serveWebSocket } from "./subscriptions/websocket.js";
 import { SubscriptionsProbe } from "./subscriptions/subscriptions-probe.js";
+import { loadTls, type GatewayTlsOptions } from "./tls.js";
 
 export interface GatewayOptions {
   materializer: Materializer;
@@ -56,6 +58,8 @@ export interface GatewayOptions {
   subscriptions?: Partial<SubscriptionLimits>;
   /** API keys and the audit log (gateway/auth); absent: auth off, no audit. */
   auth?: GatewayAuthOptions;
+  /** HTTPS and WSS with this certificate and key (gateway/tls.ts); absent: plain HTTP. */
+  tls?: GatewayTlsOptions;
 }
 
 export const GRAPHQL_PATH = "/graphql";
@@ -66,7 +70,9 @@ function errorBody(status: number, code: string, message: string) {
 
 export class Gateway {
   private constructor(
-    private readonly server: Server,
+    private readonly server: Server | HttpsServer,
+    private readonly logger: Logger,
+    private readonly tls: GatewayTlsOptions | undefined,
     readonly host: string,
     readonly port: number,
     readonly core: GatewayCore,
@@ -82,12 +88,15 @@ export class Gateway {
   }
 
   get url(): string {
-    return `http://${this.host}:${this.port}${GRAPHQL_PATH}`;
+    const scheme = this.tls === undefined ? "http" : "https";
+    return `${scheme}://${this.host}:${this.port}${GRAPHQL_PATH}`;
   }
 
   static async start(options: GatewayOptions): Promise<Gateway> {
     const limits = { ...defaultGatewayLimits, ...options.limits };
-    // Reads the keys file first: a bad one fails start before anything is opened.
+    // Reads the certificate and the keys file first: a bad one fails start before anything
+    // is opened.
+    const tls = options.tls === undefined ? undefined : loadTls(options.tls);
     const auth = GatewayAuth.open(options.auth ?? {}, options.logger);
     const probe = new GatewayProbe({ defaultMetrics: options.defaultMetrics ?? false });
     const gate = new ConsistencyGate({
@@ -175,10 +184,11 @@ export class Gateway {
     // /graphql skips express: its router and body parser cost more per request than the
     // gateway's own work on a point read (bench/results/ycsb-latest.md). Everything else
     // (/metrics, unknown paths) goes through express.
-    const server = createServer((request, response) => {
+    const serve = (request: IncomingMessage, response: ServerResponse): void => {
       if (isGraphqlPath(request.url)) graphql(request, response);
       else app(request, response);
-    });
+    };
+    const server = tls === undefined ? createServer(serve) : createHttpsServer(tls, serve);
     const webSocket = serveWebSocket(server, yoga, {
       connectionRefusal: (headers) => auth.connectionRefusal(headers),
       messageBytesMax: limits.requestBytesMax,
@@ -201,7 +211,17 @@ export class Gateway {
       await auth.close();
       throw error;
     });
-    return new Gateway(server, options.host, port, core, webSocket, subscriptions, auth);
+    return new Gateway(
+      server,
+      options.logger,
+      options.tls,
+      options.host,
+      port,
+      core,
+      webSocket,
+      subscriptions,
+      auth,
+    );
   }
 
   /**
@@ -210,6 +230,25 @@ export class Gateway {
    */
   reloadApiKeys(trigger = "api"): boolean {
     return this.auth.reload(trigger);
+  }
+
+  /**
+   * Reads the TLS certificate and key again (the CLI calls this on SIGHUP); new connections
+   * use them. false: TLS is off, or the files are bad (the pair in use stays; logged).
+   */
+  reloadTls(trigger = "api"): boolean {
+    if (this.tls === undefined) return false;
+    try {
+      (this.server as HttpsServer).setSecureContext(loadTls(this.tls));
+    } catch (error) {
+      this.logger.error("TLS certificate reload failed; keeping the one in use", {
+        trigger,
+        error,
+      });
+      return false;
+    }
+    this.logger.info("TLS certificate reloaded", { trigger, certFile: this.tls.certFile });
+    return true;
   }
 
   async close(): Promise<void> {

@@ -18,6 +18,7 @@ import { createLogger } from "./shared/log.js";
 import { startEmbeddedNode, startGatewayNode, type HostPort } from "../gateway/node.js";
 import type { Consistency } from "../gateway/consistency/gate.js";
 import { readApiKeysFile } from "../gateway/auth/index.js";
+import { loadTls, type GatewayTlsOptions } from "../gateway/tls.js";
 
 const usage = `usage: logkv <command> [options]
 
@@ -26,10 +27,10 @@ commands:
             process (--data DIR (default ./data) --graphql HOST:PORT (default
             127.0.0.1:4000) --kafka HOST:PORT (default 127.0.0.1:9092)
             [--metrics HOST:PORT: the broker's own metrics] [--consistency LEVEL]
-            [--api-keys FILE] [--audit-log FILE])
+            [--api-keys FILE] [--audit-log FILE] [--tls-cert FILE --tls-key FILE])
   gateway   run a GraphQL gateway and its materializer against given brokers
             (--brokers HOST:PORT[,...] --data DIR --graphql HOST:PORT [--consistency LEVEL]
-            [--api-keys FILE] [--audit-log FILE])
+            [--api-keys FILE] [--audit-log FILE] [--tls-cert FILE --tls-key FILE])
   broker    run the Kafka-compatible broker
   materializer  apply the log into a LevelDB store
                 (--data DIR --brokers HOST:PORT[,...] [--metrics HOST:PORT] [--node-id N]
@@ -43,6 +44,8 @@ commands:
   An entry may carry "expiresAt": "<ISO time>"; FILE is re-read when it changes and on
   SIGHUP (a malformed FILE keeps the previous keys and logs an error).
 --audit-log FILE: append one JSON line per mutation and per denial (default with keys: the log).
+--tls-cert FILE --tls-key FILE: serve HTTPS and WSS with this PEM certificate chain and key
+  (TLS 1.2 or later); both are re-read on SIGHUP (a bad pair keeps the one in use).
 Port 0 picks any free port; the printed lines say which.
 
 broker options:
@@ -204,6 +207,17 @@ function parseConsistency(value: string | undefined): Consistency | undefined {
   );
 }
 
+/** --tls-cert and --tls-key: both or neither; a bad pair fails before anything starts. */
+function tlsOptions(certFile: string | undefined, keyFile: string | undefined) {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    throw new DbError("INVALID_CONFIG", "--tls-cert and --tls-key go together");
+  }
+  const tls: GatewayTlsOptions = { certFile, keyFile };
+  loadTls(tls);
+  return tls;
+}
+
 /** --api-keys and --audit-log (gateway/auth); a bad keys file fails before anything starts. */
 function authOptions(apiKeysFile: string | undefined, auditLogFile: string | undefined) {
   if (apiKeysFile !== undefined) readApiKeysFile(apiKeysFile);
@@ -227,6 +241,8 @@ async function runStart(args: string[]): Promise<void> {
       consistency: { type: "string" },
       "api-keys": { type: "string" },
       "audit-log": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
     },
   });
   const logger = createLogger("logkv");
@@ -243,6 +259,7 @@ async function runStart(args: string[]): Promise<void> {
     logger,
     defaultConsistency: parseConsistency(values.consistency),
     auth: authOptions(values["api-keys"], values["audit-log"]),
+    tls: tlsOptions(values["tls-cert"], values["tls-key"]),
   });
   const address = node.kafka!;
   console.log(`logkv broker listening on ${address.host}:${address.port} (data in ${dataDir})`);
@@ -251,7 +268,10 @@ async function runStart(args: string[]): Promise<void> {
     console.log(`broker metrics on http://${brokerMetricsAt.host}:${brokerMetricsAt.port}/metrics`);
   }
   printGateway(node.gateway.url);
-  onReloadSignal(() => node.gateway.reloadApiKeys("SIGHUP"));
+  onReloadSignal(() => {
+    node.gateway.reloadApiKeys("SIGHUP");
+    node.gateway.reloadTls("SIGHUP");
+  });
   onStopSignals(logger, () => node.stop());
 }
 
@@ -266,6 +286,8 @@ async function runGateway(args: string[]): Promise<void> {
       consistency: { type: "string" },
       "api-keys": { type: "string" },
       "audit-log": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
     },
   });
   const logger = createLogger("logkv");
@@ -280,16 +302,20 @@ async function runGateway(args: string[]): Promise<void> {
     defaultMetrics: true,
     defaultConsistency: parseConsistency(values.consistency),
     auth: authOptions(values["api-keys"], values["audit-log"]),
+    tls: tlsOptions(values["tls-cert"], values["tls-key"]),
   });
   console.log(
     `logkv gateway serving ${brokers.join(",")} (materializer data in ${values.data ?? "./data/gateway"})`,
   );
   printGateway(node.gateway.url);
-  onReloadSignal(() => node.gateway.reloadApiKeys("SIGHUP"));
+  onReloadSignal(() => {
+    node.gateway.reloadApiKeys("SIGHUP");
+    node.gateway.reloadTls("SIGHUP");
+  });
   onStopSignals(logger, () => node.stop());
 }
 
-/** SIGHUP re-reads the API keys file (a bad file keeps the previous keys; both logged). */
+/** SIGHUP re-reads the API keys and TLS files (a bad file keeps the previous; logged). */
 function onReloadSignal(reload: () => void): void {
   process.on("SIGHUP", reload);
 }
