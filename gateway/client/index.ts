@@ -12,9 +12,20 @@
 //   await client.query({ query: GET, variables, context: { uri: otherGateway } });
 //
 // The token is carried by the client's fetch, so it covers every operation sent over HTTP,
-// including one whose `context.uri` names another gateway. Reads default to network-only:
-// a cached answer would not honour the read's consistency.
-import { ApolloClient, HttpLink, InMemoryCache, type ApolloCache } from "@apollo/client";
+// including one whose `context.uri` names another gateway. Subscriptions go over graphql-ws
+// (`wsUri`, default: the uri with ws: or wss:) with the API key in connectionParams, and the
+// token of every event they deliver joins the session too. Reads default to network-only:
+// a cached answer would not honour the read's consistency. dispose() closes the WebSocket.
+import {
+  ApolloClient,
+  ApolloLink,
+  HttpLink,
+  InMemoryCache,
+  type ApolloCache,
+} from "@apollo/client";
+import { GraphQLWsLink } from "@apollo/client/link/subscriptions";
+import { getMainDefinition } from "@apollo/client/utilities";
+import { createClient, type Client as WsClient } from "graphql-ws";
 import { SESSION_HEADER } from "../context.js";
 import { SessionToken } from "../consistency/token.js";
 
@@ -31,6 +42,13 @@ export interface LogkvClientOptions {
   headers?: Record<string, string>;
   /** Apollo cache (default: a new InMemoryCache). */
   cache?: ApolloCache;
+  /** graphql-ws endpoint for subscriptions (default: uri with http -> ws, https -> wss). */
+  wsUri?: string;
+  /**
+   * WebSocket class for subscriptions (default: globalThis.WebSocket; on Node 20, pass the
+   * `ws` package's default export).
+   */
+  webSocketImpl?: unknown;
 }
 
 /** The client's token: the per-partition max of everything it sent, got or was given. */
@@ -78,6 +96,21 @@ class SessionCarrier {
     };
   }
 
+  /** A token in a subscription event: extensions.logkv.token or a root field's `token`. */
+  observeResult(payload: unknown): void {
+    if (typeof payload !== "object" || payload === null) return;
+    const { data, extensions } = payload as {
+      data?: Record<string, unknown> | null;
+      extensions?: { logkv?: { token?: unknown } };
+    };
+    const token = extensions?.logkv?.token;
+    if (typeof token === "string") this.observe(token);
+    for (const value of Object.values(data ?? {})) {
+      const field = value as { token?: unknown } | null;
+      if (typeof field?.token === "string") this.observe(field.token);
+    }
+  }
+
   private async observeBody(response: Response): Promise<void> {
     const type = response.headers.get("content-type") ?? "";
     if (!type.includes("json")) return;
@@ -93,19 +126,73 @@ class SessionCarrier {
   }
 }
 
+/** A graphql-ws client made when first used; a failure to make it fails that operation. */
+class LazyWsClient implements WsClient {
+  private client: WsClient | null = null;
+
+  constructor(private readonly make: () => WsClient) {}
+
+  private get(): WsClient {
+    this.client ??= this.make();
+    return this.client;
+  }
+
+  on: WsClient["on"] = (event, listener) => this.get().on(event, listener);
+
+  subscribe: WsClient["subscribe"] = (payload, sink) => {
+    try {
+      return this.get().subscribe(payload, sink);
+    } catch (error) {
+      sink.error(error);
+      return () => undefined;
+    }
+  };
+
+  iterate: WsClient["iterate"] = (payload) => this.get().iterate(payload);
+
+  terminate(): void {
+    this.client?.terminate();
+  }
+
+  async dispose(): Promise<void> {
+    await this.client?.dispose();
+  }
+}
+
+function isSubscription(operation: ApolloLink.Operation): boolean {
+  const definition = getMainDefinition(operation.query);
+  return definition.kind === "OperationDefinition" && definition.operation === "subscription";
+}
+
 export class LogkvClient extends ApolloClient {
   private readonly session: SessionCarrier;
+  private readonly webSocket: LazyWsClient;
 
   constructor(options: LogkvClientOptions) {
     const session = new SessionCarrier(options.sessionToken);
     const headers: Record<string, string> = { ...options.headers };
     if (options.apiKey !== undefined) headers["authorization"] = `Bearer ${options.apiKey}`;
-    super({
-      link: new HttpLink({
-        uri: options.uri,
-        headers,
-        fetch: session.wrap(options.fetch ?? globalThis.fetch.bind(globalThis)),
+    const http = new HttpLink({
+      uri: options.uri,
+      headers,
+      fetch: session.wrap(options.fetch ?? globalThis.fetch.bind(globalThis)),
+    });
+    // The graphql-ws client is made on the first subscription (so a client that never
+    // subscribes needs no WebSocket class) and its socket closes after the last one.
+    const webSocket = new LazyWsClient(() =>
+      createClient({
+        url: options.wsUri ?? options.uri.replace(/^http/, "ws"),
+        webSocketImpl: options.webSocketImpl ?? (globalThis as { WebSocket?: unknown }).WebSocket,
+        connectionParams: options.apiKey === undefined ? undefined : { apiKey: options.apiKey },
+        on: {
+          message: (message) => {
+            if (message.type === "next") session.observeResult(message.payload);
+          },
+        },
       }),
+    );
+    super({
+      link: ApolloLink.split(isSubscription, new GraphQLWsLink(webSocket), http),
       cache: options.cache ?? new InMemoryCache(),
       defaultOptions: {
         query: { fetchPolicy: "network-only" },
@@ -113,6 +200,13 @@ export class LogkvClient extends ApolloClient {
       },
     });
     this.session = session;
+    this.webSocket = webSocket;
+  }
+
+  /** Stops the client and closes its WebSocket (subscriptions end). */
+  async dispose(): Promise<void> {
+    this.stop();
+    await this.webSocket.dispose();
   }
 
   /** The merged session token (opaque text); hand it to another process or client. */

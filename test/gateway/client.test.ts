@@ -3,7 +3,8 @@
 // object, sees the write (read-your-writes across gateways with their own materializers),
 // because the client sends the merge of every token it got in x-logkv-session; tokens only
 // grow (per-partition max); sessionToken()/setSessionToken() hand the session to another
-// client (another process); an API key travels as a bearer token.
+// client (another process); an API key travels as a bearer token; subscriptions go over
+// graphql-ws with the key in connectionParams and their events' tokens join the session.
 // Method: an embedded node (broker, materializer, gateway A) and a second gateway node (B,
 // its own materializer) on the same broker, as in gateway.test.ts; a fetch that records the
 // headers the client sends; a third gateway with API keys on A's materializer.
@@ -18,6 +19,7 @@ import { Gateway } from "../../gateway/server.js";
 import { createLogkvClient } from "../../gateway/client/index.js";
 import { SessionToken } from "../../gateway/consistency/token.js";
 import { LogClient } from "../../services/log-client.js";
+import WebSocket from "ws";
 
 const PUT = gql`
   mutation ($table: String!, $item: JSON!) {
@@ -30,6 +32,14 @@ const GET = gql`
   query ($table: String!, $key: JSON!) {
     getItem(table: $table, key: $key, consistency: SESSION) {
       item
+      token
+    }
+  }
+`;
+const CHANGES = gql`
+  subscription {
+    changes(table: "carts") {
+      keys
       token
     }
   }
@@ -162,5 +172,38 @@ describe("client module: session tokens carried across gateways", () => {
     });
     assert.deepEqual((read.data as any).getItem.item, { pk: "c0", n: 0 });
     assert.equal(sent[before]!.authorization, "Bearer client-test-key-0123456789");
+  });
+
+  it("subscribes over graphql-ws with the API key and takes in the events' tokens", async () => {
+    const firstEvent = (client: ReturnType<typeof createLogkvClient>) =>
+      new Promise<any>((resolve, reject) => {
+        const subscription = client.subscribe({ query: CHANGES }).subscribe({
+          next: (result) => {
+            subscription.unsubscribe();
+            if (result.error !== undefined) reject(result.error);
+            else resolve(result.data);
+          },
+          error: reject,
+        });
+      });
+    const anonymous = createLogkvClient({ uri: keyed.url, webSocketImpl: WebSocket });
+    await assert.rejects(firstEvent(anonymous), "no key: the connection is refused");
+    await anonymous.dispose();
+
+    const client = createLogkvClient({
+      uri: keyed.url,
+      apiKey: "client-test-key-0123456789",
+      webSocketImpl: WebSocket,
+    });
+    const empty = client.sessionToken();
+    const event = firstEvent(client);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const writer = createLogkvClient({ uri: a.gateway.url });
+    await writer.mutate({ mutation: PUT, variables: { table: "carts", item: { pk: "live" } } });
+    const data = await event;
+    assert.deepEqual(data.changes.keys, { pk: "live" });
+    assert.notEqual(client.sessionToken(), empty);
+    assert.ok(atLeast(client.sessionToken(), data.changes.token), "the event's token joined");
+    await client.dispose();
   });
 });
