@@ -16,7 +16,9 @@
 // The new keys replace the old ones in one assignment, so a request sees either set, never
 // a mix; a file that cannot be read or parsed keeps the previous keys and logs an error.
 // Requests authenticate when they start, so a removed or expired key stops working for new
-// requests and new subscriptions (open subscriptions run on).
+// requests and new subscriptions. An open subscription is checked again when keys are
+// reloaded, when its key expires and before each event: once its key is gone, expired or no
+// longer granted the table, it ends with UNAUTHENTICATED or FORBIDDEN and gets no more events.
 import {
   defaultFieldResolver,
   GraphQLError,
@@ -66,11 +68,22 @@ const DDL_FIELDS = new Set(["createTable", "updateTable", "deleteTable"]);
 /** Root fields that name no table and need no "*" grant. */
 const TABLELESS_FIELDS = new Set(["listTables"]);
 
-const anonymous: Authentication = { ok: true, principal: ANONYMOUS_ADMIN };
+const anonymous: Authentication = { ok: true, principal: ANONYMOUS_ADMIN, expiresAtMs: null };
+
+/** Longest timer Node allows; a key expiring later is caught by reloads and events. */
+const TIMER_MS_MAX = 2 ** 31 - 1;
+
+/** An open subscription that ends when its key stops being good enough for it. */
+interface LiveSubscription {
+  recheck(): void;
+}
 
 export class GatewayAuth {
   private watcher: FSWatcher | null = null;
   private reloadTimer: NodeJS.Timeout | null = null;
+  /** The key each authentication was made from, for rechecking open subscriptions. */
+  private readonly presented = new WeakMap<Authentication, string | null>();
+  private readonly live = new Set<LiveSubscription>();
 
   private constructor(
     /** Replaced whole by reload(); null: auth off (and stays off). */
@@ -107,7 +120,11 @@ export class GatewayAuth {
 
   /** Who sent a request, from `Authorization: Bearer <key>` or `x-api-key`. */
   authenticate(headers: Headers): Authentication {
-    return this.keys === null ? anonymous : this.keys.authenticate(presentedKey(headers));
+    if (this.keys === null) return anonymous;
+    const key = presentedKey(headers);
+    const authentication = this.keys.authenticate(key);
+    this.presented.set(authentication, key);
+    return authentication;
   }
 
   /**
@@ -150,6 +167,7 @@ export class GatewayAuth {
     }
     this.keys = keys;
     this.logger.info("API keys reloaded", { file: this.keysFile, trigger, keys: keys.size });
+    for (const subscription of [...this.live]) subscription.recheck();
     return true;
   }
 
@@ -187,7 +205,7 @@ export class GatewayAuth {
         const kind: OperationKind = DDL_FIELDS.has(field.name) ? "ddl" : rootKind;
         const tablesOf = tableReader(field, kind);
         if (field.subscribe !== undefined) {
-          field.subscribe = this.guarded(field.name, kind, tablesOf, field.subscribe);
+          field.subscribe = this.guarded(field.name, kind, tablesOf, field.subscribe, true);
         } else {
           field.resolve = this.guarded(
             field.name,
@@ -206,6 +224,7 @@ export class GatewayAuth {
     this.watcher = null;
     if (this.reloadTimer !== null) clearTimeout(this.reloadTimer);
     this.reloadTimer = null;
+    this.live.clear();
     return this.audit?.close() ?? Promise.resolve();
   }
 
@@ -214,6 +233,7 @@ export class GatewayAuth {
     kind: OperationKind,
     tablesOf: (args: Record<string, unknown>) => string[] | null,
     resolve: GraphQLFieldResolver<unknown, unknown>,
+    stream = false,
   ): GraphQLFieldResolver<unknown, unknown> {
     return async (source, args: Record<string, unknown>, context, info) => {
       const authentication = (context as { auth?: Authentication }).auth ?? anonymous;
@@ -245,6 +265,12 @@ export class GatewayAuth {
         });
         throw gatewayError("FORBIDDEN", `Forbidden: ${reason}`);
       }
+      if (stream && this.keys !== null) {
+        const events: unknown = await resolve(source, args, context, info);
+        if (!isAsyncIterable(events)) return events;
+        const key = this.presented.get(authentication) ?? null;
+        return this.revocable(events, { key, operation, kind, tables }, authentication);
+      }
       if (kind === "read" || this.audit === null) return resolve(source, args, context, info);
       try {
         const result: unknown = await resolve(source, args, context, info);
@@ -256,6 +282,98 @@ export class GatewayAuth {
       }
     };
   }
+
+  /** Why the key no longer may run this subscription (an error to end it with), or null. */
+  private revoked(check: SubscriptionCheck): GraphQLError | null {
+    if (this.keys === null) return null;
+    const now = this.keys.authenticate(check.key);
+    if (!now.ok) {
+      this.audit?.write({ ...check, who: now.who, outcome: "denied", reason: now.reason });
+      return gatewayError("UNAUTHENTICATED", unauthenticatedMessage(now.reason), {
+        reason: unauthenticatedReason[now.reason],
+      });
+    }
+    const reason = deniedReason(now.principal, check.kind, check.tables);
+    if (reason === null) return null;
+    this.audit?.write({ ...check, who: now.principal.who, outcome: "denied", reason });
+    return gatewayError("FORBIDDEN", `Forbidden: ${reason}`);
+  }
+
+  /**
+   * The subscription's events, ended with an error as soon as its key is revoked: checked
+   * on every reload, when the key expires, and before each event is delivered.
+   */
+  private revocable(
+    events: AsyncIterable<unknown>,
+    check: SubscriptionCheck,
+    authentication: Extract<Authentication, { ok: true }>,
+  ): AsyncIterableIterator<unknown> {
+    const inner = events[Symbol.asyncIterator]();
+    let revoke: (error: GraphQLError) => void = () => undefined;
+    const revokedAt = new Promise<never>((_, reject) => (revoke = reject));
+    revokedAt.catch(() => undefined);
+    const live: LiveSubscription = {
+      recheck: () => {
+        const error = this.revoked(check);
+        if (error !== null) revoke(error);
+      },
+    };
+    this.live.add(live);
+    const untilExpiry =
+      authentication.expiresAtMs === null ? null : authentication.expiresAtMs - Date.now() + 1;
+    const timer =
+      untilExpiry === null || untilExpiry > TIMER_MS_MAX
+        ? null
+        : setTimeout(live.recheck, Math.max(0, untilExpiry));
+    timer?.unref();
+    const done = (): void => {
+      this.live.delete(live);
+      if (timer !== null) clearTimeout(timer);
+    };
+    const end = async (): Promise<IteratorResult<unknown>> => {
+      done();
+      await inner.return?.();
+      return { done: true, value: undefined };
+    };
+    return {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      next: async () => {
+        let result: IteratorResult<unknown>;
+        try {
+          result = await Promise.race([inner.next(), revokedAt]);
+        } catch (error) {
+          await end();
+          throw error;
+        }
+        if (result.done === true) {
+          done();
+          return result;
+        }
+        const error = this.revoked(check);
+        if (error === null) return result;
+        await end();
+        throw error;
+      },
+      return: end,
+    };
+  }
+}
+
+interface SubscriptionCheck {
+  key: string | null;
+  operation: string;
+  kind: OperationKind;
+  tables: string[] | null;
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === "function"
+  );
 }
 
 type Unauthenticated = Extract<Authentication, { ok: false }>["reason"];

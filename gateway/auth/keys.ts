@@ -130,7 +130,11 @@ export function readApiKeysFile(path: string): ApiKeyConfig[] {
 }
 
 export type Authentication =
-  | { ok: true; principal: Principal }
+  | {
+      ok: true;
+      principal: Principal;
+      /** Epoch ms the key expires at; null: never. */ expiresAtMs: number | null;
+    }
   | { ok: false; who: string; reason: "missing key" | "unknown key" | "expired key" };
 
 export class ApiKeys {
@@ -173,7 +177,7 @@ export class ApiKeys {
     if (expiresAtMs !== null && nowMs >= expiresAtMs) {
       return { ok: false, who, reason: "expired key" };
     }
-    return { ok: true, principal: { who, role, tables } };
+    return { ok: true, principal: { who, role, tables }, expiresAtMs };
   }
 }
 

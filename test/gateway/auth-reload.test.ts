@@ -4,7 +4,8 @@
 // WebSocket (graphql-ws) connections authenticate with connectionParams ({ apiKey } or
 // { authorization: "Bearer ..." }) or the upgrade request's headers: a missing, unknown or
 // expired key closes the connection with 4401; role and table grants apply to each
-// subscription (FORBIDDEN), as over HTTP.
+// subscription (FORBIDDEN), as over HTTP. An open subscription ends (UNAUTHENTICATED) when its
+// key expires or a reload removes it, with no event needed to notice.
 // Method: an embedded node in process with a keys file (watched, the default), a logger that
 // keeps its lines; clients: fetch and graphql-ws's createClient over `ws`. The file is
 // replaced by writing a temporary file and renaming it, as an operator's tooling would.
@@ -280,5 +281,57 @@ describe("API key expiry, reload, and WebSocket auth", () => {
     assert.equal(node.gateway.reloadApiKeys("test"), true);
     assert.equal(codeOf(await post(GET, { t: "granted" }, KEYS.admin)), null);
     assert.equal(codeOf(await post(GET, { t: "granted" }, KEYS.fresh)), "UNAUTHENTICATED");
+  });
+
+  it("an open subscription ends when its key expires or a reload removes it", async () => {
+    const victim = "victim-key-0123456789abcdef";
+    const soon = "soon-expired-0123456789abcdef";
+    writeKeys(
+      JSON.stringify([
+        { key: KEYS.fresh, role: "admin", tables: ["*"], id: "fresh" },
+        { key: victim, role: "read-only", tables: ["granted"] },
+        {
+          key: soon,
+          role: "read-only",
+          tables: ["granted"],
+          expiresAt: new Date(Date.now() + 2_000).toISOString(),
+        },
+      ]),
+    );
+    await until(
+      async () => codeOf(await post(GET, { t: "granted" }, victim)) === null,
+      "the victim key to work",
+    );
+    const active = node.gateway.subscriptions.active;
+    const victimClient = ws({ apiKey: victim });
+    const soonClient = ws({ apiKey: soon });
+    const victimEnd = first(victimClient, CHANGES, { t: "granted" });
+    const soonEnd = first(soonClient, CHANGES, { t: "granted" });
+    await until(() => node.gateway.subscriptions.active === active + 2, "both subscriptions");
+
+    // Nothing is written meanwhile: the expiry alone ends the subscription.
+    // graphql-ws ends the operation with an error message: the iterator throws its errors.
+    const ended = async (end: ReturnType<typeof first>) => {
+      const outcome = await Promise.race([
+        end,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error("the subscription did not end")), 10_000),
+        ),
+      ]);
+      const errors = outcome.failure as unknown as Reply["errors"];
+      assert.ok(Array.isArray(errors), JSON.stringify(outcome));
+      return errors[0]!.extensions;
+    };
+    const expired = await ended(soonEnd);
+    assert.equal(expired.code, "UNAUTHENTICATED");
+    assert.equal(expired.reason, "expired");
+
+    writeKeys(JSON.stringify([{ key: KEYS.fresh, role: "admin", tables: ["*"], id: "fresh" }]));
+    const removed = await ended(victimEnd);
+    assert.equal(removed.code, "UNAUTHENTICATED");
+    assert.equal(removed.reason, "unknown");
+    await until(() => node.gateway.subscriptions.active === active, "the streams to close");
+    await victimClient.dispose();
+    await soonClient.dispose();
   });
 });
