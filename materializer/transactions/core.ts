@@ -17,6 +17,7 @@ import type {
   TxnAction,
   TxnDecisionRecord,
   TxnPrepareRecord,
+  TxnOutcome,
   TxnRecord,
 } from "../../schemas/transactions.js";
 import { assert, unreachable } from "../../services/shared/assert.js";
@@ -59,13 +60,6 @@ export interface TxnStateView extends StateView {
 export type TxnWrite =
   | { type: "hold"; table: string; key: Item; txnId: string | null }
   | { type: "entry"; txnId: string; entry: TxnEntry | null };
-
-export type TxnOutcome =
-  | { kind: "VOTE"; txnId: string; commit: boolean; reasons: CancellationReason[] }
-  | { kind: "COMMITTED"; txnId: string; skipped: CancellationReason[] }
-  | { kind: "ABORTED"; txnId: string }
-  /** A record that changes nothing: a duplicate, or a decision for an unknown outcome. */
-  | { kind: "IGNORED"; txnId: string; message: string };
 
 export interface TxnApplyResult {
   writes: Write[];
@@ -373,5 +367,5 @@ export function singleWriteHolder(state: TxnStateView, event: LogEvent): string 
   }
 }
 
-/** StoredItem re-export for shells that fold commits. */
-export type { StoredItem };
+/** Re-exports for shells and tests. */
+export type { StoredItem, TxnOutcome };
