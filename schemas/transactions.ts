@@ -309,3 +309,10 @@ export function decodeTxnState(bytes: Uint8Array): TxnStateRecord {
     digest: fromAvroOptional(b.digest, "string", (t: string) => t),
   };
 }
+
+/** Narrows a decoded table-topic record to a transaction record. */
+export function isTxnRecord<T extends { type: string }>(
+  record: T | TxnRecord,
+): record is TxnRecord {
+  return record.type === "TxnPrepare" || record.type === "TxnCommit" || record.type === "TxnAbort";
+}
