@@ -108,6 +108,8 @@ export interface TxnStateRecord {
   /** The client's request token and the request's digest (idempotency), BEGIN only. */
   token: string | null;
   digest: string | null;
+  /** ABORT: one reason per action of the request (empty when no vote was taken). */
+  reasons: CancellationReason[];
 }
 
 // ---- codecs -----------------------------------------------------------------------------
@@ -295,6 +297,7 @@ export function encodeTxnState(record: TxnStateRecord): Buffer {
     participants: record.participants.map(toAvroParticipant),
     token: toAvroOptional("string", record.token),
     digest: toAvroOptional("string", record.digest),
+    reasons: record.reasons.map(toAvroReason),
   });
 }
 
@@ -307,6 +310,7 @@ export function decodeTxnState(bytes: Uint8Array): TxnStateRecord {
     participants: (b.participants as AvroBody[]).map(fromAvroParticipant),
     token: fromAvroOptional(b.token, "string", (t: string) => t),
     digest: fromAvroOptional(b.digest, "string", (t: string) => t),
+    reasons: (b.reasons as AvroBody[]).map(fromAvroReason),
   };
 }
 

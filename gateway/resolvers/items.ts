@@ -22,6 +22,7 @@ import type { GatewayContext } from "../context.js";
 import { gatewayError, throttledIfLimit } from "../errors.js";
 import { canonicalItem, namesOf, tableEntry, topicOf, valuesOf } from "./args.js";
 import { gateRead, timed, writeDone } from "./observe.js";
+import { TRANSACTION_CONFLICT_PREFIX } from "../../materializer/transactions/shell.js";
 
 interface WriteArgs {
   table: string;
@@ -127,6 +128,9 @@ function answer(outcome: Outcome, args: WriteArgs, token: string) {
       });
     }
     case "VALIDATION":
+      if (outcome.message.startsWith(TRANSACTION_CONFLICT_PREFIX)) {
+        throw gatewayError("TRANSACTION_CONFLICT", outcome.message, { token });
+      }
       throw gatewayError("VALIDATION", outcome.message, { token });
   }
 }

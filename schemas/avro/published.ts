@@ -68,7 +68,13 @@ export const PUBLISHED = {
       parts: [...ATTRIBUTE_VALUE_V1, "cancellation-reason-v1.avsc"],
     },
   ],
-  "logkv.TxnState": [{ version: 1, root: "txn-state-v1.avsc", parts: ["topic-partition-v1.avsc"] }],
+  "logkv.TxnState": [
+    {
+      version: 1,
+      root: "txn-state-v1.avsc",
+      parts: [...ATTRIBUTE_VALUE_V1, "cancellation-reason-v1.avsc", "topic-partition-v1.avsc"],
+    },
+  ],
 } as const satisfies Record<string, readonly PublishedVersion[]>;
 
 export type RecordKind = keyof typeof PUBLISHED;

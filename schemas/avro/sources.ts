@@ -460,7 +460,12 @@ export const AVSC_SOURCES: Readonly<Record<string, string>> = {
     { "name": "deadlineMs", "type": "long" },
     { "name": "participants", "type": { "type": "array", "items": "logkv.TopicPartition" } },
     { "name": "token", "type": ["null", "string"], "default": null },
-    { "name": "digest", "type": ["null", "string"], "default": null }
+    { "name": "digest", "type": ["null", "string"], "default": null },
+    {
+      "name": "reasons",
+      "type": { "type": "array", "items": "logkv.CancellationReason" },
+      "doc": "ABORT: why, one per action of the request (empty when no vote was taken)."
+    }
   ]
 }
 `,

@@ -78,6 +78,7 @@ test("TxnEntry, TxnOutcome and TxnState round-trip", () => {
     participants: [{ topic: "x", partition: 0 }],
     token: "tok",
     digest: null,
+    reasons,
   };
   assert.deepStrictEqual(decodeTxnState(encodeTxnState(state)), state);
 });

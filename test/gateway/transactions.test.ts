@@ -1,0 +1,140 @@
+// Goal: transactWriteItems and transactGetItems through HTTP against a real `logkv start`
+// process: a transfer across partitions commits on every partition; a failing condition
+// cancels the whole transaction with one reason per action (and the old item for
+// ALL_OLD); a client token makes a retry answer the first outcome without applying twice,
+// and reusing it for another request is VALIDATION; bad requests are VALIDATION; metrics
+// count commits and aborts by reason. Method: spawn the compiled CLI on free ports; fetch.
+/* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL responses are untyped JSON */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NodeProcess } from "../helpers/node-process.js";
+
+const WRITE = `
+  mutation ($actions: [TransactWriteInput!]!, $token: String) {
+    transactWriteItems(actions: $actions, clientRequestToken: $token) { token replayed }
+  }
+`;
+const GET = `
+  query ($gets: [TransactGetInput!]!) {
+    transactGetItems(gets: $gets) { items token }
+  }
+`;
+
+const ids = ["a", "b", "c", "d", "e", "f"];
+
+const transfer = (from: string, to: string, amount: number) => [
+  {
+    update: {
+      table: "bank",
+      key: { id: from },
+      update: "SET bal = bal - :a",
+      condition: "bal >= :a",
+      values: { ":a": amount },
+      returnValuesOnConditionCheckFailure: "ALL_OLD",
+    },
+  },
+  {
+    update: {
+      table: "bank",
+      key: { id: to },
+      update: "SET bal = bal + :a",
+      values: { ":a": amount },
+    },
+  },
+];
+
+describe("transactions over GraphQL", () => {
+  let dir: string;
+  let node: NodeProcess;
+
+  async function balances(): Promise<number[]> {
+    const got = await node.graphql(GET, {
+      gets: ids.map((id) => ({ table: "bank", key: { id } })),
+    });
+    assert.equal(got.errors, undefined, JSON.stringify(got.errors));
+    return got.data.transactGetItems.items.map((item: any) => item.bal);
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "logkv-txn-"));
+    node = await NodeProcess.start(dir);
+    const created = await node.graphql(`
+      mutation {
+        createTable(input: { name: "bank", partitionKey: { name: "id", type: S }, partitions: 4 }) {
+          token
+        }
+      }
+    `);
+    assert.equal(created.errors, undefined, JSON.stringify(created.errors));
+    const seeded = await node.graphql(WRITE, {
+      actions: ids.map((id) => ({ put: { table: "bank", item: { id, bal: 100 } } })),
+    });
+    assert.equal(seeded.errors, undefined, JSON.stringify(seeded.errors));
+  });
+
+  after(async () => {
+    await node.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("commits a transfer across partitions and reads it as one snapshot", async () => {
+    const done = await node.graphql(WRITE, { actions: transfer("a", "b", 30) });
+    assert.equal(done.errors, undefined, JSON.stringify(done.errors));
+    assert.equal(done.data.transactWriteItems.replayed, false);
+    assert.deepEqual(await balances(), [70, 130, 100, 100, 100, 100]);
+  });
+
+  it("cancels with one reason per action and changes nothing", async () => {
+    const failed = await node.graphql(WRITE, { actions: transfer("c", "d", 500) });
+    const error = failed.errors?.[0];
+    assert.equal(error?.extensions?.code, "TRANSACTION_CANCELED", JSON.stringify(failed));
+    const reasons = error.extensions.cancellationReasons;
+    assert.deepEqual(
+      reasons.map((r: any) => r.code),
+      ["ConditionalCheckFailed", "None"],
+    );
+    assert.deepEqual(reasons[0].item, { id: "c", bal: 100 });
+    assert.deepEqual(await balances(), [70, 130, 100, 100, 100, 100]);
+  });
+
+  it("a client token applies once and replays the first outcome", async () => {
+    const actions = transfer("e", "f", 10);
+    const first = await node.graphql(WRITE, { actions, token: "transfer-e-f-1" });
+    assert.equal(first.errors, undefined, JSON.stringify(first.errors));
+    const again = await node.graphql(WRITE, { actions, token: "transfer-e-f-1" });
+    assert.equal(again.errors, undefined, JSON.stringify(again.errors));
+    assert.equal(again.data.transactWriteItems.replayed, true);
+    assert.deepEqual((await balances()).slice(4), [90, 110], "applied once");
+    const other = await node.graphql(WRITE, {
+      actions: transfer("e", "f", 11),
+      token: "transfer-e-f-1",
+    });
+    assert.equal(other.errors?.[0]?.extensions?.code, "VALIDATION");
+    assert.match(other.errors[0].message, /IdempotentParameterMismatch/);
+  });
+
+  it("refuses malformed requests as VALIDATION", async () => {
+    const twice = await node.graphql(WRITE, {
+      actions: [...transfer("a", "b", 1), { delete: { table: "bank", key: { id: "a" } } }],
+    });
+    assert.equal(twice.errors?.[0]?.extensions?.code, "VALIDATION");
+    const none = await node.graphql(WRITE, { actions: [] });
+    assert.equal(none.errors?.[0]?.extensions?.code, "VALIDATION");
+    const two = await node.graphql(WRITE, {
+      actions: [
+        { put: { table: "bank", item: { id: "z" } }, delete: { table: "bank", key: { id: "z" } } },
+      ],
+    });
+    assert.equal(two.errors?.[0]?.extensions?.code, "VALIDATION");
+  });
+
+  it("exports commit and abort metrics", async () => {
+    const text = await node.metrics();
+    assert.match(text, /logkv_transactions_total\{outcome="committed"\} [1-9]/);
+    assert.match(text, /logkv_transaction_aborts_total\{reason="ConditionalCheckFailed"\} 1/);
+    assert.match(text, /logkv_transaction_seconds_bucket/);
+  });
+});
