@@ -23,7 +23,11 @@ import type { Item } from "../../materializer/values/attribute-value.js";
 import { validateItem, validateKey } from "../../materializer/values/limits.js";
 import type { TxnAction } from "../../schemas/transactions.js";
 import { DbError } from "../../services/shared/errors.js";
-import { TxnCoordinator, type TxnGroup } from "../../services/transactions/coordinator.js";
+import {
+  defaultTxnCoordinatorOptions,
+  TxnCoordinator,
+  type TxnGroup,
+} from "../../services/transactions/coordinator.js";
 import { TxnProbe } from "../../services/transactions/txn-probe.js";
 import { partitionOf } from "../consistency/partition.js";
 import type { GatewayContext, GatewayCore } from "../context.js";
@@ -41,11 +45,27 @@ const HELD_RETRY_MS = 2;
 
 const coordinators = new WeakMap<GatewayCore, Promise<TxnCoordinator>>();
 
+/**
+ * The coordinator's options; LOGKV_TXN_TIMEOUT_MS shortens how long an abandoned
+ * transaction may hold keys (tests that kill coordinators use it).
+ */
+function coordinatorOptions() {
+  const timeout = Number(process.env.LOGKV_TXN_TIMEOUT_MS ?? "");
+  return Number.isInteger(timeout) && timeout > 0
+    ? { ...defaultTxnCoordinatorOptions, txnTimeoutMs: timeout }
+    : defaultTxnCoordinatorOptions;
+}
+
 /** The gateway's coordinator, started on first use (or by startTransactions at node start). */
 export function transactionsOf(core: GatewayCore): Promise<TxnCoordinator> {
   let started = coordinators.get(core);
   if (started === undefined) {
-    started = TxnCoordinator.start(core.log, core.materializer, new TxnProbe(core.probe.registry));
+    started = TxnCoordinator.start(
+      core.log,
+      core.materializer,
+      new TxnProbe(core.probe.registry),
+      coordinatorOptions(),
+    );
     coordinators.set(core, started);
     started.catch(() => coordinators.delete(core));
   }

@@ -10,17 +10,18 @@ export class NodeProcess {
     readonly dataDir: string,
     private child: ChildProcess,
     public url: string,
+    private readonly env: Record<string, string>,
   ) {}
 
-  static async start(dataDir: string): Promise<NodeProcess> {
-    const { child, url } = await spawnNode(dataDir);
-    return new NodeProcess(dataDir, child, url);
+  static async start(dataDir: string, env: Record<string, string> = {}): Promise<NodeProcess> {
+    const { child, url } = await spawnNode(dataDir, env);
+    return new NodeProcess(dataDir, child, url, env);
   }
 
   /** SIGKILL, then start again on the same data (new ports: url changes). */
   async killAndRestart(): Promise<void> {
     await this.kill();
-    const { child, url } = await spawnNode(this.dataDir);
+    const { child, url } = await spawnNode(this.dataDir, this.env);
     this.child = child;
     this.url = url;
   }
@@ -55,11 +56,14 @@ export class NodeProcess {
   }
 }
 
-async function spawnNode(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+async function spawnNode(
+  dataDir: string,
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(
     process.execPath,
     [cliPath, "start", "--data", dataDir, "--graphql", "127.0.0.1:0", "--kafka", "127.0.0.1:0"],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LOGKV_LOG_LEVEL: "warn" } },
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LOGKV_LOG_LEVEL: "warn", ...env } },
   );
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
