@@ -180,7 +180,9 @@ export class TxnCoordinator {
       digest,
       reasons: [],
     };
-    await this.state.append(begin, this.options.waitTimeoutMs);
+    // Durable before any prepare (recovery must know of every transaction that may hold
+    // keys); no need to read it back.
+    await this.state.append(begin, this.options.waitTimeoutMs, false);
     const votes = await Promise.all(
       groups.map(async (group) => {
         const record = {

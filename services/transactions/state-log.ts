@@ -99,14 +99,17 @@ export class TxnStateLog {
     await this.waitConsumed(end ?? 0n, timeoutMs);
   }
 
-  /** Appends a record and waits until it is indexed; returns its offset. */
-  async append(record: TxnStateRecord, timeoutMs: number): Promise<bigint> {
+  /**
+   * Appends a record; resolves once the log acknowledged it and, with readBack (needed to
+   * learn which decision came first), once it is indexed. Returns its offset.
+   */
+  async append(record: TxnStateRecord, timeoutMs: number, readBack = true): Promise<bigint> {
     const at = await this.log.appendBytes(
       TXN_STATE_TOPIC,
       Buffer.from(record.txnId, "utf8"),
       encodeTxnState(record),
     );
-    await this.waitConsumed(at.offset + 1n, timeoutMs);
+    if (readBack) await this.waitConsumed(at.offset + 1n, timeoutMs);
     return at.offset;
   }
 
