@@ -80,6 +80,31 @@ export function requestDigest(groups: readonly TxnGroup[]): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
+/**
+ * The participant records of a transaction: one per group, except that a group with several
+ * writes is split so that each participant record writes at most one item. A commit record
+ * then makes at most one change event, whose (partition, offset) names it alone in change
+ * streams and global-index maintenance. Participant i's records use partId(txnId, i).
+ */
+export function participantParts(groups: readonly TxnGroup[]): TxnGroup[] {
+  const parts: TxnGroup[] = [];
+  for (const group of groups) {
+    const writes = group.actions.filter((a) => a.kind !== "ConditionCheck");
+    const checks = group.actions.filter((a) => a.kind === "ConditionCheck");
+    if (writes.length <= 1) {
+      parts.push(group);
+      continue;
+    }
+    writes.forEach((write, i) => {
+      parts.push({ ...group, actions: i === 0 ? [write, ...checks] : [write] });
+    });
+  }
+  return parts;
+}
+
+/** The transaction id a participant's records carry. */
+export const partId = (txnId: string, participant: number) => `${txnId}#${participant}`;
+
 const noVote = (index: number, message: string): CancellationReason => ({
   index,
   code: "TransactionConflict",
@@ -169,7 +194,8 @@ export class TxnCoordinator {
     token: string | null,
     digest: string,
   ): Promise<TxnWriteResult> {
-    const participants = groups.map(({ topic, partition }) => ({ topic, partition }));
+    const parts = participantParts(groups);
+    const participants = parts.map(({ topic, partition }) => ({ topic, partition }));
     const deadlineMs = BigInt(Date.now() + this.options.txnTimeoutMs);
     const begin: TxnStateRecord = {
       txnId,
@@ -184,10 +210,10 @@ export class TxnCoordinator {
     // keys); no need to read it back.
     await this.state.append(begin, this.options.waitTimeoutMs, false);
     const votes = await Promise.all(
-      groups.map(async (group) => {
+      parts.map(async (group, i) => {
         const record = {
           type: "TxnPrepare" as const,
-          txnId,
+          txnId: partId(txnId, i),
           deadlineMs,
           participants,
           actions: group.actions,
@@ -198,7 +224,7 @@ export class TxnCoordinator {
       }),
     );
     const commit = votes.every((v) => v.kind === "VOTE" && v.commit);
-    const reasons = commit ? [] : this.reasonsOf(groups, votes);
+    const reasons = commit ? [] : this.reasonsOf(parts, votes);
     await this.state.append(
       { ...begin, kind: commit ? "COMMIT" : "ABORT", token: null, digest: null, reasons },
       this.options.waitTimeoutMs,
@@ -206,7 +232,7 @@ export class TxnCoordinator {
     const status = this.state.status(txnId);
     if (status?.decision == null)
       throw new DbError("INTERNAL", `no decision read back for ${txnId}`);
-    return this.complete(status.begin, status.decision, groups);
+    return this.complete(status.begin, status.decision, parts);
   }
 
   /** The vote at a prepare's offset; a vote that cannot be read is a no. */
@@ -252,9 +278,10 @@ export class TxnCoordinator {
     groups: readonly { topic: string; partition: number; partitions: number }[],
   ): Promise<TxnWriteResult> {
     const type = decision.kind === "COMMIT" ? ("TxnCommit" as const) : ("TxnAbort" as const);
-    const bytes = encodeTxnRecord({ type, txnId: begin.txnId, deadlineMs: begin.deadlineMs });
     const positions = await Promise.all(
-      groups.map(async (g) => {
+      groups.map(async (g, i) => {
+        const txnId = partId(begin.txnId, i);
+        const bytes = encodeTxnRecord({ type, txnId, deadlineMs: begin.deadlineMs });
         const at = await this.log.appendBytes(
           g.topic,
           keyForPartition(g.partition, g.partitions),
@@ -322,8 +349,9 @@ export class TxnCoordinator {
         continue;
       if (now - begin.timestampMs > 2 * this.options.idempotencyWindowMs) continue;
       const type = decision.kind === "COMMIT" ? ("TxnCommit" as const) : ("TxnAbort" as const);
-      const bytes = encodeTxnRecord({ type, txnId: begin.txnId, deadlineMs: begin.deadlineMs });
-      for (const p of begin.participants) {
+      for (const [i, p] of begin.participants.entries()) {
+        const txnId = partId(begin.txnId, i);
+        const bytes = encodeTxnRecord({ type, txnId, deadlineMs: begin.deadlineMs });
         const partitions = this.partitionsOf(p.topic);
         await this.log.appendBytes(p.topic, keyForPartition(p.partition, partitions), bytes);
       }

@@ -131,6 +131,34 @@ describe("transactions over GraphQL", () => {
     assert.equal(two.errors?.[0]?.extensions?.code, "VALIDATION");
   });
 
+  it("several writes on one partition each reach the table's global index", async () => {
+    const created = await node.graphql(`
+      mutation {
+        createTable(input: {
+          name: "docs"
+          partitionKey: { name: "p", type: S }
+          sortKey: { name: "s", type: N }
+          globalIndexes: [{ name: "byG", partitionKey: { name: "g", type: S } }]
+          partitions: 2
+        }) { token }
+      }
+    `);
+    assert.equal(created.errors, undefined, JSON.stringify(created.errors));
+    const put = (s: number) => ({ put: { table: "docs", item: { p: "x", s, g: "G" } } });
+    const done = await node.graphql(WRITE, { actions: [put(1), put(2), put(3)] });
+    assert.equal(done.errors, undefined, JSON.stringify(done.errors));
+    let count = 0;
+    for (let i = 0; i < 50 && count < 3; i++) {
+      const got = await node.graphql(`
+        { query(table: "docs", index: "byG", keyCondition: "g = :g", values: { g: "G" },
+            consistency: STRONG) { count } }
+      `);
+      count = got.data?.query?.count ?? 0;
+      if (count < 3) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(count, 3, "every item of the transaction is in the index");
+  });
+
   it("exports commit and abort metrics", async () => {
     const text = await node.metrics();
     assert.match(text, /logkv_transactions_total\{outcome="committed"\} [1-9]/);
