@@ -302,7 +302,7 @@ export class Applier {
   ): Outcome {
     const misplaced = misplacedEvent(state, event, at.topic);
     if (misplaced !== null) return { status: "VALIDATION", message: misplaced };
-    const heldBy = singleWriteHolder(txn.view(state), event);
+    const heldBy = txn.mayHold ? singleWriteHolder(txn.view(state), event) : null;
     if (heldBy !== null) return heldOutcome(event, heldBy);
     const applied = apply(state, event, at);
     ops.push(...writeOps(applied.writes, (name) => state.entry(name)));
@@ -332,10 +332,13 @@ export class Applier {
     state: BatchState,
     txn: TxnBatchState,
     record: TxnRecord,
-    at: EventPosition,
+    recordAt: EventPosition,
     result: AppliedBatch,
     ops: BatchOp[],
   ): Outcome {
+    const time = txn.txnTime(recordAt.timestampMs);
+    const at = { ...recordAt, timestampMs: time.timestampMs };
+    ops.push(time.op);
     const applied = applyTxnRecord(txn.view(state), record, at, (name) => state.entry(name));
     ops.push(...writeOps(applied.writes, (name) => state.entry(name)));
     state.fold(applied.writes, at);

@@ -5,6 +5,7 @@
 //   x txn   topic partition txnId                  -> TxnEntry (Avro)
 //   x dl    topic partition deadlineMs txnId       -> empty: decided entries by deadline
 //   x out   topic partition offset                 -> TxnOutcome (Avro), pruned like outcomes
+//   x clock topic partition                        -> highest record time of its txn records
 //
 // All of it is a function of the log and is written in the applier's one atomic batch
 // with the items and the applied offset, so it survives restarts and matches on replicas.
@@ -45,6 +46,10 @@ function deadlinePrefix(topic: string, partition: number) {
 
 function deadlineKey(topic: string, partition: number, deadlineMs: bigint, txnId: string) {
   return encodeKey([...deadlinePrefix(topic, partition), { int64: deadlineMs }, { name: txnId }]);
+}
+
+function clockKey(topic: string, partition: number): Buffer {
+  return encodeKey([X, { name: "clock" }, { name: topic }, { uint32: partition }]);
 }
 
 export function txnOutcomeKey(topic: string, partition: number, offset: bigint): Buffer {
@@ -115,6 +120,8 @@ export class TxnBatchState {
 
   /** Nothing is held and the batch has no transaction record: every key reads as free. */
   private noHolds = false;
+  /** The partition's transaction time so far: the highest record time of its txn records. */
+  private clockMs = -1n;
 
   private constructor(
     private readonly topic: string,
@@ -176,7 +183,11 @@ export class TxnBatchState {
       state.holds.set(hex(key), value === undefined ? null : value.toString("utf8"));
     });
     state.itemKeys.push(...keys);
-    if (txnIds.size > 0) await state.loadExpiring(store, timestampMsMax);
+    if (txnIds.size > 0) {
+      await state.loadExpiring(store, timestampMsMax);
+      const clock = await store.get(clockKey(topic, partition));
+      if (clock !== undefined) state.clockMs = clock.readBigInt64BE(0);
+    }
     return state;
   }
 
@@ -192,6 +203,25 @@ export class TxnBatchState {
       assert(txnId !== undefined && "name" in txnId, "deadline key without txnId");
       this.decided.set(txnId.name, deadline.int64);
     }
+  }
+
+  /** False when nothing can be held in this batch: single writes need no hold check. */
+  get mayHold(): boolean {
+    return !this.noHolds;
+  }
+
+  /**
+   * The time a transaction record is applied at: its record time, but never earlier than an
+   * earlier transaction record's on the partition, so deadlines only move forward even when
+   * producers' clocks disagree (a tombstone cannot be forgotten and then needed again).
+   * Returns the time and the store operation that keeps it.
+   */
+  txnTime(recordMs: bigint): { timestampMs: bigint; op: BatchOp } {
+    if (recordMs > this.clockMs) this.clockMs = recordMs;
+    const value = Buffer.alloc(8);
+    value.writeBigInt64BE(this.clockMs);
+    const op: BatchOp = { type: "put", key: clockKey(this.topic, this.partition), value };
+    return { timestampMs: this.clockMs, op };
   }
 
   /** The core's view: items and tables from `items`, transaction state from here. */

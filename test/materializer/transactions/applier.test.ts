@@ -20,7 +20,7 @@ import {
   type TxnRecord,
 } from "../../../schemas/transactions.js";
 import { N, S, simpleTable, update } from "../apply/harness.js";
-import { commit, prepare, txUpdate } from "./builders.js";
+import { abort, commit, prepare, txUpdate } from "./builders.js";
 
 const table = { ...simpleTable("accounts"), partitions: 2 };
 const TOPIC = tableTopic("accounts", 0n);
@@ -133,4 +133,24 @@ test("a prepare on the wrong partition votes no; stores match across batch cuts"
     dumps.add(Buffer.concat(await dumpStore(store)).toString("hex"));
   }
   assert.equal(dumps.size, 1, "the same store whatever the batch boundaries");
+});
+
+test("transaction time only moves forward: a late prepare behind the clock cannot hold", async () => {
+  const { p0 } = accounts();
+  const store = new MemoryStore();
+  const applier = await setup(store);
+  const at = (record: LogEvent | TxnRecord, offset: number, timestampMs: bigint): LogRecord => ({
+    offset: BigInt(offset),
+    timestampMs,
+    value: encode(record),
+  });
+  await applier.applyBatch(TOPIC, 0, [
+    at(putAccount(p0[0]!, 5), 0, 1_000n),
+    at(abort("late", 60_000n), 1, 1_000n), // tombstone until 60 s
+    at(abort("other", 300_000n), 2, 200_000n), // a producer far ahead: forgets the tombstone
+    at(prepare("late", [move(0, p0[0]!, 1)], 60_000n), 3, 50_000n), // a clock behind
+  ]);
+  const vote = decodeTxnOutcome((await store.get(txnOutcomeKey(TOPIC, 0, 3n)))!);
+  assert.equal(vote.kind === "VOTE" && vote.commit, false);
+  assert.deepEqual(await holdersOf(store, [itemStoreKey(table, { pk: S(p0[0]!) })]), [undefined]);
 });
