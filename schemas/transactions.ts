@@ -122,13 +122,19 @@ export const txnEntryCodec = codec("logkv.TxnEntry");
 export const txnOutcomeCodec = codec("logkv.TxnOutcome");
 export const txnStateCodec = codec("logkv.TxnState");
 
-const txnRecordFingerprints = new Set(txnRecordCodec.versions.map((v) => v.fingerprint));
+/** The fingerprints of every TxnRecord version as (low, high) 32-bit halves, for a check
+ * that allocates nothing: every table-topic record is tested on the apply path. */
+const txnRecordFingerprints = txnRecordCodec.versions.map((v) => [
+  Number(v.fingerprint & 0xffffffffn),
+  Number(v.fingerprint >> 32n),
+]);
 
 /** True when single-object bytes were written with a TxnRecord schema (not a LogEvent). */
 export function isTxnRecordBytes(bytes: Uint8Array): boolean {
   if (bytes.length < SINGLE_OBJECT_HEADER_BYTES) return false;
-  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return txnRecordFingerprints.has(view.readBigUInt64LE(2));
+  const low = (bytes[2]! | (bytes[3]! << 8) | (bytes[4]! << 16) | (bytes[5]! << 24)) >>> 0;
+  const high = (bytes[6]! | (bytes[7]! << 8) | (bytes[8]! << 16) | (bytes[9]! << 24)) >>> 0;
+  return txnRecordFingerprints.some(([l, h]) => l === low && h === high);
 }
 
 type AvroBody = { [field: string]: unknown };

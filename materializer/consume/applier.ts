@@ -206,14 +206,13 @@ export class Applier {
     const { fresh, result } = this.unapplied(topic, partition, records);
     if (fresh.length === 0) return result;
     const events = fresh.map(decodeRecord);
-    const latest = fresh.reduce((max, r) => (r.timestampMs > max ? r.timestampMs : max), 0n);
     const txn = await TxnBatchState.load(
       this.store,
       topic,
       partition,
       events,
       (name) => this.catalog.get(name),
-      latest + 1n,
+      () => fresh.reduce((max, r) => (r.timestampMs > max ? r.timestampMs : max), 0n) + 1n,
       this.holdCount > 0,
     );
     const state = await this.prefetch(events, txn.itemKeys);

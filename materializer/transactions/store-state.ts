@@ -135,7 +135,7 @@ export class TxnBatchState {
     partition: number,
     events: readonly (LogEvent | TxnRecord | DbError)[],
     tables: (name: string) => CatalogEntry | undefined,
-    timestampMsMax: bigint,
+    timestampMsMax: () => bigint,
     holdsExist: boolean,
   ): Promise<TxnBatchState> {
     const state = new TxnBatchState(topic, partition);
@@ -184,7 +184,7 @@ export class TxnBatchState {
     });
     state.itemKeys.push(...keys);
     if (txnIds.size > 0) {
-      await state.loadExpiring(store, timestampMsMax);
+      await state.loadExpiring(store, timestampMsMax());
       const clock = await store.get(clockKey(topic, partition));
       if (clock !== undefined) state.clockMs = clock.readBigInt64BE(0);
     }
