@@ -324,3 +324,25 @@ export async function countHolds(reader: KvReader): Promise<number> {
   for await (const _entry of reader.iterate(prefixRange([X, { name: "hold" }]))) count++;
   return count;
 }
+
+/** Every prepared (holding) transaction entry in the store, with where it is. */
+export async function preparedEntries(
+  reader: KvReader,
+): Promise<{ topic: string; partition: number; txnId: string; deadlineMs: bigint }[]> {
+  const found: { topic: string; partition: number; txnId: string; deadlineMs: bigint }[] = [];
+  for await (const [key, value] of reader.iterate(prefixRange([X, { name: "txn" }]))) {
+    const entry = decodeTxnEntry(value);
+    if (entry.state !== "PREPARED") continue;
+    const [, , topic, partition, txnId] = decodeKey(key);
+    assert(topic !== undefined && "name" in topic, "entry key without topic");
+    assert(partition !== undefined && "uint32" in partition, "entry key without partition");
+    assert(txnId !== undefined && "name" in txnId, "entry key without txnId");
+    found.push({
+      topic: topic.name,
+      partition: partition.uint32,
+      txnId: txnId.name,
+      deadlineMs: entry.deadlineMs,
+    });
+  }
+  return found;
+}

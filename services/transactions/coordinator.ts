@@ -18,7 +18,7 @@ import {
   type TxnOutcome,
   type TxnStateRecord,
 } from "../../schemas/transactions.js";
-import { txnOutcomeKey } from "../../materializer/transactions/store-state.js";
+import { preparedEntries, txnOutcomeKey } from "../../materializer/transactions/store-state.js";
 import { DbError } from "../shared/errors.js";
 import type { LogClient, LogPosition } from "../log-client.js";
 import { TxnStateLog, type TxnStatus } from "./state-log.js";
@@ -104,6 +104,9 @@ export function participantParts(groups: readonly TxnGroup[]): TxnGroup[] {
 
 /** The transaction id a participant's records carry. */
 export const partId = (txnId: string, participant: number) => `${txnId}#${participant}`;
+
+/** The table a table topic (logkv.table.<name>.<generation>) belongs to. */
+const tableOfTopic = (topic: string) => /^logkv\.table\.(.+)\.\d+$/.exec(topic)?.[1] ?? "";
 
 const noVote = (index: number, message: string): CancellationReason => ({
   index,
@@ -305,8 +308,7 @@ export class TxnCoordinator {
   }
 
   private partitionsOf(topic: string): number {
-    const name = /^logkv\.table\.(.+)\.\d+$/.exec(topic)?.[1];
-    const entry = name === undefined ? undefined : this.materializer.table(name);
+    const entry = this.materializer.table(tableOfTopic(topic));
     if (entry === undefined) throw new DbError("NOT_FOUND", `no table for topic ${topic}`);
     return entry.definition.partitions;
   }
@@ -332,8 +334,39 @@ export class TxnCoordinator {
     return this.complete(status.begin, status.decision!, groups);
   }
 
+  /**
+   * Recovery of prepares no BEGIN names (a hand-written record, or a bug): once past their
+   * deadline, and with the state log read up to now (a BEGIN is acknowledged before its
+   * prepares are appended, so it would be indexed by then), they are aborted. Without this
+   * their keys would stay held for good.
+   */
+  private async sweepOrphans(now: number): Promise<void> {
+    const late = (await preparedEntries(this.materializer.store)).filter(
+      (e) => now > Number(e.deadlineMs) + this.options.sweepIntervalMs,
+    );
+    if (late.length === 0) return;
+    await this.state.catchUp(this.options.waitTimeoutMs);
+    for (const entry of late) {
+      const base = entry.txnId.replace(/#\d+$/, "");
+      if (this.state.status(base) !== undefined) continue;
+      const bytes = encodeTxnRecord({
+        type: "TxnAbort",
+        txnId: entry.txnId,
+        deadlineMs: entry.deadlineMs,
+      });
+      try {
+        const key = keyForPartition(entry.partition, this.partitionsOf(entry.topic));
+        await this.log.appendBytes(entry.topic, key, bytes);
+        this.probe.recoveredOne("orphan");
+      } catch (error) {
+        if (!(error instanceof DbError)) throw error; // a dropped table: nothing to release
+      }
+    }
+  }
+
   /** Recovery: abort undecided transactions past their deadline; finish dead coordinators'. */
   async sweep(): Promise<void> {
+    await this.sweepOrphans(Date.now());
     const now = Date.now();
     const grace = this.options.sweepIntervalMs;
     for (const status of [...this.state.all()]) {
@@ -352,7 +385,8 @@ export class TxnCoordinator {
       for (const [i, p] of begin.participants.entries()) {
         const txnId = partId(begin.txnId, i);
         const bytes = encodeTxnRecord({ type, txnId, deadlineMs: begin.deadlineMs });
-        const partitions = this.partitionsOf(p.topic);
+        const partitions = this.materializer.table(tableOfTopic(p.topic))?.definition.partitions;
+        if (partitions === undefined) continue; // a dropped table holds nothing any more
         await this.log.appendBytes(p.topic, keyForPartition(p.partition, partitions), bytes);
       }
       this.resent.add(begin.txnId);

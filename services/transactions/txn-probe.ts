@@ -34,7 +34,7 @@ export class TxnProbe {
     });
     this.recovered = new Counter({
       name: "logkv_transactions_recovered_total",
-      help: "Transactions the recovery sweeper aborted or whose decision it re-sent",
+      help: "Transactions the recovery sweeper aborted, whose decision it re-sent, or orphan prepares it aborted",
       labelNames: ["action"],
       registers,
     });
@@ -55,7 +55,7 @@ export class TxnProbe {
     this.aborts.inc({ reason });
   }
 
-  recoveredOne(action: "aborted" | "resent"): void {
+  recoveredOne(action: "aborted" | "resent" | "orphan"): void {
     this.recovered.inc({ action });
   }
 

@@ -3,14 +3,20 @@
 // cancels the whole transaction with one reason per action (and the old item for
 // ALL_OLD); a client token makes a retry answer the first outcome without applying twice,
 // and reusing it for another request is VALIDATION; bad requests are VALIDATION; metrics
-// count commits and aborts by reason. Method: spawn the compiled CLI on free ports; fetch.
+// count commits and aborts by reason; a prepare written straight to the log with no BEGIN
+// holds its item (single-item writes get TRANSACTION_CONFLICT) only until the recovery
+// sweeper aborts it past its deadline. Method: spawn the compiled CLI on free ports; fetch
+// (kafkajs for the hand-written prepare).
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL responses are untyped JSON */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Kafka, logLevel } from "kafkajs";
 import { NodeProcess } from "../helpers/node-process.js";
+import { encodeTxnRecord } from "../../schemas/transactions.js";
+import { prepare, txUpdate } from "../materializer/transactions/builders.js";
 
 const WRITE = `
   mutation ($actions: [TransactWriteInput!]!, $token: String) {
@@ -164,5 +170,42 @@ describe("transactions over GraphQL", () => {
     assert.match(text, /logkv_transactions_total\{outcome="committed"\} [1-9]/);
     assert.match(text, /logkv_transaction_aborts_total\{reason="ConditionalCheckFailed"\} 1/);
     assert.match(text, /logkv_transaction_seconds_bucket/);
+  });
+
+  it("an orphan prepare holds its item until recovery aborts it", async () => {
+    const kafka = new Kafka({ brokers: [node.kafka], logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    const producer = kafka.producer();
+    await Promise.all([admin.connect(), producer.connect()]);
+    try {
+      const topic = (await admin.listTopics()).find((t) => t.startsWith("logkv.table.bank."))!;
+      const record = prepare(
+        "orphan-1",
+        [txUpdate(0, "bank", { id: { S: "a" } }, "SET x = :v", { values: { ":v": { N: "1" } } })],
+        BigInt(Date.now() + 1_500),
+      );
+      await producer.send({ topic, messages: [{ key: "a", value: encodeTxnRecord(record) }] });
+      const touch = () =>
+        node.graphql(`mutation { updateItem(table: "bank", key: { id: "a" }, update: "SET y = :v",
+          values: { v: 1 }) { token } }`);
+      let code: string | undefined;
+      for (let i = 0; i < 40 && code !== "TRANSACTION_CONFLICT"; i++) {
+        code = (await touch()).errors?.[0]?.extensions?.code;
+        if (code !== "TRANSACTION_CONFLICT") await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(code, "TRANSACTION_CONFLICT", "a held item refuses single-item writes");
+      let released = false;
+      for (let i = 0; i < 100 && !released; i++) {
+        released = (await touch()).errors === undefined;
+        if (!released) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(released, "recovery aborted the orphan and released the item");
+      assert.match(
+        await node.metrics(),
+        /logkv_transactions_recovered_total\{action="orphan"\} [1-9]/,
+      );
+    } finally {
+      await Promise.all([admin.disconnect(), producer.disconnect()]);
+    }
   });
 });

@@ -11,19 +11,22 @@ export class NodeProcess {
     private child: ChildProcess,
     public url: string,
     private readonly env: Record<string, string>,
+    /** The broker's host:port (changes on restart). */
+    public kafka: string,
   ) {}
 
   static async start(dataDir: string, env: Record<string, string> = {}): Promise<NodeProcess> {
-    const { child, url } = await spawnNode(dataDir, env);
-    return new NodeProcess(dataDir, child, url, env);
+    const { child, url, kafka } = await spawnNode(dataDir, env);
+    return new NodeProcess(dataDir, child, url, env, kafka);
   }
 
   /** SIGKILL, then start again on the same data (new ports: url changes). */
   async killAndRestart(): Promise<void> {
     await this.kill();
-    const { child, url } = await spawnNode(this.dataDir, this.env);
+    const { child, url, kafka } = await spawnNode(this.dataDir, this.env);
     this.child = child;
     this.url = url;
+    this.kafka = kafka;
   }
 
   kill(): Promise<void> {
@@ -59,7 +62,7 @@ export class NodeProcess {
 async function spawnNode(
   dataDir: string,
   env: Record<string, string>,
-): Promise<{ child: ChildProcess; url: string }> {
+): Promise<{ child: ChildProcess; url: string; kafka: string }> {
   const child = spawn(
     process.execPath,
     [cliPath, "start", "--data", dataDir, "--graphql", "127.0.0.1:0", "--kafka", "127.0.0.1:0"],
@@ -67,6 +70,7 @@ async function spawnNode(
   );
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  let kafka = "";
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     const timer = setTimeout(
@@ -75,6 +79,7 @@ async function spawnNode(
     );
     child.stdout!.on("data", (chunk: Buffer) => {
       out += chunk.toString();
+      kafka = /broker listening on ([\d.]+:\d+)/.exec(out)?.[1] ?? kafka;
       const match = /GraphiQL: (http:\/\/[\d.]+:\d+\/graphql)/.exec(out);
       if (match !== null) {
         clearTimeout(timer);
@@ -83,5 +88,5 @@ async function spawnNode(
     });
     child.once("exit", (code) => reject(new Error(`exited ${code}:\n${stderr}`)));
   });
-  return { child, url };
+  return { child, url, kafka };
 }
