@@ -194,6 +194,13 @@ describe("transactions over GraphQL", () => {
         if (code !== "TRANSACTION_CONFLICT") await new Promise((r) => setTimeout(r, 50));
       }
       assert.equal(code, "TRANSACTION_CONFLICT", "a held item refuses single-item writes");
+      const batch = await node.graphql(`mutation { batchWriteItem(requests: [{ table: "bank",
+        requests: [{ put: { id: "a", bal: 70 } }] }]) { unprocessedItems { table } } }`);
+      assert.deepEqual(
+        batch.data?.batchWriteItem?.unprocessedItems,
+        [{ table: "bank" }],
+        `a batch write of a held item comes back unprocessed: ${JSON.stringify(batch)}`,
+      );
       let released = false;
       for (let i = 0; i < 100 && !released; i++) {
         released = (await touch()).errors === undefined;
