@@ -2,7 +2,7 @@
 // two-phase commit over the log for transactWriteItems, answers retries of a client token
 // with the first outcome, and sweeps the transaction-state log for transactions whose
 // coordinator died (abort when undecided past the deadline; re-send a decision it never
-// finished sending).
+// finished sending), from the participants the store shows still prepared.
 //
 // Lifecycle: start() reads the state log and runs a first sweep; stop(). Concurrency: any
 // number of transactions at once; each waits only on its own records.
@@ -117,9 +117,6 @@ const noVote = (index: number, message: string): CancellationReason => ({
 
 export class TxnCoordinator {
   private sweeper: NodeJS.Timeout | null = null;
-  /** Transactions this process finished sending the decision of. */
-  private readonly finished = new Set<string>();
-  private readonly resent = new Set<string>();
 
   private constructor(
     private readonly log: LogClient,
@@ -162,7 +159,11 @@ export class TxnCoordinator {
       await this.state.catchUp(this.options.waitTimeoutMs);
       const earlier = this.state.byClientToken(token);
       const base = `k${createHash("sha256").update(token).digest("hex").slice(0, 32)}`;
-      txnId = earlier === undefined ? base : `${base}.${earlier.begin.offset}`;
+      // Derived from the token, so concurrent first attempts on two gateways share one
+      // transaction (the first BEGIN and first decision stand); the window's number keeps a
+      // token reused after the window (and after the index forgot it) from meeting it.
+      txnId = `${base}.${Math.floor(Date.now() / this.options.idempotencyWindowMs)}`;
+      if (earlier?.begin.txnId === txnId) txnId = `${base}.${earlier.begin.offset}`;
       if (
         earlier !== undefined &&
         Date.now() - earlier.begin.timestampMs < this.options.idempotencyWindowMs
@@ -299,7 +300,6 @@ export class TxnCoordinator {
         return at;
       }),
     );
-    this.finished.add(begin.txnId);
     if (decision.kind === "COMMIT") {
       return { status: "COMMITTED", txnId: begin.txnId, positions, replayed: false };
     }
@@ -335,62 +335,49 @@ export class TxnCoordinator {
   }
 
   /**
-   * Recovery of prepares no BEGIN names (a hand-written record, or a bug): once past their
-   * deadline, and with the state log read up to now (a BEGIN is acknowledged before its
-   * prepares are appended, so it would be indexed by then), they are aborted. Without this
-   * their keys would stay held for good.
+   * Finishes what holds keys past its deadline, from the prepared entries the store holds
+   * (so only participants really left waiting get a record): a decided transaction's
+   * participant gets its decision again (idempotent; its coordinator died between deciding
+   * and sending); a prepare no BEGIN names (a hand-written record, or a bug) is aborted. The
+   * state log is read up to now first: a BEGIN is acknowledged before its prepares are
+   * appended, so it is indexed by then.
    */
-  private async sweepOrphans(now: number): Promise<void> {
+  private async finishPrepared(now: number): Promise<void> {
     const late = (await preparedEntries(this.materializer.store)).filter(
       (e) => now > Number(e.deadlineMs) + this.options.sweepIntervalMs,
     );
     if (late.length === 0) return;
     await this.state.catchUp(this.options.waitTimeoutMs);
     for (const entry of late) {
-      const base = entry.txnId.replace(/#\d+$/, "");
-      if (this.state.status(base) !== undefined) continue;
-      const bytes = encodeTxnRecord({
-        type: "TxnAbort",
-        txnId: entry.txnId,
-        deadlineMs: entry.deadlineMs,
-      });
-      try {
-        const key = keyForPartition(entry.partition, this.partitionsOf(entry.topic));
-        await this.log.appendBytes(entry.topic, key, bytes);
-        this.probe.recoveredOne("orphan");
-      } catch (error) {
-        if (!(error instanceof DbError)) throw error; // a dropped table: nothing to release
-      }
+      const status = this.state.status(entry.txnId.replace(/#\d+$/, ""));
+      if (status !== undefined && status.decision === null) continue; // aborted below first
+      const commit = status?.decision?.kind === "COMMIT";
+      const type = commit ? ("TxnCommit" as const) : ("TxnAbort" as const);
+      const bytes = encodeTxnRecord({ type, txnId: entry.txnId, deadlineMs: entry.deadlineMs });
+      const partitions = this.materializer.table(tableOfTopic(entry.topic))?.definition.partitions;
+      if (partitions === undefined) continue; // a dropped table holds nothing any more
+      await this.log.appendBytes(entry.topic, keyForPartition(entry.partition, partitions), bytes);
+      this.probe.recoveredOne(status === undefined ? "orphan" : "resent");
     }
   }
 
-  /** Recovery: abort undecided transactions past their deadline; finish dead coordinators'. */
+  /**
+   * Recovery: decide ABORT for transactions still undecided past their deadline (the first
+   * decision wins, so a live coordinator that decides later learns ABORT), then finish the
+   * participants left prepared. Forgets decided transactions older than twice the
+   * idempotency window.
+   */
   async sweep(): Promise<void> {
-    await this.sweepOrphans(Date.now());
     const now = Date.now();
     const grace = this.options.sweepIntervalMs;
     for (const status of [...this.state.all()]) {
       const { begin } = status;
-      if (now <= Number(begin.deadlineMs) + grace) continue;
-      if (status.decision === null) {
-        const abort = { ...begin, kind: "ABORT" as const, token: null, digest: null, reasons: [] };
-        await this.state.append(abort, this.options.waitTimeoutMs);
-        this.probe.recoveredOne("aborted");
-      }
-      const decision = this.state.status(begin.txnId)?.decision;
-      if (decision == null || this.finished.has(begin.txnId) || this.resent.has(begin.txnId))
-        continue;
-      if (now - begin.timestampMs > 2 * this.options.idempotencyWindowMs) continue;
-      const type = decision.kind === "COMMIT" ? ("TxnCommit" as const) : ("TxnAbort" as const);
-      for (const [i, p] of begin.participants.entries()) {
-        const txnId = partId(begin.txnId, i);
-        const bytes = encodeTxnRecord({ type, txnId, deadlineMs: begin.deadlineMs });
-        const partitions = this.materializer.table(tableOfTopic(p.topic))?.definition.partitions;
-        if (partitions === undefined) continue; // a dropped table holds nothing any more
-        await this.log.appendBytes(p.topic, keyForPartition(p.partition, partitions), bytes);
-      }
-      this.resent.add(begin.txnId);
-      this.probe.recoveredOne("resent");
+      if (now <= Number(begin.deadlineMs) + grace || status.decision !== null) continue;
+      const abort = { ...begin, kind: "ABORT" as const, token: null, digest: null, reasons: [] };
+      await this.state.append(abort, this.options.waitTimeoutMs);
+      this.probe.recoveredOne("aborted");
     }
+    await this.finishPrepared(now);
+    this.state.forgetOlderThan(now - 2 * this.options.idempotencyWindowMs);
   }
 }

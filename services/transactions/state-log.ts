@@ -123,6 +123,16 @@ export class TxnStateLog {
     return txnId === undefined ? undefined : this.txns.get(txnId);
   }
 
+  /** Drops decided transactions begun before `timestampMs` (past any retry window). */
+  forgetOlderThan(timestampMs: number): void {
+    for (const [txnId, status] of this.txns) {
+      if (status.decision === null || status.begin.timestampMs >= timestampMs) continue;
+      this.txns.delete(txnId);
+      const token = status.begin.token;
+      if (token !== null && this.byToken.get(token) === txnId) this.byToken.delete(token);
+    }
+  }
+
   all(): IterableIterator<TxnStatus> {
     return this.txns.values();
   }

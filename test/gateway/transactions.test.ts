@@ -15,7 +15,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { NodeProcess } from "../helpers/node-process.js";
-import { encodeTxnRecord } from "../../schemas/transactions.js";
+import { encodeTxnRecord, encodeTxnState } from "../../schemas/transactions.js";
+import { partitionOf } from "../../gateway/consistency/partition.js";
 import { prepare, txUpdate } from "../materializer/transactions/builders.js";
 
 const WRITE = `
@@ -210,6 +211,52 @@ describe("transactions over GraphQL", () => {
       assert.match(
         await node.metrics(),
         /logkv_transactions_recovered_total\{action="orphan"\} [1-9]/,
+      );
+    } finally {
+      await Promise.all([admin.disconnect(), producer.disconnect()]);
+    }
+  });
+
+  it("recovery sends the first decision of a coordinator that died after deciding", async () => {
+    const kafka = new Kafka({ brokers: [node.kafka], logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    const producer = kafka.producer();
+    await Promise.all([admin.connect(), producer.connect()]);
+    try {
+      const before = (await balances())[1]!;
+      const topic = (await admin.listTopics()).find((t) => t.startsWith("logkv.table.bank."))!;
+      const deadlineMs = BigInt(Date.now() + 1_000);
+      const participants = [{ topic, partition: partitionOf({ S: "b" }, 4) }];
+      const state = (kind: "BEGIN" | "COMMIT" | "ABORT") => ({
+        key: "dead-1",
+        value: encodeTxnState({
+          txnId: "dead-1",
+          kind,
+          deadlineMs,
+          participants,
+          token: null,
+          digest: null,
+          reasons: [],
+        }),
+      });
+      await producer.send({ topic: "logkv.txn-state", messages: [state("BEGIN")] });
+      const move = txUpdate(0, "bank", { id: { S: "b" } }, "SET bal = bal + :d", {
+        values: { ":d": { N: "5" } },
+      });
+      const record = encodeTxnRecord(prepare("dead-1#0", [move], deadlineMs, participants));
+      await producer.send({ topic, messages: [{ key: "b", value: record }] });
+      // Decided COMMIT, then a late ABORT that must lose; no commit record is ever sent.
+      await producer.send({ topic: "logkv.txn-state", messages: [state("COMMIT")] });
+      await producer.send({ topic: "logkv.txn-state", messages: [state("ABORT")] });
+      let after = before;
+      for (let i = 0; i < 100 && after === before; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        after = (await balances())[1]!;
+      }
+      assert.equal(after, before + 5, "the sweeper committed the participant once");
+      assert.match(
+        await node.metrics(),
+        /logkv_transactions_recovered_total\{action="resent"\} [1-9]/,
       );
     } finally {
       await Promise.all([admin.disconnect(), producer.disconnect()]);
