@@ -22,6 +22,7 @@ import { holdersOf } from "../../materializer/transactions/store-state.js";
 import type { Item } from "../../materializer/values/attribute-value.js";
 import { validateItem, validateKey } from "../../materializer/values/limits.js";
 import type { TxnAction } from "../../schemas/transactions.js";
+import type { LogEvent } from "../../schemas/events.js";
 import { DbError } from "../../services/shared/errors.js";
 import {
   defaultTxnCoordinatorOptions,
@@ -223,6 +224,73 @@ const transactWriteItems: Resolver<
       { cancellationReasons, token, replayed: result.replayed },
     );
   });
+
+// ---- idempotent single-item writes ------------------------------------------------------
+
+/**
+ * putItem / updateItem / deleteItem with a clientRequestToken: run as a one-action
+ * transaction, so a retry within the window takes effect at most once and answers the first
+ * outcome, mapped back to the single-item errors (CONDITIONAL_CHECK_FAILED with the item for
+ * ALL_OLD, VALIDATION, TRANSACTION_CONFLICT). Return values other than NONE need the old
+ * item at apply time, which a replay cannot give again: refused with a token.
+ */
+export async function idempotentItemWrite(
+  context: GatewayContext,
+  info: GraphQLResolveInfo,
+  write: {
+    event: LogEvent;
+    entry: CatalogEntry;
+    key: Item;
+    args: { clientRequestToken?: string | null; returnValues: string } & ActionFields;
+  },
+): Promise<{ attributes: unknown; token: string }> {
+  const { event, entry, key, args } = write;
+  const clientToken = checkToken(args.clientRequestToken);
+  if (args.returnValues !== "NONE") {
+    throw invalid("returnValues must be NONE for a write with a clientRequestToken");
+  }
+  if (event.type !== "PutItem" && event.type !== "UpdateItem" && event.type !== "DeleteItem") {
+    throw invalid(`${event.type} cannot take a clientRequestToken`);
+  }
+  const action: TxnAction = {
+    index: 0,
+    kind: event.type === "PutItem" ? "Put" : event.type === "UpdateItem" ? "Update" : "Delete",
+    table: entry.definition.name,
+    item: event.type === "PutItem" ? event.item : event.key,
+    update: event.type === "UpdateItem" ? event.update : null,
+    condition: event.condition,
+    names: event.names,
+    values: event.values,
+    returnValuesOnConditionCheckFailure:
+      args.returnValuesOnConditionCheckFailure === "ALL_OLD" ? "ALL_OLD" : "NONE",
+  };
+  const pk = key[entry.definition.partitionKey.name]!;
+  const partitions = entry.definition.partitions;
+  const group = { topic: topicOf(entry), partition: partitionOf(pk, partitions), partitions };
+  const coordinator = await transactionsOf(context.gateway);
+  const result = await coordinator.transactWrite([{ ...group, actions: [action] }], clientToken);
+  const session = context.state.token(undefined);
+  let token = session.encode();
+  for (const at of result.positions) token = writeDone(context, info, session, at);
+  if (result.status === "COMMITTED") return { attributes: null, token };
+  const reason = result.reasons[0];
+  switch (reason?.code) {
+    case "ConditionalCheckFailed": {
+      const item = reason.item === null ? null : itemToJson(reason.item);
+      const wantsItem = action.returnValuesOnConditionCheckFailure === "ALL_OLD";
+      throw gatewayError("CONDITIONAL_CHECK_FAILED", "The conditional request failed", {
+        token,
+        ...(wantsItem && { item }),
+      });
+    }
+    case "TransactionConflict":
+      throw gatewayError("TRANSACTION_CONFLICT", reason.message ?? "Transaction conflict", {
+        token,
+      });
+    default:
+      throw gatewayError("VALIDATION", reason?.message ?? "The write was refused", { token });
+  }
+}
 
 // ---- transactGetItems -------------------------------------------------------------------
 

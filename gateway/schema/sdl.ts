@@ -294,6 +294,8 @@ type Mutation {
     returnValues: ReturnValues = NONE
     returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
     requestId: String
+    "Idempotency (issue 6): a retry within 10 minutes takes effect at most once."
+    clientRequestToken: String
   ): WritePayload!
   updateItem(
     table: String!
@@ -305,6 +307,8 @@ type Mutation {
     returnValues: ReturnValues = NONE
     returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
     requestId: String
+    "Idempotency (issue 6): a retry within 10 minutes takes effect at most once."
+    clientRequestToken: String
   ): WritePayload!
   deleteItem(
     table: String!
@@ -315,6 +319,8 @@ type Mutation {
     returnValues: ReturnValues = NONE
     returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
     requestId: String
+    "Idempotency (issue 6): a retry within 10 minutes takes effect at most once."
+    clientRequestToken: String
   ): WritePayload!
   "Up to 25 puts and deletes across tables, as DynamoDB's BatchWriteItem."
   batchWriteItem(requests: [BatchWriteTableInput!]!): BatchWritePayload!
