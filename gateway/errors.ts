@@ -18,6 +18,9 @@ export const GATEWAY_ERROR_CODES = [
   "UNAUTHENTICATED",
   "FORBIDDEN",
   "INTERNAL_SERVER_ERROR",
+  // Transactions (materializer/transactions/README.md).
+  "TRANSACTION_CANCELED",
+  "TRANSACTION_CONFLICT",
 ] as const;
 
 export type GatewayErrorCode = (typeof GATEWAY_ERROR_CODES)[number];
@@ -33,6 +36,8 @@ const retriableByCode: Record<GatewayErrorCode, boolean> = {
   UNAUTHENTICATED: false,
   FORBIDDEN: false,
   INTERNAL_SERVER_ERROR: false,
+  TRANSACTION_CANCELED: false,
+  TRANSACTION_CONFLICT: true,
 };
 
 /** How each DbError code reaches a client; adding a DbError code fails to compile here. */

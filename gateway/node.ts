@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { KafkaBroker } from "../services/broker/broker.js";
 import { defaultBrokerConfig } from "../services/broker/config.js";
 import { LogClient } from "../services/log-client.js";
+import { startTransactions, stopTransactions } from "./resolvers/transactions.js";
 import type { Logger } from "../services/shared/log.js";
 import { Materializer } from "../materializer/materializer.js";
 import type { Consistency } from "./consistency/gate.js";
@@ -70,6 +71,10 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
       tls: options.tls,
       extraMetrics: () => materializer.probe.render().then((r) => r.body),
     });
+    await startTransactions(gateway.core).catch(async (error: unknown) => {
+      await gateway.close();
+      throw error;
+    });
     const client = log;
     return {
       gateway,
@@ -77,6 +82,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
       broker: null,
       kafka: null,
       async stop() {
+        await stopTransactions(gateway.core);
         await gateway.close();
         await client.close().catch(() => undefined);
         await materializer.stop();

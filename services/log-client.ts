@@ -291,6 +291,11 @@ export class LogClient {
     return { ...position, tableTopic: topic };
   }
 
+  /** Appends already-encoded bytes (transaction records), keyed like item events. */
+  appendBytes(topic: string, key: Buffer | null, value: Buffer): Promise<LogPosition> {
+    return this.batcher.append(topic, key, value);
+  }
+
   /** Appends an item event to a table's topic, keyed by its partition key value. */
   async appendItemEvent(topic: string, partitionKey: Item[string], event: LogEvent) {
     if (partitionKey === undefined) throw new DbError("INVALID_ARGUMENT", "missing partition key");

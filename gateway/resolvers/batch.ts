@@ -35,6 +35,8 @@ import {
   topicOf,
 } from "./args.js";
 import { gateRead, readDone, timed, writeDone } from "./observe.js";
+import type { Outcome } from "../../schemas/records.js";
+import { TRANSACTION_CONFLICT_PREFIX } from "../../materializer/transactions/shell.js";
 
 /** DynamoDB's BatchGetItem limit: keys per request, across tables. */
 export const BATCH_GET_KEYS_MAX = 100;
@@ -346,12 +348,18 @@ const batchWriteItem: Resolver<
         unprocessed.push(writes[i]!);
       } else if (settled.value === null) {
         unprocessed.push(writes[i]!);
+      } else if (heldByTransaction(settled.value)) {
+        unprocessed.push(writes[i]!); // a transaction holds the item: send it again later
       } else if (settled.value.status === "VALIDATION") {
         throw gatewayError("VALIDATION", settled.value.message, { token: text });
       }
     });
     return { unprocessedItems: unprocessedItemsOf(unprocessed), token: text };
   });
+
+function heldByTransaction(outcome: Outcome): boolean {
+  return outcome.status === "VALIDATION" && outcome.message.startsWith(TRANSACTION_CONFLICT_PREFIX);
+}
 
 export const batchQueries = { batchGetItem };
 export const batchMutations = { batchWriteItem };

@@ -22,6 +22,8 @@ import type { GatewayContext } from "../context.js";
 import { gatewayError, throttledIfLimit } from "../errors.js";
 import { canonicalItem, namesOf, tableEntry, topicOf, valuesOf } from "./args.js";
 import { gateRead, timed, writeDone } from "./observe.js";
+import { TRANSACTION_CONFLICT_PREFIX } from "../../materializer/transactions/shell.js";
+import { idempotentItemWrite } from "./transactions.js";
 
 interface WriteArgs {
   table: string;
@@ -31,6 +33,7 @@ interface WriteArgs {
   returnValues: ReturnValues;
   returnValuesOnConditionCheckFailure: "NONE" | "ALL_OLD";
   requestId?: string | null;
+  clientRequestToken?: string | null;
 }
 
 type Resolver<A> = (
@@ -69,6 +72,9 @@ function writeResolver<A extends WriteArgs>(build: Build<A>): Resolver<A> {
       const parsed = parse(args, entry.definition);
       const { event, key } = build(args, parsed);
       checkPlaceholders(parsed.expressions, parsed.names, parsed.values);
+      if (args.clientRequestToken !== null && args.clientRequestToken !== undefined) {
+        return idempotentItemWrite(context, info, { event, entry, key, args });
+      }
       const partitionKey = key[entry.definition.partitionKey.name]!;
       // A full send queue (LIMIT_EXCEEDED) is back-pressure: THROTTLED, retriable.
       const started = performance.now();
@@ -131,6 +137,9 @@ function answer(outcome: Outcome, args: WriteArgs, token: string) {
       });
     }
     case "VALIDATION":
+      if (outcome.message.startsWith(TRANSACTION_CONFLICT_PREFIX)) {
+        throw gatewayError("TRANSACTION_CONFLICT", outcome.message, { token });
+      }
       throw gatewayError("VALIDATION", outcome.message, { token });
   }
 }

@@ -294,6 +294,8 @@ type Mutation {
     returnValues: ReturnValues = NONE
     returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
     requestId: String
+    "Idempotency (issue 6): a retry within 10 minutes takes effect at most once."
+    clientRequestToken: String
   ): WritePayload!
   updateItem(
     table: String!
@@ -305,6 +307,8 @@ type Mutation {
     returnValues: ReturnValues = NONE
     returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
     requestId: String
+    "Idempotency (issue 6): a retry within 10 minutes takes effect at most once."
+    clientRequestToken: String
   ): WritePayload!
   deleteItem(
     table: String!
@@ -315,6 +319,8 @@ type Mutation {
     returnValues: ReturnValues = NONE
     returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
     requestId: String
+    "Idempotency (issue 6): a retry within 10 minutes takes effect at most once."
+    clientRequestToken: String
   ): WritePayload!
   "Up to 25 puts and deletes across tables, as DynamoDB's BatchWriteItem."
   batchWriteItem(requests: [BatchWriteTableInput!]!): BatchWritePayload!
@@ -366,5 +372,102 @@ type Subscription {
   SUBSCRIBER_TOO_SLOW (fell behind the bounded buffer; extensions.token resumes).
   """
   changes(table: String!, key: JSON, after: String): ChangeEvent!
+}
+
+# ---- Transactions (issue 6, materializer/transactions/README.md) -------------------------
+
+"""
+One action of transactWriteItems: exactly one of put, update, delete or conditionCheck.
+Conditions are checked when each partition applies the prepare, like single-item writes.
+"""
+input TransactWriteInput {
+  put: TransactPutInput
+  update: TransactUpdateInput
+  delete: TransactDeleteInput
+  conditionCheck: TransactConditionCheckInput
+}
+
+input TransactPutInput {
+  table: String!
+  item: JSON!
+  condition: String
+  names: JSON
+  values: JSON
+  returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
+}
+
+input TransactUpdateInput {
+  table: String!
+  key: JSON!
+  update: String!
+  condition: String
+  names: JSON
+  values: JSON
+  returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
+}
+
+input TransactDeleteInput {
+  table: String!
+  key: JSON!
+  condition: String
+  names: JSON
+  values: JSON
+  returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
+}
+
+input TransactConditionCheckInput {
+  table: String!
+  key: JSON!
+  condition: String!
+  names: JSON
+  values: JSON
+  returnValuesOnConditionCheckFailure: ReturnValuesOnConditionCheckFailure = NONE
+}
+
+type TransactWritePayload {
+  "Session token of every partition the transaction committed on."
+  token: String!
+  "True when clientRequestToken named an earlier request and this is its first outcome."
+  replayed: Boolean!
+}
+
+"One read of transactGetItems."
+input TransactGetInput {
+  table: String!
+  key: JSON!
+  projection: String
+  names: JSON
+}
+
+type TransactGetPayload {
+  "One entry per get, in order: the item, or null when absent."
+  items: [JSON]!
+  token: String!
+}
+
+extend type Query {
+  """
+  Up to 100 items across tables and partitions as one snapshot that never shows part of a
+  transaction (STRONG: it also sees every write acknowledged before it). Errors:
+  TRANSACTION_CONFLICT (retriable) when transactions kept holding the items past the wait
+  limit; VALIDATION; NOT_FOUND.
+  """
+  transactGetItems(gets: [TransactGetInput!]!, after: String): TransactGetPayload!
+}
+
+extend type Mutation {
+  """
+  Up to 100 actions across tables and partitions, all-or-nothing and serializable.
+  clientRequestToken (1 to 36 characters) makes retries take effect at most once within 10
+  minutes and answer the first outcome; reusing it with a different request is VALIDATION
+  (IdempotentParameterMismatch). Errors: TRANSACTION_CANCELED with
+  extensions.cancellationReasons (one per action, in order: code None,
+  ConditionalCheckFailed, TransactionConflict or ValidationError; message; item for
+  ALL_OLD); VALIDATION; NOT_FOUND; TIMEOUT (retriable with the same token).
+  """
+  transactWriteItems(
+    actions: [TransactWriteInput!]!
+    clientRequestToken: String
+  ): TransactWritePayload!
 }
 `;

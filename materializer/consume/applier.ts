@@ -40,6 +40,15 @@ import {
 import { globalIndexEntry, globalIndexOps } from "../apply/global-index.js";
 import { decodeKey } from "../store/key-codec.js";
 import type { BatchOp, KvStore } from "../store/store.js";
+import { isTxnRecord, type TxnRecord } from "../../schemas/transactions.js";
+import { singleWriteHolder } from "../transactions/core.js";
+import {
+  applyTxnRecord,
+  decodeTxnOrNull,
+  heldOutcome,
+  outcomeOfTxn,
+} from "../transactions/shell.js";
+import { countHolds, TxnBatchState, txnOutcomeOps } from "../transactions/store-state.js";
 import {
   appliedOffsetOp,
   changeOp,
@@ -83,10 +92,10 @@ export const defaultApplierLimits: ApplierLimits = {
   changesRetained: 100_000n,
 };
 
-function decodeRecord(record: LogRecord): LogEvent | DbError {
+function decodeRecord(record: LogRecord): LogEvent | TxnRecord | DbError {
   if (record.value === null) return new DbError("CORRUPT_DATA", "a record without a value");
   try {
-    return decodeEvent(record.value);
+    return decodeTxnOrNull(record.value) ?? decodeEvent(record.value);
   } catch (error) {
     if (error instanceof DbError) return error;
     throw error;
@@ -128,6 +137,8 @@ interface Prepared {
   result: AppliedBatch;
   finals: Map<string, CatalogEntry | undefined>;
   dropped: Set<string>;
+  /** Keys the batch's transaction records held (+) or released (-). */
+  holdDelta: number;
 }
 
 /** Most partition batches committed in one store write. */
@@ -137,6 +148,8 @@ export class Applier {
   private queue: Promise<unknown> = Promise.resolve();
   private gathering: Gathering | null = null;
   private closed = false;
+  /** Keys held by prepared transactions, store-wide (materializer/transactions/). */
+  private holdCount = 0;
 
   private constructor(
     private readonly store: KvStore,
@@ -163,7 +176,9 @@ export class Applier {
       );
       applied.set(`${topic.name}/${partition.uint32}`, decodeAppliedOffset(value));
     }
-    return new Applier(store, catalog, applied, limits);
+    const applier = new Applier(store, catalog, applied, limits);
+    applier.holdCount = await countHolds(store);
+    return applier;
   }
 
   table(name: string): CatalogEntry | undefined {
@@ -241,8 +256,9 @@ export class Applier {
     for (const batch of batches) prepared.set(batch, await this.prepare(batch, ops));
     if (ops.length > 0) await this.store.batch(ops, { sync: false });
     const results = new Map<GroupBatch, AppliedBatch>();
-    for (const [batch, { result, finals, dropped }] of prepared) {
+    for (const [batch, { result, finals, dropped, holdDelta }] of prepared) {
       this.applied.set(`${batch.topic}/${batch.partition}`, result.nextOffset);
+      this.holdCount += holdDelta;
       for (const [name, entry] of finals) {
         if (entry === undefined) this.catalog.delete(name);
         else this.catalog.set(name, entry);
@@ -260,9 +276,20 @@ export class Applier {
     const { fresh, result } = this.unapplied(topic, partition, records);
     const finals = new Map<string, CatalogEntry | undefined>();
     const dropped = new Set<string>();
-    if (fresh.length === 0) return { result, finals, dropped };
+    if (fresh.length === 0) return { result, finals, dropped, holdDelta: 0 };
     const events = fresh.map(decodeRecord);
-    const state = await this.prefetch(events);
+    // Holds are keyed by item, so a batch never needs another partition's holds; a group's
+    // batches may read holdCount before its writes count (they touch other partitions).
+    const txn = await TxnBatchState.load(
+      this.store,
+      topic,
+      partition,
+      events,
+      (name) => this.catalog.get(name),
+      () => fresh.reduce((max, r) => (r.timestampMs > max ? r.timestampMs : max), 0n) + 1n,
+      this.holdCount > 0,
+    );
+    const state = await this.prefetch(events, txn.itemKeys);
     const touched = new Set<string>();
     for (const [i, record] of fresh.entries()) {
       const event = events[i]!;
@@ -275,7 +302,9 @@ export class Applier {
       const outcome =
         event instanceof DbError
           ? undecodable(event)
-          : this.applyOne(state, event, at, result, ops, { touched, dropped });
+          : isTxnRecord(event)
+            ? this.applyTxnOne(state, txn, event, at, result, ops)
+            : this.applyOne(state, event, at, result, ops, { touched, dropped }, txn);
       ops.push(outcomeOp(topic, partition, record.offset, outcome));
       if (record.offset >= this.limits.outcomesRetained) {
         ops.push({
@@ -291,7 +320,7 @@ export class Applier {
     for (const [name, entry] of await this.catalogOps(state, touched, dropped, ops)) {
       finals.set(name, entry);
     }
-    return { result, finals, dropped };
+    return { result, finals, dropped, holdDelta: txn.holdDelta };
   }
 
   /**
@@ -333,9 +362,12 @@ export class Applier {
     result: AppliedBatch,
     ops: BatchOp[],
     catalog: { touched: Set<string>; dropped: Set<string> },
+    txn: TxnBatchState,
   ): Outcome {
     const misplaced = misplacedEvent(state, event, at.topic);
     if (misplaced !== null) return { status: "VALIDATION", message: misplaced };
+    const heldBy = txn.mayHold ? singleWriteHolder(txn.view(state), event) : null;
+    if (heldBy !== null) return heldOutcome(event, heldBy);
     const applied = apply(state, event, at);
     ops.push(...writeOps(applied.writes, (name) => state.entry(name)));
     state.fold(applied.writes, at);
@@ -346,22 +378,48 @@ export class Applier {
         catalog.dropped.add(write.name);
       }
     }
-    if (applied.change !== null) {
-      const change = applied.change;
-      ops.push(changeOp(change));
-      if (change.offset >= this.limits.changesRetained) {
-        const old = change.offset - this.limits.changesRetained;
-        ops.push({ type: "del", key: changeKey(change.table, change.partition, old) });
-      }
-      result.changes.push(change);
-    }
+    if (applied.change !== null) this.recordChange(applied.change, result, ops);
     return applied.outcome;
   }
 
-  private async prefetch(events: readonly (LogEvent | DbError)[]): Promise<BatchState> {
+  private recordChange(change: ChangeEvent, result: AppliedBatch, ops: BatchOp[]): void {
+    ops.push(changeOp(change));
+    if (change.offset >= this.limits.changesRetained) {
+      const old = change.offset - this.limits.changesRetained;
+      ops.push({ type: "del", key: changeKey(change.table, change.partition, old) });
+    }
+    result.changes.push(change);
+  }
+
+  /** A transaction record (materializer/transactions/): votes, holds, commits, aborts. */
+  private applyTxnOne(
+    state: BatchState,
+    txn: TxnBatchState,
+    record: TxnRecord,
+    recordAt: EventPosition,
+    result: AppliedBatch,
+    ops: BatchOp[],
+  ): Outcome {
+    const time = txn.txnTime(recordAt.timestampMs);
+    const at = { ...recordAt, timestampMs: time.timestampMs };
+    ops.push(time.op);
+    const applied = applyTxnRecord(txn.view(state), record, at, (name) => state.entry(name));
+    ops.push(...writeOps(applied.writes, (name) => state.entry(name)));
+    state.fold(applied.writes, at);
+    ops.push(...txn.fold(applied.txnWrites, state));
+    ops.push(...txnOutcomeOps(at, applied.outcome, this.limits.outcomesRetained));
+    for (const change of applied.changes) this.recordChange(change, result, ops);
+    return outcomeOfTxn(applied.outcome);
+  }
+
+  private async prefetch(
+    events: readonly (LogEvent | TxnRecord | DbError)[],
+    txnKeys: readonly Buffer[],
+  ): Promise<BatchState> {
     const keys = new Map<string, Buffer>();
+    for (const key of txnKeys) keys.set(key.toString("hex"), key);
     for (const event of events) {
-      if (event instanceof DbError) continue;
+      if (event instanceof DbError || isTxnRecord(event)) continue;
       const key = touchedKey(event, (name) => this.catalog.get(name));
       if (key !== null) keys.set(key.toString("hex"), key);
     }

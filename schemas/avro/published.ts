@@ -24,6 +24,14 @@ const TABLE_DEFINITION_V1_PARTS = [
 ];
 const ITEM_EVENT_V1_PARTS = [...ATTRIBUTE_VALUE_V1, "return-values-v1.avsc"];
 
+const TXN_ACTION_V1_PARTS = [...ITEM_EVENT_V1_PARTS, "txn-action-v1.avsc"];
+const TXN_RECORD_V1_PARTS = [
+  ...TXN_ACTION_V1_PARTS,
+  "topic-partition-v1.avsc",
+  "txn-prepare-v1.avsc",
+  "txn-decision-v1.avsc",
+];
+
 /** Every record kind logkv writes with single-object encoding, by full Avro name. */
 export const PUBLISHED = {
   "logkv.LogEvent": [
@@ -50,6 +58,23 @@ export const PUBLISHED = {
   "logkv.StoredItem": [{ version: 1, root: "stored-item-v1.avsc", parts: ATTRIBUTE_VALUE_V1 }],
   "logkv.Outcome": [{ version: 1, root: "outcome-v1.avsc", parts: ATTRIBUTE_VALUE_V1 }],
   "logkv.ChangeEvent": [{ version: 1, root: "change-event-v1.avsc", parts: ATTRIBUTE_VALUE_V1 }],
+  // Transactions (materializer/transactions/README.md).
+  "logkv.TxnRecord": [{ version: 1, root: "txn-record-v1.avsc", parts: TXN_RECORD_V1_PARTS }],
+  "logkv.TxnEntry": [{ version: 1, root: "txn-entry-v1.avsc", parts: TXN_ACTION_V1_PARTS }],
+  "logkv.TxnOutcome": [
+    {
+      version: 1,
+      root: "txn-outcome-v1.avsc",
+      parts: [...ATTRIBUTE_VALUE_V1, "cancellation-reason-v1.avsc"],
+    },
+  ],
+  "logkv.TxnState": [
+    {
+      version: 1,
+      root: "txn-state-v1.avsc",
+      parts: [...ATTRIBUTE_VALUE_V1, "cancellation-reason-v1.avsc", "topic-partition-v1.avsc"],
+    },
+  ],
 } as const satisfies Record<string, readonly PublishedVersion[]>;
 
 export type RecordKind = keyof typeof PUBLISHED;

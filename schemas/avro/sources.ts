@@ -71,6 +71,30 @@ export const AVSC_SOURCES: Readonly<Record<string, string>> = {
   ]
 }
 `,
+  "cancellation-reason-v1.avsc": `{
+  "type": "record",
+  "name": "CancellationReason",
+  "namespace": "logkv",
+  "doc": "Why one action would stop a transaction (None when it would not).",
+  "fields": [
+    { "name": "index", "type": "int" },
+    {
+      "name": "code",
+      "type": {
+        "type": "enum",
+        "name": "CancellationCode",
+        "symbols": ["None", "ConditionalCheckFailed", "TransactionConflict", "ValidationError"]
+      }
+    },
+    { "name": "message", "type": ["null", "string"], "default": null },
+    {
+      "name": "item",
+      "type": ["null", { "type": "map", "values": "logkv.AttributeValue" }],
+      "default": null
+    }
+  ]
+}
+`,
   "change-event-v1.avsc": `{
   "type": "record",
   "name": "ChangeEvent",
@@ -296,6 +320,17 @@ export const AVSC_SOURCES: Readonly<Record<string, string>> = {
   ]
 }
 `,
+  "topic-partition-v1.avsc": `{
+  "type": "record",
+  "name": "TopicPartition",
+  "namespace": "logkv",
+  "doc": "A partition of a table topic: a transaction participant.",
+  "fields": [
+    { "name": "topic", "type": "string" },
+    { "name": "partition", "type": "int" }
+  ]
+}
+`,
   "ttl-delete-v1.avsc": `{
   "type": "record",
   "name": "TtlDelete",
@@ -305,6 +340,132 @@ export const AVSC_SOURCES: Readonly<Record<string, string>> = {
     { "name": "table", "type": "string" },
     { "name": "key", "type": { "type": "map", "values": "logkv.AttributeValue" } },
     { "name": "expiresAtMs", "type": "long" }
+  ]
+}
+`,
+  "txn-action-v1.avsc": `{
+  "type": "record",
+  "name": "TxnAction",
+  "namespace": "logkv",
+  "doc": "One action of a transaction; item is the whole item for Put, else the key.",
+  "fields": [
+    { "name": "index", "type": "int", "doc": "Position in the client's request." },
+    {
+      "name": "kind",
+      "type": {
+        "type": "enum",
+        "name": "TxnActionKind",
+        "symbols": ["Put", "Update", "Delete", "ConditionCheck"]
+      }
+    },
+    { "name": "table", "type": "string" },
+    { "name": "item", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    { "name": "update", "type": ["null", "string"], "default": null },
+    { "name": "condition", "type": ["null", "string"], "default": null },
+    { "name": "names", "type": { "type": "map", "values": "string" } },
+    { "name": "values", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    { "name": "returnValuesOnConditionCheckFailure", "type": "logkv.ReturnValues" }
+  ]
+}
+`,
+  "txn-decision-v1.avsc": `{
+  "type": "record",
+  "name": "TxnDecision",
+  "namespace": "logkv",
+  "doc": "Phase two on one participant, sent once the decision is durable.",
+  "fields": [
+    { "name": "txnId", "type": "string" },
+    { "name": "commit", "type": "boolean" },
+    { "name": "deadlineMs", "type": "long" }
+  ]
+}
+`,
+  "txn-entry-v1.avsc": `{
+  "type": "record",
+  "name": "TxnEntry",
+  "namespace": "logkv",
+  "doc": "What a partition keeps of a transaction: prepared actions, or its decision.",
+  "fields": [
+    {
+      "name": "state",
+      "type": {
+        "type": "enum",
+        "name": "TxnEntryState",
+        "symbols": ["PREPARED", "COMMITTED", "ABORTED"]
+      }
+    },
+    { "name": "deadlineMs", "type": "long" },
+    { "name": "timestampMs", "type": "long", "doc": "The prepare's record time." },
+    { "name": "actions", "type": { "type": "array", "items": "logkv.TxnAction" } }
+  ]
+}
+`,
+  "txn-outcome-v1.avsc": `{
+  "type": "record",
+  "name": "TxnOutcome",
+  "namespace": "logkv",
+  "doc": "What applying one transaction record decided; stored beside the record's Outcome.",
+  "fields": [
+    {
+      "name": "kind",
+      "type": {
+        "type": "enum",
+        "name": "TxnOutcomeKind",
+        "symbols": ["VOTE", "COMMITTED", "ABORTED", "IGNORED"]
+      }
+    },
+    { "name": "txnId", "type": "string" },
+    { "name": "commit", "type": "boolean", "doc": "VOTE: yes or no." },
+    {
+      "name": "reasons",
+      "type": { "type": "array", "items": "logkv.CancellationReason" },
+      "doc": "VOTE: one per action; COMMITTED: actions skipped."
+    },
+    { "name": "message", "type": ["null", "string"], "default": null }
+  ]
+}
+`,
+  "txn-prepare-v1.avsc": `{
+  "type": "record",
+  "name": "TxnPrepare",
+  "namespace": "logkv",
+  "doc": "Phase one on one participant: vote on and hold this partition's actions.",
+  "fields": [
+    { "name": "txnId", "type": "string" },
+    { "name": "deadlineMs", "type": "long", "doc": "Record time after which it votes no." },
+    { "name": "participants", "type": { "type": "array", "items": "logkv.TopicPartition" } },
+    { "name": "actions", "type": { "type": "array", "items": "logkv.TxnAction" } }
+  ]
+}
+`,
+  "txn-record-v1.avsc": `{
+  "type": "record",
+  "name": "TxnRecord",
+  "namespace": "logkv",
+  "doc": "A transaction record on a table topic; new kinds go at the union's end.",
+  "fields": [{ "name": "record", "type": ["logkv.TxnPrepare", "logkv.TxnDecision"] }]
+}
+`,
+  "txn-state-v1.avsc": `{
+  "type": "record",
+  "name": "TxnState",
+  "namespace": "logkv",
+  "doc": "A record of logkv.txn-state: a transaction began, or its decision (first one wins).",
+  "fields": [
+    { "name": "txnId", "type": "string" },
+    {
+      "name": "kind",
+      "type": { "type": "enum", "name": "TxnStateKind", "symbols": ["BEGIN", "COMMIT", "ABORT"] }
+    },
+    { "name": "deadlineMs", "type": "long" },
+    { "name": "participants", "type": { "type": "array", "items": "logkv.TopicPartition" } },
+    { "name": "token", "type": ["null", "string"], "default": null },
+    { "name": "digest", "type": ["null", "string"], "default": null },
+    {
+      "name": "reasons",
+      "type": { "type": "array", "items": "logkv.CancellationReason" },
+      "doc": "ABORT: why, one per action of the request (empty when no vote was taken)."
+    }
   ]
 }
 `,

@@ -31,6 +31,7 @@ describe("GraphQL schema", () => {
       "listTables",
       "query",
       "scan",
+      "transactGetItems",
     ]);
     assert.deepEqual(mutation, [
       "batchWriteItem",
@@ -38,6 +39,7 @@ describe("GraphQL schema", () => {
       "deleteItem",
       "deleteTable",
       "putItem",
+      "transactWriteItems",
       "updateItem",
       "updateTable",
     ]);

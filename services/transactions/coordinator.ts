@@ -1,0 +1,383 @@
+// The transaction coordinator (materializer/transactions/README.md, "Coordinator"): runs
+// two-phase commit over the log for transactWriteItems, answers retries of a client token
+// with the first outcome, and sweeps the transaction-state log for transactions whose
+// coordinator died (abort when undecided past the deadline; re-send a decision it never
+// finished sending), from the participants the store shows still prepared.
+//
+// Lifecycle: start() reads the state log and runs a first sweep; stop(). Concurrency: any
+// number of transactions at once; each waits only on its own records.
+import { createHash, randomUUID } from "node:crypto";
+import type { Materializer } from "../../materializer/materializer.js";
+import { partitionOf } from "../../gateway/consistency/partition.js";
+import {
+  decodeTxnOutcome,
+  encodeTxnRecord,
+  type CancellationReason,
+  type TopicPartition,
+  type TxnAction,
+  type TxnOutcome,
+  type TxnStateRecord,
+} from "../../schemas/transactions.js";
+import { preparedEntries, txnOutcomeKey } from "../../materializer/transactions/store-state.js";
+import { DbError } from "../shared/errors.js";
+import type { LogClient, LogPosition } from "../log-client.js";
+import { TxnStateLog, type TxnStatus } from "./state-log.js";
+import type { TxnProbe } from "./txn-probe.js";
+
+export interface TxnCoordinatorOptions {
+  /** How long a transaction may hold keys: its prepares' deadline is now + this. */
+  txnTimeoutMs: number;
+  /** How long one wait (an append, a vote, a commit applied) may take. */
+  waitTimeoutMs: number;
+  /** A retry with the same client token within this window gets the first outcome. */
+  idempotencyWindowMs: number;
+  /** How often the recovery sweeper runs. */
+  sweepIntervalMs: number;
+}
+
+export const defaultTxnCoordinatorOptions: TxnCoordinatorOptions = {
+  txnTimeoutMs: 10_000,
+  waitTimeoutMs: 10_000,
+  idempotencyWindowMs: 10 * 60_000,
+  sweepIntervalMs: 1_000,
+};
+
+/** One participant's share of a transaction. */
+export interface TxnGroup extends TopicPartition {
+  /** Partition count of the topic (to route records to the partition). */
+  partitions: number;
+  actions: TxnAction[];
+}
+
+export type TxnWriteResult =
+  | { status: "COMMITTED"; txnId: string; positions: LogPosition[]; replayed: boolean }
+  | {
+      status: "CANCELED";
+      txnId: string;
+      positions: LogPosition[];
+      reasons: CancellationReason[];
+      replayed: boolean;
+    };
+
+/** A Kafka record key that the default partitioner puts on `partition` (cached). */
+const routeKeys = new Map<string, Buffer>();
+function keyForPartition(partition: number, partitions: number): Buffer {
+  const id = `${partition}/${partitions}`;
+  let key = routeKeys.get(id);
+  for (let i = 0; key === undefined; i++) {
+    if (partitionOf({ S: `r${i}` }, partitions) === partition) key = Buffer.from(`r${i}`);
+  }
+  routeKeys.set(id, key);
+  return key;
+}
+
+/** A digest of the request, to tell a retry from a different request with the same token. */
+export function requestDigest(groups: readonly TxnGroup[]): string {
+  const actions = groups.flatMap((g) => g.actions).sort((a, b) => a.index - b.index);
+  const text = JSON.stringify(actions, (_k, v: unknown) =>
+    Buffer.isBuffer(v) ? v.toString("base64") : typeof v === "bigint" ? v.toString() : v,
+  );
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/**
+ * The participant records of a transaction: one per group, except that a group with several
+ * writes is split so that each participant record writes at most one item. A commit record
+ * then makes at most one change event, whose (partition, offset) names it alone in change
+ * streams and global-index maintenance. Participant i's records use partId(txnId, i).
+ */
+export function participantParts(groups: readonly TxnGroup[]): TxnGroup[] {
+  const parts: TxnGroup[] = [];
+  for (const group of groups) {
+    const writes = group.actions.filter((a) => a.kind !== "ConditionCheck");
+    const checks = group.actions.filter((a) => a.kind === "ConditionCheck");
+    if (writes.length <= 1) {
+      parts.push(group);
+      continue;
+    }
+    writes.forEach((write, i) => {
+      parts.push({ ...group, actions: i === 0 ? [write, ...checks] : [write] });
+    });
+  }
+  return parts;
+}
+
+/** The transaction id a participant's records carry. */
+export const partId = (txnId: string, participant: number) => `${txnId}#${participant}`;
+
+/** The table a table topic (logkv.table.<name>.<generation>) belongs to. */
+const tableOfTopic = (topic: string) => /^logkv\.table\.(.+)\.\d+$/.exec(topic)?.[1] ?? "";
+
+const noVote = (index: number, message: string): CancellationReason => ({
+  index,
+  code: "TransactionConflict",
+  message,
+  item: null,
+});
+
+export class TxnCoordinator {
+  private sweeper: NodeJS.Timeout | null = null;
+
+  private constructor(
+    private readonly log: LogClient,
+    private readonly materializer: Materializer,
+    readonly state: TxnStateLog,
+    private readonly probe: TxnProbe,
+    private readonly options: TxnCoordinatorOptions,
+  ) {}
+
+  static async start(
+    log: LogClient,
+    materializer: Materializer,
+    probe: TxnProbe,
+    options: TxnCoordinatorOptions = defaultTxnCoordinatorOptions,
+  ): Promise<TxnCoordinator> {
+    const state = await TxnStateLog.start(log.kafkaClient, log);
+    const coordinator = new TxnCoordinator(log, materializer, state, probe, options);
+    await state.catchUp(options.waitTimeoutMs);
+    const sweep = () => {
+      coordinator.sweep().catch(() => undefined);
+      coordinator.sweeper = setTimeout(sweep, options.sweepIntervalMs);
+      coordinator.sweeper.unref();
+    };
+    sweep();
+    return coordinator;
+  }
+
+  async stop(): Promise<void> {
+    if (this.sweeper !== null) clearTimeout(this.sweeper);
+    this.sweeper = null;
+    await this.state.stop();
+  }
+
+  /** Runs a transaction (or replays the one its token names) to its outcome. */
+  async transactWrite(groups: readonly TxnGroup[], token: string | null): Promise<TxnWriteResult> {
+    const started = performance.now();
+    const digest = requestDigest(groups);
+    let txnId: string = randomUUID();
+    if (token !== null) {
+      await this.state.catchUp(this.options.waitTimeoutMs);
+      const earlier = this.state.byClientToken(token);
+      const base = `k${createHash("sha256").update(token).digest("hex").slice(0, 32)}`;
+      // Derived from the token, so concurrent first attempts on two gateways share one
+      // transaction (the first BEGIN and first decision stand); the window's number keeps a
+      // token reused after the window (and after the index forgot it) from meeting it.
+      txnId = `${base}.${Math.floor(Date.now() / this.options.idempotencyWindowMs)}`;
+      if (earlier?.begin.txnId === txnId) txnId = `${base}.${earlier.begin.offset}`;
+      if (
+        earlier !== undefined &&
+        Date.now() - earlier.begin.timestampMs < this.options.idempotencyWindowMs
+      ) {
+        if (earlier.begin.digest !== digest) {
+          this.probe.tokenReplayed("mismatch");
+          throw new DbError(
+            "INVALID_ARGUMENT",
+            "IdempotentParameterMismatch: the client token was used with a different request",
+          );
+        }
+        this.probe.tokenReplayed("replayed");
+        return { ...(await this.replay(earlier)), replayed: true };
+      }
+    }
+    const result = await this.run(txnId, groups, token, digest);
+    const seconds = (performance.now() - started) / 1000;
+    this.probe.finished(
+      result.status === "COMMITTED" ? "committed" : "canceled",
+      groups.length,
+      seconds,
+    );
+    if (result.status === "CANCELED") {
+      this.probe.aborted(result.reasons.find((r) => r.code !== "None")?.code ?? "Unknown");
+    }
+    return result;
+  }
+
+  private async run(
+    txnId: string,
+    groups: readonly TxnGroup[],
+    token: string | null,
+    digest: string,
+  ): Promise<TxnWriteResult> {
+    const parts = participantParts(groups);
+    const participants = parts.map(({ topic, partition }) => ({ topic, partition }));
+    const deadlineMs = BigInt(Date.now() + this.options.txnTimeoutMs);
+    const begin: TxnStateRecord = {
+      txnId,
+      kind: "BEGIN",
+      deadlineMs,
+      participants,
+      token,
+      digest,
+      reasons: [],
+    };
+    // Durable before any prepare (recovery must know of every transaction that may hold
+    // keys); no need to read it back.
+    await this.state.append(begin, this.options.waitTimeoutMs, false);
+    const votes = await Promise.all(
+      parts.map(async (group, i) => {
+        const record = {
+          type: "TxnPrepare" as const,
+          txnId: partId(txnId, i),
+          deadlineMs,
+          participants,
+          actions: group.actions,
+        };
+        const key = keyForPartition(group.partition, group.partitions);
+        const at = await this.log.appendBytes(group.topic, key, encodeTxnRecord(record));
+        return this.voteAt(at, group.actions);
+      }),
+    );
+    const commit = votes.every((v) => v.kind === "VOTE" && v.commit);
+    const reasons = commit ? [] : this.reasonsOf(parts, votes);
+    await this.state.append(
+      { ...begin, kind: commit ? "COMMIT" : "ABORT", token: null, digest: null, reasons },
+      this.options.waitTimeoutMs,
+    );
+    const status = this.state.status(txnId);
+    if (status?.decision == null)
+      throw new DbError("INTERNAL", `no decision read back for ${txnId}`);
+    return this.complete(status.begin, status.decision, parts);
+  }
+
+  /** The vote at a prepare's offset; a vote that cannot be read is a no. */
+  private async voteAt(at: LogPosition, actions: readonly TxnAction[]): Promise<TxnOutcome> {
+    try {
+      await this.materializer.waitApplied(
+        at.topic,
+        at.partition,
+        at.offset + 1n,
+        this.options.waitTimeoutMs,
+      );
+      const bytes = await this.materializer.store.get(
+        txnOutcomeKey(at.topic, at.partition, at.offset),
+      );
+      if (bytes !== undefined) return decodeTxnOutcome(bytes);
+    } catch (error) {
+      if (!(error instanceof DbError)) throw error;
+    }
+    const reasons = actions.map((a) => noVote(a.index, "No vote before the timeout"));
+    return { kind: "VOTE", txnId: "", commit: false, reasons };
+  }
+
+  private reasonsOf(
+    groups: readonly TxnGroup[],
+    votes: readonly TxnOutcome[],
+  ): CancellationReason[] {
+    const reasons: CancellationReason[] = [];
+    groups.forEach((group, i) => {
+      const vote = votes[i];
+      for (const action of group.actions) {
+        const found =
+          vote?.kind === "VOTE" ? vote.reasons.find((r) => r.index === action.index) : undefined;
+        reasons.push(found ?? { index: action.index, code: "None", message: null, item: null });
+      }
+    });
+    return reasons.sort((a, b) => a.index - b.index);
+  }
+
+  /** Sends the decision to every participant and waits until each applied it. */
+  private async complete(
+    begin: TxnStatus["begin"],
+    decision: TxnStateRecord,
+    groups: readonly { topic: string; partition: number; partitions: number }[],
+  ): Promise<TxnWriteResult> {
+    const type = decision.kind === "COMMIT" ? ("TxnCommit" as const) : ("TxnAbort" as const);
+    const positions = await Promise.all(
+      groups.map(async (g, i) => {
+        const txnId = partId(begin.txnId, i);
+        const bytes = encodeTxnRecord({ type, txnId, deadlineMs: begin.deadlineMs });
+        const at = await this.log.appendBytes(
+          g.topic,
+          keyForPartition(g.partition, g.partitions),
+          bytes,
+        );
+        await this.materializer.waitApplied(
+          at.topic,
+          at.partition,
+          at.offset + 1n,
+          this.options.waitTimeoutMs,
+        );
+        return at;
+      }),
+    );
+    if (decision.kind === "COMMIT") {
+      return { status: "COMMITTED", txnId: begin.txnId, positions, replayed: false };
+    }
+    const reasons = decision.reasons;
+    return { status: "CANCELED", txnId: begin.txnId, positions, reasons, replayed: false };
+  }
+
+  private partitionsOf(topic: string): number {
+    const entry = this.materializer.table(tableOfTopic(topic));
+    if (entry === undefined) throw new DbError("NOT_FOUND", `no table for topic ${topic}`);
+    return entry.definition.partitions;
+  }
+
+  /** A retried request: wait for the first transaction's decision, make sure it is applied. */
+  private async replay(earlier: TxnStatus): Promise<TxnWriteResult> {
+    const waitUntil =
+      Number(earlier.begin.deadlineMs) +
+      2 * this.options.sweepIntervalMs +
+      this.options.waitTimeoutMs;
+    let status = this.state.status(earlier.begin.txnId)!;
+    while (status.decision === null) {
+      if (Date.now() > waitUntil)
+        throw new DbError("TIMEOUT", "the earlier request is still undecided");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await this.sweep();
+      status = this.state.status(earlier.begin.txnId)!;
+    }
+    const groups = status.begin.participants.map((p) => ({
+      ...p,
+      partitions: this.partitionsOf(p.topic),
+    }));
+    return this.complete(status.begin, status.decision!, groups);
+  }
+
+  /**
+   * Finishes what holds keys past its deadline, from the prepared entries the store holds
+   * (so only participants really left waiting get a record): a decided transaction's
+   * participant gets its decision again (idempotent; its coordinator died between deciding
+   * and sending); a prepare no BEGIN names (a hand-written record, or a bug) is aborted. The
+   * state log is read up to now first: a BEGIN is acknowledged before its prepares are
+   * appended, so it is indexed by then.
+   */
+  private async finishPrepared(now: number): Promise<void> {
+    const late = (await preparedEntries(this.materializer.store)).filter(
+      (e) => now > Number(e.deadlineMs) + this.options.sweepIntervalMs,
+    );
+    if (late.length === 0) return;
+    await this.state.catchUp(this.options.waitTimeoutMs);
+    for (const entry of late) {
+      const status = this.state.status(entry.txnId.replace(/#\d+$/, ""));
+      if (status !== undefined && status.decision === null) continue; // aborted below first
+      const commit = status?.decision?.kind === "COMMIT";
+      const type = commit ? ("TxnCommit" as const) : ("TxnAbort" as const);
+      const bytes = encodeTxnRecord({ type, txnId: entry.txnId, deadlineMs: entry.deadlineMs });
+      const partitions = this.materializer.table(tableOfTopic(entry.topic))?.definition.partitions;
+      if (partitions === undefined) continue; // a dropped table holds nothing any more
+      await this.log.appendBytes(entry.topic, keyForPartition(entry.partition, partitions), bytes);
+      this.probe.recoveredOne(status === undefined ? "orphan" : "resent");
+    }
+  }
+
+  /**
+   * Recovery: decide ABORT for transactions still undecided past their deadline (the first
+   * decision wins, so a live coordinator that decides later learns ABORT), then finish the
+   * participants left prepared. Forgets decided transactions older than twice the
+   * idempotency window.
+   */
+  async sweep(): Promise<void> {
+    const now = Date.now();
+    const grace = this.options.sweepIntervalMs;
+    for (const status of [...this.state.all()]) {
+      const { begin } = status;
+      if (now <= Number(begin.deadlineMs) + grace || status.decision !== null) continue;
+      const abort = { ...begin, kind: "ABORT" as const, token: null, digest: null, reasons: [] };
+      await this.state.append(abort, this.options.waitTimeoutMs);
+      this.probe.recoveredOne("aborted");
+    }
+    await this.finishPrepared(now);
+    this.state.forgetOlderThan(now - 2 * this.options.idempotencyWindowMs);
+  }
+}

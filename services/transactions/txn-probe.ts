@@ -1,0 +1,65 @@
+// Transaction metrics (STYLE.md §6: only probes import prom-client), registered on the
+// gateway's registry so /metrics shows them.
+import { Counter, Histogram, type Registry } from "prom-client";
+
+const secondsBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export class TxnProbe {
+  private readonly outcomes: Counter<"outcome">;
+  private readonly aborts: Counter<"reason">;
+  private readonly latency: Histogram<"outcome" | "partitions">;
+  private readonly recovered: Counter<"action">;
+  private readonly replays: Counter<"result">;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.outcomes = new Counter({
+      name: "logkv_transactions_total",
+      help: "transactWriteItems by outcome (committed, canceled)",
+      labelNames: ["outcome"],
+      registers,
+    });
+    this.aborts = new Counter({
+      name: "logkv_transaction_aborts_total",
+      help: "Cancelled transactions by the first cancellation reason code",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: "logkv_transaction_seconds",
+      help: "transactWriteItems latency by outcome and number of partitions touched",
+      labelNames: ["outcome", "partitions"],
+      buckets: secondsBuckets,
+      registers,
+    });
+    this.recovered = new Counter({
+      name: "logkv_transactions_recovered_total",
+      help: "Transactions the recovery sweeper aborted, whose decision it re-sent, or orphan prepares it aborted",
+      labelNames: ["action"],
+      registers,
+    });
+    this.replays = new Counter({
+      name: "logkv_transaction_token_replays_total",
+      help: "Requests whose client token named an earlier transaction (replayed or mismatched)",
+      labelNames: ["result"],
+      registers,
+    });
+  }
+
+  finished(outcome: "committed" | "canceled", partitions: number, seconds: number): void {
+    this.outcomes.inc({ outcome });
+    this.latency.observe({ outcome, partitions: String(partitions) }, seconds);
+  }
+
+  aborted(reason: string): void {
+    this.aborts.inc({ reason });
+  }
+
+  recoveredOne(action: "aborted" | "resent" | "orphan"): void {
+    this.recovered.inc({ action });
+  }
+
+  tokenReplayed(result: "replayed" | "mismatch"): void {
+    this.replays.inc({ result });
+  }
+}
