@@ -11,6 +11,10 @@ import { defaultBrokerConfig } from "../services/broker/config.js";
 import { LogClient } from "../services/log-client.js";
 import type { Logger } from "../services/shared/log.js";
 import { Materializer } from "../materializer/materializer.js";
+import {
+  RestoreService,
+  type RestoreServiceOptions,
+} from "../materializer/restore/restore-service.js";
 import type { Consistency } from "./consistency/gate.js";
 import type { GatewayLimits } from "./context.js";
 import type { GatewayAuthOptions } from "./auth/index.js";
@@ -33,7 +37,14 @@ export interface GatewayNodeOptions {
   ttlSweepIntervalMs?: number;
   /** API keys and audit log; absent: auth off. */
   auth?: GatewayAuthOptions;
+  /** Checkpoint cadence, recovery window and restore pace (materializer/restore). */
+  restore?: RestoreTuning;
 }
+
+export type RestoreTuning = Pick<
+  RestoreServiceOptions,
+  "checkpointIntervalMs" | "recoveryWindowMs" | "restoreItemsPerSecondMax"
+>;
 
 export interface RunningNode {
   gateway: Gateway;
@@ -52,9 +63,18 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
     ttlSweepIntervalMs: options.ttlSweepIntervalMs,
   });
   let log: LogClient | null = null;
+  let restores: RestoreService | null = null;
   try {
     await materializer.start();
     log = await LogClient.connect({ brokers: options.brokers, clientId: "logkv-gateway" });
+    restores = new RestoreService({
+      ...options.restore,
+      materializer,
+      log,
+      dataDir: options.dataDir,
+      logger: options.logger.child("restore"),
+    });
+    await restores.start();
     const gateway = await Gateway.start({
       materializer,
       log,
@@ -65,8 +85,10 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
       limits: options.limits,
       auth: options.auth,
       extraMetrics: () => materializer.probe.render().then((r) => r.body),
+      restores,
     });
     const client = log;
+    const restoreService = restores;
     return {
       gateway,
       materializer,
@@ -74,11 +96,13 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
       kafka: null,
       async stop() {
         await gateway.close();
+        await restoreService.stop().catch(() => undefined);
         await client.close().catch(() => undefined);
         await materializer.stop();
       },
     };
   } catch (error) {
+    await restores?.stop().catch(() => undefined);
     await log?.close().catch(() => undefined);
     await materializer.stop().catch(() => undefined);
     throw error;
@@ -96,6 +120,7 @@ export interface EmbeddedNodeOptions {
   limits?: Partial<GatewayLimits>;
   /** API keys and audit log; absent: auth off (the embedded default). */
   auth?: GatewayAuthOptions;
+  restore?: RestoreTuning;
 }
 
 export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<RunningNode> {
@@ -120,6 +145,7 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<R
       defaultConsistency: options.defaultConsistency,
       limits: options.limits,
       auth: options.auth,
+      restore: options.restore,
     });
     return {
       ...node,

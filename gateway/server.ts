@@ -13,6 +13,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import { createYoga, type Plugin } from "graphql-yoga";
 import { GraphQLError, type ExecutionResult, type GraphQLSchema } from "graphql";
 import type { Materializer } from "../materializer/materializer.js";
+import type { RestoreService } from "../materializer/restore/restore-service.js";
 import type { LogClient } from "../services/log-client.js";
 import type { Logger } from "../services/shared/log.js";
 import { ConsistencyGate, type Consistency } from "./consistency/gate.js";
@@ -56,6 +57,8 @@ export interface GatewayOptions {
   subscriptions?: Partial<SubscriptionLimits>;
   /** API keys and the audit log (gateway/auth); absent: auth off, no audit. */
   auth?: GatewayAuthOptions;
+  /** Restores and backups this gateway serves (materializer/restore); absent: off. */
+  restores?: RestoreService;
 }
 
 export const GRAPHQL_PATH = "/graphql";
@@ -104,6 +107,7 @@ export class Gateway {
       limits,
       defaultConsistency: options.defaultConsistency ?? "SESSION",
       defaultPartitions: options.defaultPartitions ?? 4,
+      restores: options.restores,
     };
     const subscriptions = new ChangeSubscriptions(
       options.materializer,

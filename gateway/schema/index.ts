@@ -6,6 +6,7 @@ import { batchMutations, batchQueries } from "../resolvers/batch.js";
 import { itemMutations } from "../resolvers/items.js";
 import { itemQueries } from "../resolvers/reads.js";
 import { tableMutations, tableQueries } from "../resolvers/tables.js";
+import { restoreMutations, restoreQueries } from "../resolvers/restore.js";
 import { JsonScalar } from "./json-scalar.js";
 import { typeDefs } from "./sdl.js";
 
@@ -16,8 +17,8 @@ export function gatewaySchema() {
     typeDefs,
     resolvers: {
       JSON: JsonScalar,
-      Query: { ...tableQueries, ...itemQueries, ...batchQueries },
-      Mutation: { ...tableMutations, ...itemMutations, ...batchMutations },
+      Query: { ...tableQueries, ...itemQueries, ...batchQueries, ...restoreQueries },
+      Mutation: { ...tableMutations, ...itemMutations, ...batchMutations, ...restoreMutations },
     },
   });
 }

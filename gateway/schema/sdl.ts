@@ -367,4 +367,82 @@ type Subscription {
   """
   changes(table: String!, key: JSON, after: String): ChangeEvent!
 }
+
+# ---- Point-in-time restore and backups (issue 7; materializer/restore/README.md) ----
+
+"Where a restore into a table stands. A table is served only once its restore is ACTIVE."
+enum RestoreState {
+  "Recorded; the target table is being created."
+  CREATING
+  "The target exists and its items are being appended; reads and writes of it are refused."
+  RESTORING
+  "Every item is durable in the target's log and applied: an ordinary table."
+  ACTIVE
+  "Stopped with an error (message); running the same restore again resumes it."
+  FAILED
+}
+
+"What the node running a restore is doing (null on other nodes, or after a restart)."
+enum RestorePhase {
+  PREPARING
+  REPLAYING
+  LOADING
+  INDEXING
+  DONE
+}
+
+type RestoreStatus {
+  target: String!
+  "The source table, or backup:<name>."
+  source: String!
+  "The instant restored, ISO 8601, and as ms since the epoch (decimal string)."
+  time: String!
+  timeMs: String!
+  state: RestoreState!
+  phase: RestorePhase
+  "Log events replayed so far, and in all (int64 as decimal strings)."
+  eventsReplayed: String!
+  eventsTotal: String!
+  itemsWritten: Int!
+  itemsTotal: Int!
+  "The checkpoint or backup the replay started from; null: the start of the log."
+  checkpoint: String
+  message: String
+  "Whether the node answering runs the job now."
+  running: Boolean!
+}
+
+"A consistent snapshot of a table: every partition at a recorded offset."
+type Backup {
+  name: String!
+  table: String!
+  createdAt: String!
+  items: Int!
+  bytes: String!
+  "Per partition, the table topic offset the backup reflects (everything below it)."
+  offsets: [String!]!
+}
+
+extend type Query {
+  "The restore into a table; null when there was none."
+  restoreStatus(target: String!): RestoreStatus
+  "Every restore the log records."
+  restores: [RestoreStatus!]!
+  "The backups of this node's backup folder."
+  backups: [Backup!]!
+}
+
+extend type Mutation {
+  """
+  Starts restoring source as it was at time (ISO 8601 or ms since the epoch: per partition,
+  the events up to the first one stamped later) into a new table target, and returns at
+  once; follow it with restoreStatus. Running an unfinished restore again resumes it.
+  """
+  restoreTable(source: String!, target: String!, time: String!): RestoreStatus!
+  "Writes a backup of a table to the node's backup folder."
+  backupTable(table: String!, name: String!): Backup!
+  deleteBackup(name: String!): Backup!
+  "Starts restoring a backup into a new table; follow it with restoreStatus."
+  restoreTableFromBackup(backup: String!, target: String!): RestoreStatus!
+}
 `;

@@ -25,19 +25,26 @@ describe("GraphQL schema", () => {
     const query = Object.keys(schema.getQueryType()!.getFields()).sort();
     const mutation = Object.keys(schema.getMutationType()!.getFields()).sort();
     assert.deepEqual(query, [
+      "backups",
       "batchGetItem",
       "describeTable",
       "getItem",
       "listTables",
       "query",
+      "restoreStatus",
+      "restores",
       "scan",
     ]);
     assert.deepEqual(mutation, [
+      "backupTable",
       "batchWriteItem",
       "createTable",
+      "deleteBackup",
       "deleteItem",
       "deleteTable",
       "putItem",
+      "restoreTable",
+      "restoreTableFromBackup",
       "updateItem",
       "updateTable",
     ]);

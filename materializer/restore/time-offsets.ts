@@ -1,0 +1,77 @@
+// Mapping an instant to per-partition cut offsets, and choosing the checkpoint a replay
+// starts from (README.md, "Time → offsets"). Pure, apart from cutOffsets, which asks the
+// broker with ListOffsets by timestamp.
+import type { Admin } from "kafkajs";
+import type { StoredCheckpoint } from "./table-checkpoint.js";
+
+/**
+ * Per partition, the first offset whose record timestamp is > timeMs (the high watermark
+ * when there is none): the table at timeMs is every partition's records below its cut.
+ */
+export async function cutOffsets(
+  admin: Admin,
+  topic: string,
+  partitions: number,
+  timeMs: number,
+): Promise<bigint[]> {
+  const answer = await admin.fetchTopicOffsetsByTimestamp(topic, timeMs + 1);
+  const cut = new Array<bigint>(partitions).fill(0n);
+  for (const { partition, offset } of answer) {
+    if (partition < partitions) cut[partition] = BigInt(offset);
+  }
+  return cut;
+}
+
+/** Each partition's log start offset (records below it are deleted by retention). */
+export async function logStartOffsets(
+  admin: Admin,
+  topic: string,
+  partitions: number,
+): Promise<bigint[]> {
+  const answer = await admin.fetchTopicOffsets(topic);
+  const start = new Array<bigint>(partitions).fill(0n);
+  for (const { partition, low } of answer) {
+    if (partition < partitions) start[partition] = BigInt(low);
+  }
+  return start;
+}
+
+/** Where a replay starts: a checkpoint, or an empty table at offset 0. */
+export interface ReplayBase {
+  checkpoint: StoredCheckpoint | null;
+  offsets: bigint[];
+}
+
+/**
+ * The newest usable base for a cut: a checkpoint of the same table generation whose every
+ * partition offset is at or below the cut (it holds nothing past the instant), else the
+ * empty table at offset 0 when the log still starts at 0 everywhere; null when neither
+ * (the instant is older than the recovery window).
+ */
+export function chooseBase(
+  checkpoints: readonly StoredCheckpoint[],
+  generation: bigint,
+  cut: readonly bigint[],
+  logStart: readonly bigint[],
+): ReplayBase | null {
+  let best: { checkpoint: StoredCheckpoint; offsets: bigint[]; total: bigint } | null = null;
+  for (const checkpoint of checkpoints) {
+    const manifest = checkpoint.manifest;
+    if (BigInt(manifest.generation) !== generation) continue;
+    if (manifest.offsets.length !== cut.length) continue;
+    const offsets = manifest.offsets.map((o) => BigInt(o));
+    // Usable only if the log still holds what follows it up to the cut.
+    const usable = offsets.every((o, p) => o <= cut[p]! && (o >= logStart[p]! || o === cut[p]));
+    if (!usable) continue;
+    const total = offsets.reduce((a, b) => a + b, 0n);
+    if (best === null || total > best.total) best = { checkpoint, offsets, total };
+  }
+  if (best !== null) return { checkpoint: best.checkpoint, offsets: best.offsets };
+  const fromZero = cut.every((c, p) => logStart[p] === 0n || c === 0n);
+  return fromZero ? { checkpoint: null, offsets: cut.map(() => 0n) } : null;
+}
+
+/** Events a replay from `base` to `cut` applies at most (the progress bar's total). */
+export function eventsToReplay(base: ReplayBase, cut: readonly bigint[]): bigint {
+  return cut.reduce((sum, c, p) => sum + (c > base.offsets[p]! ? c - base.offsets[p]! : 0n), 0n);
+}
