@@ -16,11 +16,17 @@ export async function post(
   query: string,
   variables: Record<string, unknown> = {},
 ): Promise<GraphQLResponse> {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ query, variables }),
-  });
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query, variables }),
+    });
+  } catch (error) {
+    const cause = (error as { cause?: unknown }).cause;
+    throw new Error(`POST ${url}: ${String(cause ?? error)}`, { cause: error });
+  }
   return (await response.json()) as GraphQLResponse;
 }
 
