@@ -76,6 +76,8 @@ describe("restoreTable: the restored table equals a model of the source at the i
       kafka: { host: "127.0.0.1", port: 0 },
       graphql: { host: "127.0.0.1", port: 0 },
       logger: createLogger("test"),
+      // A loaded shared machine can stall applying for seconds; a slow answer is no failure.
+      limits: { waitTimeoutMs: 30_000 },
       restore: { checkpointIntervalMs: 400 },
     });
     url = node.gateway.url;
