@@ -10,6 +10,10 @@ const benchmarks: { name: string; main: (argv: string[]) => Promise<number> }[] 
   { name: "log", main: mainLogBench },
   { name: "materializer", main: mainMaterializerBench },
   { name: "ycsb", main: async (argv) => (await import("./ycsb.js")).mainYcsbBench(argv) },
+  {
+    name: "restore",
+    main: async (argv) => (await import("./restore.js")).mainRestoreBench(argv),
+  },
 ];
 
 async function main(argv: string[]): Promise<number> {
