@@ -9,6 +9,27 @@ import { DbError } from "../../services/shared/errors.js";
 import type { GatewayContext } from "../context.js";
 import { gatewayError } from "../errors.js";
 import { timed } from "./observe.js";
+import { itemQueries } from "./reads.js";
+import { parseKeyCondition, resolveKeyCondition } from "../../materializer/expressions/index.js";
+import { tableKeySchema } from "../../materializer/catalog/table.js";
+import { getItem, query } from "../../materializer/read/index.js";
+import type { KvReader } from "../../materializer/store/store.js";
+import type { AttributeValue } from "../../materializer/values/attribute-value.js";
+import { canonicalizeValue } from "../../materializer/values/canonical.js";
+import { validateKey } from "../../materializer/values/limits.js";
+import type { TableDefinition } from "../../schemas/events.js";
+import { partitionOf } from "../consistency/partition.js";
+import { SessionToken } from "../consistency/token.js";
+import { itemToJson } from "../json-items.js";
+import {
+  canonicalItem,
+  namesOf,
+  optionalItem,
+  optionalNumber,
+  optionalText,
+  tableEntry,
+  valuesOf,
+} from "./args.js";
 
 function service(context: GatewayContext): RestoreService {
   const restores = context.gateway.restores;
@@ -51,6 +72,9 @@ function backupJson(manifest: TableCheckpointManifest) {
 type Info = GraphQLResolveInfo;
 
 export const restoreQueries = {
+  // getItem and query with asOf go to their time-travel variants; without it, unchanged.
+  getItem: withAsOf(getItemAsOf)(itemQueries.getItem),
+  query: withAsOf(queryAsOf)(itemQueries.query),
   restoreStatus(_: unknown, args: { target: string }, context: GatewayContext, info: Info) {
     return timed(context, info, "NONE", async () => {
       const status = service(context).status(args.target);
@@ -110,3 +134,131 @@ export const restoreMutations = {
     );
   },
 };
+
+// ---- time-travel reads (asOf) ------------------------------------------------------------
+
+interface AsOfArgs {
+  table: string;
+  asOf?: string | null;
+  after?: string | null;
+  projection?: string | null;
+  names?: unknown;
+}
+
+type Resolver<A, R> = (parent: unknown, args: A, context: GatewayContext, info: Info) => R;
+
+/** Routes a read with `asOf` to its time-travel variant; every other read is untouched. */
+export function withAsOf<A extends AsOfArgs, R>(asOf: Resolver<A, Promise<unknown>>) {
+  return (live: Resolver<A, R>): Resolver<A, R | Promise<unknown>> =>
+    (parent, args, context, info) =>
+      args.asOf === null || args.asOf === undefined
+        ? live(parent, args, context, info)
+        : asOf(parent, args, context, info);
+}
+
+/** An instant, or the offsets of a session token ("v1." ...). */
+function asOfTarget(text: string) {
+  if (!text.startsWith("v1.")) return { timeMs: parseInstant(text) };
+  const token = SessionToken.decode(text);
+  return {
+    offsets: (topic: string, partition: number) => {
+      const offset = token.offset(topic, partition);
+      return offset === 0n ? null : offset;
+    },
+  };
+}
+
+/** Runs `read` on the state of one partition key as of args.asOf. */
+async function readAsOf<T>(
+  context: GatewayContext,
+  args: AsOfArgs,
+  partitionKey: AttributeValue,
+  read: (store: KvReader, definition: TableDefinition, nowMs: bigint) => Promise<T>,
+): Promise<T & { token: string }> {
+  const entry = tableEntry(context, args.table);
+  const partition = partitionOf(partitionKey, entry.definition.partitions);
+  const { store, nowMs } = await service(context).stateAsOf(
+    args.table,
+    { value: partitionKey, partition },
+    asOfTarget(args.asOf!),
+  );
+  try {
+    const result = await read(store, entry.definition, nowMs);
+    return { ...result, token: context.state.token(args.after).encode() };
+  } finally {
+    await store.close();
+  }
+}
+
+export function getItemAsOf(
+  _: unknown,
+  args: AsOfArgs & { key: unknown },
+  context: GatewayContext,
+  info: Info,
+) {
+  return timed(context, info, "NONE", async () => {
+    const definition = tableEntry(context, args.table).definition;
+    const key = canonicalItem(args.key);
+    validateKey(key, tableKeySchema(definition));
+    return readAsOf(context, args, key[definition.partitionKey.name]!, async (store, d, nowMs) => {
+      const options = {
+        nowMs,
+        projection: optionalText(args.projection),
+        names: namesOf(args.names),
+      };
+      const { item } = await getItem(store, d, key, options);
+      return { item: item === null ? null : itemToJson(item) };
+    });
+  });
+}
+
+interface QueryAsOfArgs extends AsOfArgs {
+  keyCondition: string;
+  index?: string | null;
+  filter?: string | null;
+  values?: unknown;
+  limit?: number | null;
+  cursor?: string | null;
+  exclusiveStartKey?: unknown;
+  forward?: boolean | null;
+}
+
+export function queryAsOf(_: unknown, args: QueryAsOfArgs, context: GatewayContext, info: Info) {
+  return timed(context, info, "NONE", async () => {
+    const definition = tableEntry(context, args.table).definition;
+    if (definition.globalIndexes.some((gsi) => gsi.name === args.index)) {
+      throw gatewayError("VALIDATION", "asOf reads a table or a local index, not a global one");
+    }
+    const local = definition.localIndexes.find((lsi) => lsi.name === args.index);
+    const schema =
+      local === undefined
+        ? tableKeySchema(definition)
+        : { partitionKey: definition.partitionKey, sortKey: local.sortKey };
+    const names = namesOf(args.names);
+    const values = valuesOf(args.values);
+    const range = resolveKeyCondition(parseKeyCondition(args.keyCondition), names, values, schema);
+    const pk = canonicalizeValue(range.partitionKeyValue);
+    return readAsOf(context, args, pk, async (store, d, nowMs) => {
+      const page = await query(store, d, {
+        nowMs,
+        keyCondition: args.keyCondition,
+        forward: args.forward ?? true,
+        index: optionalText(args.index),
+        filter: optionalText(args.filter),
+        projection: optionalText(args.projection),
+        names,
+        values,
+        limit: optionalNumber(args.limit),
+        cursor: optionalText(args.cursor),
+        exclusiveStartKey: optionalItem(args.exclusiveStartKey),
+      });
+      return {
+        items: page.items.map(itemToJson),
+        count: page.count,
+        scannedCount: page.scannedCount,
+        cursor: page.cursor,
+        lastEvaluatedKey: page.lastEvaluatedKey === null ? null : itemToJson(page.lastEvaluatedKey),
+      };
+    });
+  });
+}

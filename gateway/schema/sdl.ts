@@ -246,6 +246,8 @@ type Query {
     after: String
     projection: String
     names: JSON
+    "Time travel: the item as of an instant (ISO 8601 or epoch ms) or a session token."
+    asOf: String
   ): GetItemPayload!
   query(
     table: String!
@@ -261,6 +263,8 @@ type Query {
     exclusiveStartKey: JSON
     consistency: Consistency
     after: String
+    "Time travel (table or LSI): the items as of an instant or a session token."
+    asOf: String
   ): ReadPage!
   scan(
     table: String!

@@ -117,14 +117,19 @@ async function seed(store: LevelStore, checkpoint: StoredCheckpoint): Promise<vo
   await store.batch(batch, { sync: false });
 }
 
-type FetchedMessage = { offset: string; timestamp: string; value: Buffer | null };
+export type FetchedMessage = {
+  offset: string;
+  timestamp: string;
+  key: Buffer | null;
+  value: Buffer | null;
+};
 
 /**
  * Reads partitions of `topic` from `from[p]` with a consumer of its own (a fresh group,
  * never committed), handing each fetched batch to `onBatch`, which says whether that
  * partition is done; resolves once every pending partition is done.
  */
-async function consumeRange(
+export async function consumeRange(
   kafka: Kafka,
   topic: string,
   from: readonly bigint[],

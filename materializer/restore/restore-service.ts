@@ -18,6 +18,9 @@ import type { Materializer } from "../materializer.js";
 import { validateTableDefinition } from "../catalog/table.js";
 import { CATALOG_TOPIC, tableTopic, type CatalogEntry } from "../state/records.js";
 import { ScratchTable } from "./replay.js";
+import { stateAsOf } from "./as-of.js";
+import type { MemoryStore } from "../store/store.js";
+import type { AttributeValue } from "../values/attribute-value.js";
 import { RestoreRegistry, type RestoreRecord, type RestoreState } from "./status.js";
 import {
   listTableCheckpoints,
@@ -288,13 +291,15 @@ export class RestoreService {
     if (source.globalIndexes.length > 0) {
       await materializer.waitGlobalIndexes(status.target, waitMs);
     }
-    status.phase = "DONE";
-    status.state = "ACTIVE";
+    // The job reports ACTIVE only once the registry (which gates serving) says so.
     await this.requireRegistry().record({
       ...recordOf(status),
+      state: "ACTIVE",
       generation: String(generation),
       items: itemsTotal,
     });
+    status.phase = "DONE";
+    status.state = "ACTIVE";
     this.options.logger.info("restore done", { target: status.target, items: itemsTotal });
   }
 
@@ -360,6 +365,49 @@ export class RestoreService {
     }
     await Promise.all(inFlight);
     if (failure !== null) throw failure;
+  }
+
+  // ---- time-travel reads -----------------------------------------------------------------
+
+  /**
+   * The state of one partition key of `table` as of an instant (timeMs) or a token's
+   * offset of its partition (cut): a store to run the ordinary read functions on.
+   */
+  async stateAsOf(
+    table: string,
+    key: { value: AttributeValue; partition: number },
+    at: { timeMs: number } | { offsets: (topic: string, partition: number) => bigint | null },
+  ): Promise<{ store: MemoryStore; entry: CatalogEntry; nowMs: bigint }> {
+    const entry = this.options.materializer.table(table);
+    if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${table}`);
+    const { partitions } = entry.definition;
+    const topic = tableTopic(table, entry.generation);
+    const partition = key.partition;
+    const partitionKey = key.value;
+    const admin = this.requireAdmin();
+    let cut: bigint;
+    if ("timeMs" in at) {
+      if (at.timeMs > Date.now()) throw new DbError("INVALID_ARGUMENT", "asOf is in the future");
+      cut = (await cutOffsets(admin, topic, partitions, at.timeMs))[partition]!;
+    } else {
+      const offset = at.offsets(topic, partition);
+      if (offset === null) {
+        throw new DbError("INVALID_ARGUMENT", `the asOf token names no offset of ${table}`);
+      }
+      cut = offset;
+    }
+    const logStart = (await logStartOffsets(admin, topic, partitions))[partition]!;
+    const store = await stateAsOf(this.options.log.kafkaClient, {
+      entry,
+      partition,
+      partitionKey,
+      cut,
+      timeMs: "timeMs" in at ? at.timeMs : null,
+      logStart,
+      checkpoints: await this.checkpointsOf(table),
+    });
+    const nowMs = BigInt("timeMs" in at ? at.timeMs : Date.now());
+    return { store, entry, nowMs };
   }
 
   // ---- checkpoints and backups -----------------------------------------------------------

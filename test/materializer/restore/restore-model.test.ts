@@ -21,6 +21,7 @@ import { mulberry32 } from "../../../services/shared/prng.js";
 import { createLogger, setLogLevel } from "../../../services/shared/log.js";
 import {
   ok,
+  post,
   queryIndex,
   recordTimestamps,
   scanAll,
@@ -41,6 +42,8 @@ interface Op {
   key: string;
   next: (before: Item | undefined) => Item | undefined;
   timestampMs?: number;
+  /** The session token the write returned: its partition's offset + 1. */
+  token?: string;
 }
 
 const CREATE = `mutation($input: CreateTableInput!) { createTable(input: $input) { token } }`;
@@ -96,7 +99,8 @@ describe("restoreTable: the restored table equals a model of the source at the i
   ) {
     const response = await ok(url, query, variables);
     const at = response.extensions!["logkv"].writes[0];
-    ops.push({ ...op, partition: at.partition, offset: Number(at.offset) });
+    const token = Object.values(response.data)[0].token as string;
+    ops.push({ ...op, partition: at.partition, offset: Number(at.offset), token });
   }
 
   /** One random operation; the model's next state is computed here, not read back. */
@@ -242,5 +246,76 @@ describe("restoreTable: the restored table equals a model of the source at the i
     await ok(url, PUT, { t: "restored-3", item: { pk: "new", sk: 1, color: "red", n: 1 } });
     const lsi = await queryIndex(url, "restored-3", "byColor", "pk", "new");
     assert.deepEqual(lsi.map(keyOf), ["new#1"]);
+  });
+
+  /** The model of one key with its partition cut at `cut` (a token's offset). */
+  function keyAtCut(key: string, cut: number): Item | undefined {
+    let state: Item | undefined;
+    for (const op of [...ops].sort((a, b) => a.offset - b.offset)) {
+      if (op.key === key && op.offset < cut) state = op.next(state);
+    }
+    return state;
+  }
+
+  const asObject = (item: Item | null | undefined) =>
+    item === null || item === undefined ? null : sortFields(item);
+
+  it("serves getItem and query asOf an instant or a token without creating a table", async () => {
+    assert.ok(ops.length > 0, "runs after the restore test's workload");
+    const tables = await ok(url, `{ listTables { tableNames } }`);
+    const times = ops.map((op) => op.timestampMs!);
+    const first = Math.min(...times);
+    const last = Math.max(...times);
+    for (let i = 0; i < INSTANTS; i++) {
+      const instant = first + Math.floor(random() * (last - first + 2)) - 1;
+      const model = modelAt(instant);
+      const pk = `p${Math.floor(random() * 6)}`;
+      const sk = Math.floor(random() * 8);
+      const label = `seed ${SEED} asOf ${instant} ${pk}#${sk}`;
+      const { data } = await ok(
+        url,
+        `query($k: JSON!, $at: String!, $v: JSON) {
+          getItem(table: "src", key: $k, asOf: $at) { item }
+          table: query(table: "src", keyCondition: "pk = :p", values: $v, asOf: $at) { items }
+          lsi: query(table: "src", index: "byColor", keyCondition: "pk = :p", values: $v,
+                     asOf: $at, forward: false) { items }
+        }`,
+        { k: { pk, sk }, at: new Date(instant).toISOString(), v: { p: pk } },
+      );
+      const expected = model.find((m) => m["pk"] === pk && m["sk"] === sk);
+      assert.deepEqual(asObject(data.getItem.item), asObject(expected), `${label}: getItem`);
+      const ofPk = model.filter((m) => m["pk"] === pk);
+      assert.deepEqual(data.table.items.map(keyOf), ofPk.map(keyOf), `${label}: query order`);
+      assert.deepEqual(canonical(data.table.items), canonical(ofPk), `${label}: query`);
+      const descending = (a: Item, b: Item) =>
+        a["color"] === b["color"] ? b["sk"] - a["sk"] : a["color"] < b["color"] ? 1 : -1;
+      const lsi = ofPk.filter((m) => m["color"] !== undefined).sort(descending);
+      assert.deepEqual(data.lsi.items.map(keyOf), lsi.map(keyOf), `${label}: LSI asOf`);
+    }
+    for (let i = 0; i < INSTANTS; i++) {
+      const op = ops[Math.floor(random() * ops.length)]!;
+      const [pk, sk] = op.key.split("#");
+      const { data } = await ok(
+        url,
+        `query($k: JSON!, $at: String!) { getItem(table: "src", key: $k, asOf: $at) { item } }`,
+        { k: { pk, sk: Number(sk) }, at: op.token },
+      );
+      const expected = keyAtCut(op.key, op.offset + 1);
+      const label = `seed ${SEED} asOf token of ${op.key}@${op.offset}`;
+      assert.deepEqual(asObject(data.getItem.item), asObject(expected), label);
+    }
+    const gsi = await post(
+      url,
+      `{ query(table: "src", index: "byColorN", keyCondition: "color = :c", values: {c: "red"},
+                asOf: "${last}") { items } }`,
+    );
+    assert.equal(gsi.errors?.[0]?.extensions["code"], "VALIDATION");
+    const future = await post(
+      url,
+      `{ getItem(table: "src", key: {pk: "p1", sk: 1}, asOf: "${Date.now() + 60_000}") { item } }`,
+    );
+    assert.equal(future.errors?.[0]?.extensions["code"], "VALIDATION");
+    const after = await ok(url, `{ listTables { tableNames } }`);
+    assert.deepEqual(after.data.listTables.tableNames, tables.data.listTables.tableNames);
   });
 });
