@@ -71,10 +71,21 @@ function backupJson(manifest: TableCheckpointManifest) {
 
 type Info = GraphQLResolveInfo;
 
+function windowJson(table: string, windowMs: number, retentionMs: number) {
+  return { table, days: windowMs / (24 * 3600 * 1000), retentionMs: String(retentionMs) };
+}
+
 export const restoreQueries = {
   // getItem and query with asOf go to their time-travel variants; without it, unchanged.
   getItem: withAsOf(getItemAsOf)(itemQueries.getItem),
   query: withAsOf(queryAsOf)(itemQueries.query),
+  recoveryWindow(_: unknown, args: { table: string }, context: GatewayContext, info: Info) {
+    return timed(context, info, "NONE", async () => {
+      const entry = tableEntry(context, args.table);
+      const retentionMs = await service(context).ensureRetention(entry);
+      return windowJson(args.table, service(context).windowMs(args.table), retentionMs);
+    });
+  },
   restoreStatus(_: unknown, args: { target: string }, context: GatewayContext, info: Info) {
     return timed(context, info, "NONE", async () => {
       const status = service(context).status(args.target);
@@ -106,6 +117,18 @@ export const restoreMutations = {
         timeMs,
       });
       return statusJson(status);
+    });
+  },
+  setRecoveryWindow(
+    _: unknown,
+    args: { table: string; days: number },
+    context: GatewayContext,
+    info: Info,
+  ) {
+    return timed(context, info, "NONE", async () => {
+      const windowMs = args.days * 24 * 3600 * 1000;
+      const retentionMs = await service(context).setRecoveryWindow(args.table, windowMs);
+      return windowJson(args.table, windowMs, retentionMs);
     });
   },
   backupTable(

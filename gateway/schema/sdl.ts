@@ -427,7 +427,16 @@ type Backup {
   offsets: [String!]!
 }
 
+"How far back a table can be restored, and the log retention that keeps it so."
+type RecoveryWindow {
+  table: String!
+  days: Float!
+  "The table topic's retention.ms in force (-1: forever), as a decimal string."
+  retentionMs: String!
+}
+
 extend type Query {
+  recoveryWindow(table: String!): RecoveryWindow!
   "The restore into a table; null when there was none."
   restoreStatus(target: String!): RestoreStatus
   "Every restore the log records."
@@ -443,6 +452,11 @@ extend type Mutation {
   once; follow it with restoreStatus. Running an unfinished restore again resumes it.
   """
   restoreTable(source: String!, target: String!, time: String!): RestoreStatus!
+  """
+  Sets how far back the table can be restored (1..3650 days; default 35, the node's
+  --recovery-window-days), recorded in the log; raises its topic's retention.ms to match.
+  """
+  setRecoveryWindow(table: String!, days: Int!): RecoveryWindow!
   "Writes a backup of a table to the node's backup folder."
   backupTable(table: String!, name: String!): Backup!
   deleteBackup(name: String!): Backup!

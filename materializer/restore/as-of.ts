@@ -46,7 +46,7 @@ export async function stateAsOf(kafka: Kafka, request: AsOfRequest): Promise<Mem
   const topic = tableTopic(entry.definition.name, entry.generation);
   const base = newestBase(request);
   if (base === null) {
-    throw new DbError("OFFSET_OUT_OF_RANGE", "asOf is before the oldest checkpoint and log");
+    throw new DbError("INVALID_ARGUMENT", "asOf is before the oldest checkpoint and log");
   }
   if (cut - base.offset > asOfLimits.asOfScanRecordsMax) {
     throw new DbError(

@@ -32,6 +32,7 @@ import {
 } from "./table-checkpoint.js";
 import { chooseBase, cutOffsets, eventsToReplay, logStartOffsets } from "./time-offsets.js";
 import type { ReplayBase } from "./time-offsets.js";
+import { ensureTopicRetention, requiredRetentionMs } from "./retention.js";
 
 export interface RestoreServiceOptions {
   materializer: Materializer;
@@ -98,8 +99,46 @@ export class RestoreService {
     return join(this.root, "backups");
   }
 
-  private get windowMs(): number {
-    return this.options.recoveryWindowMs ?? 35 * DAY_MS;
+  /** How far back restores of `table` reach: its own window, else the node's default. */
+  windowMs(table: string): number {
+    return this.registry?.window(table) ?? this.options.recoveryWindowMs ?? 35 * DAY_MS;
+  }
+
+  /** Sets a table's recovery window (recorded in the log) and its topic's retention. */
+  async setRecoveryWindow(table: string, windowMs: number): Promise<number> {
+    const entry = this.options.materializer.table(table);
+    if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${table}`);
+    if (!Number.isSafeInteger(windowMs) || windowMs < DAY_MS || windowMs > 3650 * DAY_MS) {
+      throw new DbError("INVALID_ARGUMENT", "a recovery window is 1 to 3650 days");
+    }
+    await this.requireRegistry().record({
+      kind: "window",
+      target: table,
+      windowMs,
+      source: table,
+      timeMs: Date.now(),
+      state: "ACTIVE",
+    });
+    return this.ensureRetention(entry);
+  }
+
+  /** Raises the table topic's retention.ms to cover its window; the value in force. */
+  async ensureRetention(entry: CatalogEntry): Promise<number> {
+    const topic = tableTopic(entry.definition.name, entry.generation);
+    const interval = this.options.checkpointIntervalMs ?? 3600_000;
+    const required = requiredRetentionMs(this.windowMs(entry.definition.name), interval);
+    return ensureTopicRetention(this.requireAdmin(), topic, required);
+  }
+
+  private async ensureRetentionAll(): Promise<void> {
+    for (const entry of this.options.materializer.applier.tables()) {
+      await this.ensureRetention(entry).catch((error: unknown) =>
+        this.options.logger.warn("could not set retention", {
+          table: entry.definition.name,
+          error,
+        }),
+      );
+    }
   }
 
   async start(): Promise<void> {
@@ -108,6 +147,8 @@ export class RestoreService {
     this.registry = await RestoreRegistry.open(this.options.log.kafkaClient);
     this.admin = this.options.log.kafkaClient.admin();
     await this.admin.connect();
+    // In the background: startup must not wait on one DescribeConfigs per table.
+    this.checkpointing = this.ensureRetentionAll();
     const every = this.options.checkpointIntervalMs ?? 3600_000;
     if (every > 0) {
       this.timer = setInterval(() => {
@@ -156,8 +197,8 @@ export class RestoreService {
     if (!Number.isSafeInteger(timeMs) || timeMs > Date.now()) {
       throw new DbError("INVALID_ARGUMENT", "the restore time must not be in the future");
     }
-    if (timeMs < Date.now() - this.windowMs) {
-      throw new DbError("OFFSET_OUT_OF_RANGE", "the restore time is before the recovery window");
+    if (timeMs < Date.now() - this.windowMs(source)) {
+      throw new DbError("INVALID_ARGUMENT", "the restore time is before the recovery window");
     }
     validateTableDefinition({ ...entry.definition, name: target });
     this.checkTarget(target, source, timeMs);
@@ -278,6 +319,8 @@ export class RestoreService {
   ): Promise<void> {
     status.itemsTotal = itemsTotal;
     const generation = await this.createTarget(status, source);
+    const created = this.options.materializer.table(status.target);
+    if (created !== undefined) await this.ensureRetention(created);
     status.state = "RESTORING";
     await this.requireRegistry().record({ ...recordOf(status), generation: String(generation) });
     status.phase = "LOADING";
@@ -422,6 +465,7 @@ export class RestoreService {
 
   /** Writes a checkpoint of every table that moved since its last one; prunes old ones. */
   async checkpointAll(nowMs = Date.now()): Promise<TableCheckpointManifest[]> {
+    await this.ensureRetentionAll();
     const written: TableCheckpointManifest[] = [];
     for (const entry of this.options.materializer.applier.tables()) {
       const name = entry.definition.name;
@@ -440,7 +484,7 @@ export class RestoreService {
       );
       this.lastCheckpoint.set(topic, manifest.offsets.join(","));
       written.push(manifest);
-      await this.prune(root, nowMs);
+      await this.prune(root, name, nowMs);
     }
     return written;
   }
@@ -449,9 +493,9 @@ export class RestoreService {
    * Deletes checkpoints no restore in the window can need: those older than the newest one
    * that is itself older than the window start.
    */
-  private async prune(root: string, nowMs: number): Promise<void> {
+  private async prune(root: string, table: string, nowMs: number): Promise<void> {
     const all = await listTableCheckpoints(root);
-    const windowStart = nowMs - this.windowMs;
+    const windowStart = nowMs - this.windowMs(table);
     const old = all.filter((c) => c.manifest.createdAtMs <= windowStart);
     for (const c of old.slice(0, -1)) await rm(c.dir, { recursive: true, force: true });
   }

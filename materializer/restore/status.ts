@@ -18,6 +18,9 @@ export type RestoreState = "CREATING" | "RESTORING" | "ACTIVE" | "FAILED";
 
 export interface RestoreRecord {
   format: number;
+  /** "window": a table's recovery window (windowMs), not a restore; absent: a restore. */
+  kind?: "window";
+  windowMs?: number;
   target: string;
   /** Source table, or the backup the target is restored from ("backup:<name>"). */
   source: string;
@@ -38,6 +41,7 @@ export interface RestoreRecord {
 
 export class RestoreRegistry {
   private readonly records = new Map<string, { offset: bigint; record: RestoreRecord }>();
+  private readonly windows = new Map<string, { offset: bigint; windowMs: number }>();
 
   private constructor(
     private readonly consumer: Consumer,
@@ -102,6 +106,14 @@ export class RestoreRegistry {
 
   private fold(offset: bigint, record: RestoreRecord | null): void {
     if (record === null) return;
+    if (record.kind === "window") {
+      const known = this.windows.get(record.target);
+      if (known !== undefined && known.offset >= offset) return;
+      if (typeof record.windowMs === "number") {
+        this.windows.set(record.target, { offset, windowMs: record.windowMs });
+      }
+      return;
+    }
     const known = this.records.get(record.target);
     if (known !== undefined && known.offset >= offset) return;
     this.records.set(record.target, { offset, record });
@@ -113,11 +125,21 @@ export class RestoreRegistry {
     const [meta] = await this.producer.send({
       topic: RESTORES_TOPIC,
       acks: -1,
-      messages: [{ key: record.target, value: JSON.stringify(full) }],
+      messages: [
+        {
+          key: record.kind === "window" ? `window:${record.target}` : record.target,
+          value: JSON.stringify(full),
+        },
+      ],
     });
     const offset = BigInt(meta?.baseOffset ?? "-1");
     this.fold(offset, full);
     return full;
+  }
+
+  /** A table's recovery window, if one was set for it. */
+  window(table: string): number | undefined {
+    return this.windows.get(table)?.windowMs;
   }
 
   get(target: string): RestoreRecord | undefined {

@@ -31,6 +31,7 @@ describe("GraphQL schema", () => {
       "getItem",
       "listTables",
       "query",
+      "recoveryWindow",
       "restoreStatus",
       "restores",
       "scan",
@@ -45,6 +46,7 @@ describe("GraphQL schema", () => {
       "putItem",
       "restoreTable",
       "restoreTableFromBackup",
+      "setRecoveryWindow",
       "updateItem",
       "updateTable",
     ]);

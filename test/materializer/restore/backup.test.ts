@@ -12,6 +12,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import kafkajs, { Kafka, logLevel } from "kafkajs";
+
+const { ConfigResourceTypes } = kafkajs;
 import { startEmbeddedNode, type RunningNode } from "../../../gateway/node.js";
 import { createLogger, setLogLevel } from "../../../services/shared/log.js";
 import { cliPath } from "../../helpers/broker-process.js";
@@ -123,5 +126,50 @@ describe("backups", () => {
     assert.deepEqual((await ok(url, `{ backups { name } }`)).data.backups, []);
     const gone = await post(url, `mutation { deleteBackup(name: "b1") { name } }`);
     assert.equal(gone.errors?.[0]?.extensions["code"], "NOT_FOUND");
+  });
+
+  it("keeps each table's log for its recovery window", async () => {
+    const DAY = 24 * 3600 * 1000;
+    const slack = 3600 * 1000; // checkpoints are off in this node: the minimum slack
+    const admin = new Kafka({
+      brokers: [`${node.kafka!.host}:${node.kafka!.port}`],
+      logLevel: logLevel.NOTHING,
+    }).admin();
+    await admin.connect();
+    const topic = `logkv.table.orders.${node.materializer.table("orders")!.generation}`;
+    const retention = async () => {
+      const described = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [
+          { type: ConfigResourceTypes.TOPIC, name: topic, configNames: ["retention.ms"] },
+        ],
+      });
+      return Number(described.resources[0]!.configEntries[0]!.configValue);
+    };
+    try {
+      const { data } = await ok(url, `{ recoveryWindow(table: "orders") { days retentionMs } }`);
+      assert.deepEqual(data.recoveryWindow, { days: 35, retentionMs: String(35 * DAY + slack) });
+      assert.equal(await retention(), 35 * DAY + slack, "the broker's 7-day default was raised");
+
+      const set = `mutation($d: Int!) { setRecoveryWindow(table: "orders", days: $d) {
+        days retentionMs } }`;
+      assert.equal((await ok(url, set, { d: 2 })).data.setRecoveryWindow.days, 2);
+      const old = await post(
+        url,
+        `mutation($t: String!) { restoreTable(source: "orders", target: "too-old", time: $t) {
+          state } }`,
+        { t: String(Date.now() - 3 * DAY) },
+      );
+      assert.equal(old.errors?.[0]?.extensions["code"], "VALIDATION", JSON.stringify(old));
+      assert.match(old.errors![0]!.message, /before the recovery window/);
+
+      const longer = await ok(url, set, { d: 40 });
+      assert.equal(longer.data.setRecoveryWindow.retentionMs, String(40 * DAY + slack));
+      assert.equal(await retention(), 40 * DAY + slack);
+      const bad = await post(url, set, { d: 0 });
+      assert.equal(bad.errors?.[0]?.extensions["code"], "VALIDATION");
+    } finally {
+      await admin.disconnect();
+    }
   });
 });
