@@ -114,7 +114,8 @@ async function replayKey(kafka: Kafka, applier: Applier, request: AsOfRequest, f
   const from_ = Array.from({ length: entry.definition.partitions }, () => 0n);
   from_[partition] = from;
   let limit = cut;
-  await consumeRange(kafka, topic, from_, new Set([partition]), async (_p, messages, last) => {
+  const reached = (_p: number, last: bigint) => last + 1n >= limit;
+  await consumeRange(kafka, topic, from_, new Set([partition]), reached, async (_p, messages) => {
     const records: LogRecord[] = [];
     for (const message of messages) {
       const offset = BigInt(message.offset);
@@ -127,6 +128,5 @@ async function replayKey(kafka: Kafka, applier: Applier, request: AsOfRequest, f
       records.push({ offset, timestampMs: BigInt(message.timestamp), value: message.value });
     }
     if (records.length > 0) await applier.applyBatch(topic, partition, records);
-    return last + 1n >= limit;
   });
 }

@@ -74,7 +74,8 @@ export class ScratchTable {
     const pending = new Set(cut.flatMap((c, p) => (from[p]! < c ? [p] : [])));
     if (pending.size === 0) return;
     const limit = [...cut];
-    await consumeRange(kafka, topic, from, pending, async (partition, messages, lastOffset) => {
+    const reached = (partition: number, lastOffset: bigint) => lastOffset + 1n >= limit[partition]!;
+    await consumeRange(kafka, topic, from, pending, reached, async (partition, messages) => {
       const records: LogRecord[] = [];
       for (const message of messages) {
         const offset = BigInt(message.offset);
@@ -86,10 +87,9 @@ export class ScratchTable {
         records.push({ offset, timestampMs: BigInt(message.timestamp), value: message.value });
       }
       if (records.length > 0) {
-        await this.applier.applyBatch(topic, partition, records);
-        progress.replayed += BigInt(records.length);
+        const applied = await this.applier.applyBatch(topic, partition, records);
+        progress.replayed += BigInt(applied.outcomes.length);
       }
-      return lastOffset + 1n >= limit[partition]!;
     });
   }
 
@@ -126,15 +126,19 @@ export type FetchedMessage = {
 
 /**
  * Reads partitions of `topic` from `from[p]` with a consumer of its own (a fresh group,
- * never committed), handing each fetched batch to `onBatch`, which says whether that
- * partition is done; resolves once every pending partition is done.
+ * never committed), handing each fetched batch to `onBatch`; a partition is done once
+ * `reached(partition, lastOffset)` says so for a batch's last offset. That is checked on
+ * kafkajs's end-of-batch event, which also fires for batches of only control records or
+ * aborted transactions (never handed to eachBatch), so a cut just past a transaction
+ * marker is still reached. Resolves once every pending partition is done.
  */
 export async function consumeRange(
   kafka: Kafka,
   topic: string,
   from: readonly bigint[],
   pending: Set<number>,
-  onBatch: (partition: number, messages: FetchedMessage[], lastOffset: bigint) => Promise<boolean>,
+  reached: (partition: number, lastOffset: bigint) => boolean,
+  onBatch: (partition: number, messages: FetchedMessage[]) => Promise<void>,
 ): Promise<void> {
   const consumer = kafka.consumer({
     groupId: `logkv-restore.${randomUUID()}`,
@@ -158,24 +162,27 @@ export async function consumeRange(
         if (error === undefined) resolve();
         else reject(error instanceof Error ? error : new Error(String(error)));
       };
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        const partition = payload.partition;
+        if (!pending.has(partition)) return;
+        armIdle();
+        if (!reached(partition, BigInt(payload.lastOffset))) return;
+        pending.delete(partition);
+        consumer.pause([{ topic, partitions: [partition] }]);
+        if (pending.size === 0) finish();
+      });
       consumer
         .subscribe({ topic, fromBeginning: true })
         .then(() =>
           consumer.run({
             autoCommit: false,
             eachBatchAutoResolve: false,
-            eachBatch: async ({ batch, pause }) => {
-              const partition = batch.partition;
-              if (!pending.has(partition)) return;
+            eachBatch: async ({ batch, resolveOffset }) => {
+              if (!pending.has(batch.partition)) return;
               armIdle();
-              const last = batch.messages.at(-1);
-              if (last === undefined) return;
-              const messages = batch.messages as FetchedMessage[];
-              const done = await onBatch(partition, messages, BigInt(last.offset));
-              if (!done) return;
-              pending.delete(partition);
-              pause();
-              if (pending.size === 0) finish();
+              await onBatch(batch.partition, batch.messages as FetchedMessage[]);
+              // Unresolved, kafkajs would fetch the same records again.
+              resolveOffset(batch.lastOffset());
             },
           }),
         )

@@ -64,6 +64,8 @@ export function chooseBase(
     const usable = offsets.every((o, p) => o <= cut[p]! && (o >= logStart[p]! || o === cut[p]));
     if (!usable) continue;
     const total = offsets.reduce((a, b) => a + b, 0n);
+    // An empty checkpoint saves nothing over a log that still starts at 0.
+    if (total === 0n && logStart.every((s) => s === 0n)) continue;
     if (best === null || total > best.total) best = { checkpoint, offsets, total };
   }
   if (best !== null) return { checkpoint: best.checkpoint, offsets: best.offsets };
