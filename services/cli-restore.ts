@@ -174,7 +174,7 @@ export async function runBackup(args: string[]): Promise<void> {
     throw new DbError("INVALID_CONFIG", "backup needs --table and --name");
   }
   const { backupTable } = await clientOf(values).call<{ backupTable: Backup }>(
-    `mutation($t: String!, $n: String!) { backupTable(table: $t, name: $n) { ${BACKUP} } }`,
+    `mutation($t: String!, $n: String!) { backupTable(table: $t, backup: $n) { ${BACKUP} } }`,
     { t: values.table, n: values.name },
   );
   console.log(backupLine(backupTable));
@@ -193,7 +193,7 @@ export async function runBackups(args: string[]): Promise<void> {
   const client = clientOf(values);
   if (values.delete !== undefined) {
     const { deleteBackup } = await client.call<{ deleteBackup: Backup }>(
-      `mutation($n: String!) { deleteBackup(name: $n) { ${BACKUP} } }`,
+      `mutation($n: String!) { deleteBackup(backup: $n) { ${BACKUP} } }`,
       { n: values.delete },
     );
     console.log(`deleted ${backupLine(deleteBackup)}`);

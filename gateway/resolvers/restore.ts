@@ -133,17 +133,17 @@ export const restoreMutations = {
   },
   backupTable(
     _: unknown,
-    args: { table: string; name: string },
+    args: { table: string; backup: string },
     context: GatewayContext,
     info: Info,
   ) {
     return timed(context, info, "NONE", async () =>
-      backupJson(await service(context).backupTable(args.table, args.name)),
+      backupJson(await service(context).backupTable(args.table, args.backup)),
     );
   },
-  deleteBackup(_: unknown, args: { name: string }, context: GatewayContext, info: Info) {
+  deleteBackup(_: unknown, args: { backup: string }, context: GatewayContext, info: Info) {
     return timed(context, info, "NONE", async () =>
-      backupJson(await service(context).deleteBackup(args.name)),
+      backupJson(await service(context).deleteBackup(args.backup)),
     );
   },
   restoreTableFromBackup(

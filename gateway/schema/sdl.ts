@@ -457,9 +457,9 @@ extend type Mutation {
   --recovery-window-days), recorded in the log; raises its topic's retention.ms to match.
   """
   setRecoveryWindow(table: String!, days: Int!): RecoveryWindow!
-  "Writes a backup of a table to the node's backup folder."
-  backupTable(table: String!, name: String!): Backup!
-  deleteBackup(name: String!): Backup!
+  "Writes a backup named backup of a table to the node's backup folder."
+  backupTable(table: String!, backup: String!): Backup!
+  deleteBackup(backup: String!): Backup!
   "Starts restoring a backup into a new table; follow it with restoreStatus."
   restoreTableFromBackup(backup: String!, target: String!): RestoreStatus!
 }

@@ -65,10 +65,13 @@ describe("backups", () => {
     assert.match(cli.stdout, /^b1\torders\t.*\t60 items/);
     const refused = await post(
       url,
-      `mutation { backupTable(table: "orders", name: "b1") { name } }`,
+      `mutation { backupTable(table: "orders", backup: "b1") { name } }`,
     );
     assert.equal(refused.errors?.[0]?.extensions["code"], "ALREADY_EXISTS");
-    const bad = await post(url, `mutation { backupTable(table: "orders", name: "../x") { name } }`);
+    const bad = await post(
+      url,
+      `mutation { backupTable(table: "orders", backup: "../x") { name } }`,
+    );
     assert.equal(bad.errors?.[0]?.extensions["code"], "VALIDATION");
 
     // After the backup: changes it must not contain.
@@ -124,7 +127,7 @@ describe("backups", () => {
     ]);
     assert.match(deleted.stdout, /^deleted b1\t/);
     assert.deepEqual((await ok(url, `{ backups { name } }`)).data.backups, []);
-    const gone = await post(url, `mutation { deleteBackup(name: "b1") { name } }`);
+    const gone = await post(url, `mutation { deleteBackup(backup: "b1") { name } }`);
     assert.equal(gone.errors?.[0]?.extensions["code"], "NOT_FOUND");
   });
 
