@@ -7,6 +7,7 @@
 // Lifecycle: start() opens the registry and the checkpoint timer; stop() waits for nothing
 // (a job cut short stays RESTORING in the log, and running it again resumes it).
 // Concurrency: jobs run concurrently up to restoresMax, each on its own scratch store.
+import { randomUUID } from "node:crypto";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Admin } from "kafkajs";
@@ -72,6 +73,10 @@ export interface RestoreStatus {
 interface Job {
   status: RestoreStatus;
   done: Promise<void>;
+  /** Marks this job's records, so a failure is recorded only over the job's own record. */
+  id: string;
+  /** The target's generation once this job created or resumed it. */
+  generation: bigint | null;
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -245,7 +250,7 @@ export class RestoreService {
       message: null,
       running: true,
     };
-    const job: Job = { status, done: Promise.resolve() };
+    const job: Job = { status, done: Promise.resolve(), id: randomUUID(), generation: null };
     this.jobs.set(target, job);
     job.done = run(job)
       .catch(async (error: unknown) => {
@@ -253,8 +258,12 @@ export class RestoreService {
         this.options.logger.error("restore failed", { target, error });
         status.state = "FAILED";
         status.message = message;
+        // Only over this job's own record: a job that lost a race for the target (another
+        // node's restore created it) must not overwrite that restore's state. The record
+        // keeps the generation, so a failed restore's partial table stays refused.
+        if (this.registry?.get(status.target)?.jobId !== job.id) return;
         await this.registry
-          ?.record({ ...recordOf(status), state: "FAILED", message })
+          .record({ ...recordOf(job), state: "FAILED", message })
           .catch(() => undefined);
       })
       .finally(() => {
@@ -289,7 +298,7 @@ export class RestoreService {
         clearInterval(tick);
       }
       status.eventsReplayed = progress.replayed;
-      await this.load(status, entry.definition, scratch.items(), await this.countItems(scratch));
+      await this.load(job, entry.definition, scratch.items(), await this.countItems(scratch));
     } finally {
       await scratch.destroy();
     }
@@ -312,17 +321,19 @@ export class RestoreService {
    * topic, waits until they are applied here (indexes included) and marks it ACTIVE.
    */
   private async load(
-    status: RestoreStatus,
+    job: Job,
     source: TableDefinition,
     items: AsyncIterable<[Buffer, Buffer]>,
     itemsTotal: number,
   ): Promise<void> {
+    const status = job.status;
     status.itemsTotal = itemsTotal;
-    const generation = await this.createTarget(status, source);
+    const generation = await this.createTarget(job, source);
+    job.generation = generation;
     const created = this.options.materializer.table(status.target);
     if (created !== undefined) await this.ensureRetention(created);
     status.state = "RESTORING";
-    await this.requireRegistry().record({ ...recordOf(status), generation: String(generation) });
+    await this.requireRegistry().record(recordOf(job));
     status.phase = "LOADING";
     const topic = tableTopic(status.target, generation);
     await this.appendItems(status, source, topic, items);
@@ -336,7 +347,7 @@ export class RestoreService {
     }
     // The job reports ACTIVE only once the registry (which gates serving) says so.
     await this.requireRegistry().record({
-      ...recordOf(status),
+      ...recordOf(job),
       state: "ACTIVE",
       generation: String(generation),
       items: itemsTotal,
@@ -347,13 +358,14 @@ export class RestoreService {
   }
 
   /** The target's generation: created now, or by the earlier run this one resumes. */
-  private async createTarget(status: RestoreStatus, source: TableDefinition): Promise<bigint> {
+  private async createTarget(job: Job, source: TableDefinition): Promise<bigint> {
+    const status = job.status;
     const materializer = this.options.materializer;
     const existing = materializer.table(status.target);
     if (existing !== undefined) return existing.generation;
     const [catalogEnd] = await this.options.log.endOffsets(CATALOG_TOPIC);
     await this.requireRegistry().record({
-      ...recordOf(status),
+      ...recordOf(job),
       state: "CREATING",
       catalogAfter: String(catalogEnd ?? 0n),
     });
@@ -543,7 +555,7 @@ export class RestoreService {
         try {
           job.status.checkpoint = manifest.name;
           const items = await this.countItems(scratch);
-          await this.load(job.status, manifest.definition, scratch.items(), items);
+          await this.load(job, manifest.definition, scratch.items(), items);
         } finally {
           await scratch.destroy();
         }
@@ -574,12 +586,15 @@ export class RestoreService {
   }
 }
 
-function recordOf(status: RestoreStatus): Omit<RestoreRecord, "format" | "atMs"> {
+function recordOf(job: Job): Omit<RestoreRecord, "format" | "atMs"> {
+  const status = job.status;
   return {
     target: status.target,
     source: status.source,
     timeMs: status.timeMs,
     state: status.state,
+    jobId: job.id,
+    ...(job.generation !== null && { generation: String(job.generation) }),
     eventsReplayed: status.eventsReplayed.toString(),
     checkpoint: status.checkpoint,
   };

@@ -29,6 +29,8 @@ export interface RestoreRecord {
   state: RestoreState;
   /** The target's generation once its CreateTable is applied. */
   generation?: string;
+  /** The job that wrote the record (a node's restore run). */
+  jobId?: string;
   /** Catalog end offset before the target's CreateTable: its generation is at least this. */
   catalogAfter?: string;
   items?: number;
@@ -116,7 +118,7 @@ export class RestoreRegistry {
     }
     const known = this.records.get(record.target);
     if (known !== undefined && known.offset >= offset) return;
-    this.records.set(record.target, { offset, record });
+    this.records.set(record.target, { offset, record: foldRecord(known?.record, record) });
   }
 
   /** Appends a record durably and folds it in before resolving. */
@@ -155,10 +157,7 @@ export class RestoreRegistry {
    * it is unfinished (CREATING, RESTORING, FAILED).
    */
   servable(name: string, generation: bigint): boolean {
-    const record = this.records.get(name)?.record;
-    if (record === undefined || record.state === "ACTIVE") return true;
-    if (record.generation !== undefined) return BigInt(record.generation) !== generation;
-    return record.catalogAfter === undefined || generation < BigInt(record.catalogAfter);
+    return servableBy(this.records.get(name)?.record, generation);
   }
 
   async close(): Promise<void> {
@@ -167,6 +166,26 @@ export class RestoreRegistry {
       this.producer.disconnect().catch(() => undefined),
     ]);
   }
+}
+
+/**
+ * The record that stands after `incoming` follows `known` for the same target. A CREATING
+ * record (a restore starting, maybe on another node) keeps the generation an unfinished
+ * restore already created, so that partial table stays refused. Pure.
+ */
+export function foldRecord(known: RestoreRecord | undefined, incoming: RestoreRecord) {
+  const unfinished = known !== undefined && known.state !== "ACTIVE";
+  const inherits = incoming.generation === undefined && incoming.state === "CREATING";
+  return unfinished && inherits ? { ...incoming, generation: known.generation } : incoming;
+}
+
+/** Whether a table of that generation may be served under the target's last record. Pure. */
+export function servableBy(record: RestoreRecord | undefined, generation: bigint): boolean {
+  if (record === undefined || record.state === "ACTIVE") return true;
+  if (record.generation !== undefined && BigInt(record.generation) === generation) return false;
+  // CREATING before the generation is known: any table created since may be the target.
+  const after = record.state === "CREATING" ? record.catalogAfter : undefined;
+  return after === undefined || generation < BigInt(after);
 }
 
 function parseRecord(bytes: Buffer): RestoreRecord | null {

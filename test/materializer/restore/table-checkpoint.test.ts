@@ -3,6 +3,7 @@
 // writes, not other tables), detects a corrupted items file, and listings skip unpublished
 // directories. chooseBase never starts past the cut, never where the log no longer holds
 // what follows, and never passes over a usable checkpoint that covers more.
+// The restore registry's rules refuse every unfinished restore's table, also across races.
 // Method: a MemoryStore filled through the state/records helpers; fast-check for chooseBase.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -20,6 +21,12 @@ import {
   type StoredCheckpoint,
 } from "../../../materializer/restore/table-checkpoint.js";
 import { chooseBase } from "../../../materializer/restore/time-offsets.js";
+import {
+  foldRecord,
+  servableBy,
+  type RestoreRecord,
+  type RestoreState,
+} from "../../../materializer/restore/status.js";
 import {
   appliedOffsetOp,
   encodeCatalogEntry,
@@ -176,5 +183,49 @@ describe("chooseBase", () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe("restore registry rules", () => {
+  const record = (state: RestoreState, extra: Partial<RestoreRecord> = {}): RestoreRecord => ({
+    format: 1,
+    target: "t",
+    source: "s",
+    timeMs: 1,
+    state,
+    atMs: 1,
+    ...extra,
+  });
+  const fold = (...records: RestoreRecord[]) =>
+    records.reduce<RestoreRecord | undefined>((known, r) => foldRecord(known, r), undefined);
+
+  it("refuses the generation of every unfinished restore, and nothing once it is ACTIVE", () => {
+    // A crash mid-load, then a FAILED run: generation 5 stays refused; others are not.
+    const failed = fold(
+      record("CREATING", { catalogAfter: "4" }),
+      record("RESTORING", { generation: "5" }),
+      record("FAILED", { generation: "5" }),
+    );
+    assert.equal(servableBy(failed, 5n), false);
+    assert.equal(servableBy(failed, 9n), true);
+    // Before the generation is known, any table created after the restore began is refused.
+    const creating = fold(record("CREATING", { catalogAfter: "7" }));
+    assert.equal(servableBy(creating, 7n), false);
+    assert.equal(servableBy(creating, 6n), true);
+    // A second node starting the same restore does not unhide the first one's partial table.
+    const raced = fold(
+      record("RESTORING", { generation: "5" }),
+      record("CREATING", { catalogAfter: "8" }),
+    );
+    assert.equal(servableBy(raced, 5n), false);
+    assert.equal(servableBy(raced, 8n), false);
+    assert.equal(
+      servableBy(
+        fold(record("RESTORING", { generation: "5" }), record("ACTIVE", { generation: "5" })),
+        5n,
+      ),
+      true,
+    );
+    assert.equal(servableBy(undefined, 1n), true);
   });
 });
