@@ -71,6 +71,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
       ...options.restore,
       materializer,
       log,
+      brokers: options.brokers,
       dataDir: options.dataDir,
       logger: options.logger.child("restore"),
     });

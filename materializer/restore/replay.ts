@@ -6,6 +6,7 @@
 // time per scratch table; the scratch directory is this job's alone.
 import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
+import { Worker } from "node:worker_threads";
 import type { Kafka } from "kafkajs";
 import { assert } from "../../services/shared/assert.js";
 import { DbError } from "../../services/shared/errors.js";
@@ -93,16 +94,65 @@ export class ScratchTable {
     });
   }
 
+  /** Opens a scratch store a replay (in a worker) built and closed. */
+  static async open(dir: string, entry: CatalogEntry): Promise<ScratchTable> {
+    const store = await LevelStore.open(dir, { sync: false, createIfMissing: false });
+    const applier = await Applier.open(store);
+    return new ScratchTable(dir, store, applier, entry);
+  }
+
+  /** Closes the store and keeps its directory (for ScratchTable.open). */
+  async close(): Promise<void> {
+    await this.applier.close();
+    await this.store.close();
+  }
+
   /** The replayed table's stored items, [store key, stored item bytes], in key order. */
   items() {
     return this.store.iterate(scanRange({ table: this.entry.definition.name }));
   }
 
   async destroy(): Promise<void> {
-    await this.applier.close();
-    await this.store.close();
+    await this.close();
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** What replay-worker.ts needs (structured-cloned: bigints and plain objects). */
+export interface ReplayWorkerInput {
+  dir: string;
+  entry: CatalogEntry;
+  base: ReplayBase;
+  brokers: string[];
+  cut: bigint[];
+  timeMs: number;
+}
+
+/**
+ * Builds and replays a scratch store in a worker thread (replay-worker.ts), reporting the
+ * events applied as they go; resolves with the store opened here once the worker is done.
+ */
+export async function replayInWorker(
+  input: ReplayWorkerInput,
+  onProgress: (replayed: bigint) => void,
+): Promise<ScratchTable> {
+  await rm(input.dir, { recursive: true, force: true });
+  await new Promise<void>((resolve, reject) => {
+    const worker = new Worker(new URL("./replay-worker.js", import.meta.url), {
+      workerData: input,
+    });
+    let done = false;
+    worker.on("message", (message: { replayed: bigint; done?: boolean }) => {
+      onProgress(message.replayed);
+      if (message.done === true) done = true;
+    });
+    worker.once("error", reject);
+    worker.once("exit", (code) => {
+      if (done) resolve();
+      else reject(new DbError("INTERNAL", `replay worker exited with ${code} before the end`));
+    });
+  });
+  return ScratchTable.open(input.dir, input.entry);
 }
 
 async function seed(store: LevelStore, checkpoint: StoredCheckpoint): Promise<void> {

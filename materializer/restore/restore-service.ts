@@ -18,7 +18,7 @@ import type { Logger } from "../../services/shared/log.js";
 import type { Materializer } from "../materializer.js";
 import { validateTableDefinition } from "../catalog/table.js";
 import { CATALOG_TOPIC, tableTopic, type CatalogEntry } from "../state/records.js";
-import { ScratchTable } from "./replay.js";
+import { replayInWorker, type ScratchTable } from "./replay.js";
 import { stateAsOf } from "./as-of.js";
 import type { MemoryStore } from "../store/store.js";
 import type { AttributeValue } from "../values/attribute-value.js";
@@ -38,6 +38,8 @@ import { ensureTopicRetention, requiredRetentionMs } from "./retention.js";
 export interface RestoreServiceOptions {
   materializer: Materializer;
   log: LogClient;
+  /** The brokers, for the replay worker's own Kafka client. */
+  brokers: string[];
   /** The node's materializer data folder; restore data goes under DATA/restore. */
   dataDir: string;
   logger: Logger;
@@ -287,27 +289,26 @@ export class RestoreService {
     }
     status.eventsTotal = eventsToReplay(base, cut);
     status.checkpoint = base.checkpoint?.manifest.name ?? null;
-    const scratch = await this.scratch(status.target, entry, base);
+    status.phase = "REPLAYING";
+    const scratch = await this.scratch(status, entry, base, cut);
     try {
-      status.phase = "REPLAYING";
-      const progress = { replayed: 0n };
-      const tick = setInterval(() => (status.eventsReplayed = progress.replayed), 100);
-      try {
-        await scratch.replay(this.options.log.kafkaClient, cut, status.timeMs, progress);
-      } finally {
-        clearInterval(tick);
-      }
-      status.eventsReplayed = progress.replayed;
       await this.load(job, entry.definition, scratch.items(), await this.countItems(scratch));
     } finally {
       await scratch.destroy();
     }
   }
 
-  private async scratch(target: string, entry: CatalogEntry, base: ReplayBase) {
-    const dir = join(this.root, "work", `${target}-${Date.now()}`);
+  /** The replayed scratch store, built in a worker thread off the node's event loop. */
+  private async scratch(
+    status: RestoreStatus,
+    entry: CatalogEntry,
+    base: ReplayBase,
+    cut: bigint[],
+  ): Promise<ScratchTable> {
+    const dir = join(this.root, "work", `${status.target}-${Date.now()}`);
     await mkdir(join(this.root, "work"), { recursive: true });
-    return ScratchTable.create(dir, entry, base);
+    const input = { dir, entry, base, brokers: this.options.brokers, cut, timeMs: status.timeMs };
+    return replayInWorker(input, (replayed) => (status.eventsReplayed = replayed));
   }
 
   private async countItems(scratch: ScratchTable): Promise<number> {
@@ -551,7 +552,7 @@ export class RestoreService {
       return this.launch(request.target, source, manifest.createdAtMs, async (job) => {
         const entry = { definition: manifest.definition, generation: BigInt(manifest.generation) };
         const base = { checkpoint: { dir, manifest }, offsets: manifest.offsets.map(BigInt) };
-        const scratch = await this.scratch(request.target, entry, base);
+        const scratch = await this.scratch(job.status, entry, base, base.offsets);
         try {
           job.status.checkpoint = manifest.name;
           const items = await this.countItems(scratch);
