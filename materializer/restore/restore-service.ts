@@ -31,7 +31,13 @@ import {
   type StoredCheckpoint,
   type TableCheckpointManifest,
 } from "./table-checkpoint.js";
-import { chooseBase, cutOffsets, eventsToReplay, logStartOffsets } from "./time-offsets.js";
+import {
+  checkpointsToDelete,
+  chooseBase,
+  cutOffsets,
+  eventsToReplay,
+  logStartOffsets,
+} from "./time-offsets.js";
 import type { ReplayBase } from "./time-offsets.js";
 import { ensureTopicRetention, requiredRetentionMs } from "./retention.js";
 
@@ -503,14 +509,17 @@ export class RestoreService {
   }
 
   /**
-   * Deletes checkpoints no restore in the window can need: those older than the newest one
-   * that is itself older than the window start.
+   * Deletes checkpoints no restore in the window needs, and thins the older ones inside it
+   * (checkpointsToDelete): each is a full copy of the table, and one per interval for a
+   * 35-day window would be 840 copies.
    */
   private async prune(root: string, table: string, nowMs: number): Promise<void> {
     const all = await listTableCheckpoints(root);
-    const windowStart = nowMs - this.windowMs(table);
-    const old = all.filter((c) => c.manifest.createdAtMs <= windowStart);
-    for (const c of old.slice(0, -1)) await rm(c.dir, { recursive: true, force: true });
+    const doomed = checkpointsToDelete(
+      all.map((c) => c.manifest.createdAtMs),
+      { nowMs, windowMs: this.windowMs(table), recentKept: 24, spacingMs: DAY_MS },
+    );
+    for (const i of doomed) await rm(all[i]!.dir, { recursive: true, force: true });
   }
 
   /** An on-demand backup of a table into DATA/restore/backups/<name> (or `dir`). */

@@ -77,3 +77,44 @@ export function chooseBase(
 export function eventsToReplay(base: ReplayBase, cut: readonly bigint[]): bigint {
   return cut.reduce((sum, c, p) => sum + (c > base.offsets[p]! ? c - base.offsets[p]! : 0n), 0n);
 }
+
+export interface CheckpointRetention {
+  nowMs: number;
+  windowMs: number;
+  /** The newest checkpoints kept whatever their spacing (the recent past replays fastest). */
+  recentKept: number;
+  /** Older checkpoints inside the window are thinned to one per this many ms. */
+  spacingMs: number;
+}
+
+/**
+ * Which checkpoints (by creation time, ascending) to delete. Kept: the newest `recentKept`;
+ * the newest one at or before the window start (a restore to the window start begins
+ * there); inside the window, one per `spacingMs`, so a restore replays at most about that
+ * much log from its checkpoint instead of keeping a full copy of the table per interval.
+ * Returns indexes into `createdAtMs`. Pure.
+ */
+export function checkpointsToDelete(
+  createdAtMs: readonly number[],
+  rules: CheckpointRetention,
+): number[] {
+  const windowStart = rules.nowMs - rules.windowMs;
+  const keep = new Set<number>();
+  for (let i = Math.max(0, createdAtMs.length - rules.recentKept); i < createdAtMs.length; i++) {
+    keep.add(i);
+  }
+  let anchor = -1;
+  createdAtMs.forEach((at, i) => {
+    if (at <= windowStart) anchor = i;
+  });
+  if (anchor >= 0) keep.add(anchor);
+  let lastKept = anchor >= 0 ? createdAtMs[anchor]! : -Infinity;
+  createdAtMs.forEach((at, i) => {
+    if (at <= windowStart) return;
+    if (at - lastKept >= rules.spacingMs) {
+      keep.add(i);
+      lastKept = at;
+    }
+  });
+  return createdAtMs.flatMap((_, i) => (keep.has(i) ? [] : [i]));
+}

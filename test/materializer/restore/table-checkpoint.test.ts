@@ -20,7 +20,7 @@ import {
   writeTableCheckpoint,
   type StoredCheckpoint,
 } from "../../../materializer/restore/table-checkpoint.js";
-import { chooseBase } from "../../../materializer/restore/time-offsets.js";
+import { checkpointsToDelete, chooseBase } from "../../../materializer/restore/time-offsets.js";
 import {
   foldRecord,
   servableBy,
@@ -227,5 +227,40 @@ describe("restore registry rules", () => {
       true,
     );
     assert.equal(servableBy(undefined, 1n), true);
+  });
+});
+
+describe("checkpointsToDelete", () => {
+  it("keeps the recent ones, the window's anchor, and one per spacing inside the window", () => {
+    const rules = fc.record({
+      nowMs: fc.integer({ min: 1_000, max: 2_000 }),
+      windowMs: fc.integer({ min: 1, max: 1_000 }),
+      recentKept: fc.integer({ min: 0, max: 5 }),
+      spacingMs: fc.integer({ min: 1, max: 300 }),
+    });
+    const times = fc
+      .uniqueArray(fc.integer({ min: 0, max: 2_000 }), { maxLength: 40 })
+      .map((list) => list.sort((a, b) => a - b));
+    fc.assert(
+      fc.property(times, rules, (created, rule) => {
+        const at = created.filter((t) => t <= rule.nowMs);
+        const doomed = new Set(checkpointsToDelete(at, rule));
+        const kept = at.filter((_, i) => !doomed.has(i));
+        for (let i = Math.max(0, at.length - rule.recentKept); i < at.length; i++) {
+          assert.ok(!doomed.has(i), "a recent checkpoint was deleted");
+        }
+        // Every instant of the window still has a checkpoint at or before it, at most one
+        // spacing older than the best one there was.
+        const windowStart = rule.nowMs - rule.windowMs;
+        for (let t = windowStart; t <= rule.nowMs; t++) {
+          const best = at.filter((c) => c <= t).at(-1);
+          if (best === undefined) continue;
+          const bestKept = kept.filter((c) => c <= t).at(-1);
+          assert.ok(bestKept !== undefined, `no checkpoint left for ${t}`);
+          assert.ok(best - bestKept < rule.spacingMs || best === bestKept, `too old for ${t}`);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
