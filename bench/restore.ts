@@ -24,15 +24,23 @@ import { LogClient } from "../services/log-client.js";
 import { createLogger, setLogLevel } from "../services/shared/log.js";
 import { describeMachine, type MachineInfo } from "./lib/machine.js";
 import { parseBenchArgs, writeBenchResults } from "./lib/results.js";
-import { formatFixed, formatInt } from "./lib/stats.js";
+import { formatFixed, formatInt, summarize } from "./lib/stats.js";
 
 const repoRoot = resolve(import.meta.dirname, "../..");
 const PARTITIONS = 4;
 const APPENDS_IN_FLIGHT_MAX = 5_000;
 const POLL_MS = 50;
 
+interface ReadLatency {
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
 interface RestoreRun {
   label: string;
+  /** getItem latency of a client reading the source table while the restore ran. */
+  readsDuring: ReadLatency;
   checkpoint: string | null;
   eventsReplayed: number;
   items: number;
@@ -53,6 +61,8 @@ export interface RestoreBenchResult {
   machine: MachineInfo;
   loadAverageEnd: number[];
   load: { appendSeconds: number; applySeconds: number; appliedPerSecond: number };
+  /** getItem latency with no restore running, as the baseline. */
+  readsIdle: ReadLatency;
   restores: RestoreRun[];
 }
 
@@ -94,8 +104,45 @@ async function load(node: RunningNode, log: LogClient, n: number, progress: (s: 
   return { appendSeconds: (appended - started) / 1000, applySeconds: (applied - started) / 1000 };
 }
 
+/**
+ * A client reading one item of the source table over GraphQL, back to back with a 5 ms
+ * pause, until stopped: the latency live reads see (in this process, like the node).
+ */
+function readProbe(url: string, items: number) {
+  const samples: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    for (let i = 0; running; i++) {
+      const id = item((i * 7919) % items).id.S;
+      const started = performance.now();
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          query: `query($k: JSON!) { getItem(table: "bench", key: $k) { item } }`,
+          variables: { k: { id } },
+        }),
+      });
+      await response.json();
+      samples.push(performance.now() - started);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  })();
+  return async (): Promise<ReadLatency> => {
+    running = false;
+    await loop;
+    const summary = summarize(samples);
+    return { count: summary.count, p50Ms: summary.p50, p99Ms: summary.p99 };
+  };
+}
+
 /** Follows a restore, timing its phases. */
-async function follow(service: RestoreService, target: string, label: string) {
+async function follow(
+  service: RestoreService,
+  target: string,
+  label: string,
+  probe: () => Promise<ReadLatency>,
+) {
   const started = performance.now();
   const marks = new Map<string, number>();
   let status: RestoreStatus | null = null;
@@ -107,6 +154,7 @@ async function follow(service: RestoreService, target: string, label: string) {
     if (status === null || status.state === "ACTIVE" || status.state === "FAILED") break;
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
+  const readsDuring = await probe();
   if (status?.state !== "ACTIVE") throw new Error(`${label}: ${JSON.stringify(status)}`);
   const done = performance.now();
   const loading = marks.get("LOADING") ?? done;
@@ -116,6 +164,7 @@ async function follow(service: RestoreService, target: string, label: string) {
   const events = Number(status.eventsReplayed);
   return {
     label,
+    readsDuring,
     checkpoint: status.checkpoint,
     eventsReplayed: events,
     items: status.itemsTotal,
@@ -165,14 +214,29 @@ export async function runRestoreBench(options: {
     const loaded = await load(node, log, options.items, progress);
     const appliedPerSecond = options.items / loaded.applySeconds;
     progress(`  live apply: ${formatInt(appliedPerSecond)} items/s`);
-    await new Promise((r) => setTimeout(r, 5));
+    const url = node.gateway.url;
+    const idle = readProbe(url, options.items);
+    await new Promise((r) => setTimeout(r, options.quick ? 1_000 : 3_000));
+    const readsIdle = await idle();
+    progress(
+      `  reads with no restore: p50 ${formatFixed(readsIdle.p50Ms, 2)} ms, p99 ${formatFixed(readsIdle.p99Ms, 2)} ms`,
+    );
     const restores: RestoreRun[] = [];
     service.restoreTable({ source: "bench", target: "bench-log", timeMs: Date.now() });
-    restores.push(await follow(service, "bench-log", "from the log (no checkpoint)"));
+    restores.push(
+      await follow(
+        service,
+        "bench-log",
+        "from the log (no checkpoint)",
+        readProbe(url, options.items),
+      ),
+    );
     progress(`  ${describe(restores.at(-1)!)}`);
     await service.backupTable("bench", "bench-cp");
     service.restoreTable({ source: "bench", target: "bench-cp", timeMs: Date.now() });
-    restores.push(await follow(service, "bench-cp", "from a checkpoint"));
+    restores.push(
+      await follow(service, "bench-cp", "from a checkpoint", readProbe(url, options.items)),
+    );
     progress(`  ${describe(restores.at(-1)!)}`);
     return {
       schema: "logkv-bench-restore/1",
@@ -184,6 +248,7 @@ export async function runRestoreBench(options: {
       machine,
       loadAverageEnd: loadavg(),
       load: { ...loaded, appliedPerSecond },
+      readsIdle,
       restores,
     };
   } finally {
@@ -198,7 +263,8 @@ function describe(run: RestoreRun): string {
     `${run.label}: ${formatInt(run.eventsReplayed)} events replayed in ` +
     `${formatFixed(run.replaySeconds, 1)} s (${formatInt(run.eventsReplayedPerSecond)}/s), ` +
     `${formatInt(run.items)} items loaded in ${formatFixed(run.loadSeconds, 1)} s, ` +
-    `ACTIVE after ${formatFixed(run.totalSeconds, 1)} s`
+    `ACTIVE after ${formatFixed(run.totalSeconds, 1)} s; reads meanwhile p50 ` +
+    `${formatFixed(run.readsDuring.p50Ms, 2)} ms p99 ${formatFixed(run.readsDuring.p99Ms, 2)} ms`
   );
 }
 
@@ -207,7 +273,8 @@ export function formatRestoreMarkdown(result: RestoreBenchResult): string {
     (r) =>
       `| ${r.label} | ${formatInt(r.eventsReplayed)} | ${formatInt(r.eventsReplayedPerSecond)} | ` +
       `${formatInt(r.items)} | ${formatInt(r.itemsLoadedPerSecond)} | ` +
-      `${formatFixed(r.totalSeconds, 1)} |`,
+      `${formatFixed(r.totalSeconds, 1)} | ${formatFixed(r.readsDuring.p50Ms, 2)} / ` +
+      `${formatFixed(r.readsDuring.p99Ms, 2)} |`,
   );
   return [
     `# Restore benchmark (${result.startedAt})`,
@@ -221,9 +288,14 @@ export function formatRestoreMarkdown(result: RestoreBenchResult): string {
     `Live materializer apply rate while loading: **${formatInt(result.load.appliedPerSecond)} ` +
       `items/s** (${formatFixed(result.load.applySeconds, 1)} s from first append to applied).`,
     "",
-    "| restore | events replayed | replayed/s | items loaded | loaded/s | seconds to ACTIVE |",
-    "|---|---:|---:|---:|---:|---:|",
+    "| restore | events replayed | replayed/s | items loaded | loaded/s | seconds to ACTIVE | " +
+      "getItem p50 / p99 ms meanwhile |",
+    "|---|---:|---:|---:|---:|---:|---:|",
     ...rows,
+    "",
+    `getItem with no restore running: p50 ${formatFixed(result.readsIdle.p50Ms, 2)} ms, ` +
+      `p99 ${formatFixed(result.readsIdle.p99Ms, 2)} ms (a client in the same process, one ` +
+      "read at a time with a 5 ms pause).",
     "",
     "Replay applies the source's events through the ordinary Applier into a scratch store;",
     "loading appends every item to the target's own topic (acks=-1) and waits until the",

@@ -31,5 +31,6 @@ describe("restore benchmark (smoke)", () => {
       assert.ok(run.totalSeconds > 0);
     }
     assert.match(formatRestoreMarkdown(result), /\| from the log \(no checkpoint\) \| 2,000 \|/);
+    assert.ok(result.readsIdle.count > 0 && result.restores.every((r) => r.readsDuring.count > 0));
   });
 });
