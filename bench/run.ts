@@ -14,6 +14,10 @@ const benchmarks: { name: string; main: (argv: string[]) => Promise<number> }[] 
     name: "transactions",
     main: async (argv) => (await import("./transactions.js")).mainTransactionsBench(argv),
   },
+  {
+    name: "restore",
+    main: async (argv) => (await import("./restore.js")).mainRestoreBench(argv),
+  },
 ];
 
 async function main(argv: string[]): Promise<number> {

@@ -3,6 +3,7 @@
 // should pass on (merge of what it sent and what this request wrote or observed), and per
 // root field the offsets read at, waits and staleness (response extensions.logkv).
 import type { Materializer } from "../materializer/materializer.js";
+import type { RestoreService } from "../materializer/restore/restore-service.js";
 import type { Authentication } from "./auth/index.js";
 import type { LogClient } from "../services/log-client.js";
 import type { ConsistencyGate, Consistency } from "./consistency/gate.js";
@@ -54,6 +55,8 @@ export interface GatewayCore {
   defaultConsistency: Consistency;
   /** Partitions of a table created without `partitions`. */
   defaultPartitions: number;
+  /** Point-in-time restore and backups (materializer/restore); absent: off. */
+  restores?: RestoreService;
 }
 
 export interface ReadReport {

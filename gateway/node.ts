@@ -12,6 +12,10 @@ import { LogClient } from "../services/log-client.js";
 import { startTransactions, stopTransactions } from "./resolvers/transactions.js";
 import type { Logger } from "../services/shared/log.js";
 import { Materializer } from "../materializer/materializer.js";
+import {
+  RestoreService,
+  type RestoreServiceOptions,
+} from "../materializer/restore/restore-service.js";
 import type { Consistency } from "./consistency/gate.js";
 import type { GatewayLimits } from "./context.js";
 import type { GatewayAuthOptions } from "./auth/index.js";
@@ -37,7 +41,14 @@ export interface GatewayNodeOptions {
   auth?: GatewayAuthOptions;
   /** HTTPS and WSS (gateway/tls.ts); absent: plain HTTP. */
   tls?: GatewayTlsOptions;
+  /** Checkpoint cadence, recovery window and restore pace (materializer/restore). */
+  restore?: RestoreTuning;
 }
+
+export type RestoreTuning = Pick<
+  RestoreServiceOptions,
+  "checkpointIntervalMs" | "recoveryWindowMs" | "restoreItemsPerSecondMax"
+>;
 
 export interface RunningNode {
   gateway: Gateway;
@@ -56,9 +67,19 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
     ttlSweepIntervalMs: options.ttlSweepIntervalMs,
   });
   let log: LogClient | null = null;
+  let restores: RestoreService | null = null;
   try {
     await materializer.start();
     log = await LogClient.connect({ brokers: options.brokers, clientId: "logkv-gateway" });
+    restores = new RestoreService({
+      ...options.restore,
+      materializer,
+      log,
+      brokers: options.brokers,
+      dataDir: options.dataDir,
+      logger: options.logger.child("restore"),
+    });
+    await restores.start();
     const gateway = await Gateway.start({
       materializer,
       log,
@@ -70,12 +91,14 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
       auth: options.auth,
       tls: options.tls,
       extraMetrics: () => materializer.probe.render().then((r) => r.body),
+      restores,
     });
     await startTransactions(gateway.core).catch(async (error: unknown) => {
       await gateway.close();
       throw error;
     });
     const client = log;
+    const restoreService = restores;
     return {
       gateway,
       materializer,
@@ -84,11 +107,13 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
       async stop() {
         await stopTransactions(gateway.core);
         await gateway.close();
+        await restoreService.stop().catch(() => undefined);
         await client.close().catch(() => undefined);
         await materializer.stop();
       },
     };
   } catch (error) {
+    await restores?.stop().catch(() => undefined);
     await log?.close().catch(() => undefined);
     await materializer.stop().catch(() => undefined);
     throw error;
@@ -108,6 +133,7 @@ export interface EmbeddedNodeOptions {
   auth?: GatewayAuthOptions;
   /** HTTPS and WSS (gateway/tls.ts); absent: plain HTTP. */
   tls?: GatewayTlsOptions;
+  restore?: RestoreTuning;
 }
 
 export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<RunningNode> {
@@ -133,6 +159,7 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<R
       limits: options.limits,
       auth: options.auth,
       tls: options.tls,
+      restore: options.restore,
     });
     return {
       ...node,

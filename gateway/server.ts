@@ -14,6 +14,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import { createYoga, type Plugin } from "graphql-yoga";
 import { GraphQLError, type ExecutionResult, type GraphQLSchema } from "graphql";
 import type { Materializer } from "../materializer/materializer.js";
+import type { RestoreService } from "../materializer/restore/restore-service.js";
 import type { LogClient } from "../services/log-client.js";
 import type { Logger } from "../services/shared/log.js";
 import { ConsistencyGate, type Consistency } from "./consistency/gate.js";
@@ -60,6 +61,8 @@ export interface GatewayOptions {
   auth?: GatewayAuthOptions;
   /** HTTPS and WSS with this certificate and key (gateway/tls.ts); absent: plain HTTP. */
   tls?: GatewayTlsOptions;
+  /** Restores and backups this gateway serves (materializer/restore); absent: off. */
+  restores?: RestoreService;
 }
 
 export const GRAPHQL_PATH = "/graphql";
@@ -113,6 +116,7 @@ export class Gateway {
       limits,
       defaultConsistency: options.defaultConsistency ?? "SESSION",
       defaultPartitions: options.defaultPartitions ?? 4,
+      restores: options.restores,
     };
     const subscriptions = new ChangeSubscriptions(
       options.materializer,

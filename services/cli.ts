@@ -19,6 +19,8 @@ import { startEmbeddedNode, startGatewayNode, type HostPort } from "../gateway/n
 import type { Consistency } from "../gateway/consistency/gate.js";
 import { readApiKeysFile } from "../gateway/auth/index.js";
 import { loadTls, type GatewayTlsOptions } from "../gateway/tls.js";
+import type { RestoreTuning } from "../gateway/node.js";
+import { restoreUsage, runBackup, runBackups, runRestore } from "./cli-restore.js";
 
 const usage = `usage: logkv <command> [options]
 
@@ -36,6 +38,12 @@ commands:
                 (--data DIR --brokers HOST:PORT[,...] [--metrics HOST:PORT] [--node-id N]
                  [--from-checkpoint DIR: seed a new store from a checkpoint])
   help      print this text
+
+${restoreUsage}
+
+start and gateway also take --checkpoint-interval-ms N (table checkpoints for restores,
+default 3600000; 0 = none), --recovery-window-days N (default 35) and --restore-rate N
+(items a restore appends per second at most; default 0 = no limit).
 
 --consistency: the default of reads that name none: STRONG, SESSION (default) or EVENTUAL.
 --api-keys FILE: turn auth on with the keys of FILE, a JSON array of
@@ -224,6 +232,28 @@ function authOptions(apiKeysFile: string | undefined, auditLogFile: string | und
   return { apiKeysFile, auditLogFile };
 }
 
+const restoreFlags = {
+  "checkpoint-interval-ms": { type: "string" },
+  "recovery-window-days": { type: "string" },
+  "restore-rate": { type: "string" },
+} as const;
+
+/** --checkpoint-interval-ms, --recovery-window-days, --restore-rate (materializer/restore). */
+function restoreTuning(values: Partial<Record<keyof typeof restoreFlags, string>>): RestoreTuning {
+  const interval = values["checkpoint-interval-ms"];
+  const days = values["recovery-window-days"];
+  const rate = values["restore-rate"];
+  return {
+    checkpointIntervalMs:
+      interval === undefined ? undefined : parseIntFlag(interval, "--checkpoint-interval-ms"),
+    recoveryWindowMs:
+      days === undefined
+        ? undefined
+        : parseIntFlag(days, "--recovery-window-days") * 24 * 3600 * 1000,
+    restoreItemsPerSecondMax: rate === undefined ? undefined : parseIntFlag(rate, "--restore-rate"),
+  };
+}
+
 function printGateway(graphqlUrl: string): void {
   console.log(`GraphiQL: ${graphqlUrl}`);
   console.log(`metrics on ${graphqlUrl.replace(/\/graphql$/, "/metrics")}`);
@@ -243,6 +273,7 @@ async function runStart(args: string[]): Promise<void> {
       "audit-log": { type: "string" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
+      ...restoreFlags,
     },
   });
   const logger = createLogger("logkv");
@@ -260,6 +291,7 @@ async function runStart(args: string[]): Promise<void> {
     defaultConsistency: parseConsistency(values.consistency),
     auth: authOptions(values["api-keys"], values["audit-log"]),
     tls: tlsOptions(values["tls-cert"], values["tls-key"]),
+    restore: restoreTuning(values),
   });
   const address = node.kafka!;
   console.log(`logkv broker listening on ${address.host}:${address.port} (data in ${dataDir})`);
@@ -288,6 +320,7 @@ async function runGateway(args: string[]): Promise<void> {
       "audit-log": { type: "string" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
+      ...restoreFlags,
     },
   });
   const logger = createLogger("logkv");
@@ -303,6 +336,7 @@ async function runGateway(args: string[]): Promise<void> {
     defaultConsistency: parseConsistency(values.consistency),
     auth: authOptions(values["api-keys"], values["audit-log"]),
     tls: tlsOptions(values["tls-cert"], values["tls-key"]),
+    restore: restoreTuning(values),
   });
   console.log(
     `logkv gateway serving ${brokers.join(",")} (materializer data in ${values.data ?? "./data/gateway"})`,
@@ -350,6 +384,12 @@ async function main(argv: string[]): Promise<void> {
       return runGateway(rest);
     case "materializer":
       return runMaterializer(rest);
+    case "restore":
+      return runRestore(rest);
+    case "backup":
+      return runBackup(rest);
+    case "backups":
+      return runBackups(rest);
     case undefined:
     case "help":
     case "--help":

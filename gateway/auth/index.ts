@@ -65,6 +65,10 @@ export interface GatewayAuthOptions {
 }
 
 const DDL_FIELDS = new Set(["createTable", "updateTable", "deleteTable"]);
+// Restores create tables and set log retention: admin, like the DDL (gateway/resolvers/restore.ts).
+for (const field of ["restoreTable", "restoreTableFromBackup", "setRecoveryWindow"]) {
+  DDL_FIELDS.add(field);
+}
 /** Root fields that name no table and need no "*" grant. */
 const TABLELESS_FIELDS = new Set(["listTables"]);
 

@@ -12,6 +12,7 @@ import type { ExpressionNames } from "../../materializer/expressions/index.js";
 import { itemFromJson, valueFromJson } from "../json-items.js";
 import type { Consistency } from "../consistency/gate.js";
 import type { GatewayContext } from "../context.js";
+import { gatewayError } from "../errors.js";
 
 function invalid(message: string): DbError {
   return new DbError("INVALID_ARGUMENT", message);
@@ -71,6 +72,12 @@ export function tableEntry(context: GatewayContext, name: string): CatalogEntry 
   const entry = context.gateway.materializer.table(name);
   if (entry === undefined) {
     throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${name} not found`);
+  }
+  // A table whose restore is unfinished is never served, so partial contents never leak.
+  if (context.gateway.restores?.servable(name, entry.generation) === false) {
+    throw gatewayError("NOT_FOUND", `Table ${name} is being restored`, {
+      tableStatus: "RESTORING",
+    });
   }
   return entry;
 }

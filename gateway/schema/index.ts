@@ -6,6 +6,7 @@ import { batchMutations, batchQueries } from "../resolvers/batch.js";
 import { itemMutations } from "../resolvers/items.js";
 import { itemQueries } from "../resolvers/reads.js";
 import { tableMutations, tableQueries } from "../resolvers/tables.js";
+import { restoreMutations, restoreQueries } from "../resolvers/restore.js";
 import { transactionMutations, transactionQueries } from "../resolvers/transactions.js";
 import { JsonScalar } from "./json-scalar.js";
 import { typeDefs } from "./sdl.js";
@@ -17,12 +18,19 @@ export function gatewaySchema() {
     typeDefs,
     resolvers: {
       JSON: JsonScalar,
-      Query: { ...tableQueries, ...itemQueries, ...batchQueries, ...transactionQueries },
+      Query: {
+        ...tableQueries,
+        ...itemQueries,
+        ...batchQueries,
+        ...transactionQueries,
+        ...restoreQueries,
+      },
       Mutation: {
         ...tableMutations,
         ...itemMutations,
         ...batchMutations,
         ...transactionMutations,
+        ...restoreMutations,
       },
     },
   });

@@ -246,6 +246,8 @@ type Query {
     after: String
     projection: String
     names: JSON
+    "Time travel: the item as of an instant (ISO 8601 or epoch ms) or a session token."
+    asOf: String
   ): GetItemPayload!
   query(
     table: String!
@@ -261,6 +263,8 @@ type Query {
     exclusiveStartKey: JSON
     consistency: Consistency
     after: String
+    "Time travel (table or LSI): the items as of an instant or a session token."
+    asOf: String
   ): ReadPage!
   scan(
     table: String!
@@ -455,6 +459,79 @@ extend type Query {
   transactGetItems(gets: [TransactGetInput!]!, after: String): TransactGetPayload!
 }
 
+# ---- Point-in-time restore and backups (issue 7; materializer/restore/README.md) ----
+
+"Where a restore into a table stands. A table is served only once its restore is ACTIVE."
+enum RestoreState {
+  "Recorded; the target table is being created."
+  CREATING
+  "The target exists and its items are being appended; reads and writes of it are refused."
+  RESTORING
+  "Every item is durable in the target's log and applied: an ordinary table."
+  ACTIVE
+  "Stopped with an error (message); running the same restore again resumes it."
+  FAILED
+}
+
+"What the node running a restore is doing (null on other nodes, or after a restart)."
+enum RestorePhase {
+  PREPARING
+  REPLAYING
+  LOADING
+  INDEXING
+  DONE
+}
+
+type RestoreStatus {
+  target: String!
+  "The source table, or backup:<name>."
+  source: String!
+  "The instant restored, ISO 8601, and as ms since the epoch (decimal string)."
+  time: String!
+  timeMs: String!
+  state: RestoreState!
+  phase: RestorePhase
+  "Log events replayed so far, and in all (int64 as decimal strings)."
+  eventsReplayed: String!
+  eventsTotal: String!
+  itemsWritten: Int!
+  itemsTotal: Int!
+  "The checkpoint or backup the replay started from; null: the start of the log."
+  checkpoint: String
+  message: String
+  "Whether the node answering runs the job now."
+  running: Boolean!
+}
+
+"A consistent snapshot of a table: every partition at a recorded offset."
+type Backup {
+  name: String!
+  table: String!
+  createdAt: String!
+  items: Int!
+  bytes: String!
+  "Per partition, the table topic offset the backup reflects (everything below it)."
+  offsets: [String!]!
+}
+
+"How far back a table can be restored, and the log retention that keeps it so."
+type RecoveryWindow {
+  table: String!
+  days: Float!
+  "The table topic's retention.ms in force (-1: forever), as a decimal string."
+  retentionMs: String!
+}
+
+extend type Query {
+  recoveryWindow(table: String!): RecoveryWindow!
+  "The restore into a table; null when there was none."
+  restoreStatus(target: String!): RestoreStatus
+  "Every restore the log records."
+  restores: [RestoreStatus!]!
+  "The backups of this node's backup folder."
+  backups: [Backup!]!
+}
+
 extend type Mutation {
   """
   Up to 100 actions across tables and partitions, all-or-nothing and serializable.
@@ -469,5 +546,24 @@ extend type Mutation {
     actions: [TransactWriteInput!]!
     clientRequestToken: String
   ): TransactWritePayload!
+}
+
+extend type Mutation {
+  """
+  Starts restoring source as it was at time (ISO 8601 or ms since the epoch: per partition,
+  the events up to the first one stamped later) into a new table target, and returns at
+  once; follow it with restoreStatus. Running an unfinished restore again resumes it.
+  """
+  restoreTable(source: String!, target: String!, time: String!): RestoreStatus!
+  """
+  Sets how far back the table can be restored (1..3650 days; default 35, the node's
+  --recovery-window-days), recorded in the log; raises its topic's retention.ms to match.
+  """
+  setRecoveryWindow(table: String!, days: Int!): RecoveryWindow!
+  "Writes a backup named backup of a table to the node's backup folder."
+  backupTable(table: String!, backup: String!): Backup!
+  deleteBackup(backup: String!): Backup!
+  "Starts restoring a backup into a new table; follow it with restoreStatus."
+  restoreTableFromBackup(backup: String!, target: String!): RestoreStatus!
 }
 `;

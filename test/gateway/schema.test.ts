@@ -25,20 +25,29 @@ describe("GraphQL schema", () => {
     const query = Object.keys(schema.getQueryType()!.getFields()).sort();
     const mutation = Object.keys(schema.getMutationType()!.getFields()).sort();
     assert.deepEqual(query, [
+      "backups",
       "batchGetItem",
       "describeTable",
       "getItem",
       "listTables",
       "query",
+      "recoveryWindow",
+      "restoreStatus",
+      "restores",
       "scan",
       "transactGetItems",
     ]);
     assert.deepEqual(mutation, [
+      "backupTable",
       "batchWriteItem",
       "createTable",
+      "deleteBackup",
       "deleteItem",
       "deleteTable",
       "putItem",
+      "restoreTable",
+      "restoreTableFromBackup",
+      "setRecoveryWindow",
       "transactWriteItems",
       "updateItem",
       "updateTable",

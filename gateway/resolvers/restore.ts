@@ -1,0 +1,287 @@
+// Point-in-time restore and backups over GraphQL (materializer/restore/README.md): the
+// mutations start jobs on this node's RestoreService and return at once; restoreStatus
+// reports the registry's state and, on the node running the job, its progress.
+import type { GraphQLResolveInfo } from "graphql";
+import type { RestoreStatus } from "../../materializer/restore/restore-service.js";
+import type { RestoreService } from "../../materializer/restore/restore-service.js";
+import type { TableCheckpointManifest } from "../../materializer/restore/table-checkpoint.js";
+import { DbError } from "../../services/shared/errors.js";
+import type { GatewayContext } from "../context.js";
+import { gatewayError } from "../errors.js";
+import { timed } from "./observe.js";
+import { itemQueries } from "./reads.js";
+import { parseKeyCondition, resolveKeyCondition } from "../../materializer/expressions/index.js";
+import { tableKeySchema } from "../../materializer/catalog/table.js";
+import { getItem, query } from "../../materializer/read/index.js";
+import type { KvReader } from "../../materializer/store/store.js";
+import type { AttributeValue } from "../../materializer/values/attribute-value.js";
+import { canonicalizeValue } from "../../materializer/values/canonical.js";
+import { validateKey } from "../../materializer/values/limits.js";
+import type { TableDefinition } from "../../schemas/events.js";
+import { partitionOf } from "../consistency/partition.js";
+import { SessionToken } from "../consistency/token.js";
+import { itemToJson } from "../json-items.js";
+import {
+  canonicalItem,
+  namesOf,
+  optionalItem,
+  optionalNumber,
+  optionalText,
+  tableEntry,
+  valuesOf,
+} from "./args.js";
+
+function service(context: GatewayContext): RestoreService {
+  const restores = context.gateway.restores;
+  if (restores === undefined) {
+    throw gatewayError("VALIDATION", "restore is not enabled on this gateway");
+  }
+  return restores;
+}
+
+/** ISO 8601, or ms since the epoch as digits. */
+export function parseInstant(text: string): number {
+  const ms = /^\d{1,16}$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isSafeInteger(ms)) {
+    throw new DbError("INVALID_ARGUMENT", `time wants ISO 8601 or epoch ms, got '${text}'`);
+  }
+  return ms;
+}
+
+function statusJson(status: RestoreStatus) {
+  return {
+    ...status,
+    time: new Date(status.timeMs).toISOString(),
+    timeMs: String(status.timeMs),
+    eventsReplayed: status.eventsReplayed.toString(),
+    eventsTotal: status.eventsTotal.toString(),
+  };
+}
+
+function backupJson(manifest: TableCheckpointManifest) {
+  return {
+    name: manifest.name,
+    table: manifest.table,
+    createdAt: new Date(manifest.createdAtMs).toISOString(),
+    items: manifest.items,
+    bytes: String(manifest.bytes),
+    offsets: manifest.offsets,
+  };
+}
+
+type Info = GraphQLResolveInfo;
+
+function windowJson(table: string, windowMs: number, retentionMs: number) {
+  return { table, days: windowMs / (24 * 3600 * 1000), retentionMs: String(retentionMs) };
+}
+
+export const restoreQueries = {
+  // getItem and query with asOf go to their time-travel variants; without it, unchanged.
+  getItem: withAsOf(getItemAsOf)(itemQueries.getItem),
+  query: withAsOf(queryAsOf)(itemQueries.query),
+  recoveryWindow(_: unknown, args: { table: string }, context: GatewayContext, info: Info) {
+    return timed(context, info, "NONE", async () => {
+      const entry = tableEntry(context, args.table);
+      const retentionMs = await service(context).ensureRetention(entry);
+      return windowJson(args.table, service(context).windowMs(args.table), retentionMs);
+    });
+  },
+  restoreStatus(_: unknown, args: { target: string }, context: GatewayContext, info: Info) {
+    return timed(context, info, "NONE", async () => {
+      const status = service(context).status(args.target);
+      return status === null ? null : statusJson(status);
+    });
+  },
+  restores(_: unknown, _args: unknown, context: GatewayContext, info: Info) {
+    return timed(context, info, "NONE", async () => service(context).statuses().map(statusJson));
+  },
+  backups(_: unknown, _args: unknown, context: GatewayContext, info: Info) {
+    return timed(context, info, "NONE", async () =>
+      (await service(context).listBackups()).map(backupJson),
+    );
+  },
+};
+
+export const restoreMutations = {
+  restoreTable(
+    _: unknown,
+    args: { source: string; target: string; time: string },
+    context: GatewayContext,
+    info: Info,
+  ) {
+    return timed(context, info, "NONE", async () => {
+      const timeMs = parseInstant(args.time);
+      const status = service(context).restoreTable({
+        source: args.source,
+        target: args.target,
+        timeMs,
+      });
+      return statusJson(status);
+    });
+  },
+  setRecoveryWindow(
+    _: unknown,
+    args: { table: string; days: number },
+    context: GatewayContext,
+    info: Info,
+  ) {
+    return timed(context, info, "NONE", async () => {
+      const windowMs = args.days * 24 * 3600 * 1000;
+      const retentionMs = await service(context).setRecoveryWindow(args.table, windowMs);
+      return windowJson(args.table, windowMs, retentionMs);
+    });
+  },
+  backupTable(
+    _: unknown,
+    args: { table: string; backup: string },
+    context: GatewayContext,
+    info: Info,
+  ) {
+    return timed(context, info, "NONE", async () =>
+      backupJson(await service(context).backupTable(args.table, args.backup)),
+    );
+  },
+  deleteBackup(_: unknown, args: { backup: string }, context: GatewayContext, info: Info) {
+    return timed(context, info, "NONE", async () =>
+      backupJson(await service(context).deleteBackup(args.backup)),
+    );
+  },
+  restoreTableFromBackup(
+    _: unknown,
+    args: { backup: string; target: string },
+    context: GatewayContext,
+    info: Info,
+  ) {
+    return timed(context, info, "NONE", async () =>
+      statusJson(await service(context).restoreBackup(args)),
+    );
+  },
+};
+
+// ---- time-travel reads (asOf) ------------------------------------------------------------
+
+interface AsOfArgs {
+  table: string;
+  asOf?: string | null;
+  after?: string | null;
+  projection?: string | null;
+  names?: unknown;
+}
+
+type Resolver<A, R> = (parent: unknown, args: A, context: GatewayContext, info: Info) => R;
+
+/** Routes a read with `asOf` to its time-travel variant; every other read is untouched. */
+export function withAsOf<A extends AsOfArgs, R>(asOf: Resolver<A, Promise<unknown>>) {
+  return (live: Resolver<A, R>): Resolver<A, R | Promise<unknown>> =>
+    (parent, args, context, info) =>
+      args.asOf === null || args.asOf === undefined
+        ? live(parent, args, context, info)
+        : asOf(parent, args, context, info);
+}
+
+/** An instant, or the offsets of a session token ("v1." ...). */
+function asOfTarget(text: string) {
+  if (!text.startsWith("v1.")) return { timeMs: parseInstant(text) };
+  const token = SessionToken.decode(text);
+  return {
+    offsets: (topic: string, partition: number) => {
+      const offset = token.offset(topic, partition);
+      return offset === 0n ? null : offset;
+    },
+  };
+}
+
+/** Runs `read` on the state of one partition key as of args.asOf. */
+async function readAsOf<T>(
+  context: GatewayContext,
+  args: AsOfArgs,
+  partitionKey: AttributeValue,
+  read: (store: KvReader, definition: TableDefinition, nowMs: bigint) => Promise<T>,
+): Promise<T & { token: string }> {
+  const entry = tableEntry(context, args.table);
+  const partition = partitionOf(partitionKey, entry.definition.partitions);
+  const { store, nowMs } = await service(context).stateAsOf(
+    args.table,
+    { value: partitionKey, partition },
+    asOfTarget(args.asOf!),
+  );
+  try {
+    const result = await read(store, entry.definition, nowMs);
+    return { ...result, token: context.state.token(args.after).encode() };
+  } finally {
+    await store.close();
+  }
+}
+
+export function getItemAsOf(
+  _: unknown,
+  args: AsOfArgs & { key: unknown },
+  context: GatewayContext,
+  info: Info,
+) {
+  return timed(context, info, "NONE", async () => {
+    const definition = tableEntry(context, args.table).definition;
+    const key = canonicalItem(args.key);
+    validateKey(key, tableKeySchema(definition));
+    return readAsOf(context, args, key[definition.partitionKey.name]!, async (store, d, nowMs) => {
+      const options = {
+        nowMs,
+        projection: optionalText(args.projection),
+        names: namesOf(args.names),
+      };
+      const { item } = await getItem(store, d, key, options);
+      return { item: item === null ? null : itemToJson(item) };
+    });
+  });
+}
+
+interface QueryAsOfArgs extends AsOfArgs {
+  keyCondition: string;
+  index?: string | null;
+  filter?: string | null;
+  values?: unknown;
+  limit?: number | null;
+  cursor?: string | null;
+  exclusiveStartKey?: unknown;
+  forward?: boolean | null;
+}
+
+export function queryAsOf(_: unknown, args: QueryAsOfArgs, context: GatewayContext, info: Info) {
+  return timed(context, info, "NONE", async () => {
+    const definition = tableEntry(context, args.table).definition;
+    if (definition.globalIndexes.some((gsi) => gsi.name === args.index)) {
+      throw gatewayError("VALIDATION", "asOf reads a table or a local index, not a global one");
+    }
+    const local = definition.localIndexes.find((lsi) => lsi.name === args.index);
+    const schema =
+      local === undefined
+        ? tableKeySchema(definition)
+        : { partitionKey: definition.partitionKey, sortKey: local.sortKey };
+    const names = namesOf(args.names);
+    const values = valuesOf(args.values);
+    const range = resolveKeyCondition(parseKeyCondition(args.keyCondition), names, values, schema);
+    const pk = canonicalizeValue(range.partitionKeyValue);
+    return readAsOf(context, args, pk, async (store, d, nowMs) => {
+      const page = await query(store, d, {
+        nowMs,
+        keyCondition: args.keyCondition,
+        forward: args.forward ?? true,
+        index: optionalText(args.index),
+        filter: optionalText(args.filter),
+        projection: optionalText(args.projection),
+        names,
+        values,
+        limit: optionalNumber(args.limit),
+        cursor: optionalText(args.cursor),
+        exclusiveStartKey: optionalItem(args.exclusiveStartKey),
+      });
+      return {
+        items: page.items.map(itemToJson),
+        count: page.count,
+        scannedCount: page.scannedCount,
+        cursor: page.cursor,
+        lastEvaluatedKey: page.lastEvaluatedKey === null ? null : itemToJson(page.lastEvaluatedKey),
+      };
+    });
+  });
+}

@@ -1,0 +1,628 @@
+// The restore service a node runs beside its materializer and gateway: restoreTable jobs,
+// periodic table checkpoints and on-demand backups (README.md). A job replays the source's
+// log into a scratch store, creates the target as an ordinary table and appends the
+// replayed items to the target's own topic as PutItems; the restore registry (status.ts)
+// keeps the target refused everywhere until all of it is durable and applied.
+//
+// Lifecycle: start() opens the registry and the checkpoint timer; stop() waits for nothing
+// (a job cut short stays RESTORING in the log, and running it again resumes it).
+// Concurrency: jobs run concurrently up to restoresMax, each on its own scratch store.
+import { randomUUID } from "node:crypto";
+import { mkdir, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Admin } from "kafkajs";
+import { decodeStoredItem, type TableDefinition } from "../../schemas/events.js";
+import type { LogClient } from "../../services/log-client.js";
+import { DbError } from "../../services/shared/errors.js";
+import type { Logger } from "../../services/shared/log.js";
+import type { Materializer } from "../materializer.js";
+import { validateTableDefinition } from "../catalog/table.js";
+import { CATALOG_TOPIC, tableTopic, type CatalogEntry } from "../state/records.js";
+import { replayInWorker, type ScratchTable } from "./replay.js";
+import { stateAsOf } from "./as-of.js";
+import type { MemoryStore } from "../store/store.js";
+import type { AttributeValue } from "../values/attribute-value.js";
+import { RestoreRegistry, type RestoreRecord, type RestoreState } from "./status.js";
+import {
+  listTableCheckpoints,
+  readTableCheckpoint,
+  removeInterrupted,
+  writeTableCheckpoint,
+  type StoredCheckpoint,
+  type TableCheckpointManifest,
+} from "./table-checkpoint.js";
+import {
+  checkpointsToDelete,
+  chooseBase,
+  cutOffsets,
+  eventsToReplay,
+  logStartOffsets,
+} from "./time-offsets.js";
+import type { ReplayBase } from "./time-offsets.js";
+import { ensureTopicRetention, requiredRetentionMs } from "./retention.js";
+
+export interface RestoreServiceOptions {
+  materializer: Materializer;
+  log: LogClient;
+  /** The brokers, for the replay worker's own Kafka client. */
+  brokers: string[];
+  /** The node's materializer data folder; restore data goes under DATA/restore. */
+  dataDir: string;
+  logger: Logger;
+  /** One checkpoint per table this often (0: none). Default 1 h. */
+  checkpointIntervalMs?: number;
+  /** How far back restores reach (default 35 days). */
+  recoveryWindowMs?: number;
+  /** Items a restore appends per second at most (0: no limit), to spare live traffic. */
+  restoreItemsPerSecondMax?: number;
+  /** Restores running at once at most. */
+  restoresMax?: number;
+}
+
+export type RestorePhase = "PREPARING" | "REPLAYING" | "LOADING" | "INDEXING" | "DONE";
+
+/** What restoreStatus answers: the registry's state and, on the node running it, progress. */
+export interface RestoreStatus {
+  target: string;
+  source: string;
+  timeMs: number;
+  state: RestoreState;
+  phase: RestorePhase | null;
+  eventsReplayed: bigint;
+  eventsTotal: bigint;
+  itemsWritten: number;
+  itemsTotal: number;
+  checkpoint: string | null;
+  message: string | null;
+  /** Whether this node is running the job now. */
+  running: boolean;
+}
+
+interface Job {
+  status: RestoreStatus;
+  done: Promise<void>;
+  /** Marks this job's records, so a failure is recorded only over the job's own record. */
+  id: string;
+  /** The target's generation once this job created or resumed it. */
+  generation: bigint | null;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+const ITEMS_IN_FLIGHT_MAX = 2_000;
+const APPLY_WAIT_MIN_MS = 60_000;
+
+export class RestoreService {
+  private readonly jobs = new Map<string, Job>();
+  private registry: RestoreRegistry | null = null;
+  private admin: Admin | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private checkpointing: Promise<unknown> = Promise.resolve();
+  private readonly root: string;
+  private readonly lastCheckpoint = new Map<string, string>();
+
+  constructor(private readonly options: RestoreServiceOptions) {
+    this.root = join(options.dataDir, "restore");
+  }
+
+  get checkpointsRoot(): string {
+    return join(this.root, "checkpoints");
+  }
+
+  get backupsRoot(): string {
+    return join(this.root, "backups");
+  }
+
+  /** How far back restores of `table` reach: its own window, else the node's default. */
+  windowMs(table: string): number {
+    return this.registry?.window(table) ?? this.options.recoveryWindowMs ?? 35 * DAY_MS;
+  }
+
+  /** Sets a table's recovery window (recorded in the log) and its topic's retention. */
+  async setRecoveryWindow(table: string, windowMs: number): Promise<number> {
+    const entry = this.options.materializer.table(table);
+    if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${table}`);
+    if (!Number.isSafeInteger(windowMs) || windowMs < DAY_MS || windowMs > 3650 * DAY_MS) {
+      throw new DbError("INVALID_ARGUMENT", "a recovery window is 1 to 3650 days");
+    }
+    await this.requireRegistry().record({
+      kind: "window",
+      target: table,
+      windowMs,
+      source: table,
+      timeMs: Date.now(),
+      state: "ACTIVE",
+    });
+    return this.ensureRetention(entry);
+  }
+
+  /** Raises the table topic's retention.ms to cover its window; the value in force. */
+  async ensureRetention(entry: CatalogEntry): Promise<number> {
+    const topic = tableTopic(entry.definition.name, entry.generation);
+    const interval = this.options.checkpointIntervalMs ?? 3600_000;
+    const required = requiredRetentionMs(this.windowMs(entry.definition.name), interval);
+    return ensureTopicRetention(this.requireAdmin(), topic, required);
+  }
+
+  private async ensureRetentionAll(): Promise<void> {
+    for (const entry of this.options.materializer.applier.tables()) {
+      await this.ensureRetention(entry).catch((error: unknown) =>
+        this.options.logger.warn("could not set retention", {
+          table: entry.definition.name,
+          error,
+        }),
+      );
+    }
+  }
+
+  async start(): Promise<void> {
+    await mkdir(join(this.root, "work"), { recursive: true });
+    await rm(join(this.root, "work"), { recursive: true, force: true });
+    this.registry = await RestoreRegistry.open(this.options.log.kafkaClient);
+    this.admin = this.options.log.kafkaClient.admin();
+    await this.admin.connect();
+    // In the background: startup must not wait on one DescribeConfigs per table.
+    this.checkpointing = this.ensureRetentionAll();
+    const every = this.options.checkpointIntervalMs ?? 3600_000;
+    if (every > 0) {
+      this.timer = setInterval(() => {
+        this.checkpointing = this.checkpointing
+          .then(() => this.checkpointAll())
+          .catch((error: unknown) => this.options.logger.error("checkpoint failed", { error }));
+      }, every);
+      this.timer.unref();
+    }
+  }
+
+  /** Whether a table may be served (no unfinished restore into it). */
+  servable(name: string, generation: bigint): boolean {
+    return this.registry?.servable(name, generation) ?? true;
+  }
+
+  /** The restore into `target`: this node's job if it runs one, else the registry's record. */
+  status(target: string): RestoreStatus | null {
+    const job = this.jobs.get(target);
+    if (job !== undefined) return { ...job.status };
+    const record = this.registry?.get(target);
+    return record === undefined ? null : statusOfRecord(record);
+  }
+
+  /** Every restore the registry knows, with this node's progress where it runs one. */
+  statuses(): RestoreStatus[] {
+    return (this.registry?.all() ?? []).map((r) => this.status(r.target) ?? statusOfRecord(r));
+  }
+
+  /** Resolves when the job into `target` ends (at once when none runs here). */
+  async settled(target: string): Promise<void> {
+    await this.jobs.get(target)?.done;
+  }
+
+  // ---- restoreTable ----------------------------------------------------------------------
+
+  /**
+   * Starts restoring `source` as of `timeMs` into a new table `target`; returns the first
+   * status at once (the job goes on in the background). Running the same restore again
+   * after a crash resumes it.
+   */
+  restoreTable(request: { source: string; target: string; timeMs: number }): RestoreStatus {
+    const { source, target, timeMs } = request;
+    const entry = this.options.materializer.table(source);
+    if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${source}`);
+    if (!Number.isSafeInteger(timeMs) || timeMs > Date.now()) {
+      throw new DbError("INVALID_ARGUMENT", "the restore time must not be in the future");
+    }
+    if (timeMs < Date.now() - this.windowMs(source)) {
+      throw new DbError("INVALID_ARGUMENT", "the restore time is before the recovery window");
+    }
+    validateTableDefinition({ ...entry.definition, name: target });
+    this.checkTarget(target, source, timeMs);
+    return this.launch(target, source, timeMs, (job) => this.runRestore(job, entry));
+  }
+
+  /** Refuses a target that exists, unless it is this same restore left unfinished. */
+  private checkTarget(target: string, source: string, timeMs: number): void {
+    if (this.jobs.has(target)) {
+      throw new DbError("ALREADY_EXISTS", `a restore into ${target} is running`);
+    }
+    if (this.jobs.size >= (this.options.restoresMax ?? 4)) {
+      throw new DbError("LIMIT_EXCEEDED", "too many restores running");
+    }
+    const record = this.registry?.get(target);
+    const resumable =
+      record !== undefined &&
+      record.state !== "ACTIVE" &&
+      record.source === source &&
+      record.timeMs === timeMs;
+    const existing = this.options.materializer.table(target);
+    if (existing !== undefined && !(resumable && !this.servable(target, existing.generation))) {
+      throw new DbError("ALREADY_EXISTS", `Table already exists: ${target}`);
+    }
+  }
+
+  private launch(
+    target: string,
+    source: string,
+    timeMs: number,
+    run: (job: Job) => Promise<void>,
+  ): RestoreStatus {
+    const status: RestoreStatus = {
+      target,
+      source,
+      timeMs,
+      state: "CREATING",
+      phase: "PREPARING",
+      eventsReplayed: 0n,
+      eventsTotal: 0n,
+      itemsWritten: 0,
+      itemsTotal: 0,
+      checkpoint: null,
+      message: null,
+      running: true,
+    };
+    const job: Job = { status, done: Promise.resolve(), id: randomUUID(), generation: null };
+    this.jobs.set(target, job);
+    job.done = run(job)
+      .catch(async (error: unknown) => {
+        const message = error instanceof Error ? error.message : String(error);
+        this.options.logger.error("restore failed", { target, error });
+        status.state = "FAILED";
+        status.message = message;
+        // Only over this job's own record: a job that lost a race for the target (another
+        // node's restore created it) must not overwrite that restore's state. The record
+        // keeps the generation, so a failed restore's partial table stays refused.
+        if (this.registry?.get(status.target)?.jobId !== job.id) return;
+        await this.registry
+          .record({ ...recordOf(job), state: "FAILED", message })
+          .catch(() => undefined);
+      })
+      .finally(() => {
+        status.running = false;
+        this.jobs.delete(target);
+      });
+    return { ...status };
+  }
+
+  private async runRestore(job: Job, entry: CatalogEntry): Promise<void> {
+    const status = job.status;
+    const topic = tableTopic(entry.definition.name, entry.generation);
+    const partitions = entry.definition.partitions;
+    const admin = this.requireAdmin();
+    const cut = await cutOffsets(admin, topic, partitions, status.timeMs);
+    const start = await logStartOffsets(admin, topic, partitions);
+    const checkpoints = await this.checkpointsOf(entry.definition.name);
+    const base = chooseBase(checkpoints, entry.generation, cut, start);
+    if (base === null) {
+      throw new DbError("OFFSET_OUT_OF_RANGE", "no checkpoint and log reach back that far");
+    }
+    status.eventsTotal = eventsToReplay(base, cut);
+    status.checkpoint = base.checkpoint?.manifest.name ?? null;
+    status.phase = "REPLAYING";
+    const scratch = await this.scratch(status, entry, base, cut);
+    try {
+      await this.load(job, entry.definition, scratch.items(), await this.countItems(scratch));
+    } finally {
+      await scratch.destroy();
+    }
+  }
+
+  /** The replayed scratch store, built in a worker thread off the node's event loop. */
+  private async scratch(
+    status: RestoreStatus,
+    entry: CatalogEntry,
+    base: ReplayBase,
+    cut: bigint[],
+  ): Promise<ScratchTable> {
+    const dir = join(this.root, "work", `${status.target}-${Date.now()}`);
+    await mkdir(join(this.root, "work"), { recursive: true });
+    const input = { dir, entry, base, brokers: this.options.brokers, cut, timeMs: status.timeMs };
+    return replayInWorker(input, (replayed) => (status.eventsReplayed = replayed));
+  }
+
+  private async countItems(scratch: ScratchTable): Promise<number> {
+    let count = 0;
+    for await (const _ of scratch.items()) count++;
+    return count;
+  }
+
+  /**
+   * Creates the target (unless an earlier run did), appends every item as a PutItem on its
+   * topic, waits until they are applied here (indexes included) and marks it ACTIVE.
+   */
+  private async load(
+    job: Job,
+    source: TableDefinition,
+    items: AsyncIterable<[Buffer, Buffer]>,
+    itemsTotal: number,
+  ): Promise<void> {
+    const status = job.status;
+    status.itemsTotal = itemsTotal;
+    const generation = await this.createTarget(job, source);
+    job.generation = generation;
+    const created = this.options.materializer.table(status.target);
+    if (created !== undefined) await this.ensureRetention(created);
+    status.state = "RESTORING";
+    await this.requireRegistry().record(recordOf(job));
+    status.phase = "LOADING";
+    const topic = tableTopic(status.target, generation);
+    await this.appendItems(status, source, topic, items);
+    status.phase = "INDEXING";
+    const materializer = this.options.materializer;
+    const ends = await this.options.log.endOffsets(topic);
+    const waitMs = APPLY_WAIT_MIN_MS + itemsTotal;
+    for (const [p, end] of ends.entries()) await materializer.waitApplied(topic, p, end, waitMs);
+    if (source.globalIndexes.length > 0) {
+      await materializer.waitGlobalIndexes(status.target, waitMs);
+    }
+    // The job reports ACTIVE only once the registry (which gates serving) says so.
+    await this.requireRegistry().record({
+      ...recordOf(job),
+      state: "ACTIVE",
+      generation: String(generation),
+      items: itemsTotal,
+    });
+    status.phase = "DONE";
+    status.state = "ACTIVE";
+    this.options.logger.info("restore done", { target: status.target, items: itemsTotal });
+  }
+
+  /** The target's generation: created now, or by the earlier run this one resumes. */
+  private async createTarget(job: Job, source: TableDefinition): Promise<bigint> {
+    const status = job.status;
+    const materializer = this.options.materializer;
+    const existing = materializer.table(status.target);
+    if (existing !== undefined) return existing.generation;
+    const [catalogEnd] = await this.options.log.endOffsets(CATALOG_TOPIC);
+    await this.requireRegistry().record({
+      ...recordOf(job),
+      state: "CREATING",
+      catalogAfter: String(catalogEnd ?? 0n),
+    });
+    const at = await this.options.log.createTable({ ...source, name: status.target });
+    const outcome = await materializer.awaitOutcome(at.topic, at.partition, at.offset, 30_000);
+    if (outcome.status !== "OK") {
+      const message = outcome.status === "VALIDATION" ? outcome.message : "condition failed";
+      throw new DbError("ALREADY_EXISTS", `creating ${status.target}: ${message}`);
+    }
+    return at.offset;
+  }
+
+  private async appendItems(
+    status: RestoreStatus,
+    source: TableDefinition,
+    topic: string,
+    items: AsyncIterable<[Buffer, Buffer]>,
+  ): Promise<void> {
+    const log = this.options.log;
+    const rate = this.options.restoreItemsPerSecondMax ?? 0;
+    const started = Date.now();
+    const inFlight = new Set<Promise<unknown>>();
+    let failure: unknown = null;
+    for await (const [, value] of items) {
+      if (failure !== null) break;
+      const item = decodeStoredItem(value).attributes;
+      const partitionKey = item[source.partitionKey.name];
+      if (partitionKey === undefined) throw new DbError("CORRUPT_DATA", "item without its key");
+      const sent = log
+        .appendItemEvent(topic, partitionKey, {
+          type: "PutItem",
+          table: status.target,
+          item,
+          condition: null,
+          names: {},
+          values: {},
+          returnValues: "NONE",
+          requestId: null,
+        })
+        .then(
+          () => void status.itemsWritten++,
+          (error: unknown) => void (failure = error),
+        );
+      inFlight.add(sent);
+      void sent.finally(() => inFlight.delete(sent));
+      if (inFlight.size >= ITEMS_IN_FLIGHT_MAX) await Promise.race(inFlight);
+      if (rate > 0) {
+        const dueMs = ((status.itemsWritten + inFlight.size) * 1000) / rate;
+        const aheadMs = dueMs - (Date.now() - started);
+        if (aheadMs > 0) await new Promise((resolve) => setTimeout(resolve, aheadMs));
+      }
+    }
+    await Promise.all(inFlight);
+    if (failure !== null) throw failure;
+  }
+
+  // ---- time-travel reads -----------------------------------------------------------------
+
+  /**
+   * The state of one partition key of `table` as of an instant (timeMs) or a token's
+   * offset of its partition (cut): a store to run the ordinary read functions on.
+   */
+  async stateAsOf(
+    table: string,
+    key: { value: AttributeValue; partition: number },
+    at: { timeMs: number } | { offsets: (topic: string, partition: number) => bigint | null },
+  ): Promise<{ store: MemoryStore; entry: CatalogEntry; nowMs: bigint }> {
+    const entry = this.options.materializer.table(table);
+    if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${table}`);
+    const { partitions } = entry.definition;
+    const topic = tableTopic(table, entry.generation);
+    const partition = key.partition;
+    const partitionKey = key.value;
+    const admin = this.requireAdmin();
+    let cut: bigint;
+    if ("timeMs" in at) {
+      if (at.timeMs > Date.now()) throw new DbError("INVALID_ARGUMENT", "asOf is in the future");
+      cut = (await cutOffsets(admin, topic, partitions, at.timeMs))[partition]!;
+    } else {
+      const offset = at.offsets(topic, partition);
+      if (offset === null) {
+        throw new DbError("INVALID_ARGUMENT", `the asOf token names no offset of ${table}`);
+      }
+      cut = offset;
+    }
+    const logStart = (await logStartOffsets(admin, topic, partitions))[partition]!;
+    const store = await stateAsOf(this.options.log.kafkaClient, {
+      entry,
+      partition,
+      partitionKey,
+      cut,
+      timeMs: "timeMs" in at ? at.timeMs : null,
+      logStart,
+      checkpoints: await this.checkpointsOf(table),
+    });
+    const nowMs = BigInt("timeMs" in at ? at.timeMs : Date.now());
+    return { store, entry, nowMs };
+  }
+
+  // ---- checkpoints and backups -----------------------------------------------------------
+
+  private async checkpointsOf(table: string): Promise<StoredCheckpoint[]> {
+    const all = [
+      ...(await listTableCheckpoints(join(this.checkpointsRoot, table))),
+      ...(await listTableCheckpoints(this.backupsRoot)),
+    ];
+    return all.filter((c) => c.manifest.table === table);
+  }
+
+  /** Writes a checkpoint of every table that moved since its last one; prunes old ones. */
+  async checkpointAll(nowMs = Date.now()): Promise<TableCheckpointManifest[]> {
+    await this.ensureRetentionAll();
+    const written: TableCheckpointManifest[] = [];
+    for (const entry of this.options.materializer.applier.tables()) {
+      const name = entry.definition.name;
+      const topic = tableTopic(name, entry.generation);
+      const offsets = Array.from({ length: entry.definition.partitions }, (_, p) =>
+        this.options.materializer.appliedOffset(topic, p),
+      ).join(",");
+      if (this.lastCheckpoint.get(topic) === offsets) continue;
+      const root = join(this.checkpointsRoot, name);
+      await removeInterrupted(root);
+      const manifest = await writeTableCheckpoint(
+        this.options.materializer.store,
+        entry,
+        join(root, `${nowMs}-${entry.generation}`),
+        { kind: "checkpoint", name: String(nowMs), createdAtMs: nowMs },
+      );
+      this.lastCheckpoint.set(topic, manifest.offsets.join(","));
+      written.push(manifest);
+      await this.prune(root, name, nowMs);
+    }
+    return written;
+  }
+
+  /**
+   * Deletes checkpoints no restore in the window needs, and thins the older ones inside it
+   * (checkpointsToDelete): each is a full copy of the table, and one per interval for a
+   * 35-day window would be 840 copies.
+   */
+  private async prune(root: string, table: string, nowMs: number): Promise<void> {
+    const all = await listTableCheckpoints(root);
+    const doomed = checkpointsToDelete(
+      all.map((c) => c.manifest.createdAtMs),
+      { nowMs, windowMs: this.windowMs(table), recentKept: 24, spacingMs: DAY_MS },
+    );
+    for (const i of doomed) await rm(all[i]!.dir, { recursive: true, force: true });
+  }
+
+  /** An on-demand backup of a table into DATA/restore/backups/<name> (or `dir`). */
+  async backupTable(table: string, name: string, dir?: string): Promise<TableCheckpointManifest> {
+    const entry = this.options.materializer.table(table);
+    if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${table}`);
+    if (!/^[A-Za-z0-9._-]{1,200}$/.test(name) || name.startsWith(".")) {
+      throw new DbError("INVALID_ARGUMENT", "a backup name is 1..200 of [A-Za-z0-9._-]");
+    }
+    return writeTableCheckpoint(
+      this.options.materializer.store,
+      entry,
+      dir ?? join(this.backupsRoot, name),
+      { kind: "backup", name, createdAtMs: Date.now() },
+    );
+  }
+
+  async listBackups(): Promise<TableCheckpointManifest[]> {
+    return (await listTableCheckpoints(this.backupsRoot)).map((c) => c.manifest);
+  }
+
+  async deleteBackup(name: string): Promise<TableCheckpointManifest> {
+    const dir = join(this.backupsRoot, name);
+    if (name.includes("/") || name.startsWith(".")) {
+      throw new DbError("INVALID_ARGUMENT", `no backup named ${name}`);
+    }
+    const manifest = await readTableCheckpoint(dir);
+    await rm(dir, { recursive: true, force: true });
+    return manifest;
+  }
+
+  /** Restores a backup (of this node's backups folder, or any directory) into a new table. */
+  restoreBackup(request: { backup: string; target: string; dir?: string }): Promise<RestoreStatus> {
+    const dir = request.dir ?? join(this.backupsRoot, request.backup);
+    return readTableCheckpoint(dir).then((manifest) => {
+      const source = `backup:${manifest.name}`;
+      validateTableDefinition({ ...manifest.definition, name: request.target });
+      this.checkTarget(request.target, source, manifest.createdAtMs);
+      return this.launch(request.target, source, manifest.createdAtMs, async (job) => {
+        const entry = { definition: manifest.definition, generation: BigInt(manifest.generation) };
+        const base = { checkpoint: { dir, manifest }, offsets: manifest.offsets.map(BigInt) };
+        const scratch = await this.scratch(job.status, entry, base, base.offsets);
+        try {
+          job.status.checkpoint = manifest.name;
+          const items = await this.countItems(scratch);
+          await this.load(job, manifest.definition, scratch.items(), items);
+        } finally {
+          await scratch.destroy();
+        }
+      });
+    });
+  }
+
+  private requireAdmin(): Admin {
+    if (this.admin === null) throw new DbError("INTERNAL", "restore service not started");
+    return this.admin;
+  }
+
+  private requireRegistry(): RestoreRegistry {
+    if (this.registry === null) throw new DbError("INTERNAL", "restore service not started");
+    return this.registry;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    await this.checkpointing;
+    await this.admin?.disconnect().catch(() => undefined);
+    await this.registry?.close();
+  }
+
+  /** Checkpoint folders of a table (tests and the CLI). */
+  async checkpointNames(table: string): Promise<string[]> {
+    return readdir(join(this.checkpointsRoot, table)).catch(() => []);
+  }
+}
+
+function recordOf(job: Job): Omit<RestoreRecord, "format" | "atMs"> {
+  const status = job.status;
+  return {
+    target: status.target,
+    source: status.source,
+    timeMs: status.timeMs,
+    state: status.state,
+    jobId: job.id,
+    ...(job.generation !== null && { generation: String(job.generation) }),
+    eventsReplayed: status.eventsReplayed.toString(),
+    checkpoint: status.checkpoint,
+  };
+}
+
+function statusOfRecord(record: RestoreRecord): RestoreStatus {
+  return {
+    target: record.target,
+    source: record.source,
+    timeMs: record.timeMs,
+    state: record.state,
+    phase: record.state === "ACTIVE" ? "DONE" : null,
+    eventsReplayed: BigInt(record.eventsReplayed ?? "0"),
+    eventsTotal: BigInt(record.eventsReplayed ?? "0"),
+    itemsWritten: record.items ?? 0,
+    itemsTotal: record.items ?? 0,
+    checkpoint: record.checkpoint ?? null,
+    message: record.message ?? null,
+    running: false,
+  };
+}

@@ -1,0 +1,198 @@
+// The restore registry: the state of every restore, kept in the log (control topic
+// `logkv.restores`, one partition, key = target table, last record wins), so every node
+// refuses a table whose restore is not finished, also after a crash (README.md, "Status
+// and crash safety").
+//
+// Lifecycle: open() reads the topic to its end before returning (a node never serves a
+// half-restored table it has not heard of yet), then tails it; record() appends with
+// acks=-1 and folds the record in at once; close() stops the consumer and producer.
+import { randomUUID } from "node:crypto";
+import type { Consumer, Kafka, Producer } from "kafkajs";
+import { DbError } from "../../services/shared/errors.js";
+
+export const RESTORES_TOPIC = "logkv.restores";
+const RECORD_FORMAT = 1;
+const OPEN_TIMEOUT_MS = 30_000;
+
+export type RestoreState = "CREATING" | "RESTORING" | "ACTIVE" | "FAILED";
+
+export interface RestoreRecord {
+  format: number;
+  /** "window": a table's recovery window (windowMs), not a restore; absent: a restore. */
+  kind?: "window";
+  windowMs?: number;
+  target: string;
+  /** Source table, or the backup the target is restored from ("backup:<name>"). */
+  source: string;
+  /** The instant restored (epoch ms); a backup's is its creation time. */
+  timeMs: number;
+  state: RestoreState;
+  /** The target's generation once its CreateTable is applied. */
+  generation?: string;
+  /** The job that wrote the record (a node's restore run). */
+  jobId?: string;
+  /** Catalog end offset before the target's CreateTable: its generation is at least this. */
+  catalogAfter?: string;
+  items?: number;
+  eventsReplayed?: string;
+  /** Which checkpoint the replay started from (its directory name), if any. */
+  checkpoint?: string | null;
+  message?: string;
+  atMs: number;
+}
+
+export class RestoreRegistry {
+  private readonly records = new Map<string, { offset: bigint; record: RestoreRecord }>();
+  private readonly windows = new Map<string, { offset: bigint; windowMs: number }>();
+
+  private constructor(
+    private readonly consumer: Consumer,
+    private readonly producer: Producer,
+  ) {}
+
+  static async open(kafka: Kafka): Promise<RestoreRegistry> {
+    const admin = kafka.admin();
+    await admin.connect();
+    let high: bigint;
+    try {
+      await admin.createTopics({
+        topics: [{ topic: RESTORES_TOPIC, numPartitions: 1 }],
+        waitForLeaders: true,
+      });
+      const ends = await admin.fetchTopicOffsets(RESTORES_TOPIC);
+      high = BigInt(ends[0]?.high ?? "0");
+    } finally {
+      await admin.disconnect();
+    }
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    const consumer = kafka.consumer({
+      groupId: `logkv-restores.${randomUUID()}`,
+      maxWaitTimeInMs: 100,
+    });
+    await Promise.all([producer.connect(), consumer.connect()]);
+    const registry = new RestoreRegistry(consumer, producer);
+    await registry.follow(high);
+    return registry;
+  }
+
+  /** Tails the topic; resolves once everything below `high` is folded in. */
+  private async follow(high: bigint): Promise<void> {
+    let caughtUp: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (caughtUp = resolve));
+    let next = 0n;
+    if (high === 0n) caughtUp();
+    await this.consumer.subscribe({ topic: RESTORES_TOPIC, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ message }) => {
+        const offset = BigInt(message.offset);
+        next = offset + 1n;
+        if (message.value !== null) this.fold(offset, parseRecord(message.value));
+        if (next >= high) caughtUp();
+      },
+    });
+    this.consumer.seek({ topic: RESTORES_TOPIC, partition: 0, offset: "0" });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new DbError("TIMEOUT", `${RESTORES_TOPIC} not read to its end`)),
+        OPEN_TIMEOUT_MS,
+      );
+    });
+    try {
+      await Promise.race([ready, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private fold(offset: bigint, record: RestoreRecord | null): void {
+    if (record === null) return;
+    if (record.kind === "window") {
+      const known = this.windows.get(record.target);
+      if (known !== undefined && known.offset >= offset) return;
+      if (typeof record.windowMs === "number") {
+        this.windows.set(record.target, { offset, windowMs: record.windowMs });
+      }
+      return;
+    }
+    const known = this.records.get(record.target);
+    if (known !== undefined && known.offset >= offset) return;
+    this.records.set(record.target, { offset, record: foldRecord(known?.record, record) });
+  }
+
+  /** Appends a record durably and folds it in before resolving. */
+  async record(record: Omit<RestoreRecord, "format" | "atMs">): Promise<RestoreRecord> {
+    const full: RestoreRecord = { format: RECORD_FORMAT, ...record, atMs: Date.now() };
+    const [meta] = await this.producer.send({
+      topic: RESTORES_TOPIC,
+      acks: -1,
+      messages: [
+        {
+          key: record.kind === "window" ? `window:${record.target}` : record.target,
+          value: JSON.stringify(full),
+        },
+      ],
+    });
+    const offset = BigInt(meta?.baseOffset ?? "-1");
+    this.fold(offset, full);
+    return full;
+  }
+
+  /** A table's recovery window, if one was set for it. */
+  window(table: string): number | undefined {
+    return this.windows.get(table)?.windowMs;
+  }
+
+  get(target: string): RestoreRecord | undefined {
+    return this.records.get(target)?.record;
+  }
+
+  all(): RestoreRecord[] {
+    return [...this.records.values()].map((r) => r.record);
+  }
+
+  /**
+   * Whether a table of that name and generation may be served: false while a restore into
+   * it is unfinished (CREATING, RESTORING, FAILED).
+   */
+  servable(name: string, generation: bigint): boolean {
+    return servableBy(this.records.get(name)?.record, generation);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([
+      this.consumer.disconnect().catch(() => undefined),
+      this.producer.disconnect().catch(() => undefined),
+    ]);
+  }
+}
+
+/**
+ * The record that stands after `incoming` follows `known` for the same target. A CREATING
+ * record (a restore starting, maybe on another node) keeps the generation an unfinished
+ * restore already created, so that partial table stays refused. Pure.
+ */
+export function foldRecord(known: RestoreRecord | undefined, incoming: RestoreRecord) {
+  const unfinished = known !== undefined && known.state !== "ACTIVE";
+  const inherits = incoming.generation === undefined && incoming.state === "CREATING";
+  return unfinished && inherits ? { ...incoming, generation: known.generation } : incoming;
+}
+
+/** Whether a table of that generation may be served under the target's last record. Pure. */
+export function servableBy(record: RestoreRecord | undefined, generation: bigint): boolean {
+  if (record === undefined || record.state === "ACTIVE") return true;
+  if (record.generation !== undefined && BigInt(record.generation) === generation) return false;
+  // CREATING before the generation is known: any table created since may be the target.
+  const after = record.state === "CREATING" ? record.catalogAfter : undefined;
+  return after === undefined || generation < BigInt(after);
+}
+
+function parseRecord(bytes: Buffer): RestoreRecord | null {
+  try {
+    const record = JSON.parse(bytes.toString("utf8")) as RestoreRecord;
+    return record.format === RECORD_FORMAT && typeof record.target === "string" ? record : null;
+  } catch {
+    return null; // Not ours: a foreign writer on the control topic is ignored, not fatal.
+  }
+}
