@@ -156,6 +156,7 @@ export class SimCluster {
   /** Reads asked with readIndex: ctx -> the highest commit index known anywhere then. */
   readonly readsAsked = new Map<number, { node: NodeId; minIndex: number }>();
   readonly readsAnswered = new Map<number, number>();
+  readonly readsDropped = new Set<number>();
   private nextCtx = 1;
   steps = 0;
   /** What happened, so tests can show their histories exercised each feature. */
@@ -362,6 +363,7 @@ export class SimCluster {
       );
       this.readsAnswered.set(rs.ctx, rs.index);
     }
+    for (const ctx of rd.droppedReads) this.readsDropped.add(ctx);
   }
 
   /** One step of the calm loop: deliver, tick, process, check. */
