@@ -22,6 +22,12 @@ export interface GatewayLimits {
   queryDepthMax: number;
   /** Most table names one listTables page returns (DynamoDB: 100). */
   listTablesLimitMax: number;
+  /** Highest static cost of an operation (gateway/limits/query-cost.ts). */
+  queryCostMax: number;
+  /** Most root fields per operation, aliases and fragments expanded. */
+  rootFieldsMax: number;
+  /** Most WebSocket connections open at once; more are closed with 1013 (try again later). */
+  webSocketConnectionsMax: number;
 }
 
 export const defaultGatewayLimits: GatewayLimits = {
@@ -30,6 +36,13 @@ export const defaultGatewayLimits: GatewayLimits = {
   requestBytesMax: 1024 * 1024,
   queryDepthMax: 12,
   listTablesLimitMax: 100,
+  // Five full query/scan pages (10,000 items each) or any mix of smaller reads.
+  queryCostMax: 50_000,
+  // As many point reads as one batchGetItem may make.
+  rootFieldsMax: 100,
+  // Above the default subscriptionsMax (1024), so idle sockets cannot starve subscriptions
+  // of sockets, yet bounded: each socket holds buffers and a parser.
+  webSocketConnectionsMax: 4096,
 };
 
 export interface GatewayCore {

@@ -9,6 +9,7 @@ export class GatewayProbe {
   private readonly operationSeconds: Histogram<"operation" | "consistency">;
   private readonly waitSeconds: Histogram<"consistency">;
   private readonly errors: Counter<"code">;
+  private readonly refused: Counter<"reason">;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -33,6 +34,12 @@ export class GatewayProbe {
       labelNames: ["code"],
       registers,
     });
+    this.refused = new Counter({
+      name: "logkv_gateway_operations_refused_total",
+      help: "Operations refused before execution by the query limits (gateway/limits), by reason",
+      labelNames: ["reason"],
+      registers,
+    });
   }
 
   operationDone(operation: string, consistency: string, seconds: number): void {
@@ -45,6 +52,12 @@ export class GatewayProbe {
 
   errorReturned(code: string): void {
     this.errors.inc({ code });
+  }
+
+  /** An operation over a query limit (QUERY_TOO_COSTLY, TOO_MANY_ROOT_FIELDS). */
+  operationRefused(reason: string): void {
+    this.refused.inc({ reason });
+    this.errors.inc({ code: "VALIDATION" });
   }
 
   async render(): Promise<string> {

@@ -1,13 +1,14 @@
 // The gateway process shell: graphql-yoga mounted on express at /graphql (GraphiQL on GET
 // from a browser), Prometheus text at /metrics. Around yoga: a request body limit (express
-// JSON parser, 413 PAYLOAD_TOO_LARGE past it), a query depth limit (validation rule), typed
+// JSON parser, 413 PAYLOAD_TOO_LARGE past it), a query depth limit (validation rule) and
+// query cost limits (limits/, checked as execution starts), typed
 // errors (errors.ts through yoga's maskedErrors), the session token in the response header
 // x-logkv-session, and per-request extensions.logkv {token, reads, writes}.
 //
 // Lifecycle: Gateway.start() listens and returns; close() stops accepting, drops idle
 // connections and resolves when the listener is closed. The materializer and log client it
 // serves are the caller's to open and close.
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { createYoga, type Plugin } from "graphql-yoga";
 import { GraphQLError, type ExecutionResult, type GraphQLSchema } from "graphql";
@@ -28,12 +29,14 @@ import { GatewayAuth, type GatewayAuthOptions } from "./auth/index.js";
 import { GatewayProbe } from "./gateway-probe.js";
 import { gatewaySchema } from "./schema/index.js";
 import { depthLimitRule } from "./schema/depth-limit.js";
+import { queryLimitsPlugin } from "./limits/query-limits.js";
 import {
   ChangeSubscriptions,
   withChangeSubscriptions,
   type SubscriptionLimits,
 } from "./subscriptions/changes.js";
 import { serveWebSocket } from "./subscriptions/websocket.js";
+import { SubscriptionsProbe } from "./subscriptions/subscriptions-probe.js";
 
 export interface GatewayOptions {
   materializer: Materializer;
@@ -68,10 +71,15 @@ export class Gateway {
     readonly port: number,
     readonly core: GatewayCore,
     // Subscriptions (gateway/subscriptions): graphql-ws on the same server, and the open streams.
-    private readonly webSocket: { close(): Promise<void> },
+    private readonly webSocket: { close(): Promise<void>; connections(): number },
     readonly subscriptions: ChangeSubscriptions,
     private readonly auth: GatewayAuth,
   ) {}
+
+  /** WebSocket connections open now (at most limits.webSocketConnectionsMax, plus one closing). */
+  get webSocketConnections(): number {
+    return this.webSocket.connections();
+  }
 
   get url(): string {
     return `http://${this.host}:${this.port}${GRAPHQL_PATH}`;
@@ -97,7 +105,11 @@ export class Gateway {
       defaultConsistency: options.defaultConsistency ?? "SESSION",
       defaultPartitions: options.defaultPartitions ?? 4,
     };
-    const subscriptions = new ChangeSubscriptions(options.materializer, options.subscriptions);
+    const subscriptions = new ChangeSubscriptions(
+      options.materializer,
+      options.subscriptions,
+      new SubscriptionsProbe(probe.registry),
+    );
     const app = express();
     app.disable("x-powered-by");
     app.get("/metrics", (_request, response) => {
@@ -106,21 +118,12 @@ export class Gateway {
         () => response.status(500).end(),
       );
     });
-    // GraphQL over HTTP: a POST body is JSON and must say so; anything else (no Content-Type,
-    // or fetch's default text/plain) is 415 rather than a guess (graphql-http audit, SHOULD).
-    app.post(GRAPHQL_PATH, (request: Request, response: Response, next: NextFunction) => {
-      if (/json/i.test(request.headers["content-type"] ?? "")) return next();
-      const reply = errorBody(
-        415,
-        "VALIDATION",
-        "POST requests need Content-Type: application/json",
-      );
-      response.status(reply.status).json(reply.body);
-    });
-    app.use(GRAPHQL_PATH, express.json({ limit: limits.requestBytesMax, type: () => true }));
-    const yoga = createYoga<{ req: Request; res: Response }, GatewayContext>({
+    const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, GatewayContext>({
       schema: auth.guard(withChangeSubscriptions(gatewaySchema() as GraphQLSchema, subscriptions)),
       graphqlEndpoint: GRAPHQL_PATH,
+      // graphqlOverHttp has already read and bounded the body; yoga's own limit re-streams
+      // every body through a TransformStream (an AbortSignal and a DOMException each).
+      maxRequestBodySize: false,
       graphiql: { title: "logkv", headers: "{}" },
       cors: { exposedHeaders: [SESSION_HEADER] },
       logging: false,
@@ -132,14 +135,18 @@ export class Gateway {
         maskError: (error, message, isDev) => {
           const masked = maskError(error, message, isDev);
           const code = masked instanceof GraphQLError ? masked.extensions.code : undefined;
-          probe.errorReturned(typeof code === "string" ? code : "INTERNAL_SERVER_ERROR");
+          // yoga's parse faults are counted as VALIDATION where they are renamed (below).
+          if (!yogaRequestCodes.has(String(code))) {
+            probe.errorReturned(typeof code === "string" ? code : "INTERNAL_SERVER_ERROR");
+          }
           return masked;
         },
       },
-      plugins: [depthLimit(limits.queryDepthMax), reportExtensions()],
-    });
-    app.use(GRAPHQL_PATH, (request: Request, response: Response) => {
-      void yoga(request, response, { req: request, res: response });
+      plugins: [
+        depthLimit(limits.queryDepthMax),
+        queryLimitsPlugin(limits, (reason) => probe.operationRefused(reason)),
+        reportExtensions((code) => probe.errorReturned(code)),
+      ],
     });
     app.use((error: unknown, _request: Request, response: Response, next: NextFunction) => {
       const type = (error as { type?: string } | null)?.type;
@@ -162,9 +169,22 @@ export class Gateway {
       }
       response.status(reply.status).json(reply.body);
     });
-    const server = createServer(app);
-    const webSocket = serveWebSocket(server, yoga);
-    const port = await new Promise<number>((resolve, reject) => {
+    const graphql = graphqlOverHttp(limits.requestBytesMax, (request, response) => {
+      void yoga(request, response, { req: request, res: response });
+    });
+    // /graphql skips express: its router and body parser cost more per request than the
+    // gateway's own work on a point read (bench/results/ycsb-latest.md). Everything else
+    // (/metrics, unknown paths) goes through express.
+    const server = createServer((request, response) => {
+      if (isGraphqlPath(request.url)) graphql(request, response);
+      else app(request, response);
+    });
+    const webSocket = serveWebSocket(server, yoga, {
+      connectionRefusal: (headers) => auth.connectionRefusal(headers),
+      messageBytesMax: limits.requestBytesMax,
+      connectionsMax: limits.webSocketConnectionsMax,
+    });
+    const listening = new Promise<number>((resolve, reject) => {
       server.once("error", reject);
       server.listen(options.port, options.host, () => {
         const address = server.address();
@@ -176,7 +196,20 @@ export class Gateway {
         resolve(address.port);
       });
     });
+    // The keys file watcher would otherwise outlive a gateway that failed to listen.
+    const port = await listening.catch(async (error: unknown) => {
+      await auth.close();
+      throw error;
+    });
     return new Gateway(server, options.host, port, core, webSocket, subscriptions, auth);
+  }
+
+  /**
+   * Reads the API keys file again (auth/index.ts; the CLI calls this on SIGHUP). false: no
+   * file, or a bad one (the previous keys stay, the error is logged).
+   */
+  reloadApiKeys(trigger = "api"): boolean {
+    return this.auth.reload(trigger);
   }
 
   async close(): Promise<void> {
@@ -207,7 +240,7 @@ function depthLimit(depthMax: number): Plugin {
 }
 
 /** extensions.logkv on every result, and the merged token in the response header. */
-function reportExtensions(): Plugin<GatewayContext> {
+function reportExtensions(errorReturned: (code: string) => void): Plugin<GatewayContext> {
   return {
     onExecute({ args }) {
       return {
@@ -229,6 +262,9 @@ function reportExtensions(): Plugin<GatewayContext> {
       if (Array.isArray(result) || Symbol.asyncIterator in result) return;
       const single = result as ExecutionResult;
       if (single.errors === undefined || !single.errors.some(isYogaRequestError)) return;
+      // Parse and validation faults never reach maskError's count (validation ones do not
+      // pass through it at all): count them here, once each.
+      for (const error of single.errors) if (isYogaRequestError(error)) errorReturned("VALIDATION");
       setResult({ ...single, errors: single.errors.map(asValidationError) });
     },
     onResponse({ request, response }) {
@@ -263,4 +299,84 @@ function asValidationError(error: GraphQLError): GraphQLError {
       graphqlCode: error.extensions.code,
     },
   });
+}
+
+function isGraphqlPath(url: string | undefined): boolean {
+  if (url === undefined || !url.startsWith(GRAPHQL_PATH)) return false;
+  const next = url.charCodeAt(GRAPHQL_PATH.length);
+  // "/graphql", "/graphql?...", "/graphql/"; not "/graphqlx".
+  return Number.isNaN(next) || next === 63 /* ? */ || next === 47; /* / */
+}
+
+function sendJson(response: ServerResponse, reply: ReturnType<typeof errorBody>): void {
+  const text = JSON.stringify(reply.body);
+  response.writeHead(reply.status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(text),
+  });
+  response.end(text);
+}
+
+/**
+ * GraphQL over HTTP in front of yoga: a POST body must be declared JSON (else 415, as the
+ * graphql-http audit asks), at most `bytesMax` long (else 413 PAYLOAD_TOO_LARGE, checked on
+ * Content-Length and while reading) and valid JSON (else 400 VALIDATION). The checked text
+ * goes to yoga as the request body. Other methods (GET queries, GraphiQL, SSE) go straight
+ * to yoga.
+ */
+function graphqlOverHttp(
+  bytesMax: number,
+  next: (request: IncomingMessage, response: ServerResponse) => void,
+): (request: IncomingMessage, response: ServerResponse) => void {
+  const tooLarge = errorBody(413, "PAYLOAD_TOO_LARGE", `Request body exceeds ${bytesMax} bytes`);
+  return (request, response) => {
+    if (request.method !== "POST") return next(request, response);
+    if (!/json/i.test(request.headers["content-type"] ?? "")) {
+      request.resume();
+      return sendJson(
+        response,
+        errorBody(415, "VALIDATION", "POST requests need Content-Type: application/json"),
+      );
+    }
+    const declared = Number(request.headers["content-length"] ?? 0);
+    if (declared > bytesMax) {
+      // The body is not read: close the connection rather than drain a huge upload.
+      response.setHeader("connection", "close");
+      sendJson(response, tooLarge);
+      request.destroy();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let refused = false;
+    request.on("data", (chunk: Buffer) => {
+      if (refused) return;
+      bytes += chunk.length;
+      if (bytes > bytesMax) {
+        refused = true;
+        chunks.length = 0;
+        response.setHeader("connection", "close");
+        sendJson(response, tooLarge);
+        request.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on("end", () => {
+      if (refused) return;
+      const text =
+        chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8");
+      try {
+        JSON.parse(text);
+      } catch {
+        return sendJson(response, errorBody(400, "VALIDATION", "Request body is not valid JSON"));
+      }
+      // @whatwg-node/server (under yoga) takes a string `body` as the request's body.
+      (request as IncomingMessage & { body?: string }).body = text;
+      next(request, response);
+    });
+    request.on("error", () => {
+      refused = true;
+    });
+  };
 }

@@ -202,9 +202,12 @@ export class Materializer {
     const topic = tableTopic(name, entry.generation);
     const changes = changesTopic(name, entry.generation);
     await this.ensureTopic(changes, partitions);
-    for (let p = 0; p < partitions; p++) this.publishBacklog(entry, p);
     await this.consume(topic, partitions);
+    // Only global indexes read the changes topic. Publishing for a table without them would
+    // cost a second append and fsync per write batch for nothing; when updateTable adds an
+    // index, its backfill covers everything before and publishing starts here.
     if (entry.definition.globalIndexes.length === 0) return;
+    for (let p = 0; p < partitions; p++) this.publishBacklog(entry, p);
     for (const index of entry.definition.globalIndexes) {
       const built = await this.applier.backfillGlobalIndex(topic, name, index.name);
       if (built !== null) {
@@ -372,7 +375,7 @@ export class Materializer {
 
   private publishChanges(applied: AppliedBatch): void {
     const entry = this.applier.table(applied.changes[0]!.table);
-    if (entry === undefined) return;
+    if (entry === undefined || entry.definition.globalIndexes.length === 0) return;
     const changes = applied.changes;
     this.chainPublish(applied.topic, applied.partition, async () => {
       const published = this.published.get(applied.topic, applied.partition);

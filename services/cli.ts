@@ -1,9 +1,13 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
 // The logkv command line. `logkv broker` runs the Kafka-compatible broker; `logkv start`
 // runs the embedded database (broker, materializer and GraphQL gateway in one process, data
 // under ./data); `logkv gateway` runs a gateway with its materializer against given brokers.
 // All stop cleanly on SIGTERM and SIGINT: listeners close, consumers stop, stores and
 // partitions flush and close, then the process exits 0.
+//
+// The shebang (and `npm start`) give V8 a 64 MiB young generation instead of 16 MiB: a
+// request allocates tens of KB of short-lived objects, and with the larger nursery far fewer
+// of them survive into costly scavenges (GC time per read halved in the YCSB bench).
 import { parseArgs } from "node:util";
 import { KafkaBroker } from "./broker/broker.js";
 import { type BrokerConfig, defaultBrokerConfig } from "./broker/config.js";
@@ -36,6 +40,8 @@ commands:
 --api-keys FILE: turn auth on with the keys of FILE, a JSON array of
   { "key": "...", "role": "admin|read-write|read-only", "tables": ["*"] | ["orders", ...] }
   (clients send Authorization: Bearer <key> or x-api-key: <key>; gateway/README.md).
+  An entry may carry "expiresAt": "<ISO time>"; FILE is re-read when it changes and on
+  SIGHUP (a malformed FILE keeps the previous keys and logs an error).
 --audit-log FILE: append one JSON line per mutation and per denial (default with keys: the log).
 Port 0 picks any free port; the printed lines say which.
 
@@ -245,6 +251,7 @@ async function runStart(args: string[]): Promise<void> {
     console.log(`broker metrics on http://${brokerMetricsAt.host}:${brokerMetricsAt.port}/metrics`);
   }
   printGateway(node.gateway.url);
+  onReloadSignal(() => node.gateway.reloadApiKeys("SIGHUP"));
   onStopSignals(logger, () => node.stop());
 }
 
@@ -278,7 +285,13 @@ async function runGateway(args: string[]): Promise<void> {
     `logkv gateway serving ${brokers.join(",")} (materializer data in ${values.data ?? "./data/gateway"})`,
   );
   printGateway(node.gateway.url);
+  onReloadSignal(() => node.gateway.reloadApiKeys("SIGHUP"));
   onStopSignals(logger, () => node.stop());
+}
+
+/** SIGHUP re-reads the API keys file (a bad file keeps the previous keys; both logged). */
+function onReloadSignal(reload: () => void): void {
+  process.on("SIGHUP", reload);
 }
 
 /** Stops cleanly on SIGTERM and SIGINT, then exits 0 (1 if stopping failed). */

@@ -28,6 +28,7 @@ import { keyBytes } from "../materializer/values/limits.js";
 import type { Item } from "../materializer/values/attribute-value.js";
 import { DbError } from "./shared/errors.js";
 import { assert } from "./shared/assert.js";
+import { EndOffsetReader, type EndOffsetStats } from "./end-offsets.js";
 
 export interface LogPosition {
   topic: string;
@@ -227,6 +228,14 @@ export class LogClient {
     private readonly admin: Admin,
   ) {
     this.batcher = new AppendBatcher(producer, admin);
+    this.ends = EndOffsetReader.forKafka(kafka);
+  }
+
+  private readonly ends: EndOffsetReader;
+
+  /** endOffsets() calls and the ListOffsets rounds that answered them. */
+  get endOffsetStats(): Readonly<EndOffsetStats> {
+    return this.ends.stats;
   }
 
   /** Produce requests sent and messages they carried (micro-batching). */
@@ -288,12 +297,12 @@ export class LogClient {
     return this.send(topic, keyBytes(partitionKey), event);
   }
 
-  /** Each partition's end offset (the high watermark) as the broker reports it now. */
-  async endOffsets(topic: string): Promise<bigint[]> {
-    const offsets = await this.admin.fetchTopicOffsets(topic);
-    const ends: bigint[] = [];
-    for (const o of offsets) ends[o.partition] = BigInt(o.high);
-    return ends;
+  /**
+   * Each partition's end offset (the high watermark) as its leader reports it in a request
+   * sent after this call; concurrent calls share requests (services/end-offsets.ts).
+   */
+  endOffsets(topic: string): Promise<bigint[]> {
+    return this.ends.endOffsets(topic);
   }
 
   get kafkaClient(): Kafka {
@@ -302,6 +311,6 @@ export class LogClient {
 
   async close(): Promise<void> {
     await this.batcher.idle();
-    await Promise.all([this.producer.disconnect(), this.admin.disconnect()]);
+    await Promise.all([this.producer.disconnect(), this.admin.disconnect(), this.ends.close()]);
   }
 }

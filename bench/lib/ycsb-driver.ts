@@ -226,8 +226,9 @@ export function startServer(
   args: string[],
   pattern: RegExp,
   timeoutMs = 30_000,
+  nodeFlags: string[] = [],
 ): Promise<ServerProcess> {
-  const child: ChildProcess = spawn(process.execPath, [script, ...args], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, script, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, LOGKV_LOG_LEVEL: process.env["LOGKV_LOG_LEVEL"] ?? "warn" },
   });
@@ -274,6 +275,8 @@ export function startLogkvNode(repoRoot: string, dataDir: string): Promise<Serve
     ["start", "--data", dataDir, "--graphql", "127.0.0.1:0", "--kafka", "127.0.0.1:0"],
     /GraphiQL: (http:\/\/[\d.]+:\d+\/graphql)/,
     60_000,
+    // As `npm start` and the `logkv` command run it (a larger young generation: see cli.ts).
+    ["--max-semi-space-size=64"],
   );
 }
 

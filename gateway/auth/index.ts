@@ -10,6 +10,13 @@
 //   names no table needs a "*" grant, except listTables, which any role may run.
 // A denial is a FORBIDDEN error for that field; other fields of the request still run.
 // See keys.ts for the file format and the key comparison, audit.ts for the lines written.
+//
+// Reload: a keys file is read again on reload() (the CLI calls it on SIGHUP) and when it
+// changes (fs.watch on its folder, so editors that replace the file are seen, debounced).
+// The new keys replace the old ones in one assignment, so a request sees either set, never
+// a mix; a file that cannot be read or parsed keeps the previous keys and logs an error.
+// Requests authenticate when they start, so a removed or expired key stops working for new
+// requests and new subscriptions (open subscriptions run on).
 import {
   defaultFieldResolver,
   GraphQLError,
@@ -22,6 +29,8 @@ import {
   type GraphQLInputType,
   type GraphQLSchema,
 } from "graphql";
+import { watch, type FSWatcher } from "node:fs";
+import { basename, dirname } from "node:path";
 import type { Logger } from "../../services/shared/log.js";
 import { DbError } from "../../services/shared/errors.js";
 import { fromDbError, gatewayError } from "../errors.js";
@@ -47,6 +56,10 @@ export interface GatewayAuthOptions {
   apiKeys?: readonly ApiKeyConfig[];
   /** Append audit lines here; absent: to the logger when auth is on, else nowhere. */
   auditLogFile?: string;
+  /** Re-read apiKeysFile when it changes (default true). */
+  watchApiKeysFile?: boolean;
+  /** Quiet time after the last change event before the file is read (default 100 ms). */
+  reloadDebounceMs?: number;
 }
 
 const DDL_FIELDS = new Set(["createTable", "updateTable", "deleteTable"]);
@@ -56,9 +69,15 @@ const TABLELESS_FIELDS = new Set(["listTables"]);
 const anonymous: Authentication = { ok: true, principal: ANONYMOUS_ADMIN };
 
 export class GatewayAuth {
+  private watcher: FSWatcher | null = null;
+  private reloadTimer: NodeJS.Timeout | null = null;
+
   private constructor(
-    private readonly keys: ApiKeys | null,
+    /** Replaced whole by reload(); null: auth off (and stays off). */
+    private keys: ApiKeys | null,
     private readonly audit: AuditSink | null,
+    private readonly keysFile: string | null,
+    private readonly logger: Logger,
   ) {}
 
   static open(options: GatewayAuthOptions, logger: Logger): GatewayAuth {
@@ -73,7 +92,12 @@ export class GatewayAuth {
           ? new LoggerAuditSink(logger.child("audit"))
           : null;
     if (keys !== null) logger.info("API keys on", { keys: keys.size });
-    return new GatewayAuth(keys, audit);
+    const file = options.apiKeys === undefined ? (options.apiKeysFile ?? null) : null;
+    const auth = new GatewayAuth(keys, audit, file, logger);
+    if (file !== null && options.watchApiKeysFile !== false) {
+      auth.watchKeysFile(file, options.reloadDebounceMs ?? 100);
+    }
+    return auth;
   }
 
   /** Auth checks keys; false: every caller is an anonymous admin. */
@@ -84,6 +108,69 @@ export class GatewayAuth {
   /** Who sent a request, from `Authorization: Bearer <key>` or `x-api-key`. */
   authenticate(headers: Headers): Authentication {
     return this.keys === null ? anonymous : this.keys.authenticate(presentedKey(headers));
+  }
+
+  /**
+   * Why a connection (a WebSocket at connection_init) may not open: null when auth is off
+   * or the key is valid now, else the UNAUTHENTICATED message. Roles and grants are checked
+   * per operation, as over HTTP.
+   */
+  connectionRefusal(headers: Headers): string | null {
+    const authentication = this.authenticate(headers);
+    if (authentication.ok) return null;
+    // A refused connection is a denial like any other (operation "connection").
+    this.audit?.write({
+      who: authentication.who,
+      operation: "connection",
+      kind: "read",
+      tables: null,
+      outcome: "denied",
+      reason: authentication.reason,
+    });
+    return unauthenticatedMessage(authentication.reason);
+  }
+
+  /**
+   * Reads the keys file again and swaps the keys in; false (previous keys kept, error
+   * logged) when there is no file or it cannot be read or parsed.
+   */
+  reload(trigger: string): boolean {
+    if (this.keysFile === null) return false;
+    let keys: ApiKeys;
+    try {
+      keys = new ApiKeys(readApiKeysFile(this.keysFile));
+    } catch (error) {
+      this.logger.error("API keys reload failed; keeping the previous keys", {
+        file: this.keysFile,
+        trigger,
+        error: error instanceof Error ? error.message : String(error),
+        keys: this.keys?.size ?? 0,
+      });
+      return false;
+    }
+    this.keys = keys;
+    this.logger.info("API keys reloaded", { file: this.keysFile, trigger, keys: keys.size });
+    return true;
+  }
+
+  private watchKeysFile(file: string, debounceMs: number): void {
+    const name = basename(file);
+    try {
+      // The folder, not the file: an editor or `mv` replaces the file's inode.
+      this.watcher = watch(dirname(file), (_event, changed) => {
+        if (changed !== null && changed !== name) return;
+        if (this.reloadTimer !== null) clearTimeout(this.reloadTimer);
+        this.reloadTimer = setTimeout(() => {
+          this.reloadTimer = null;
+          this.reload("watch");
+        }, debounceMs);
+      });
+      this.watcher.on("error", (error) => {
+        this.logger.error("API keys file watch failed; reload with SIGHUP", { file, error });
+      });
+    } catch (error) {
+      this.logger.error("cannot watch the API keys file; reload with SIGHUP", { file, error });
+    }
   }
 
   /** Wraps the root fields' resolvers with the checks and the audit (in place). */
@@ -115,6 +202,10 @@ export class GatewayAuth {
   }
 
   close(): Promise<void> {
+    this.watcher?.close();
+    this.watcher = null;
+    if (this.reloadTimer !== null) clearTimeout(this.reloadTimer);
+    this.reloadTimer = null;
     return this.audit?.close() ?? Promise.resolve();
   }
 
@@ -137,12 +228,9 @@ export class GatewayAuth {
           outcome: "denied",
           reason,
         });
-        throw gatewayError(
-          "UNAUTHENTICATED",
-          reason === "missing key"
-            ? "An API key is required (Authorization: Bearer <key> or x-api-key)"
-            : "Unknown API key",
-        );
+        throw gatewayError("UNAUTHENTICATED", unauthenticatedMessage(reason), {
+          reason: unauthenticatedReason[reason],
+        });
       }
       const { principal } = authentication;
       const reason = deniedReason(principal, kind, tables);
@@ -167,6 +255,26 @@ export class GatewayAuth {
         throw error;
       }
     };
+  }
+}
+
+type Unauthenticated = Extract<Authentication, { ok: false }>["reason"];
+
+/** extensions.reason of an UNAUTHENTICATED error. */
+const unauthenticatedReason: Record<Unauthenticated, string> = {
+  "missing key": "missing",
+  "unknown key": "unknown",
+  "expired key": "expired",
+};
+
+function unauthenticatedMessage(reason: Unauthenticated): string {
+  switch (reason) {
+    case "missing key":
+      return "An API key is required (Authorization: Bearer <key> or x-api-key)";
+    case "unknown key":
+      return "Unknown API key";
+    case "expired key":
+      return "API key expired";
   }
 }
 

@@ -1,4 +1,5 @@
-// API keys (issue 4, auth): a JSON file of [{ "key", "role", "tables", "id"? }]. Only a
+// API keys (issue 4, auth): a JSON file of [{ "key", "role", "tables", "id"?, "expiresAt"? }]
+// (expiresAt: an ISO time after which the key is refused as expired). Only a
 // SHA-256 of each key stays in memory; a presented key is hashed and compared against every
 // configured hash in constant time (crypto.timingSafeEqual, no early exit), so neither the
 // key nor which entry matched leaks through timing.
@@ -27,6 +28,8 @@ export interface ApiKeyConfig {
   tables: string[];
   /** A name for the audit log; absent: "key:" + the first 12 hex digits of the key's hash. */
   id?: string;
+  /** ISO time from which the key is refused (UNAUTHENTICATED, reason "expired"). */
+  expiresAt?: string;
 }
 
 /** A caller that presented a configured key (or everyone, when auth is off). */
@@ -40,6 +43,8 @@ export interface Principal {
 
 interface StoredKey extends Principal {
   hash: Buffer;
+  /** Epoch ms from which the key is expired; null: never. */
+  expiresAtMs: number | null;
 }
 
 export const ANONYMOUS_ADMIN: Principal = { who: "anonymous", role: "admin", tables: null };
@@ -68,7 +73,7 @@ export function parseApiKeys(raw: unknown, source = "config"): ApiKeyConfig[] {
     if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
       throw invalid(source, `${at} is not an object`);
     }
-    const { key, role, tables, id, ...rest } = entry as Record<string, unknown>;
+    const { key, role, tables, id, expiresAt, ...rest } = entry as Record<string, unknown>;
     const extra = Object.keys(rest);
     if (extra.length > 0) throw invalid(source, `${at} has unknown field '${extra[0]}'`);
     if (typeof key !== "string" || key.length < KEY_CHARS_MIN || key.length > KEY_CHARS_MAX) {
@@ -92,11 +97,18 @@ export function parseApiKeys(raw: unknown, source = "config"): ApiKeyConfig[] {
     if (id !== undefined && (typeof id !== "string" || id === "" || id.length > 128)) {
       throw invalid(source, `${at}: id must be a non-empty string of at most 128 chars`);
     }
+    if (
+      expiresAt !== undefined &&
+      (typeof expiresAt !== "string" || !Number.isFinite(Date.parse(expiresAt)))
+    ) {
+      throw invalid(source, `${at}: expiresAt must be an ISO time like 2030-01-31T00:00:00Z`);
+    }
     return {
       key,
       role: role as Role,
       tables: tables as string[],
       ...(id === undefined ? {} : { id }),
+      ...(expiresAt === undefined ? {} : { expiresAt }),
     };
   });
 }
@@ -119,7 +131,7 @@ export function readApiKeysFile(path: string): ApiKeyConfig[] {
 
 export type Authentication =
   | { ok: true; principal: Principal }
-  | { ok: false; who: string; reason: "missing key" | "unknown key" };
+  | { ok: false; who: string; reason: "missing key" | "unknown key" | "expired key" };
 
 export class ApiKeys {
   private readonly keys: StoredKey[];
@@ -133,6 +145,7 @@ export class ApiKeys {
         who: config.id ?? `key:${hash.toString("hex").slice(0, 12)}`,
         role: config.role,
         tables: config.tables.includes("*") ? null : new Set(config.tables),
+        expiresAtMs: config.expiresAt === undefined ? null : Date.parse(config.expiresAt),
       };
     });
   }
@@ -141,8 +154,8 @@ export class ApiKeys {
     return this.keys.length;
   }
 
-  /** The principal of a presented key; every stored hash is compared. */
-  authenticate(key: string | null): Authentication {
+  /** The principal of a presented key at `nowMs`; every stored hash is compared. */
+  authenticate(key: string | null, nowMs = Date.now()): Authentication {
     if (key === null || key === "") return { ok: false, who: "anonymous", reason: "missing key" };
     const hash = sha256(key);
     let found: StoredKey | null = null;
@@ -156,7 +169,10 @@ export class ApiKeys {
         reason: "unknown key",
       };
     }
-    const { who, role, tables } = found;
+    const { who, role, tables, expiresAtMs } = found;
+    if (expiresAtMs !== null && nowMs >= expiresAtMs) {
+      return { ok: false, who, reason: "expired key" };
+    }
     return { ok: true, principal: { who, role, tables } };
   }
 }

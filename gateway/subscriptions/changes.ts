@@ -25,6 +25,7 @@ import { SessionToken } from "../consistency/token.js";
 import { fromDbError, gatewayError } from "../errors.js";
 import { itemToJson } from "../json-items.js";
 import { canonicalItem, topicOf } from "../resolvers/args.js";
+import type { SubscriptionsProbe, Transport } from "./subscriptions-probe.js";
 
 export interface SubscriptionLimits {
   /** Most change subscriptions one gateway keeps open at once. */
@@ -63,6 +64,7 @@ export class ChangeSubscriptions {
   constructor(
     private readonly materializer: Materializer,
     limits: Partial<SubscriptionLimits> = {},
+    private readonly probe: SubscriptionsProbe | null = null,
   ) {
     this.limits = { ...defaultSubscriptionLimits, ...limits };
   }
@@ -72,15 +74,17 @@ export class ChangeSubscriptions {
   }
 
   /** The source stream of one subscription; throws typed errors for bad arguments. */
-  subscribe(args: ChangesArgs): AsyncIterableIterator<Delivery> {
+  subscribe(args: ChangesArgs, transport: Transport = "sse"): AsyncIterableIterator<Delivery> {
     try {
-      return this.start(args);
+      return this.start(args, transport);
     } catch (error) {
-      throw typed(error);
+      const mapped = typed(error);
+      this.probe?.failed(transport, codeOf(mapped));
+      throw mapped;
     }
   }
 
-  private start(args: ChangesArgs): ChangeFeed {
+  private start(args: ChangesArgs, transport: Transport): ChangeFeed {
     const entry = this.materializer.table(args.table);
     if (entry === undefined) {
       throw gatewayError("NOT_FOUND", `Requested resource not found: Table: ${args.table}`);
@@ -108,14 +112,26 @@ export class ChangeSubscriptions {
       from,
       bufferMax: this.limits.bufferMax,
     });
+    const probe = this.probe;
     const feed = new ChangeFeed(stream, {
       topic,
       followed,
       base: after ?? SessionToken.empty,
       matches: filter?.matches ?? (() => true),
-      done: () => this.open.delete(feed),
+      done: () => {
+        this.open.delete(feed);
+        probe?.closed(transport);
+      },
+      delivered: () => probe?.eventDelivered(transport),
+      failed: (failure) => {
+        if (failure.extensions.reason === "SUBSCRIBER_TOO_SLOW") {
+          probe?.subscriberDropped(transport);
+        }
+        probe?.failed(transport, codeOf(failure));
+      },
     });
     this.open.add(feed);
+    probe?.opened(transport, after !== null);
     return feed;
   }
 
@@ -149,7 +165,15 @@ interface FeedOptions {
   followed: number[];
   base: SessionToken;
   matches: (keys: Item) => boolean;
+  /** Called once, when the feed ends for any reason. */
   done: () => void;
+  delivered: () => void;
+  failed: (failure: GraphQLError) => void;
+}
+
+function codeOf(error: unknown): string {
+  const code = (error as { extensions?: { code?: unknown } } | null)?.extensions?.code;
+  return typeof code === "string" ? code : "INTERNAL_SERVER_ERROR";
 }
 
 /** One subscription's source: matching changes with tokens, then at most one failure. */
@@ -180,6 +204,7 @@ class ChangeFeed implements AsyncIterableIterator<Delivery> {
       } catch (error) {
         if (this.finished) break;
         const failure = this.failureOf(error);
+        this.options.failed(failure);
         this.finish();
         return { value: { failure }, done: false };
       }
@@ -187,6 +212,7 @@ class ChangeFeed implements AsyncIterableIterator<Delivery> {
       const change = result.value;
       if (!this.options.followed.includes(change.partition)) continue;
       if (!this.options.matches(change.keys)) continue;
+      this.options.delivered();
       return { value: { change, token: this.token() }, done: false };
     }
     this.finish();
@@ -240,6 +266,11 @@ export function changeEventOf(delivery: Delivery) {
   };
 }
 
+/** graphql-ws operations carry `transport: "ws"` in their context (websocket.ts). */
+function transportOf(context: unknown): Transport {
+  return (context as { transport?: unknown } | null)?.transport === "ws" ? "ws" : "sse";
+}
+
 /** Attaches Subscription.changes to the executable schema (resolvers live here, not in schema/). */
 export function withChangeSubscriptions(
   schema: GraphQLSchema,
@@ -247,7 +278,8 @@ export function withChangeSubscriptions(
 ): GraphQLSchema {
   const field = schema.getSubscriptionType()?.getFields().changes;
   assert(field !== undefined, "the SDL declares Subscription.changes");
-  field.subscribe = (_parent, args) => subscriptions.subscribe(args as ChangesArgs);
+  field.subscribe = (_parent, args, context) =>
+    subscriptions.subscribe(args as ChangesArgs, transportOf(context));
   field.resolve = (delivery) => changeEventOf(delivery as Delivery);
   return schema;
 }

@@ -11,6 +11,8 @@ import { join } from "node:path";
 export class PublishedMarks {
   private readonly marks = new Map<string, bigint>();
   private writing: Promise<void> = Promise.resolve();
+  /** A write queued behind `writing` that has not taken its snapshot yet. */
+  private pending: Promise<void> | null = null;
 
   private constructor(private readonly path: string) {}
 
@@ -29,19 +31,28 @@ export class PublishedMarks {
     return this.marks.get(`${topic}/${partition}`) ?? 0n;
   }
 
+  /**
+   * Records a mark and schedules a write of all marks. Writes coalesce: while one is in
+   * flight, later marks wait for one following write that carries them all, so a busy
+   * partition costs one small file write per write round, not one per batch.
+   */
   set(topic: string, partition: number, nextOffset: bigint): Promise<void> {
     const id = `${topic}/${partition}`;
-    if ((this.marks.get(id) ?? 0n) >= nextOffset) return this.writing;
+    if ((this.marks.get(id) ?? 0n) >= nextOffset) return this.pending ?? this.writing;
     this.marks.set(id, nextOffset);
-    const snapshot = JSON.stringify(
-      Object.fromEntries([...this.marks].map(([k, v]) => [k, v.toString()])),
-    );
+    if (this.pending !== null) return this.pending;
     const temp = `${this.path}.tmp`;
-    this.writing = this.writing.then(async () => {
+    const pending = this.writing.then(async () => {
+      this.pending = null;
+      const snapshot = JSON.stringify(
+        Object.fromEntries([...this.marks].map(([k, v]) => [k, v.toString()])),
+      );
       await writeFile(temp, snapshot);
       await rename(temp, this.path);
     });
-    return this.writing;
+    this.pending = pending;
+    this.writing = pending;
+    return pending;
   }
 
   flush(): Promise<void> {

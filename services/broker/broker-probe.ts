@@ -17,6 +17,9 @@ export class BrokerProbe {
   private readonly connections: Gauge;
   private readonly connectionsRejected: Counter<"reason">;
   private readonly duplicateBatches: Counter<"topic">;
+  private readonly transactionsEnded: Counter<"result" | "reason">;
+  private readonly transactionsOpen: Gauge;
+  private readonly endTxnSeconds: Histogram<"result">;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -93,6 +96,36 @@ export class BrokerProbe {
       labelNames: ["topic"],
       registers,
     });
+    this.transactionsEnded = new Counter({
+      name: "logkv_broker_transactions_total",
+      help:
+        "Transactions completed, by result (committed, aborted) and reason" +
+        " (client, timeout, fenced, recovery)",
+      labelNames: ["result", "reason"],
+      registers,
+    });
+    this.transactionsOpen = new Gauge({
+      name: "logkv_broker_transactions_open",
+      help: "Transactions ongoing or being completed",
+      registers,
+    });
+    this.endTxnSeconds = new Histogram({
+      name: "logkv_broker_end_txn_seconds",
+      help: "Time to complete a transaction: prepare record, markers, offsets, complete record",
+      labelNames: ["result"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers,
+    });
+  }
+
+  transactionEnded(commit: boolean, reason: string, seconds: number): void {
+    const result = commit ? "committed" : "aborted";
+    this.transactionsEnded.inc({ result, reason });
+    this.endTxnSeconds.observe({ result }, seconds);
+  }
+
+  openTransactions(count: number): void {
+    this.transactionsOpen.set(count);
   }
 
   appended(topic: string, records: number, bytes: number): void {

@@ -1,6 +1,7 @@
 // KafkaBroker: one in-house Kafka-compatible broker. It owns the topic manager (partition
 // logs), the group coordinator with its offset store, the producer id allocator, the
-// metrics probe and HTTP listener, the retention timer and the Kafka TCP listener.
+// transaction coordinator with its state store, the metrics probe and HTTP listener, the
+// retention timer and the Kafka TCP listener.
 //
 // Lifecycle: start() opens storage (running recovery), then starts listening; stop() stops
 // accepting, closes connections, then flushes and closes storage, so a clean stop leaves
@@ -20,6 +21,60 @@ import { createDispatch } from "./kafka/server/handlers/index.js";
 import { KafkaServer } from "./kafka/server/server.js";
 import { TopicManager } from "./partition/topic-manager.js";
 import { ProducerIdManager } from "./producer-ids.js";
+import { TransactionCoordinator, type TxnSinks } from "./transactions/txn-coordinator.js";
+import { FileTransactionStore } from "./transactions/txn-state-store.js";
+
+/** Markers go to this broker's partitions, committed offsets to its group coordinator. */
+function transactionSinks(topics: TopicManager, groups: GroupCoordinator): TxnSinks {
+  return {
+    writeMarker: async (target, marker) => {
+      const partition = topics.get(target.topic)?.partitions[target.partition];
+      // A partition deleted since it joined the transaction has nothing left to mark.
+      if (partition === undefined) return;
+      await partition.appendMarker({ ...marker, coordinatorEpoch: 0 });
+    },
+    commitOffsets: (groupId, offsets) => {
+      const byTopic = new Map<string, typeof offsets>();
+      for (const o of offsets) byTopic.set(o.topic, [...(byTopic.get(o.topic) ?? []), o]);
+      return groups.commitTransactionalOffsets(
+        groupId,
+        [...byTopic].map(([name, list]) => ({
+          name,
+          partitions: list.map((o) => ({
+            partitionIndex: o.partition,
+            committedOffset: o.offset,
+            committedLeaderEpoch: o.leaderEpoch,
+            committedMetadata: o.metadata,
+          })),
+        })),
+      );
+    },
+    partitionExists: (target) =>
+      topics.get(target.topic)?.partitions[target.partition] !== undefined,
+  };
+}
+
+/**
+ * Aborts partition transactions the coordinator no longer knows as open, so no partition's
+ * last stable offset stays stuck (KIP-664's hanging transactions). With log flush "always"
+ * there are none: markers are durable before a transaction completes.
+ */
+async function abortHangingTransactions(
+  topics: TopicManager,
+  transactions: TransactionCoordinator,
+  logger: Logger,
+): Promise<void> {
+  for (const topic of topics.list()) {
+    for (const partition of topic.partitions) {
+      for (const open of partition.openTransactions()) {
+        const target = { topic: partition.topic, partition: partition.index };
+        if (transactions.willEnd(open.producerId, target)) continue;
+        logger.warn("aborting a hanging transaction", { ...target, producerId: open.producerId });
+        await partition.appendMarker({ ...open, commit: false, coordinatorEpoch: 0 });
+      }
+    }
+  }
+}
 
 export class KafkaBroker {
   private kafka: { host: string; port: number } = { host: "", port: 0 };
@@ -31,6 +86,7 @@ export class KafkaBroker {
     readonly config: BrokerConfig,
     private readonly context: BrokerContext,
     private readonly offsetStore: FileOffsetStore,
+    private readonly txnStore: FileTransactionStore,
     private readonly server: KafkaServer,
   ) {}
 
@@ -59,12 +115,29 @@ export class KafkaBroker {
     });
     await groups.load();
     const producerIds = await ProducerIdManager.open(config.dataDir);
+    const txnStore = await FileTransactionStore.open(
+      join(config.dataDir, "transactions"),
+      logger.child("transactions"),
+    );
+    // Opening completes the transactions a crash left prepared, before anyone can fetch.
+    const transactions = await TransactionCoordinator.open({
+      store: txnStore,
+      sinks: transactionSinks(topics, groups),
+      allocateProducerId: () => producerIds.allocate(),
+      clock: systemClock,
+      logger: logger.child("transactions"),
+      limits: config.limits,
+      abortCheckIntervalMs: config.transactionAbortCheckIntervalMs,
+      probe,
+    });
+    await abortHangingTransactions(topics, transactions, logger);
     let broker: KafkaBroker | null = null;
     const context: BrokerContext = {
       config,
       topics,
       groups,
       producerIds,
+      transactions,
       probe,
       logger,
       decompressions: new Semaphore(
@@ -87,7 +160,7 @@ export class KafkaBroker {
       onConnectionRefused: (reason) => probe.connectionRefused(reason),
       onRequestDone: (apiKey, seconds) => probe.requestCompleted(apiName(apiKey), seconds),
     });
-    broker = new KafkaBroker(config, context, offsetStore, server);
+    broker = new KafkaBroker(config, context, offsetStore, txnStore, server);
     await broker.listen();
     return broker;
   }
@@ -135,8 +208,10 @@ export class KafkaBroker {
   async stop(): Promise<void> {
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
     await this.server.close();
+    await this.context.transactions.close();
     this.context.groups.close();
     await this.offsetStore.close();
+    await this.txnStore.close();
     await this.context.topics.close();
     await this.metricsServer?.close();
     this.context.logger.info("broker stopped", { nodeId: this.config.nodeId });

@@ -31,6 +31,8 @@ export interface BrokerConfig {
   groupMaxSessionTimeoutMs: number;
   /** How often retention runs. */
   retentionCheckIntervalMs: number;
+  /** How often the transaction coordinator looks for transactions past their timeout. */
+  transactionAbortCheckIntervalMs: number;
   topicDefaults: TopicConfig;
   limits: BrokerLimits;
 }
@@ -77,6 +79,7 @@ export function defaultBrokerConfig(overrides: Partial<BrokerConfig> = {}): Brok
     groupMinSessionTimeoutMs: 6000,
     groupMaxSessionTimeoutMs: 1_800_000,
     retentionCheckIntervalMs: 5 * 60 * 1000,
+    transactionAbortCheckIntervalMs: 1000,
     topicDefaults: { ...topicConfigDefaults },
     limits: { ...defaultBrokerLimits },
     ...overrides,
@@ -134,5 +137,9 @@ export function validateBrokerConfig(config: BrokerConfig): void {
   if (config.groupMinSessionTimeoutMs > config.groupMaxSessionTimeoutMs) {
     fail("group min session timeout exceeds max");
   }
+  if (!Number.isInteger(config.transactionAbortCheckIntervalMs)) {
+    fail("transaction abort check interval must be an integer");
+  }
+  if (config.transactionAbortCheckIntervalMs < 1) fail("transaction abort check interval < 1 ms");
   validateBrokerLimits(config.limits);
 }

@@ -35,6 +35,14 @@ export interface BrokerLimits {
   /** Compressed batches validated at once, broker-wide; with decompressedBatchBytesMax it
    *  bounds the memory decompression can take, whatever clients send. */
   decompressionsInFlightMax: number;
+  /** Transactional ids the transaction coordinator remembers (InitProducerId beyond it fails). */
+  transactionalIdsMax: number;
+  /** Partitions one transaction may write (AddPartitionsToTxn beyond it fails). */
+  partitionsPerTransactionMax: number;
+  /** Pending consumer offsets one transaction may carry (TxnOffsetCommit beyond it fails). */
+  transactionOffsetsMax: number;
+  /** Largest transaction.timeout.ms a producer may ask for (Kafka's transaction.max.timeout.ms). */
+  transactionMaxTimeoutMs: number;
 }
 
 export const defaultBrokerLimits: Readonly<BrokerLimits> = Object.freeze({
@@ -53,6 +61,10 @@ export const defaultBrokerLimits: Readonly<BrokerLimits> = Object.freeze({
   topicNameLengthMax: 249,
   decompressedBatchBytesMax: 64 * 1024 * 1024,
   decompressionsInFlightMax: 4,
+  transactionalIdsMax: 100_000,
+  partitionsPerTransactionMax: 10_000,
+  transactionOffsetsMax: 10_000,
+  transactionMaxTimeoutMs: 900_000,
 });
 
 export function validateBrokerLimits(limits: BrokerLimits): void {

@@ -11,6 +11,7 @@
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../../shared/clock.js";
 import { assert } from "../../shared/assert.js";
+import { DbError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
 import type { BrokerLimits } from "../limits.js";
 import { KafkaErrorCode } from "../kafka/protocol/error-codes.js";
@@ -300,6 +301,32 @@ export class GroupCoordinator {
       return everyPartition(code);
     }
     return this.storeOffsets(group, req);
+  }
+
+  /**
+   * Applies a committed transaction's offsets (TxnOffsetCommit, applied by the transaction
+   * coordinator once the transaction commits). Membership is not checked: TxnOffsetCommit
+   * below v3 carries no generation. Throws when the offsets could not be made durable, so
+   * that the transaction coordinator retries instead of completing the transaction.
+   */
+  async commitTransactionalOffsets(
+    groupId: string,
+    topics: CommitRequest["topics"],
+  ): Promise<void> {
+    const unavailable = this.notServing();
+    if (unavailable !== null) throw new DbError("NOT_LEADER", "group coordinator not serving");
+    const group = this.getOrCreateGroup(groupId);
+    if (group === null) throw new DbError("LIMIT_EXCEEDED", `groupsMax reached, group ${groupId}`);
+    const result = await this.storeOffsets(group, {
+      groupId,
+      generationId: -1,
+      memberId: "",
+      groupInstanceId: null,
+      retentionTimeMs: -1,
+      topics,
+    });
+    const failed = result.topics.some((t) => t.partitions.some((p) => p.errorCode !== 0));
+    if (failed) throw new DbError("STORAGE_ERROR", `transactional offsets of ${groupId} failed`);
   }
 
   private async storeOffsets(group: Group, req: CommitRequest): Promise<CommitResult> {

@@ -1,5 +1,7 @@
 // One partition of one topic on this broker: its durable log, its idempotent-producer
-// state and the monitor of its high watermark.
+// state, its transactions (open ones, the last stable offset, the aborted index) and the
+// monitor of its high watermark. Producer state and transactions are rebuilt from the log
+// at open.
 //
 // The high watermark is the offset below which records are durable (fsynced when the topic's
 // log flush policy is "always"). Consumers never see past it, so a materializer can never
@@ -9,8 +11,21 @@
 // step, so two produces to one partition can never interleave between check and append.
 import { KafkaErrorCode } from "../kafka/protocol/error-codes.js";
 import type { BatchHeader } from "../records/batch-header.js";
-import { lastOffsetOf, setLogAppendTime } from "../records/batch-header.js";
+import {
+  ATTR_CONTROL,
+  ATTR_TRANSACTIONAL,
+  batchSizeAt,
+  lastOffsetOf,
+  readBatchHeader,
+  setLogAppendTime,
+} from "../records/batch-header.js";
 import { ProducerStateTable } from "../records/producer-state.js";
+import {
+  decodeBatchRecords,
+  encodeControlBatch,
+  parseControlRecordKey,
+} from "../records/records.js";
+import { PartitionTxnIndex, type AbortedTxn } from "../transactions/partition-txn-index.js";
 import { PartitionLog, type PartitionLogConfig } from "../storage/partition-log.js";
 import type { Logger } from "../../shared/log.js";
 import { OffsetMonitor } from "../../shared/offset-monitor.js";
@@ -37,8 +52,16 @@ export interface PartitionOptions {
   onOffsets?: (logEnd: bigint, highWatermark: bigint) => void;
 }
 
+/** A transactional batch seen while rebuilding; markers' types are read afterwards. */
+interface TxnEvent {
+  producerId: bigint;
+  baseOffset: bigint;
+  control: boolean;
+}
+
 export class Partition {
   readonly monitor: OffsetMonitor;
+  readonly txns = new PartitionTxnIndex();
   private closed = false;
 
   private constructor(
@@ -62,14 +85,53 @@ export class Partition {
     const producers = new ProducerStateTable({ producersMax: options.producersMax });
     // Producer state is derived from the log: rebuild it so that a retry after a restart is
     // still recognised as a duplicate rather than appended twice.
-    await log.scanHeaders(log.logStartOffset, (header) => producers.rebuildFrom(header));
+    const txnEvents: TxnEvent[] = [];
+    await log.scanHeaders(log.logStartOffset, (header) => {
+      producers.rebuildFrom(header);
+      if ((header.attributes & ATTR_TRANSACTIONAL) === 0) return;
+      const control = (header.attributes & ATTR_CONTROL) !== 0;
+      txnEvents.push({ producerId: header.producerId, baseOffset: header.baseOffset, control });
+    });
     const partition = new Partition(options.topic, options.index, log, producers, options);
+    await partition.rebuildTransactions(txnEvents);
     partition.reportOffsets();
     return partition;
   }
 
+  /** Replays the transactional batches, reading each marker to learn commit or abort. */
+  private async rebuildTransactions(events: TxnEvent[]): Promise<void> {
+    for (const event of events) {
+      if (!event.control) {
+        this.txns.onData(event.producerId, event.baseOffset);
+        continue;
+      }
+      const { records } = await this.log.read(event.baseOffset, 1);
+      const [record] = await decodeBatchRecords(records.subarray(0, batchSizeAt(records, 0)));
+      const type = parseControlRecordKey(record?.key ?? null);
+      if (type !== null) this.txns.onMarker(event.producerId, type === "commit", event.baseOffset);
+    }
+  }
+
   get highWatermark(): bigint {
     return this.monitor.value;
+  }
+
+  /** The offset below which every transaction's outcome is durable (READ_COMMITTED end). */
+  get lastStableOffset(): bigint {
+    return this.txns.lastStableOffset(this.highWatermark);
+  }
+
+  /** Producers with an open transaction here, with the epoch the log last showed for each. */
+  openTransactions(): { producerId: bigint; producerEpoch: number }[] {
+    return this.txns.openProducers().map((producerId) => ({
+      producerId,
+      producerEpoch: this.producers.entry(producerId)?.epoch ?? 0,
+    }));
+  }
+
+  /** Aborted transactions overlapping [fromOffset, toOffset), for READ_COMMITTED fetches. */
+  abortedTransactions(fromOffset: bigint, toOffset: bigint): AbortedTxn[] {
+    return this.txns.abortedIn(fromOffset, toOffset);
   }
 
   get logStartOffset(): bigint {
@@ -89,12 +151,15 @@ export class Partition {
   /**
    * Appends one validated batch. Duplicates of a recent idempotent batch get the original
    * offsets; sequence and epoch faults get their Kafka error code and append nothing.
+   * A transactional batch is appended only if txnCheck, called synchronously just before the
+   * append, answers 0: the coordinator's verdict cannot change between check and append.
    */
   produce(
     header: BatchHeader,
     batch: Buffer,
     timestampType: "CreateTime" | "LogAppendTime",
     nowMs: number,
+    txnCheck?: () => number,
   ): ProduceOutcome {
     const base = {
       logAppendTimeMs: -1n,
@@ -108,6 +173,11 @@ export class Partition {
       const durable = this.waitVisible(check.baseOffset + BigInt(header.lastOffsetDelta) + 1n);
       return { ...base, errorCode: 0, baseOffset: check.baseOffset, duplicate: true, durable };
     }
+    const transactional = (header.attributes & ATTR_TRANSACTIONAL) !== 0;
+    if (transactional) {
+      const errorCode = txnCheck === undefined ? KafkaErrorCode.INVALID_TXN_STATE : txnCheck();
+      if (errorCode !== KafkaErrorCode.NONE) return { ...base, errorCode, baseOffset: -1n };
+    }
     let logAppendTimeMs = -1n;
     if (timestampType === "LogAppendTime") {
       logAppendTimeMs = BigInt(nowMs);
@@ -116,9 +186,36 @@ export class Partition {
     const { baseOffset } = this.log.append([batch]);
     const appended: BatchHeader = { ...header, baseOffset };
     this.producers.record(appended);
+    if (transactional) this.txns.onData(header.producerId, baseOffset);
     const durable = this.waitVisible(lastOffsetOf(appended) + 1n);
     this.reportOffsets();
     return { ...base, errorCode: KafkaErrorCode.NONE, baseOffset, logAppendTimeMs, durable };
+  }
+
+  /**
+   * Appends a COMMIT or ABORT marker for the producer's transaction and resolves once it is
+   * durable (so the last stable offset can pass the transaction).
+   */
+  async appendMarker(marker: {
+    producerId: bigint;
+    producerEpoch: number;
+    commit: boolean;
+    coordinatorEpoch: number;
+  }): Promise<void> {
+    const batch = await encodeControlBatch({
+      type: marker.commit ? "commit" : "abort",
+      producerId: marker.producerId,
+      producerEpoch: marker.producerEpoch,
+      coordinatorEpoch: marker.coordinatorEpoch,
+      timestampMs: BigInt(Date.now()),
+    });
+    if (this.closed) return;
+    const { baseOffset } = this.log.append([batch]);
+    this.producers.record({ ...readBatchHeader(batch), baseOffset });
+    this.txns.onMarker(marker.producerId, marker.commit, baseOffset);
+    const durable = this.waitVisible(baseOffset + 1n);
+    this.reportOffsets();
+    await durable;
   }
 
   /**
@@ -147,8 +244,11 @@ export class Partition {
     return visible;
   }
 
-  async read(offset: bigint, maxBytes: number): Promise<Buffer> {
-    const result = await this.log.read(offset, maxBytes, this.highWatermark);
+  /** Whole batches from offset, below maxOffset (default: the high watermark). */
+  async read(offset: bigint, maxBytes: number, maxOffset?: bigint): Promise<Buffer> {
+    const limit =
+      maxOffset === undefined || maxOffset > this.highWatermark ? this.highWatermark : maxOffset;
+    const result = await this.log.read(offset, maxBytes, limit);
     return result.records;
   }
 
@@ -163,11 +263,13 @@ export class Partition {
 
   async deleteRecordsBefore(offset: bigint): Promise<bigint> {
     await this.log.deleteRecordsBefore(offset);
+    this.txns.pruneBefore(this.log.logStartOffset);
     return this.log.logStartOffset;
   }
 
   async applyRetention(nowMs: number): Promise<number> {
     const { deletedSegments } = await this.log.applyRetention(nowMs);
+    this.txns.pruneBefore(this.log.logStartOffset);
     return deletedSegments;
   }
 

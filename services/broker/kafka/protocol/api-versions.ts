@@ -5,8 +5,9 @@
 // maximum is a non-flexible version except ApiVersions v3, which librdkafka sends first.
 // Minimums are deliberately low: kafka-python sends fixed old versions, and librdkafka
 // silently disables gzip/snappy/lz4 when Produce's minimum is above 0, so Produce advertises
-// 0..7 although its handler rejects 0..2. The transaction APIs (24, 25, 26, 28) keep their
-// codecs but are not advertised until a transaction coordinator exists.
+// 0..7 although its handler rejects 0..2. The transaction APIs (24, 25, 26, 28) are
+// advertised at the README's non-flexible versions; flexible versions (AddPartitionsToTxn v3,
+// InitProducerId v2+, which librdkafka's KIP-360 epoch bump needs) are not served yet.
 
 /** Kafka API keys by name (the subset with schemas in messages/, plus ControlledShutdown). */
 export const ApiKey = {
@@ -77,6 +78,10 @@ export const ADVERTISED_APIS: readonly AdvertisedApi[] = Object.freeze([
   api(ApiKey.DeleteTopics, 0, 3),
   api(ApiKey.DeleteRecords, 0, 1),
   api(ApiKey.InitProducerId, 0, 1),
+  api(ApiKey.AddPartitionsToTxn, 0, 1),
+  api(ApiKey.AddOffsetsToTxn, 0, 1),
+  api(ApiKey.EndTxn, 0, 1),
+  api(ApiKey.TxnOffsetCommit, 0, 2),
   api(ApiKey.DescribeConfigs, 0, 2),
   api(ApiKey.AlterConfigs, 0, 1),
   api(ApiKey.CreatePartitions, 0, 1),

@@ -322,22 +322,3 @@ export async function handleDeleteRecords(
   }
   return { throttleTimeMs: 0, topics };
 }
-
-export async function handleInitProducerId(
-  broker: BrokerContext,
-  _context: RequestContext,
-  request: T.InitProducerIdRequest,
-): Promise<T.InitProducerIdResponse> {
-  if (request.transactionalId !== null) {
-    // Transactions arrive with issue 6; until then a transactional producer is refused
-    // with a non-retriable error rather than a coordinator it could never reach.
-    return {
-      throttleTimeMs: 0,
-      errorCode: KafkaErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-      producerId: -1n,
-      producerEpoch: -1,
-    };
-  }
-  const producerId = await broker.producerIds.allocate();
-  return { throttleTimeMs: 0, errorCode: 0, producerId, producerEpoch: 0 };
-}

@@ -10,6 +10,7 @@ import type { BrokerConfig } from "../../../config.js";
 import type { GroupCoordinator } from "../../../coordinator/group-coordinator.js";
 import type { TopicManager } from "../../../partition/topic-manager.js";
 import type { ProducerIdManager } from "../../../producer-ids.js";
+import type { TransactionCoordinator } from "../../../transactions/txn-coordinator.js";
 import { KafkaErrorCode } from "../../protocol/error-codes.js";
 
 export interface BrokerContext {
@@ -17,6 +18,7 @@ export interface BrokerContext {
   topics: TopicManager;
   groups: GroupCoordinator;
   producerIds: ProducerIdManager;
+  transactions: TransactionCoordinator;
   probe: BrokerProbe;
   logger: Logger;
   /** Bounds how many compressed batches are decompressed at once (see limits.ts). */

@@ -5,12 +5,20 @@
 //
 // Sizing follows KIP-74: partitionMaxBytes and the response's maxBytes bound the bytes, but
 // the first batch of the first non-empty partition is returned even when it is larger, so a
-// consumer can never be stuck behind one big batch. Fetch sessions (KIP-227) are declined by
+// consumer can never be stuck behind one big batch. READ_COMMITTED (isolation level 1)
+// reads stop at the last stable offset and carry the aborted transactions that overlap the
+// returned batches, which clients use to drop aborted records; every response reports the
+// last stable offset. Fetch sessions (KIP-227) are declined by
 // answering session id 0; every fetch is a full fetch, which Kafka clients accept.
 import type { RequestContext } from "../connection.js";
 import { KafkaErrorCode } from "../../protocol/error-codes.js";
 import type { FetchRequest, FetchResponse } from "../../protocol/generated/types.js";
-import { batchSizeAt, RECORD_COUNT_OFFSET } from "../../../records/batch-header.js";
+import {
+  BASE_OFFSET_OFFSET,
+  batchSizeAt,
+  LAST_OFFSET_DELTA_OFFSET,
+  RECORD_COUNT_OFFSET,
+} from "../../../records/batch-header.js";
 import type { Partition } from "../../../partition/partition.js";
 import { waitForAnyAdvance, type OffsetMonitor } from "../../../../shared/offset-monitor.js";
 import { type BrokerContext, kafkaErrorCodeOf } from "./context.js";
@@ -30,9 +38,23 @@ function recordCountOf(records: Buffer): number {
   return count;
 }
 
+/** The offset after the last whole batch of records (fallback when there is none). */
+function endOffsetOf(records: Buffer, fallback: bigint): bigint {
+  let end = fallback;
+  for (let pos = 0; pos < records.length;) {
+    const size = batchSizeAt(records, pos);
+    if (size < 0 || pos + size > records.length) break;
+    const base = records.readBigInt64BE(pos + BASE_OFFSET_OFFSET);
+    end = base + BigInt(records.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET)) + 1n;
+    pos += size;
+  }
+  return end;
+}
+
 interface FetchState {
   bytes: number;
   bytesMax: number;
+  readCommitted: boolean;
 }
 
 async function readPartition(
@@ -59,22 +81,30 @@ async function readPartition(
     return data;
   }
   const highWatermark = partition.highWatermark;
+  const lastStableOffset = partition.lastStableOffset;
   data.highWatermark = highWatermark;
-  data.lastStableOffset = highWatermark;
+  data.lastStableOffset = lastStableOffset;
   data.logStartOffset = partition.logStartOffset;
   if (fetchOffset < partition.logStartOffset || fetchOffset > partition.logEndOffset) {
     data.errorCode = KafkaErrorCode.OFFSET_OUT_OF_RANGE;
     return data;
   }
   const remaining = state.bytesMax - state.bytes;
-  if (fetchOffset >= highWatermark || remaining <= 0) return data;
+  const end = state.readCommitted ? lastStableOffset : highWatermark;
+  if (fetchOffset >= end || remaining <= 0) return data;
   try {
-    const records = await partition.read(fetchOffset, Math.min(partitionMaxBytes, remaining));
+    const records = await partition.read(fetchOffset, Math.min(partitionMaxBytes, remaining), end);
     // The log returns at least one batch; past the first non-empty partition that batch
     // must also fit what is left of the response, or it waits for the next fetch.
     if (records.length > remaining && state.bytes > 0) return data;
     state.bytes += records.length;
     data.records = records;
+    if (state.readCommitted && records.length > 0) {
+      const upTo = endOffsetOf(records, end);
+      data.abortedTransactions = partition
+        .abortedTransactions(fetchOffset, upTo)
+        .map((a) => ({ producerId: a.producerId, firstOffset: a.firstOffset }));
+    }
   } catch (error) {
     data.errorCode = kafkaErrorCodeOf(error);
   }
@@ -86,7 +116,7 @@ async function readAll(
   request: FetchRequest,
   bytesMax: number,
 ): Promise<{ responses: FetchResponse["responses"]; bytes: number; monitors: OffsetMonitor[] }> {
-  const state: FetchState = { bytes: 0, bytesMax };
+  const state: FetchState = { bytes: 0, bytesMax, readCommitted: request.isolationLevel === 1 };
   const monitors: OffsetMonitor[] = [];
   const responses: FetchResponse["responses"] = [];
   // Sequential on purpose: the response byte budget is shared in request order.

@@ -1,13 +1,15 @@
 // Consumer group APIs: FindCoordinator (10), JoinGroup (11), Heartbeat (12), LeaveGroup
 // (13), SyncGroup (14), DescribeGroups (15), ListGroups (16), OffsetCommit (8), OffsetFetch
-// (9) and DeleteGroups (42). This broker coordinates every group, so these handlers only
-// translate between the wire shapes and the GroupCoordinator, which owns all group state.
+// (9) and DeleteGroups (42). This broker coordinates every group and every transactional id
+// (FindCoordinator key type 1), so these handlers only translate between the wire shapes and
+// the GroupCoordinator, which owns all group state.
 import type { RequestContext } from "../connection.js";
 import { KafkaErrorCode } from "../../protocol/error-codes.js";
 import type * as T from "../../protocol/generated/types.js";
 import type { BrokerContext } from "./context.js";
 
 const KEY_TYPE_GROUP = 0;
+const KEY_TYPE_TRANSACTION = 1;
 
 export function handleFindCoordinator(
   broker: BrokerContext,
@@ -15,12 +17,12 @@ export function handleFindCoordinator(
   request: T.FindCoordinatorRequest,
 ): T.FindCoordinatorResponse {
   const { host, port } = broker.advertised();
-  if ((request.keyType ?? KEY_TYPE_GROUP) !== KEY_TYPE_GROUP) {
-    // Transaction coordinators arrive with transactions (issue 6).
+  const keyType = request.keyType ?? KEY_TYPE_GROUP;
+  if (keyType !== KEY_TYPE_GROUP && keyType !== KEY_TYPE_TRANSACTION) {
     return {
       throttleTimeMs: 0,
-      errorCode: KafkaErrorCode.COORDINATOR_NOT_AVAILABLE,
-      errorMessage: "transaction coordinator not available",
+      errorCode: KafkaErrorCode.INVALID_REQUEST,
+      errorMessage: `unknown coordinator key type ${keyType}`,
       nodeId: -1,
       host: "",
       port: -1,

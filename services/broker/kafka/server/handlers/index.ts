@@ -11,6 +11,7 @@ import * as groups from "./groups.js";
 import { handleListOffsets } from "./list-offsets.js";
 import { handleMetadata } from "./metadata.js";
 import { handleProduce } from "./produce.js";
+import * as txn from "./transactions.js";
 
 type Handler = (
   broker: BrokerContext,
@@ -39,7 +40,11 @@ const handlers: Record<number, Handler> = {
   [ApiKey.CreateTopics]: admin.handleCreateTopics,
   [ApiKey.DeleteTopics]: admin.handleDeleteTopics,
   [ApiKey.DeleteRecords]: admin.handleDeleteRecords,
-  [ApiKey.InitProducerId]: admin.handleInitProducerId,
+  [ApiKey.InitProducerId]: txn.handleInitProducerId,
+  [ApiKey.AddPartitionsToTxn]: txn.handleAddPartitionsToTxn,
+  [ApiKey.AddOffsetsToTxn]: txn.handleAddOffsetsToTxn,
+  [ApiKey.EndTxn]: txn.handleEndTxn,
+  [ApiKey.TxnOffsetCommit]: txn.handleTxnOffsetCommit,
   [ApiKey.DescribeConfigs]: admin.handleDescribeConfigs,
   [ApiKey.AlterConfigs]: admin.handleAlterConfigs,
   [ApiKey.CreatePartitions]: admin.handleCreatePartitions,

@@ -1,5 +1,5 @@
 // ListOffsets (key 2), v1..3. Timestamp -1 asks for the latest offset (the high watermark,
-// which is also the last stable offset while there are no transactions), -2 for the
+// or with isolation level 1, READ_COMMITTED from v2, the last stable offset), -2 for the
 // earliest (log start offset); any other value finds the first offset whose batch
 // timestamp is at or after it, or -1 when there is none.
 import type { RequestContext } from "../connection.js";
@@ -17,6 +17,7 @@ async function offsetFor(
   partition: Partition | undefined,
   index: number,
   timestamp: bigint,
+  readCommitted: boolean,
 ): Promise<PartitionResponse> {
   const answer = (errorCode: number, offset: bigint, at: bigint): PartitionResponse => ({
     partitionIndex: index,
@@ -27,12 +28,17 @@ async function offsetFor(
     oldStyleOffsets: [],
   });
   if (partition === undefined) return answer(KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1n, -1n);
-  if (timestamp === LATEST) return answer(0, partition.highWatermark, -1n);
+  if (timestamp === LATEST) {
+    return answer(0, readCommitted ? partition.lastStableOffset : partition.highWatermark, -1n);
+  }
   if (timestamp === EARLIEST) return answer(0, partition.logStartOffset, -1n);
   if (timestamp < 0n) return answer(KafkaErrorCode.UNSUPPORTED_VERSION, -1n, -1n);
   try {
     const found = await partition.offsetForTimestamp(timestamp);
-    return found === null ? answer(0, -1n, -1n) : answer(0, found.offset, found.timestampMs);
+    // READ_COMMITTED never points past the last stable offset (Kafka does the same).
+    const visible = readCommitted ? partition.lastStableOffset : partition.highWatermark;
+    if (found === null || found.offset >= visible) return answer(0, -1n, -1n);
+    return answer(0, found.offset, found.timestampMs);
   } catch (error) {
     return answer(kafkaErrorCodeOf(error), -1n, -1n);
   }
@@ -48,7 +54,12 @@ export async function handleListOffsets(
       const topic = broker.topics.get(t.name);
       const partitions = await Promise.all(
         t.partitions.map((p) =>
-          offsetFor(topic?.partitions[p.partitionIndex], p.partitionIndex, p.timestamp),
+          offsetFor(
+            topic?.partitions[p.partitionIndex],
+            p.partitionIndex,
+            p.timestamp,
+            request.isolationLevel === 1,
+          ),
         ),
       );
       return { name: t.name, partitions };

@@ -4,9 +4,11 @@
 //
 // Per partition: find (or auto-create) the topic, validate the batch (CRC, magic, record
 // count, size, compression), check idempotent sequence state and append, all before the
-// next request to the same partition can interleave. acks=-1 waits until the batch is
-// durable (fsync, shared by concurrent producers); acks=1 answers once written; acks=0
-// sends no response at all.
+// next request to the same partition can interleave. A transactional batch is appended
+// only while its transaction is Ongoing at the batch's epoch and holds the partition
+// (AddPartitionsToTxn first), checked synchronously with the append (Partition.produce).
+// acks=-1 waits until the batch is durable (fsync, shared by concurrent producers); acks=1
+// answers once written; acks=0 sends no response at all.
 //
 // Order: appends to one partition happen in the order the requests arrived, as in Kafka,
 // although validation (decompression) runs concurrently. Without that, a client pipelining
@@ -81,13 +83,13 @@ function failed(index: number, errorCode: number, errorMessage: string | null): 
 
 async function produceToPartition(
   broker: BrokerContext,
-  topicName: string,
-  index: number,
+  target: { topicName: string; index: number; transactionalId: string | null },
   records: Buffer | null,
 ): Promise<PartitionResult> {
+  const { topicName, index } = target;
   const turn = takeAppendTurn(broker, topicName, index);
   try {
-    return await validateAndAppend(broker, topicName, index, records, turn.ready);
+    return await validateAndAppend(broker, target, records, turn.ready);
   } finally {
     turn.done();
   }
@@ -124,11 +126,11 @@ async function validate(broker: BrokerContext, records: Buffer, messageBytesMax:
 
 async function validateAndAppend(
   broker: BrokerContext,
-  topicName: string,
-  index: number,
+  target: { topicName: string; index: number; transactionalId: string | null },
   records: Buffer | null,
   turn: Promise<void>,
 ): Promise<PartitionResult> {
+  const { topicName, index } = target;
   if (topicNameError(topicName, broker.config.limits.topicNameLengthMax) !== null) {
     return failed(index, KafkaErrorCode.INVALID_TOPIC_EXCEPTION, "invalid topic name");
   }
@@ -156,9 +158,17 @@ async function validateAndAppend(
   if (batch === undefined || validated.batches.length !== 1) {
     return failed(index, KafkaErrorCode.INVALID_RECORD, "exactly one batch per partition");
   }
-  if ((batch.header.attributes & 0x10) !== 0) {
-    return failed(index, KafkaErrorCode.INVALID_TXN_STATE, "transactions are not enabled");
-  }
+  const header = batch.header;
+  const txnCheck = (): number =>
+    broker.transactions.checkProduce(
+      target.transactionalId,
+      header.producerId,
+      header.producerEpoch,
+      {
+        topic: topicName,
+        partition: index,
+      },
+    );
   await turn;
   let outcome;
   try {
@@ -167,6 +177,7 @@ async function validateAndAppend(
       batch.buffer,
       topic.config["message.timestamp.type"],
       Date.now(),
+      txnCheck,
     );
   } catch (error) {
     broker.logger.error("append failed", { topic: topicName, partition: index, error });
@@ -217,15 +228,21 @@ export async function handleProduce(
   if (context.apiVersion < 3) rejectAll = KafkaErrorCode.UNSUPPORTED_VERSION;
   else if (acks !== 0 && acks !== 1 && acks !== -1)
     rejectAll = KafkaErrorCode.INVALID_REQUIRED_ACKS;
-  else if (request.transactionalId != null)
-    rejectAll = KafkaErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
   const responses = await Promise.all(
     request.topicData.map(async (topic) => {
       const results = await Promise.all(
         topic.partitionData.map((data) =>
           rejectAll !== null
             ? failed(data.index, rejectAll, null)
-            : produceToPartition(broker, topic.name, data.index, data.records),
+            : produceToPartition(
+                broker,
+                {
+                  topicName: topic.name,
+                  index: data.index,
+                  transactionalId: request.transactionalId ?? null,
+                },
+                data.records,
+              ),
         ),
       );
       if (acks === -1) await Promise.all(results.map((r) => awaitDurable(r, request.timeoutMs)));

@@ -1,0 +1,288 @@
+// Goal (issue 6, must show 3): a kafkajs exactly-once consume-transform-produce pipeline keeps
+// its promise while the broker is killed with SIGKILL and restarted several times: the
+// output topic, read READ_COMMITTED, holds every input record transformed exactly once.
+// Method: input records are written up front (idempotent producer, acks -1). A pipeline
+// instance is a transactional producer and a READ_COMMITTED consumer (autoCommit off); in
+// eachBatch it processes the fetched records in small chunks, one transaction per chunk:
+// send the transformed records, sendOffsets (TxnOffsetCommit) for the chunk, commit. Any
+// error tears the instance down and a new one starts: its producer begins (and so fences
+// and aborts) before its consumer reads the group's committed offsets, as KIP-98 asks.
+// Meanwhile a seeded schedule kills and restarts the broker. The run ends when the group's
+// committed offsets reach the end of the input; then the output is read and checked.
+// LOGKV_SEED=N replays a schedule; LOGKV_LONG=1 runs more records and more crashes.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
+import { mulberry32 } from "../../services/shared/prng.js";
+import { BrokerProcess } from "../helpers/broker-process.js";
+import { kafkaFor, metricValue, readTopic } from "./helpers/txn-clients.js";
+
+const LONG = process.env.LOGKV_LONG === "1";
+const SEED =
+  process.env.LOGKV_SEED !== undefined
+    ? Number(process.env.LOGKV_SEED) >>> 0
+    : (Math.random() * 2 ** 32) >>> 0;
+const RECORDS = LONG ? 6000 : 1200;
+const CRASHES = LONG ? 12 : 3;
+const PARTITIONS = 3;
+const INPUT = "eos-in";
+const OUTPUT = "eos-out";
+const GROUP = "eos-group";
+const TRANSACTIONAL_ID = "eos-pipeline";
+const RUN_TIMEOUT_MS = LONG ? 600_000 : 150_000;
+
+const transform = (value: string): string => `T(${value})`;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** When the last chunk committed, to tell crashes mid-run from crashes after it. */
+let lastCommitAtMs = 0;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** One incarnation of the pipeline; `failed` resolves when it must be replaced. */
+class PipelineInstance {
+  private producer: Producer;
+  private consumer: Consumer;
+  private signalFailed: (error: unknown) => void = () => {};
+  readonly failed: Promise<unknown>;
+  committedChunks = 0;
+
+  constructor(
+    kafka: Kafka,
+    private readonly random: () => number,
+  ) {
+    this.producer = kafka.producer({
+      transactionalId: TRANSACTIONAL_ID,
+      maxInFlightRequests: 1,
+      idempotent: true,
+      transactionTimeout: 10_000,
+    });
+    this.consumer = kafka.consumer({
+      groupId: GROUP,
+      readUncommitted: false,
+      sessionTimeout: 6000,
+      rebalanceTimeout: 6000,
+      heartbeatInterval: 500,
+      maxWaitTimeInMs: 200,
+      maxBytesPerPartition: 4096,
+      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
+    });
+    this.failed = new Promise((resolve) => (this.signalFailed = resolve));
+    this.consumer.on(this.consumer.events.CRASH, (event) => this.signalFailed(event.payload.error));
+  }
+
+  async start(): Promise<void> {
+    await this.producer.connect();
+    // InitProducerId first: it fences the previous instance and completes or aborts its
+    // transaction, so the offsets the consumer fetches next are final.
+    const first = await this.producer.transaction();
+    await first.abort();
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: INPUT, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.process(payload),
+    });
+  }
+
+  private async process(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    try {
+      let at = 0;
+      while (at < batch.messages.length && payload.isRunning() && !payload.isStale()) {
+        const size = 1 + Math.floor(this.random() * 25);
+        const chunk = batch.messages.slice(at, at + size);
+        at += chunk.length;
+        const last = chunk[chunk.length - 1]!;
+        const txn = await this.producer.transaction();
+        try {
+          await txn.send({
+            topic: OUTPUT,
+            messages: chunk.map((m) => ({
+              key: m.key,
+              value: transform(m.value?.toString() ?? ""),
+            })),
+          });
+          // Hold the transaction open a little, so crashes land inside transactions and the
+          // run spans the crash schedule.
+          await sleep(20 + this.random() * 60);
+          const next = (BigInt(last.offset) + 1n).toString();
+          await txn.sendOffsets({
+            consumerGroupId: GROUP,
+            topics: [
+              { topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] },
+            ],
+          });
+          await txn.commit();
+        } catch (error) {
+          await withTimeout(
+            txn.abort().catch(() => {}),
+            5000,
+          );
+          throw error;
+        }
+        this.committedChunks += 1;
+        lastCommitAtMs = Date.now();
+        payload.resolveOffset(last.offset);
+        await payload.heartbeat();
+      }
+    } catch (error) {
+      this.signalFailed(error);
+      throw error;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await withTimeout(
+      this.consumer.disconnect().catch(() => {}),
+      10_000,
+    );
+    await withTimeout(
+      this.producer.disconnect().catch(() => {}),
+      10_000,
+    );
+  }
+}
+
+describe("exactly-once consume-transform-produce through broker crashes", () => {
+  let broker: BrokerProcess;
+  let kafka: Kafka;
+
+  before(async () => {
+    broker = await BrokerProcess.start({ extraArgs: ["--metrics", "127.0.0.1:0"] });
+    kafka = kafkaFor(broker.address, {
+      retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 1000 },
+    });
+  });
+
+  after(async () => {
+    await broker.destroy();
+  });
+
+  async function writeInput(): Promise<void> {
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({
+      topics: [
+        { topic: INPUT, numPartitions: PARTITIONS },
+        { topic: OUTPUT, numPartitions: PARTITIONS },
+      ],
+      waitForLeaders: true,
+    });
+    await admin.disconnect();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    for (let i = 0; i < RECORDS; i += 200) {
+      const n = Math.min(200, RECORDS - i);
+      await producer.send({
+        topic: INPUT,
+        acks: -1,
+        messages: Array.from({ length: n }, (_, j) => ({ key: `k${i + j}`, value: `v${i + j}` })),
+      });
+    }
+    await producer.disconnect();
+  }
+
+  /** Whether the group's committed offsets cover the whole input (null: broker down). */
+  async function caughtUp(): Promise<boolean | null> {
+    const admin = kafka.admin({ retry: { retries: 0 } });
+    try {
+      await admin.connect();
+      const ends = await admin.fetchTopicOffsets(INPUT);
+      const [committed] = await admin.fetchOffsets({ groupId: GROUP, topics: [INPUT] });
+      return ends.every((end) => {
+        const c = committed?.partitions.find((p) => p.partition === end.partition);
+        return c !== undefined && c.offset === end.high;
+      });
+    } catch {
+      return null;
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  }
+
+  it(
+    `transforms every input record exactly once (seed ${SEED})`,
+    { timeout: RUN_TIMEOUT_MS + 60_000 },
+    async (t) => {
+      t.diagnostic(
+        `seed ${SEED} (LOGKV_SEED=${SEED} replays it); ${RECORDS} records, ${CRASHES} crashes`,
+      );
+      const random = mulberry32(SEED);
+      await writeInput();
+      const deadline = Date.now() + RUN_TIMEOUT_MS;
+      let crashesDone = 0;
+      const crashTimesMs: number[] = [];
+      let instances = 0;
+      let chunks = 0;
+      const chaos = (async () => {
+        for (let i = 0; i < CRASHES; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 700 + random() * 1800));
+          await broker.kill();
+          crashTimesMs.push(Date.now());
+          await new Promise((resolve) => setTimeout(resolve, random() * 500));
+          await broker.restart();
+          crashesDone += 1;
+        }
+      })();
+      let done = false;
+      while (!done) {
+        assert.ok(Date.now() < deadline, `pipeline did not finish: ${instances} instances`);
+        instances += 1;
+        const instance = new PipelineInstance(kafka, random);
+        let failure: unknown = null;
+        try {
+          await instance.start();
+        } catch (error) {
+          failure = error;
+        }
+        while (failure === null) {
+          const outcome = await withTimeout(instance.failed, 500);
+          if (outcome !== "timeout") {
+            failure = outcome;
+            break;
+          }
+          if (crashesDone === CRASHES && (await caughtUp()) === true) {
+            done = true;
+            break;
+          }
+        }
+        chunks += instance.committedChunks;
+        await instance.stop();
+      }
+      await chaos;
+      const midRun = crashTimesMs.filter((at) => at < lastCommitAtMs).length;
+      t.diagnostic(
+        `${instances} pipeline instances, ${chunks} committed chunks, ${midRun} crashes mid-run`,
+      );
+      assert.ok(midRun >= 1, "at least one crash happened while the pipeline was working");
+      const output = await readTopic(kafka, OUTPUT, {
+        readUncommitted: false,
+        done: (records) => records.length >= RECORDS,
+        settleMs: 1500,
+        timeoutMs: 60_000,
+      });
+      const counts = new Map<string, number>();
+      for (const r of output) counts.set(r.value, (counts.get(r.value) ?? 0) + 1);
+      const duplicates = [...counts].filter(([, n]) => n > 1);
+      const missing = Array.from({ length: RECORDS }, (_, i) => transform(`v${i}`)).filter(
+        (v) => !counts.has(v),
+      );
+      assert.deepEqual(duplicates, [], "no input record is transformed twice");
+      assert.deepEqual(missing, [], "every input record is transformed");
+      assert.equal(output.length, RECORDS);
+      const aborted = await metricValue(
+        broker.metricsUrl!,
+        "logkv_broker_transactions_total",
+        'result="aborted",reason="fenced"',
+      );
+      t.diagnostic(`fenced aborts since the last restart: ${aborted}`);
+    },
+  );
+});
