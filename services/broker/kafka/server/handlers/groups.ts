@@ -28,6 +28,22 @@ export function handleFindCoordinator(
       port: -1,
     };
   }
+  if (broker.cluster !== undefined) {
+    // Clustered: the controller's leader coordinates every group (group state and committed
+    // offsets are not replicated yet; see raft/README.md).
+    const coordinator = broker.cluster.coordinator();
+    if (coordinator === null) {
+      return {
+        throttleTimeMs: 0,
+        errorCode: KafkaErrorCode.COORDINATOR_NOT_AVAILABLE,
+        errorMessage: "no controller leader yet",
+        nodeId: -1,
+        host: "",
+        port: -1,
+      };
+    }
+    return { throttleTimeMs: 0, errorCode: 0, errorMessage: null, ...coordinator };
+  }
   return {
     throttleTimeMs: 0,
     errorCode: 0,
