@@ -4,6 +4,7 @@
 // (SIGKILL), stopped and restarted on the same folder and ports.
 import net from "node:net";
 import { BrokerProcess } from "./broker-process.js";
+import { FaultProxy } from "./fault-proxy.js";
 import { RawKafkaClient } from "./raw-client.js";
 
 export async function freePort(): Promise<number> {
@@ -28,27 +29,64 @@ async function metadataBrokerIds(port: number): Promise<number[]> {
 }
 
 export class ClusterProcesses {
-  private constructor(readonly brokers: BrokerProcess[]) {}
+  private constructor(
+    readonly brokers: BrokerProcess[],
+    /** proxies.get(`${from}>${to}`): the proxy `from` uses to reach `to`'s Raft address. */
+    private readonly proxies: Map<string, FaultProxy>,
+  ) {}
 
-  static async start(size: number, extraArgs: string[] = []): Promise<ClusterProcesses> {
+  /**
+   * Starts `size` brokers. With `proxied`, every broker reaches every other broker's Raft
+   * address through its own FaultProxy, so isolate() can cut one broker off.
+   */
+  static async start(
+    size: number,
+    options: { extraArgs?: string[]; proxied?: boolean } = {},
+  ): Promise<ClusterProcesses> {
     const kafkaPorts: number[] = [];
     const raftPorts: number[] = [];
     for (let i = 0; i < size; i++) {
       kafkaPorts.push(await freePort());
       raftPorts.push(await freePort());
     }
-    const peers = raftPorts.map((port, i) => `${i + 1}@127.0.0.1:${port}`).join(",");
-    const brokers = kafkaPorts.map(
-      (port, i) =>
+    const proxies = new Map<string, FaultProxy>();
+    const brokers: BrokerProcess[] = [];
+    for (let i = 1; i <= size; i++) {
+      const peers: string[] = [];
+      for (let j = 1; j <= size; j++) {
+        let port = raftPorts[j - 1]!;
+        if (options.proxied === true && i !== j) {
+          const proxy = await FaultProxy.start({ host: "127.0.0.1", port });
+          proxies.set(`${i}>${j}`, proxy);
+          port = proxy.port;
+        }
+        peers.push(`${j}@127.0.0.1:${port}`);
+      }
+      const args = ["--node-id", String(i), "--peers", peers.join(",")];
+      args.push("--raft-listen", `127.0.0.1:${raftPorts[i - 1]!}`);
+      brokers.push(
         new BrokerProcess({
-          port,
-          extraArgs: ["--node-id", String(i + 1), "--peers", peers, ...extraArgs],
+          port: kafkaPorts[i - 1]!,
+          extraArgs: [...args, ...(options.extraArgs ?? [])],
         }),
-    );
+      );
+    }
     await Promise.all(brokers.map((b) => b.launch()));
-    const cluster = new ClusterProcesses(brokers);
+    const cluster = new ClusterProcesses(brokers, proxies);
     await cluster.waitRegistered();
     return cluster;
+  }
+
+  /** Cuts every Raft connection to and from `nodeId` (needs `proxied`). */
+  isolate(nodeId: number): void {
+    for (const [key, proxy] of this.proxies) {
+      const [from, to] = key.split(">").map(Number);
+      if (from === nodeId || to === nodeId) proxy.cutOff();
+    }
+  }
+
+  healAll(): void {
+    for (const proxy of this.proxies.values()) proxy.heal();
   }
 
   /** Waits until every broker's Metadata lists all brokers (they registered with the
@@ -76,5 +114,6 @@ export class ClusterProcesses {
 
   async destroy(): Promise<void> {
     await Promise.all(this.brokers.map((b) => b.destroy()));
+    for (const proxy of this.proxies.values()) await proxy.close();
   }
 }
