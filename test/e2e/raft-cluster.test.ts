@@ -9,7 +9,8 @@
 // time, recording each acknowledgement and the partition it landed on. The test SIGKILLs
 // partition 0's leader, measures the time to the next acknowledged produce, restarts it;
 // cuts partition 0's (new) leader off from the other brokers' Raft traffic for a few
-// seconds (clients still reach it), heals; then SIGKILLs and restarts each broker in turn. Then a consumer group reads the topic from
+// seconds (clients still reach it) and checks that it refuses ListOffsets(latest) rather
+// than answer from its stale state, heals; then SIGKILLs and restarts each broker in turn. Then a consumer group reads the topic from
 // the beginning, the brokers stop, and each broker's partition logs are read from disk.
 // LOGKV_LONG=1 runs more restart rounds.
 import { test } from "node:test";
@@ -17,6 +18,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Kafka, logLevel, type Producer } from "kafkajs";
 import { ClusterProcesses } from "../helpers/cluster-process.js";
+import { RawKafkaClient } from "../helpers/raw-client.js";
 import { PartitionLog } from "../../services/broker/storage/partition-log.js";
 import { batchSizeAt } from "../../services/broker/records/batch-header.js";
 import { decodeBatchRecords } from "../../services/broker/records/records.js";
@@ -118,6 +120,22 @@ async function leaderOf(kafka: Kafka, partition: number): Promise<number> {
   throw new Error(`no leader for partition ${partition}`);
 }
 
+/** ListOffsets v1 (latest) for partition 0 over a raw connection. */
+async function latestOffset(address: string): Promise<{ errorCode: number; offset: bigint }> {
+  const client = await RawKafkaClient.connect(address);
+  try {
+    const response = await client.request<{
+      topics: { partitions: { errorCode: number; offset: bigint }[] }[];
+    }>(2, 1, {
+      replicaId: -1,
+      topics: [{ name: TOPIC, partitions: [{ partitionIndex: 0, timestamp: -1n }] }],
+    });
+    return response.topics[0]!.partitions[0]!;
+  } finally {
+    client.close();
+  }
+}
+
 /** Values of every record in a stopped broker's partition log, in offset order. */
 async function replicaValues(dataDir: string, partition: number): Promise<string[]> {
   const dir = join(dataDir, "topics", TOPIC, String(partition));
@@ -190,6 +208,10 @@ test("acks=-1 idempotent produce loses nothing across leader SIGKILL and rolling
   const cluster = await ClusterProcesses.start(3, { proxied: true });
   let workload: Workload | null = null;
   t.after(async () => {
+    // Brokers log at warn and above: whatever they said explains a failure.
+    for (const [i, broker] of cluster.brokers.entries()) {
+      if (broker.stderr.length > 0) t.diagnostic(`broker ${i + 1}: ${broker.stderr.slice(-4000)}`);
+    }
     await cluster.destroy();
     await workload?.stop();
   });
@@ -236,7 +258,16 @@ test("acks=-1 idempotent produce loses nothing across leader SIGKILL and rolling
   const cutAt = Date.now();
   cluster.isolate(cutOff);
   workload.mark(`cut off ${cutOff}`);
+  // Asked at once, while the cut-off broker still believes it leads: it must not answer
+  // with its (soon stale) latest offset; the read-index barrier fails once it steps down.
+  const staleRead = latestOffset(cluster.broker(cutOff).address);
   const cutFailoverMs = await workload.nextAckAfter(cutAt, 0);
+  const stale = await staleRead;
+  assert.equal(
+    stale.errorCode,
+    6,
+    `deposed leader answered ListOffsets: code ${stale.errorCode}, offset ${stale.offset}`,
+  );
   t.diagnostic(`cut off leader ${cutOff}; next acknowledged produce after ${cutFailoverMs} ms`);
   await sleep(2500);
   cluster.healAll();

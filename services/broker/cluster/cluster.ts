@@ -367,7 +367,29 @@ export class BrokerCluster {
         }
       }
     }
-    return { replicas, local: true, leader: group.leader(), leaderEpoch: status.term, isr };
+    return {
+      replicas,
+      local: true,
+      leader: this.leaderHint(group, replicas),
+      leaderEpoch: status.term,
+      isr,
+    };
+  }
+
+  /**
+   * The leader to put in Metadata. While this broker knows of none (an election, or it is
+   * cut off) it names another replica rather than "no leader": kafkajs retries a Metadata
+   * answer with LEADER_NOT_AVAILABLE on the same broker for as long as its retries last,
+   * so a cut-off broker would pin a producer for tens of seconds; a wrong hint costs one
+   * NOT_LEADER_OR_FOLLOWER and a refresh from another broker (Kafka's brokers likewise
+   * answer from a possibly stale cache).
+   */
+  private leaderHint(group: RaftGroup, replicas: NodeId[]): NodeId | null {
+    const leader = group.leader();
+    if (leader !== null && (leader !== this.nodeId || group.isLeader())) return leader;
+    const others = replicas.filter((id) => id !== this.nodeId);
+    if (others.length === 0) return leader;
+    return others[Math.floor(Date.now() / 1000) % others.length]!;
   }
 
   brokerList(): { nodeId: NodeId; host: string; port: number }[] {

@@ -3,9 +3,10 @@
 // when the broker allows it and (v4+) the request does too; the new topic is returned with
 // its leader at once, so clients need no retry (redpanda#411).
 // Clustered: brokers are those registered with the controller group; each partition reports
-// its assigned replicas, its Raft leader as this broker knows it (LEADER_NOT_AVAILABLE during
-// an election, or when this broker hosts no replica and cannot know), the Raft term as the
-// leader epoch, and as ISR the replicas the leader knows hold every committed entry.
+// its assigned replicas, its Raft leader as this broker knows it (while it knows none, a
+// hint: another replica, see BrokerCluster.leaderHint; LEADER_NOT_AVAILABLE only when this
+// broker hosts no replica), the Raft term as the leader epoch, and as ISR the replicas the
+// leader knows hold every committed entry.
 import type { RequestContext } from "../connection.js";
 import { KafkaErrorCode } from "../../protocol/error-codes.js";
 import type { MetadataRequest, MetadataResponse } from "../../protocol/generated/types.js";
