@@ -157,6 +157,9 @@ export class KafkaBroker {
       );
       topics.replicateWith(cluster);
     }
+    cluster?.useOffsetsSink({
+      storeOffsets: (groupId, topics) => groups.commitTransactionalOffsets(groupId, topics),
+    });
     const context: BrokerContext = {
       cluster,
       config,

@@ -47,9 +47,37 @@ export interface RaftClusterConfig {
   replicationFactor: number;
 }
 
+/** Committed offsets as they travel in a controller entry (offsets as decimal strings). */
+export interface ReplicatedOffsets {
+  name: string;
+  partitions: {
+    partitionIndex: number;
+    committedOffset: string;
+    committedLeaderEpoch: number;
+    committedMetadata: string | null;
+  }[];
+}
+
+/** Where replicated committed offsets are stored on every broker (the group coordinator). */
+export interface OffsetsSink {
+  storeOffsets(
+    groupId: string,
+    topics: {
+      name: string;
+      partitions: {
+        partitionIndex: number;
+        committedOffset: bigint;
+        committedLeaderEpoch: number;
+        committedMetadata: string | null;
+      }[];
+    }[],
+  ): Promise<void>;
+}
+
 type ControllerCommand =
   | { type: "registerBroker"; id: NodeId; host: string; port: number }
-  | { type: "createTopic"; definition: TopicDefinition; replicas: NodeId[][] };
+  | { type: "createTopic"; definition: TopicDefinition; replicas: NodeId[][] }
+  | { type: "commitOffsets"; origin: string; groupId: string; topics: ReplicatedOffsets[] };
 
 export interface PartitionView {
   replicas: NodeId[];
@@ -137,6 +165,9 @@ export class BrokerCluster {
   private balanceTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly probe: RaftProbe;
+  private offsetsSink: OffsetsSink | null = null;
+  /** Tells this process's own offset commits apart in the controller log (see below). */
+  private readonly incarnation = randomUUID();
 
   constructor(
     private readonly config: BrokerConfig,
@@ -215,12 +246,54 @@ export class BrokerCluster {
 
   // ---- the controller ----
 
+  /** Where replicated committed offsets go (the broker's group coordinator). */
+  useOffsetsSink(sink: OffsetsSink): void {
+    this.offsetsSink = sink;
+  }
+
+  /**
+   * Replicates offsets the coordinator (this broker, the controller's leader) has just
+   * stored, resolving once a majority has them: a commit is acknowledged only then, so the
+   * next coordinator serves it after a failover. Throws NOT_LEADER if this broker no
+   * longer leads the controller.
+   */
+  async replicateOffsets(groupId: string, topics: ReplicatedOffsets[]): Promise<void> {
+    const controller = this.controller;
+    if (controller === null || !controller.isLeader()) {
+      throw new DbError("NOT_LEADER", "this broker no longer coordinates groups");
+    }
+    const command: ControllerCommand = {
+      type: "commitOffsets",
+      origin: this.incarnation,
+      groupId,
+      topics,
+    };
+    await controller.propose(Buffer.from(encoder.encode(JSON.stringify(command))));
+  }
+
+  private async applyOffsets(command: ControllerCommand & { type: "commitOffsets" }) {
+    // The coordinator stored its own commits before proposing them; applying them again
+    // could move a newer commit back. After a restart (a new incarnation) it applies all.
+    if (command.origin === this.incarnation || this.offsetsSink === null) return;
+    const topics = command.topics.map((t) => ({
+      name: t.name,
+      partitions: t.partitions.map((p) => ({ ...p, committedOffset: BigInt(p.committedOffset) })),
+    }));
+    try {
+      await this.offsetsSink.storeOffsets(command.groupId, topics);
+    } catch (error) {
+      // A local limit (groupsMax) must not stop the controller group.
+      this.logger.warn("replicated offsets not stored", { groupId: command.groupId, error });
+    }
+  }
+
   private async applyController(entry: Entry): Promise<void> {
     const command = JSON.parse(decoder.decode(entry.data)) as ControllerCommand;
     if (command.type === "registerBroker") {
       this.brokers.set(command.id, { host: command.host, port: command.port });
       return;
     }
+    if (command.type === "commitOffsets") return this.applyOffsets(command);
     const name = command.definition.name;
     if (this.assignments.has(name)) return;
     this.assignments.set(name, command.replicas);
