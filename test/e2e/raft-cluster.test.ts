@@ -9,8 +9,8 @@
 // time, recording each acknowledgement and the partition it landed on. The test SIGKILLs
 // partition 0's leader, measures the time to the next acknowledged produce, restarts it;
 // cuts partition 0's (new) leader off from the other brokers' Raft traffic for a few
-// seconds (clients still reach it) and checks that it refuses ListOffsets(latest) rather
-// than answer from its stale state, heals; then SIGKILLs and restarts each broker in turn. Then a consumer group reads the topic from
+// seconds (clients still reach it) and checks that it refuses ListOffsets(latest) and Fetch
+// rather than answer from its stale state, heals; then SIGKILLs and restarts each broker in turn. Then a consumer group reads the topic from
 // the beginning, the brokers stop, and each broker's partition logs are read from disk.
 // LOGKV_LONG=1 runs more restart rounds.
 import { test } from "node:test";
@@ -131,6 +131,31 @@ async function latestOffset(address: string): Promise<{ errorCode: number; offse
       topics: [{ name: TOPIC, partitions: [{ partitionIndex: 0, timestamp: -1n }] }],
     });
     return response.topics[0]!.partitions[0]!;
+  } finally {
+    client.close();
+  }
+}
+
+/** Fetch v4 of partition 0 from offset 0 over a raw connection; the partition's error code. */
+async function fetchErrorCode(address: string): Promise<number> {
+  const client = await RawKafkaClient.connect(address);
+  try {
+    const response = await client.request<{
+      responses: { partitions: { errorCode: number }[] }[];
+    }>(1, 4, {
+      replicaId: -1,
+      maxWaitMs: 0,
+      minBytes: 1,
+      maxBytes: 1024 * 1024,
+      isolationLevel: 0,
+      topics: [
+        {
+          topic: TOPIC,
+          partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 1024 * 1024 }],
+        },
+      ],
+    });
+    return response.responses[0]!.partitions[0]!.errorCode;
   } finally {
     client.close();
   }
@@ -261,6 +286,7 @@ test("acks=-1 idempotent produce loses nothing across leader SIGKILL and rolling
   // Asked at once, while the cut-off broker still believes it leads: it must not answer
   // with its (soon stale) latest offset; the read-index barrier fails once it steps down.
   const staleRead = latestOffset(cluster.broker(cutOff).address);
+  const staleFetch = fetchErrorCode(cluster.broker(cutOff).address);
   const cutFailoverMs = await workload.nextAckAfter(cutAt, 0);
   const stale = await staleRead;
   assert.equal(
@@ -268,6 +294,7 @@ test("acks=-1 idempotent produce loses nothing across leader SIGKILL and rolling
     6,
     `deposed leader answered ListOffsets: code ${stale.errorCode}, offset ${stale.offset}`,
   );
+  assert.equal(await staleFetch, 6, "deposed leader answered Fetch");
   t.diagnostic(`cut off leader ${cutOff}; next acknowledged produce after ${cutFailoverMs} ms`);
   await sleep(2500);
   cluster.healAll();
