@@ -11,6 +11,8 @@
 import { parseArgs } from "node:util";
 import { KafkaBroker } from "./broker/broker.js";
 import { type BrokerConfig, defaultBrokerConfig } from "./broker/config.js";
+import type { RaftClusterConfig } from "./broker/cluster/cluster.js";
+import { parsePeers } from "./broker/raft/transport.js";
 import { DbError } from "./shared/errors.js";
 import { Materializer } from "../materializer/materializer.js";
 import { serveMetrics, type MetricsServer } from "./shared/metrics-server.js";
@@ -69,6 +71,10 @@ broker options:
   --retention-check-interval-ms N        how often retention runs (default 300000)
   --group-commit-delay-ms N              wait for more producers before an fsync while
                                          several are writing (default 5; 0 = off)
+  --peers ID@HOST:PORT,...        run as a Raft cluster member: every broker's id and Raft
+                                  address, this one included (omit: single node)
+  --raft-listen HOST:PORT         this broker's Raft address (default: its entry in --peers)
+  --raft-tick-ms N                Raft tick (default 25; elections after 12-24 ticks)
 `;
 
 function splitHostPort(value: string, flag: string): { host: string; port: number } {
@@ -110,6 +116,9 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
       "group-initial-rebalance-delay-ms": { type: "string" },
       "retention-check-interval-ms": { type: "string" },
       "group-commit-delay-ms": { type: "string" },
+      peers: { type: "string" },
+      "raft-listen": { type: "string" },
+      "raft-tick-ms": { type: "string" },
     },
   });
   const config = defaultBrokerConfig();
@@ -154,7 +163,36 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
   if (retentionEvery !== undefined) {
     config.retentionCheckIntervalMs = parseIntFlag(retentionEvery, "--retention-check-interval-ms");
   }
+  if (values.peers !== undefined) config.raft = raftConfigFromArgs(config.nodeId, values);
   return config;
+}
+
+function raftConfigFromArgs(
+  nodeId: number,
+  values: { peers?: string; "raft-listen"?: string; "raft-tick-ms"?: string },
+): RaftClusterConfig {
+  let peers;
+  try {
+    peers = parsePeers(values.peers ?? "");
+  } catch (error) {
+    throw new DbError("INVALID_CONFIG", `--peers: ${(error as Error).message}`);
+  }
+  const self = peers.find((p) => p.id === nodeId);
+  const listen =
+    values["raft-listen"] !== undefined
+      ? splitHostPort(values["raft-listen"], "--raft-listen")
+      : self;
+  if (listen === undefined) {
+    throw new DbError("INVALID_CONFIG", `--peers does not name this broker (--node-id ${nodeId})`);
+  }
+  const tick = values["raft-tick-ms"];
+  return {
+    listenHost: listen.host,
+    listenPort: listen.port,
+    peers,
+    tickMs: tick === undefined ? 25 : parseIntFlag(tick, "--raft-tick-ms"),
+    replicationFactor: 3,
+  };
 }
 
 async function runBroker(args: string[], embedded: boolean): Promise<void> {

@@ -6,12 +6,14 @@
 // Lifecycle: start() opens storage (running recovery), then starts listening; stop() stops
 // accepting, closes connections, then flushes and closes storage, so a clean stop leaves
 // nothing for the next start to recover.
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { systemClock } from "../shared/clock.js";
 import { Semaphore } from "../shared/semaphore.js";
 import { serveMetrics, type MetricsServer } from "../shared/metrics-server.js";
 import type { Logger } from "../shared/log.js";
 import { BrokerProbe } from "./broker-probe.js";
+import { BrokerCluster } from "./cluster/cluster.js";
 import { type BrokerConfig, validateBrokerConfig } from "./config.js";
 import { GroupCoordinator } from "./coordinator/group-coordinator.js";
 import { FileOffsetStore } from "./coordinator/offset-store.js";
@@ -93,7 +95,14 @@ export class KafkaBroker {
   static async start(config: BrokerConfig, logger: Logger): Promise<KafkaBroker> {
     validateBrokerConfig(config);
     const probe = new BrokerProbe({ defaultMetrics: true });
-    const topics = new TopicManager(config, logger.child("topics"), {
+    if (config.raft !== undefined) {
+      // Clustered: the Raft logs are the durable truth and topic folders are rebuilt from
+      // them at start (cluster/cluster.ts), so partition logs need no fsync of their own.
+      await rm(join(config.dataDir, "topics"), { recursive: true, force: true });
+    }
+    const topicsConfig: BrokerConfig =
+      config.raft === undefined ? config : { ...config, logFlush: "never" };
+    const topics = new TopicManager(topicsConfig, logger.child("topics"), {
       onFsync: (seconds) => probe.fsynced(seconds),
       onOffsets: (topic, partition, logEnd, hw) =>
         probe.offsetsChanged(topic, partition, logEnd, hw),
@@ -114,7 +123,12 @@ export class KafkaBroker {
       maxSessionTimeoutMs: config.groupMaxSessionTimeoutMs,
     });
     await groups.load();
-    const producerIds = await ProducerIdManager.open(config.dataDir);
+    // Clustered brokers hand out disjoint producer id ranges: any broker may serve
+    // InitProducerId, and ids must be unique cluster-wide.
+    const producerIds = await ProducerIdManager.open(
+      config.dataDir,
+      config.raft === undefined ? 0n : BigInt(config.nodeId) * 1_000_000_000n,
+    );
     const txnStore = await FileTransactionStore.open(
       join(config.dataDir, "transactions"),
       logger.child("transactions"),
@@ -132,7 +146,22 @@ export class KafkaBroker {
     });
     await abortHangingTransactions(topics, transactions, logger);
     let broker: KafkaBroker | null = null;
+    let cluster: BrokerCluster | undefined;
+    if (config.raft !== undefined) {
+      cluster = new BrokerCluster(
+        config,
+        config.raft,
+        topics,
+        logger.child("cluster"),
+        probe.registry,
+      );
+      topics.replicateWith(cluster);
+    }
+    cluster?.useOffsetsSink({
+      storeOffsets: (groupId, topics) => groups.commitTransactionalOffsets(groupId, topics),
+    });
     const context: BrokerContext = {
+      cluster,
       config,
       topics,
       groups,
@@ -162,6 +191,7 @@ export class KafkaBroker {
     });
     broker = new KafkaBroker(config, context, offsetStore, txnStore, server);
     await broker.listen();
+    await cluster?.start(context.advertised());
     return broker;
   }
 
@@ -208,6 +238,7 @@ export class KafkaBroker {
   async stop(): Promise<void> {
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
     await this.server.close();
+    await this.context.cluster?.close();
     await this.context.transactions.close();
     this.context.groups.close();
     await this.offsetStore.close();

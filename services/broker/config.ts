@@ -2,6 +2,7 @@
 // once at startup (ER Config.validate). Topic-level settings mirror Kafka's topic configs so
 // DescribeConfigs / AlterConfigs speak the names Kafka tools expect.
 import { DbError } from "../shared/errors.js";
+import type { RaftClusterConfig } from "./cluster/cluster.js";
 import { type BrokerLimits, defaultBrokerLimits, validateBrokerLimits } from "./limits.js";
 
 export interface BrokerConfig {
@@ -35,6 +36,8 @@ export interface BrokerConfig {
   transactionAbortCheckIntervalMs: number;
   topicDefaults: TopicConfig;
   limits: BrokerLimits;
+  /** Set (by --peers) to run as a member of a Raft-replicated cluster; unset: single node. */
+  raft?: RaftClusterConfig;
 }
 
 export interface TopicConfig {
@@ -131,8 +134,17 @@ export function validateBrokerConfig(config: BrokerConfig): void {
   ) {
     fail(`default partitions must be 1..${config.limits.partitionsPerTopicMax}`);
   }
-  if (config.defaultReplicationFactor !== 1) {
+  if (config.raft === undefined && config.defaultReplicationFactor !== 1) {
     fail("a single broker supports replication factor 1 only");
+  }
+  if (config.raft !== undefined) {
+    const ids = config.raft.peers.map((p) => p.id);
+    if (!ids.includes(config.nodeId)) fail(`--peers does not name this broker (${config.nodeId})`);
+    if (new Set(ids).size !== ids.length) fail("--peers names a broker twice");
+    if (ids.some((id) => !Number.isInteger(id) || id < 1 || id > 1_000_000)) {
+      fail("broker ids in --peers must be 1..1000000");
+    }
+    if (!(config.raft.tickMs >= 1)) fail("raft tick must be >= 1 ms");
   }
   if (config.groupMinSessionTimeoutMs > config.groupMaxSessionTimeoutMs) {
     fail("group min session timeout exceeds max");

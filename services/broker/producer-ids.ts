@@ -12,12 +12,16 @@ export class ProducerIdManager {
   private blockEnd = 0n;
   private reserving: Promise<void> | null = null;
 
-  private constructor(private readonly dir: string) {}
+  private constructor(
+    private readonly dir: string,
+    private readonly base: bigint,
+  ) {}
 
-  static async open(dataDir: string): Promise<ProducerIdManager> {
+  /** `base` offsets every id handed out (clustered brokers each get their own range). */
+  static async open(dataDir: string, base = 0n): Promise<ProducerIdManager> {
     const dir = join(dataDir, "meta");
     await mkdir(dir, { recursive: true });
-    const manager = new ProducerIdManager(dir);
+    const manager = new ProducerIdManager(dir, base);
     try {
       const saved = JSON.parse(await readFile(join(dir, "producer-ids.json"), "utf8")) as {
         blockEnd: string;
@@ -35,7 +39,7 @@ export class ProducerIdManager {
       this.reserving ??= this.reserveBlock().finally(() => (this.reserving = null));
       await this.reserving;
     }
-    return this.next++;
+    return this.base + this.next++;
   }
 
   private async reserveBlock(): Promise<void> {

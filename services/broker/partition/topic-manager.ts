@@ -80,10 +80,20 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Where topic creation goes in a cluster: through the controller group, not straight here. */
+export interface ReplicatedTopicCreator {
+  createTopic(
+    name: string,
+    partitions: number,
+    configs: TopicDefinition["configs"],
+  ): Promise<Topic>;
+}
+
 export class TopicManager {
   private readonly topics = new Map<string, Topic>();
   private readonly pending = new Map<string, Promise<unknown>>();
   private readonly topicsDir: string;
+  private creator: ReplicatedTopicCreator | null = null;
 
   constructor(
     private readonly config: BrokerConfig,
@@ -115,6 +125,31 @@ export class TopicManager {
       await this.openTopic(definition);
     }
     this.logger.info("topics loaded", { topics: this.topics.size });
+  }
+
+  /**
+   * Clustered brokers: creation goes through `creator` (the controller group), which calls
+   * createLocal() on every broker as it applies the topic; changes that are not replicated
+   * yet (delete, add partitions, alter configs) are refused rather than let replicas differ.
+   */
+  replicateWith(creator: ReplicatedTopicCreator): void {
+    this.creator = creator;
+  }
+
+  /** Creates a topic from a definition the controller group committed; idempotent. */
+  async createLocal(definition: TopicDefinition): Promise<Topic> {
+    const existing = this.topics.get(definition.name);
+    if (existing !== undefined) return existing;
+    const dir = join(this.topicsDir, definition.name);
+    await mkdir(dir, { recursive: true });
+    await writeFileAtomic(dir, "topic.json", JSON.stringify(definition, null, 2));
+    return this.openTopic(definition);
+  }
+
+  private refuseIfReplicated(what: string): void {
+    if (this.creator !== null) {
+      throw new DbError("INVALID_ARGUMENT", `${what} is not supported on a clustered broker yet`);
+    }
   }
 
   get(name: string): Topic | undefined {
@@ -157,7 +192,10 @@ export class TopicManager {
     configs: TopicDefinition["configs"] = {},
   ): Promise<Topic> {
     this.validateCreate(name, partitions, configs);
-    const work = this.createNow(name, partitions, configs);
+    const work =
+      this.creator === null
+        ? this.createNow(name, partitions, configs)
+        : this.creator.createTopic(name, partitions, configs);
     this.pending.set(name, work);
     try {
       return await work;
@@ -229,6 +267,7 @@ export class TopicManager {
   }
 
   async addPartitions(name: string, total: number, validateOnly: boolean): Promise<void> {
+    this.refuseIfReplicated("adding partitions");
     const topic = this.topics.get(name);
     if (topic === undefined) throw new DbError("NOT_FOUND", `unknown topic '${name}'`);
     const current = topic.definition.partitions;
@@ -254,6 +293,7 @@ export class TopicManager {
   }
 
   async alterConfigs(name: string, configs: TopicDefinition["configs"], validateOnly: boolean) {
+    this.refuseIfReplicated("altering topic configs");
     const topic = this.topics.get(name);
     if (topic === undefined) throw new DbError("NOT_FOUND", `unknown topic '${name}'`);
     const config = this.effectiveConfig(configs);
@@ -267,6 +307,7 @@ export class TopicManager {
   }
 
   async delete(name: string): Promise<void> {
+    this.refuseIfReplicated("deleting topics");
     const topic = this.topics.get(name);
     if (topic === undefined) throw new DbError("NOT_FOUND", `unknown topic '${name}'`);
     this.topics.delete(name);

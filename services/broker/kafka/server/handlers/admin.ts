@@ -60,15 +60,14 @@ async function createOne(
       }
       partitions = topic.assignments.length;
     }
-    const replication =
-      topic.replicationFactor === -1
-        ? broker.config.defaultReplicationFactor
-        : topic.replicationFactor;
-    if (replication !== 1) {
+    // Single node: 1. Clustered: the factor the cluster gives every topic, min(3, brokers).
+    const factor =
+      broker.cluster === undefined ? 1 : Math.min(3, broker.cluster.brokerList().length);
+    if (topic.replicationFactor !== -1 && topic.replicationFactor !== factor) {
       return {
         ...result,
         errorCode: KafkaErrorCode.INVALID_REPLICATION_FACTOR,
-        errorMessage: `replication factor ${replication} > 1 available broker`,
+        errorMessage: `replication factor ${topic.replicationFactor}: this cluster gives ${factor}`,
       };
     }
     const configs = configOverrides(topic.configs);
@@ -290,11 +289,15 @@ export async function handleDeleteRecords(
     const partitions = [];
     for (const p of t.partitions) {
       const partition = topic?.partitions[p.partitionIndex];
-      if (partition === undefined) {
+      if (partition === undefined || broker.cluster !== undefined) {
+        // Clustered: deleting records is not replicated yet, so it is refused.
         partitions.push({
           partitionIndex: p.partitionIndex,
           lowWatermark: -1n,
-          errorCode: KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+          errorCode:
+            partition === undefined
+              ? KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+              : KafkaErrorCode.POLICY_VIOLATION,
         });
         continue;
       }

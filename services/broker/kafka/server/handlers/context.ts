@@ -6,6 +6,7 @@ import { DbError } from "../../../../shared/errors.js";
 import type { Semaphore } from "../../../../shared/semaphore.js";
 import type { Logger } from "../../../../shared/log.js";
 import type { BrokerProbe } from "../../../broker-probe.js";
+import type { BrokerCluster } from "../../../cluster/cluster.js";
 import type { BrokerConfig } from "../../../config.js";
 import type { GroupCoordinator } from "../../../coordinator/group-coordinator.js";
 import type { TopicManager } from "../../../partition/topic-manager.js";
@@ -23,6 +24,8 @@ export interface BrokerContext {
   logger: Logger;
   /** Bounds how many compressed batches are decompressed at once (see limits.ts). */
   decompressions: Semaphore;
+  /** Set when the broker is a member of a Raft cluster (see cluster/cluster.ts). */
+  cluster?: BrokerCluster;
   /** The host and port clients are told to connect to. */
   advertised(): { host: string; port: number };
 }

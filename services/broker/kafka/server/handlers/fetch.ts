@@ -10,6 +10,8 @@
 // returned batches, which clients use to drop aborted records; every response reports the
 // last stable offset. Fetch sessions (KIP-227) are declined by
 // answering session id 0; every fetch is a full fetch, which Kafka clients accept.
+// Clustered: only a partition's Raft leader serves it (others answer NOT_LEADER_OR_FOLLOWER),
+// and only after a read-index barrier, so a deposed leader cannot serve a stale view.
 import type { RequestContext } from "../connection.js";
 import { KafkaErrorCode } from "../../protocol/error-codes.js";
 import type { FetchRequest, FetchResponse } from "../../protocol/generated/types.js";
@@ -63,6 +65,7 @@ async function readPartition(
   fetchOffset: bigint,
   partitionMaxBytes: number,
   state: FetchState,
+  refusal: number | undefined,
 ): Promise<PartitionData> {
   const data: PartitionData = {
     partitionIndex: index,
@@ -78,6 +81,10 @@ async function readPartition(
   };
   if (partition === undefined) {
     data.errorCode = KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+    return data;
+  }
+  if (refusal !== undefined) {
+    data.errorCode = refusal;
     return data;
   }
   const highWatermark = partition.highWatermark;
@@ -115,6 +122,7 @@ async function readAll(
   broker: BrokerContext,
   request: FetchRequest,
   bytesMax: number,
+  refusals: Map<string, number>,
 ): Promise<{ responses: FetchResponse["responses"]; bytes: number; monitors: OffsetMonitor[] }> {
   const state: FetchState = { bytes: 0, bytesMax, readCommitted: request.isolationLevel === 1 };
   const monitors: OffsetMonitor[] = [];
@@ -133,12 +141,37 @@ async function readAll(
         p.fetchOffset,
         p.partitionMaxBytes,
         state,
+        refusals.get(`${p.partition}/${name}`),
       );
       partitions.push(data);
     }
     responses.push({ topic: name, partitions });
   }
   return { responses, bytes: state.bytes, monitors };
+}
+
+/**
+ * Clustered: passes each requested partition's read barrier; returns the error code of each
+ * partition this broker may not serve, keyed "partition/topic".
+ */
+export async function clusterRefusals(
+  broker: BrokerContext,
+  wanted: { topic: string; partition: number }[],
+): Promise<Map<string, number>> {
+  const refusals = new Map<string, number>();
+  const cluster = broker.cluster;
+  if (cluster === undefined) return refusals;
+  await Promise.all(
+    wanted.map(async ({ topic, partition }) => {
+      if (broker.topics.get(topic)?.partitions[partition] === undefined) return;
+      try {
+        await cluster.readBarrier(topic, partition);
+      } catch (error) {
+        refusals.set(`${partition}/${topic}`, kafkaErrorCodeOf(error));
+      }
+    }),
+  );
+  return refusals;
 }
 
 /** The response, counted once in the metrics (long-polls may read several times). */
@@ -167,8 +200,12 @@ export async function handleFetch(
   );
   const waitMs = Math.max(0, Math.min(request.maxWaitMs, limits.fetchWaitMsMax));
   const deadline = Date.now() + waitMs;
+  const refusals = await clusterRefusals(
+    broker,
+    request.topics.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic ?? "", ...p }))),
+  );
   for (;;) {
-    const result = await readAll(broker, request, bytesMax);
+    const result = await readAll(broker, request, bytesMax, refusals);
     const anyError = result.responses.some((t) => t.partitions.some((p) => p.errorCode !== 0));
     const remainingMs = deadline - Date.now();
     if (result.bytes >= Math.max(1, request.minBytes) || anyError || remainingMs <= 0) {
@@ -177,7 +214,7 @@ export async function handleFetch(
     const advanced = await waitForAnyAdvance(result.monitors, remainingMs, context.signal);
     if (!advanced) {
       // Timed out, aborted or nothing to wait on: one last read, then answer.
-      const last = await readAll(broker, request, bytesMax);
+      const last = await readAll(broker, request, bytesMax, refusals);
       return answer(broker, last.responses);
     }
   }

@@ -28,6 +28,22 @@ export function handleFindCoordinator(
       port: -1,
     };
   }
+  if (broker.cluster !== undefined) {
+    // Clustered: the controller's leader coordinates every group (group state and committed
+    // offsets are not replicated yet; see raft/README.md).
+    const coordinator = broker.cluster.coordinator();
+    if (coordinator === null) {
+      return {
+        throttleTimeMs: 0,
+        errorCode: KafkaErrorCode.COORDINATOR_NOT_AVAILABLE,
+        errorMessage: "no controller leader yet",
+        nodeId: -1,
+        host: "",
+        port: -1,
+      };
+    }
+    return { throttleTimeMs: 0, errorCode: 0, errorMessage: null, ...coordinator };
+  }
   return {
     throttleTimeMs: 0,
     errorCode: 0,
@@ -154,7 +170,50 @@ export async function handleOffsetCommit(
       })),
     })),
   });
+  if (broker.cluster !== undefined) await replicateCommitted(broker, request, result.topics);
   return { throttleTimeMs: 0, topics: result.topics };
+}
+
+/**
+ * Clustered: the offsets this coordinator accepted are acknowledged only once the controller
+ * group committed them, so the next coordinator has them; if that fails they are answered
+ * NOT_COORDINATOR and the client retries at the new coordinator.
+ */
+async function replicateCommitted(
+  broker: BrokerContext,
+  request: T.OffsetCommitRequest,
+  results: { name: string; partitions: { partitionIndex: number; errorCode: number }[] }[],
+): Promise<void> {
+  const accepted = (name: string, index: number): boolean =>
+    results.some(
+      (t) =>
+        t.name === name &&
+        t.partitions.some((p) => p.partitionIndex === index && p.errorCode === 0),
+    );
+  const topics = request.topics
+    .map((t) => ({
+      name: t.name,
+      partitions: t.partitions
+        .filter((p) => accepted(t.name, p.partitionIndex))
+        .map((p) => ({
+          partitionIndex: p.partitionIndex,
+          committedOffset: p.committedOffset.toString(),
+          committedLeaderEpoch: p.committedLeaderEpoch ?? -1,
+          committedMetadata: p.committedMetadata,
+        })),
+    }))
+    .filter((t) => t.partitions.length > 0);
+  if (topics.length === 0) return;
+  try {
+    await broker.cluster!.replicateOffsets(request.groupId, topics);
+  } catch (error) {
+    broker.logger.warn("offset commit not replicated", { groupId: request.groupId, error });
+    for (const t of results) {
+      for (const p of t.partitions) {
+        if (p.errorCode === 0) p.errorCode = KafkaErrorCode.NOT_COORDINATOR;
+      }
+    }
+  }
 }
 
 export async function handleOffsetFetch(

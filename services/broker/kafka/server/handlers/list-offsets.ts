@@ -1,12 +1,15 @@
 // ListOffsets (key 2), v1..3. Timestamp -1 asks for the latest offset (the high watermark,
 // or with isolation level 1, READ_COMMITTED from v2, the last stable offset), -2 for the
 // earliest (log start offset); any other value finds the first offset whose batch
-// timestamp is at or after it, or -1 when there is none.
+// timestamp is at or after it, or -1 when there is none. Clustered: only the partition's
+// Raft leader answers, after a read-index barrier (fetch.ts clusterRefusals), so a deposed
+// leader never reports a stale latest offset.
 import type { RequestContext } from "../connection.js";
 import { KafkaErrorCode } from "../../protocol/error-codes.js";
 import type { ListOffsetsRequest, ListOffsetsResponse } from "../../protocol/generated/types.js";
 import type { Partition } from "../../../partition/partition.js";
 import { type BrokerContext, kafkaErrorCodeOf } from "./context.js";
+import { clusterRefusals } from "./fetch.js";
 
 type PartitionResponse = ListOffsetsResponse["topics"][number]["partitions"][number];
 
@@ -18,6 +21,7 @@ async function offsetFor(
   index: number,
   timestamp: bigint,
   readCommitted: boolean,
+  refusal: number | undefined,
 ): Promise<PartitionResponse> {
   const answer = (errorCode: number, offset: bigint, at: bigint): PartitionResponse => ({
     partitionIndex: index,
@@ -28,6 +32,7 @@ async function offsetFor(
     oldStyleOffsets: [],
   });
   if (partition === undefined) return answer(KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1n, -1n);
+  if (refusal !== undefined) return answer(refusal, -1n, -1n);
   if (timestamp === LATEST) {
     return answer(0, readCommitted ? partition.lastStableOffset : partition.highWatermark, -1n);
   }
@@ -49,6 +54,12 @@ export async function handleListOffsets(
   _context: RequestContext,
   request: ListOffsetsRequest,
 ): Promise<ListOffsetsResponse> {
+  const refusals = await clusterRefusals(
+    broker,
+    request.topics.flatMap((t) =>
+      t.partitions.map((p) => ({ topic: t.name, partition: p.partitionIndex })),
+    ),
+  );
   const topics = await Promise.all(
     request.topics.map(async (t) => {
       const topic = broker.topics.get(t.name);
@@ -59,6 +70,7 @@ export async function handleListOffsets(
             p.partitionIndex,
             p.timestamp,
             request.isolationLevel === 1,
+            refusals.get(`${p.partitionIndex}/${t.name}`),
           ),
         ),
       );

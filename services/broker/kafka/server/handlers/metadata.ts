@@ -2,6 +2,11 @@
 // this broker. Auto-creation follows Kafka: requested topics that do not exist are created
 // when the broker allows it and (v4+) the request does too; the new topic is returned with
 // its leader at once, so clients need no retry (redpanda#411).
+// Clustered: brokers are those registered with the controller group; each partition reports
+// its assigned replicas, its Raft leader as this broker knows it (while it knows none, a
+// hint: another replica, see BrokerCluster.leaderHint; LEADER_NOT_AVAILABLE only when this
+// broker hosts no replica), the Raft term as the leader epoch, and as ISR the replicas the
+// leader knows hold every committed entry.
 import type { RequestContext } from "../connection.js";
 import { KafkaErrorCode } from "../../protocol/error-codes.js";
 import type { MetadataRequest, MetadataResponse } from "../../protocol/generated/types.js";
@@ -11,7 +16,26 @@ import { type BrokerContext, kafkaErrorCodeOf } from "./context.js";
 
 type TopicEntry = MetadataResponse["topics"][number];
 
+function describeClusteredTopic(broker: BrokerContext, topic: Topic): TopicEntry {
+  const cluster = broker.cluster!;
+  const partitions: TopicEntry["partitions"] = [];
+  for (let index = 0; index < topic.definition.partitions; index++) {
+    const view = cluster.partitionView(topic.definition.name, index);
+    partitions.push({
+      errorCode: view.leader === null ? KafkaErrorCode.LEADER_NOT_AVAILABLE : 0,
+      partitionIndex: index,
+      leaderId: view.leader ?? -1,
+      leaderEpoch: view.leaderEpoch,
+      replicaNodes: view.replicas,
+      isrNodes: view.isr,
+      offlineReplicas: [],
+    });
+  }
+  return { errorCode: 0, name: topic.definition.name, isInternal: false, partitions };
+}
+
 function describeTopic(broker: BrokerContext, topic: Topic): TopicEntry {
+  if (broker.cluster !== undefined) return describeClusteredTopic(broker, topic);
   const nodeId = broker.config.nodeId;
   return {
     errorCode: 0,
@@ -68,6 +92,17 @@ export async function handleMetadata(
   } else {
     const names = [...new Set((request.topics ?? []).map((t) => t.name ?? ""))];
     topics = await Promise.all(names.map((name) => lookUp(broker, name, autoCreate)));
+  }
+  if (broker.cluster !== undefined) {
+    const known = broker.cluster.brokerList().map((b) => ({ ...b, rack: null }));
+    const self = { nodeId: broker.config.nodeId, host, port, rack: null };
+    return {
+      throttleTimeMs: 0,
+      brokers: known.some((b) => b.nodeId === self.nodeId) ? known : [...known, self],
+      clusterId: broker.config.clusterId,
+      controllerId: broker.cluster.controllerId(),
+      topics,
+    };
   }
   return {
     throttleTimeMs: 0,

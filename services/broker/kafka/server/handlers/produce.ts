@@ -10,6 +10,12 @@
 // acks=-1 waits until the batch is durable (fsync, shared by concurrent producers); acks=1
 // answers once written; acks=0 sends no response at all.
 //
+// Clustered (cluster/cluster.ts): only the partition's Raft leader accepts a produce, and
+// every acks value is answered only once the batch is committed by a majority and applied,
+// because the offsets are decided when the entry is applied; followers answer
+// NOT_LEADER_OR_FOLLOWER. The entry is proposed within the append turn, so Raft keeps the
+// arrival order, and awaited after it, so proposals still pipeline.
+//
 // Order: appends to one partition happen in the order the requests arrived, as in Kafka,
 // although validation (decompression) runs concurrently. Without that, a client pipelining
 // a large compressed batch and then a small one (librdkafka and the Java client keep up to
@@ -66,6 +72,11 @@ interface PartitionResult {
   durable: Promise<void>;
 }
 
+/** A clustered append, proposed in its turn and awaited after it. */
+interface Replicating {
+  replicated: Promise<PartitionResult>;
+}
+
 function failed(index: number, errorCode: number, errorMessage: string | null): PartitionResult {
   return {
     response: {
@@ -83,16 +94,54 @@ function failed(index: number, errorCode: number, errorMessage: string | null): 
 
 async function produceToPartition(
   broker: BrokerContext,
-  target: { topicName: string; index: number; transactionalId: string | null },
+  target: { topicName: string; index: number; transactionalId: string | null; timeoutMs: number },
   records: Buffer | null,
 ): Promise<PartitionResult> {
   const { topicName, index } = target;
   const turn = takeAppendTurn(broker, topicName, index);
+  let result: PartitionResult | Replicating;
   try {
-    return await validateAndAppend(broker, target, records, turn.ready);
+    result = await validateAndAppend(broker, target, records, turn.ready);
   } finally {
     turn.done();
   }
+  return "replicated" in result ? result.replicated : result;
+}
+
+async function replicate(
+  broker: BrokerContext,
+  target: { topicName: string; index: number; timeoutMs: number },
+  batch: { header: { recordCount: number }; buffer: Buffer },
+  logAppendTime: boolean,
+): Promise<PartitionResult> {
+  const cluster = broker.cluster!;
+  const { topicName, index } = target;
+  let outcome;
+  try {
+    outcome = await cluster.produce(
+      { topic: topicName, index },
+      batch.buffer,
+      logAppendTime,
+      target.timeoutMs,
+    );
+  } catch (error) {
+    return failed(index, kafkaErrorCodeOf(error), errorMessageOf(error));
+  }
+  if (outcome.errorCode !== 0) return failed(index, outcome.errorCode, null);
+  if (outcome.duplicate) broker.probe.duplicateBatch(topicName);
+  else broker.probe.appended(topicName, batch.header.recordCount, batch.buffer.length);
+  return {
+    response: {
+      index,
+      errorCode: 0,
+      baseOffset: outcome.baseOffset,
+      logAppendTimeMs: outcome.logAppendTimeMs,
+      logStartOffset: outcome.logStartOffset,
+      recordErrors: [],
+      errorMessage: null,
+    },
+    durable: Promise.resolve(),
+  };
 }
 
 /**
@@ -126,10 +175,10 @@ async function validate(broker: BrokerContext, records: Buffer, messageBytesMax:
 
 async function validateAndAppend(
   broker: BrokerContext,
-  target: { topicName: string; index: number; transactionalId: string | null },
+  target: { topicName: string; index: number; transactionalId: string | null; timeoutMs: number },
   records: Buffer | null,
   turn: Promise<void>,
-): Promise<PartitionResult> {
+): Promise<PartitionResult | Replicating> {
   const { topicName, index } = target;
   if (topicNameError(topicName, broker.config.limits.topicNameLengthMax) !== null) {
     return failed(index, KafkaErrorCode.INVALID_TOPIC_EXCEPTION, "invalid topic name");
@@ -170,6 +219,13 @@ async function validateAndAppend(
       },
     );
   await turn;
+  if (broker.cluster !== undefined) {
+    if (target.transactionalId !== null) {
+      return failed(index, KafkaErrorCode.INVALID_TXN_STATE, "no transactions on a cluster yet");
+    }
+    const logAppendTime = topic.config["message.timestamp.type"] === "LogAppendTime";
+    return { replicated: replicate(broker, target, batch, logAppendTime) };
+  }
   let outcome;
   try {
     outcome = partition.produce(
@@ -240,6 +296,7 @@ export async function handleProduce(
                   topicName: topic.name,
                   index: data.index,
                   transactionalId: request.transactionalId ?? null,
+                  timeoutMs: request.timeoutMs,
                 },
                 data.records,
               ),

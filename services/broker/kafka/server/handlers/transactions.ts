@@ -46,6 +46,15 @@ export async function handleInitProducerId(
     const producerId = await broker.producerIds.allocate();
     return { throttleTimeMs: 0, errorCode: 0, producerId, producerEpoch: 0 };
   }
+  if (broker.cluster !== undefined) {
+    // Transactions would write markers outside Raft; refused until they are replicated.
+    return {
+      throttleTimeMs: 0,
+      errorCode: KafkaErrorCode.INVALID_REQUEST,
+      producerId: -1n,
+      producerEpoch: -1,
+    };
+  }
   const transactionalId = request.transactionalId;
   let result = { errorCode: 0, producerId: -1n, producerEpoch: -1 };
   const errorCode = await step(broker, "InitProducerId", async () => {

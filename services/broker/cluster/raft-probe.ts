@@ -1,0 +1,70 @@
+// The Raft metrics of a clustered broker, behind event methods so only probes import
+// prom-client (STYLE.md §6). They register in the broker's own registry, so /metrics serves
+// them beside the broker's.
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+export class RaftProbe {
+  private readonly term: Gauge<"group">;
+  private readonly isLeader: Gauge<"group">;
+  private readonly leaderChanges: Counter<"group">;
+  private readonly commitSeconds: Histogram<"group">;
+  private readonly followerLag: Gauge<"group" | "follower">;
+  private readonly electionSeconds: Histogram<"group">;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.term = new Gauge({
+      name: "logkv_raft_term",
+      help: "Current Raft term, by group",
+      labelNames: ["group"],
+      registers,
+    });
+    this.isLeader = new Gauge({
+      name: "logkv_raft_leader",
+      help: "1 when this broker leads the group",
+      labelNames: ["group"],
+      registers,
+    });
+    this.leaderChanges = new Counter({
+      name: "logkv_raft_leader_changes_total",
+      help: "Leader changes seen by this broker, by group",
+      labelNames: ["group"],
+      registers,
+    });
+    this.commitSeconds = new Histogram({
+      name: "logkv_raft_commit_latency_seconds",
+      help: "From proposal to applied on the leader",
+      labelNames: ["group"],
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.followerLag = new Gauge({
+      name: "logkv_raft_follower_lag_entries",
+      help: "Entries a follower is behind the leader's last index (on the leader)",
+      labelNames: ["group", "follower"],
+      registers,
+    });
+    this.electionSeconds = new Histogram({
+      name: "logkv_raft_election_seconds",
+      help: "From losing a leader to knowing the next one",
+      labelNames: ["group"],
+      buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10],
+      registers,
+    });
+  }
+
+  leaderChanged(group: string, term: number, leading: boolean, electionSeconds: number | null) {
+    this.term.set({ group }, term);
+    this.isLeader.set({ group }, leading ? 1 : 0);
+    this.leaderChanges.inc({ group });
+    if (electionSeconds !== null) this.electionSeconds.observe({ group }, electionSeconds);
+  }
+
+  committed(group: string, seconds: number): void {
+    this.commitSeconds.observe({ group }, seconds);
+  }
+
+  followerBehind(group: string, follower: number, entries: number): void {
+    this.followerLag.set({ group, follower: String(follower) }, entries);
+  }
+}

@@ -1,0 +1,347 @@
+// RaftGroup: the shell that runs one pure RaftNode for real. It ticks the core with a timer,
+// steps it with messages from the transport, persists each Ready to FileRaftStorage (fsync
+// before any message leaves: votes and append acks promise durability), sends the Ready's
+// messages, applies committed entries to the application's state machine in log order, and
+// answers proposals and read barriers.
+//
+// Proposals resolve with what the state machine's apply returned for their entry, so a
+// produce learns its offsets (and any idempotence error) exactly as every replica decided
+// them. A proposal whose index is taken by another term's entry, or that is pending when
+// this node stops leading, is rejected with NOT_LEADER: it may still commit under the next
+// leader, so only idempotent retries are safe, as in Kafka.
+//
+// Lifecycle: open() recovers storage and starts the tick timer; close() stops it. A storage
+// failure stops the group for good (STYLE.md §3): nothing it acknowledged is lost, and it
+// stops acknowledging.
+// Concurrency: every input (tick, message, proposal, read) is queued and run by one pump
+// loop, because the core may not be touched between ready() and advance(), and persisting
+// a Ready is asynchronous. Inputs that arrive during one fsync share the next one.
+import { DbError } from "../../shared/errors.js";
+import type { Logger } from "../../shared/log.js";
+import { FileRaftStorage } from "./file-storage.js";
+import { RaftNode, type RaftOptions, type RaftStatus } from "./raft.js";
+import type { Entry, Message, NodeId, Ready, SoftState } from "./types.js";
+
+/** The application replicated by a group; apply runs once per committed entry, in order. */
+export interface StateMachine {
+  apply(entry: Entry): Promise<unknown> | unknown;
+}
+
+export interface RaftGroupOptions {
+  group: string;
+  nodeId: NodeId;
+  /** Initial voters, used only when the group's storage is brand new. */
+  voters: readonly NodeId[];
+  dir: string;
+  send: (group: string, message: Message) => void;
+  stateMachine: StateMachine;
+  logger: Logger;
+  tickMs: number;
+  raft?: Partial<Omit<RaftOptions, "id" | "random">>;
+  /** Inputs waiting for the pump; beyond this, proposals are refused (LIMIT_EXCEEDED). */
+  inputsMax?: number;
+  onSoftState?: (state: SoftState) => void;
+  onCommitLatency?: (seconds: number) => void;
+  fsync?: boolean;
+}
+
+export const defaultGroupRaftOptions = {
+  electionTicks: 12,
+  heartbeatTicks: 2,
+  preVote: true,
+  checkQuorum: true,
+  appendBytesMax: 1024 * 1024,
+  inflightMax: 64,
+  uncommittedEntriesMax: 4096,
+  pendingReadsMax: 1024,
+};
+
+interface Waiter {
+  term: number;
+  startedAt: number;
+  resolve: (result: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+interface ReadWaiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+export class RaftGroup {
+  private inputs: (() => void)[] = [];
+  private pumping = false;
+  private stopped: unknown = null;
+  private closed = false;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly waiters = new Map<number, Waiter>();
+  private readonly reads = new Map<number, ReadWaiter[]>();
+  /** Reads whose index is known, waiting for the state machine to reach it. */
+  private readonly applyWaits: { index: number; waiter: ReadWaiter }[] = [];
+  /** Barrier callers that have not been sent out in a read-index round yet. */
+  private nextRound: ReadWaiter[] = [];
+  private readCtx = 0;
+  private applied = 0;
+  private soft: SoftState;
+  private readonly inputsMax: number;
+
+  private constructor(
+    readonly options: RaftGroupOptions,
+    private readonly raft: RaftNode,
+    private readonly storage: FileRaftStorage,
+  ) {
+    this.inputsMax = options.inputsMax ?? 100_000;
+    const status = raft.status();
+    this.soft = { role: status.role, leader: status.leader, term: status.term };
+    this.applied = status.applied;
+  }
+
+  static async open(options: RaftGroupOptions): Promise<RaftGroup> {
+    const storage = await FileRaftStorage.open({
+      dir: options.dir,
+      bootstrapVoters: options.voters,
+      fsync: options.fsync,
+    });
+    const raft = new RaftNode(
+      { ...defaultGroupRaftOptions, ...options.raft, id: options.nodeId, random: Math.random },
+      storage.state(),
+    );
+    const group = new RaftGroup(options, raft, storage);
+    group.timer = setInterval(() => group.enqueue(() => group.raft.tick()), options.tickMs);
+    return group;
+  }
+
+  get name(): string {
+    return this.options.group;
+  }
+
+  status(): RaftStatus {
+    return this.raft.status();
+  }
+
+  /** The latest leader this node knows of, or null during an election. */
+  leader(): NodeId | null {
+    return this.soft.leader;
+  }
+
+  isLeader(): boolean {
+    return this.soft.role === "leader" && this.stopped === null;
+  }
+
+  followerMatch(id: NodeId): number | undefined {
+    return this.raft.followerMatch(id);
+  }
+
+  step(message: Message): void {
+    this.enqueue(() => this.raft.step(message));
+  }
+
+  campaign(): void {
+    this.enqueue(() => this.raft.campaign());
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.enqueue(() => void this.raft.transferLeadership(to));
+  }
+
+  /** Replicates data; resolves with the state machine's result once applied here. */
+  propose(data: Uint8Array): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (!this.admit(reject)) return;
+      this.enqueue(() => {
+        const result = this.raft.propose(data);
+        if (!result.ok) return reject(notLeader(this.name, result.error, result.leader));
+        this.waiters.set(result.index, {
+          term: result.term,
+          startedAt: performance.now(),
+          resolve,
+          reject,
+        });
+      });
+    });
+  }
+
+  /**
+   * Resolves once this node has applied everything committed before the call, confirmed as
+   * leader by a quorum after the call (read-index, thesis §6.4): a deposed leader cannot
+   * pass it, so reads behind it are never stale. Callers arriving while a round is out
+   * share the next one.
+   */
+  barrier(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (!this.admit(reject)) return;
+      this.nextRound.push({ resolve, reject });
+      if (this.nextRound.length === 1) this.enqueue(() => this.startReadRound());
+    });
+  }
+
+  private startReadRound(): void {
+    const round = this.nextRound;
+    this.nextRound = [];
+    if (round.length === 0) return;
+    const ctx = ++this.readCtx;
+    const result = this.raft.readIndex(ctx);
+    if (!result.ok) {
+      const error = notLeader(this.name, result.error, result.leader);
+      for (const w of round) w.reject(error);
+      return;
+    }
+    this.reads.set(ctx, round);
+  }
+
+  private admit(reject: (error: unknown) => void): boolean {
+    if (this.stopped !== null || this.closed) {
+      reject(new DbError("STORAGE_ERROR", `raft group ${this.name} stopped`));
+      return false;
+    }
+    if (this.inputs.length >= this.inputsMax) {
+      reject(new DbError("LIMIT_EXCEEDED", `raft group ${this.name} input queue full`));
+      return false;
+    }
+    return true;
+  }
+
+  private enqueue(input: () => void): void {
+    if (this.stopped !== null || this.closed) return;
+    this.inputs.push(input);
+    if (!this.pumping) {
+      this.pumping = true;
+      // A microtask later, so a burst of synchronous inputs shares one Ready.
+      queueMicrotask(() => void this.pump());
+    }
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        const inputs = this.inputs;
+        this.inputs = [];
+        for (const input of inputs) input();
+        if (!this.raft.hasReady()) {
+          if (this.inputs.length === 0) break;
+          continue;
+        }
+        await this.handleReady(this.raft.ready());
+        if (this.closed) break;
+      }
+    } catch (error) {
+      this.stop(error);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.snapshot !== null) {
+      // Groups never compact (see README), so no leader ever sends a snapshot.
+      throw new DbError("INTERNAL", `raft group ${this.name} got a snapshot it cannot install`);
+    }
+    await this.storage.persist({
+      snapshot: rd.snapshot,
+      entries: rd.entries,
+      hardState: rd.hardState,
+    });
+    for (const m of rd.messages) this.options.send(this.name, m);
+    for (const entry of rd.committedEntries) await this.apply(entry);
+    for (const rs of rd.readStates) this.readConfirmed(rs.ctx, rs.index);
+    for (const ctx of rd.droppedReads) this.readFailed(ctx);
+    this.raft.advance(rd);
+    this.softStateChanged(rd.softState);
+  }
+
+  private async apply(entry: Entry): Promise<void> {
+    let result: unknown = undefined;
+    let failure: unknown = null;
+    if (entry.type === "normal") {
+      try {
+        result = await this.options.stateMachine.apply(entry);
+      } catch (error) {
+        failure = error;
+      }
+    }
+    this.applied = entry.index;
+    const waiter = this.waiters.get(entry.index);
+    if (waiter !== undefined) {
+      this.waiters.delete(entry.index);
+      if (waiter.term !== entry.term) waiter.reject(notLeader(this.name, "NOT_LEADER", null));
+      else if (failure !== null) waiter.reject(failure);
+      else {
+        this.options.onCommitLatency?.((performance.now() - waiter.startedAt) / 1000);
+        waiter.resolve(result);
+      }
+    }
+    while (this.applyWaits.length > 0 && this.applyWaits[0]!.index <= this.applied) {
+      this.applyWaits.shift()!.waiter.resolve();
+    }
+    // Apply must be deterministic; a throw (a disk failure) would let replicas diverge, so
+    // the group stops rather than skip the entry.
+    if (failure !== null) throw failure;
+  }
+
+  private readConfirmed(ctx: number, index: number): void {
+    const round = this.reads.get(ctx);
+    if (round === undefined) return;
+    this.reads.delete(ctx);
+    for (const waiter of round) {
+      if (index <= this.applied) waiter.resolve();
+      else this.applyWaits.push({ index, waiter });
+    }
+  }
+
+  private readFailed(ctx: number): void {
+    const round = this.reads.get(ctx);
+    if (round === undefined) return;
+    this.reads.delete(ctx);
+    for (const waiter of round) waiter.reject(notLeader(this.name, "NOT_LEADER", null));
+  }
+
+  private softStateChanged(soft: SoftState): void {
+    const before = this.soft;
+    this.soft = soft;
+    if (before.role === "leader" && soft.role !== "leader") {
+      // Whatever was pending may or may not commit under the next leader.
+      const error = notLeader(this.name, "NOT_LEADER", soft.leader);
+      for (const waiter of this.waiters.values()) waiter.reject(error);
+      this.waiters.clear();
+      for (const round of this.reads.values()) for (const w of round) w.reject(error);
+      this.reads.clear();
+    }
+    if (before.role !== soft.role || before.leader !== soft.leader || before.term !== soft.term) {
+      this.options.onSoftState?.(soft);
+    }
+  }
+
+  private stop(error: unknown): void {
+    if (this.stopped !== null) return;
+    this.stopped = error;
+    this.options.logger.error("raft group stopped", { group: this.name, error });
+    this.failAll(new DbError("STORAGE_ERROR", `raft group ${this.name} stopped`, { cause: error }));
+    if (this.timer !== null) clearInterval(this.timer);
+  }
+
+  private failAll(error: unknown): void {
+    for (const waiter of this.waiters.values()) waiter.reject(error);
+    this.waiters.clear();
+    for (const round of this.reads.values()) for (const w of round) w.reject(error);
+    this.reads.clear();
+    for (const w of this.nextRound) w.reject(error);
+    this.nextRound = [];
+    for (const { waiter } of this.applyWaits) waiter.reject(error);
+    this.applyWaits.length = 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    // Let a Ready in flight finish its fsync before the file closes.
+    while (this.pumping) await new Promise((resolve) => setTimeout(resolve, 1));
+    this.failAll(new DbError("ABORTED", `raft group ${this.name} closed`));
+    await this.storage.close();
+  }
+}
+
+function notLeader(group: string, reason: string, leader: NodeId | null): DbError {
+  const code = reason === "LIMIT_EXCEEDED" ? "LIMIT_EXCEEDED" : "NOT_LEADER";
+  return new DbError(code, `not the leader of ${group} (${reason}, leader ${leader ?? "none"})`);
+}

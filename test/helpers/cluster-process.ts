@@ -1,0 +1,119 @@
+// Starts a cluster of real logkv broker processes on loopback for end-to-end tests: each
+// `logkv broker --node-id N --peers ...` on fixed free ports (peers must know each other's
+// Raft addresses up front), each in its own temporary data folder. Brokers can be killed
+// (SIGKILL), stopped and restarted on the same folder and ports.
+import net from "node:net";
+import { BrokerProcess } from "./broker-process.js";
+import { FaultProxy } from "./fault-proxy.js";
+import { RawKafkaClient } from "./raw-client.js";
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The broker ids in a Metadata (v1, no topics) answer, over a raw socket. */
+async function metadataBrokerIds(port: number): Promise<number[]> {
+  const client = await RawKafkaClient.connect(`127.0.0.1:${port}`);
+  try {
+    const response = await client.request<{ brokers: { nodeId: number }[] }>(3, 1, {
+      topics: [],
+    });
+    return response.brokers.map((b) => b.nodeId);
+  } finally {
+    client.close();
+  }
+}
+
+export class ClusterProcesses {
+  private constructor(
+    readonly brokers: BrokerProcess[],
+    /** proxies.get(`${from}>${to}`): the proxy `from` uses to reach `to`'s Raft address. */
+    private readonly proxies: Map<string, FaultProxy>,
+  ) {}
+
+  /**
+   * Starts `size` brokers. With `proxied`, every broker reaches every other broker's Raft
+   * address through its own FaultProxy, so isolate() can cut one broker off.
+   */
+  static async start(
+    size: number,
+    options: { extraArgs?: string[]; proxied?: boolean } = {},
+  ): Promise<ClusterProcesses> {
+    const kafkaPorts: number[] = [];
+    const raftPorts: number[] = [];
+    for (let i = 0; i < size; i++) {
+      kafkaPorts.push(await freePort());
+      raftPorts.push(await freePort());
+    }
+    const proxies = new Map<string, FaultProxy>();
+    const brokers: BrokerProcess[] = [];
+    for (let i = 1; i <= size; i++) {
+      const peers: string[] = [];
+      for (let j = 1; j <= size; j++) {
+        let port = raftPorts[j - 1]!;
+        if (options.proxied === true && i !== j) {
+          const proxy = await FaultProxy.start({ host: "127.0.0.1", port });
+          proxies.set(`${i}>${j}`, proxy);
+          port = proxy.port;
+        }
+        peers.push(`${j}@127.0.0.1:${port}`);
+      }
+      const args = ["--node-id", String(i), "--peers", peers.join(",")];
+      args.push("--raft-listen", `127.0.0.1:${raftPorts[i - 1]!}`);
+      brokers.push(
+        new BrokerProcess({
+          port: kafkaPorts[i - 1]!,
+          extraArgs: [...args, ...(options.extraArgs ?? [])],
+        }),
+      );
+    }
+    await Promise.all(brokers.map((b) => b.launch()));
+    const cluster = new ClusterProcesses(brokers, proxies);
+    await cluster.waitRegistered();
+    return cluster;
+  }
+
+  /** Cuts every Raft connection to and from `nodeId` (needs `proxied`). */
+  isolate(nodeId: number): void {
+    for (const [key, proxy] of this.proxies) {
+      const [from, to] = key.split(">").map(Number);
+      if (from === nodeId || to === nodeId) proxy.cutOff();
+    }
+  }
+
+  healAll(): void {
+    for (const proxy of this.proxies.values()) proxy.heal();
+  }
+
+  /** Waits until every broker's Metadata lists all brokers (they registered with the
+   *  controller group, which therefore has a leader). */
+  async waitRegistered(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (const broker of this.brokers) {
+      for (;;) {
+        const ids = await metadataBrokerIds(broker.port).catch(() => []);
+        if (ids.length === this.brokers.length) break;
+        if (Date.now() > deadline) throw new Error(`brokers not registered: ${ids.join(",")}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
+
+  /** Node ids are 1-based: broker(1) is the first. */
+  broker(nodeId: number): BrokerProcess {
+    return this.brokers[nodeId - 1]!;
+  }
+
+  addresses(): string[] {
+    return this.brokers.map((b) => b.address);
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.brokers.map((b) => b.destroy()));
+    for (const proxy of this.proxies.values()) await proxy.close();
+  }
+}
