@@ -6,15 +6,17 @@
 //     target is under 1 s.
 //   - produce: acks=-1 throughput and per-send latency (p50/p99) of 1 and 16 concurrent
 //     idempotent producers, on the cluster and on a single-node broker (log flush always).
-// Writes bench/results/failover-<timestamp>.json and prints a table.
+// Writes bench/results/failover-<timestamp>.json and failover-latest.md (failover-quick-latest.md
+// for --quick) and prints the same table.
 //
 // Options: --quick (3 trials, 1 s per produce case), --trials N, --duration-ms N.
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { Kafka, logLevel, type Producer } from "kafkajs";
 import { BrokerProcess } from "../test/helpers/broker-process.js";
 import { ClusterProcesses } from "../test/helpers/cluster-process.js";
+import { writeBenchResults } from "./lib/results.js";
 
 const TOPIC = "bench-failover";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -167,8 +169,13 @@ async function produceFigures(durationMs: number): Promise<Record<string, Produc
   return out;
 }
 
-async function main(): Promise<void> {
+export async function mainFailoverBench(
+  argv: string[],
+  invokedAs = "npm run bench:failover",
+): Promise<number> {
   const { values } = parseArgs({
+    args: argv,
+    strict: true,
     options: {
       quick: { type: "boolean" },
       trials: { type: "string" },
@@ -178,6 +185,7 @@ async function main(): Promise<void> {
   const quick = values.quick === true;
   const trials = Number(values.trials ?? (quick ? 3 : 20));
   const durationMs = Number(values["duration-ms"] ?? (quick ? 1000 : 5000));
+  const startedAt = new Date().toISOString();
   const progress = (line: string) => console.log(line);
   const times = await failoverTrials(trials, progress);
   const failover = {
@@ -188,28 +196,46 @@ async function main(): Promise<void> {
     targetMs: 1000,
   };
   const produce = await produceFigures(durationMs);
-  console.log(
-    `\nfailover (SIGKILL leader -> next acks=-1 ack): p50 ${failover.p50Ms} ms, ` +
-      `p99 ${failover.p99Ms} ms, max ${failover.maxMs} ms over ${failover.trials} trials ` +
-      `(target < 1000 ms: ${failover.p99Ms < 1000 ? "met" : "NOT met"})`,
-  );
-  console.log("\n| setup | producers | msg/s | p50 ms | p99 ms |\n|---|---|---|---|---|");
+  const verdict = failover.p99Ms < failover.targetMs ? "met" : "NOT met";
+  const lines = [
+    "# Failover and cluster produce",
+    "",
+    `\`${[invokedAs, ...argv].join(" ")}\`, ${startedAt}`,
+    "",
+    `Failover (SIGKILL of the partition leader -> next acknowledged acks=-1 produce, three ` +
+      `brokers): p50 ${failover.p50Ms} ms, p99 ${failover.p99Ms} ms, max ${failover.maxMs} ms ` +
+      `over ${failover.trials} trials (target p99 < 1000 ms: ${verdict}).`,
+    "",
+    "| setup | producers | msg/s | p50 ms | p99 ms |",
+    "|---|---|---|---|---|",
+  ];
   for (const [setup, rows] of Object.entries(produce)) {
     for (const r of rows) {
-      console.log(
+      lines.push(
         `| ${setup} | ${r.producers} | ${r.messagesPerSecond} | ${r.p50Ms.toFixed(1)} | ` +
           `${r.p99Ms.toFixed(1)} |`,
       );
     }
   }
-  const dir = resolve(import.meta.dirname, "../../bench/results");
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `failover-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify({ quick, failoverTimesMs: times, failover, produce }, null, 2),
+  const markdown = lines.join("\n") + "\n";
+  console.log("\n" + markdown);
+  const result = { startedAt, quick, failoverTimesMs: times, failover, produce };
+  const written = writeBenchResults(
+    "failover",
+    result,
+    markdown,
+    resolve(import.meta.dirname, "../../bench/results"),
   );
-  console.log(`\nwrote ${file}`);
+  for (const file of written) console.log(`wrote ${file}`);
+  return 0;
 }
 
-await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  mainFailoverBench(process.argv.slice(2), "node dist/bench/failover.js").then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}

@@ -18,6 +18,10 @@ const benchmarks: { name: string; main: (argv: string[]) => Promise<number> }[] 
     name: "restore",
     main: async (argv) => (await import("./restore.js")).mainRestoreBench(argv),
   },
+  {
+    name: "failover",
+    main: async (argv) => (await import("./failover.js")).mainFailoverBench(argv),
+  },
 ];
 
 async function main(argv: string[]): Promise<number> {
