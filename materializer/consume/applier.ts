@@ -20,8 +20,6 @@ import { assert } from "../../services/shared/assert.js";
 import { DbError } from "../../services/shared/errors.js";
 import { apply, type EventPosition, type StateView } from "../apply/apply.js";
 import type { Write } from "../apply/writes.js";
-import { keyOf } from "../catalog/table.js";
-import { canonicalizeItem } from "../values/canonical.js";
 import type { Item } from "../values/attribute-value.js";
 import {
   appliedOffsetsRange,
@@ -48,7 +46,12 @@ import {
   heldOutcome,
   outcomeOfTxn,
 } from "../transactions/shell.js";
-import { countHolds, TxnBatchState, txnOutcomeOps } from "../transactions/store-state.js";
+import {
+  countHolds,
+  singleWriteKey,
+  TxnBatchState,
+  txnOutcomeOps,
+} from "../transactions/store-state.js";
 import {
   appliedOffsetOp,
   changeOp,
@@ -99,24 +102,6 @@ function decodeRecord(record: LogRecord): LogEvent | TxnRecord | DbError {
   } catch (error) {
     if (error instanceof DbError) return error;
     throw error;
-  }
-}
-
-/** The item key an event touches, if it can be known before applying (else apply refuses it). */
-function touchedKey(event: LogEvent, tables: (name: string) => CatalogEntry | undefined) {
-  if (event.type !== "PutItem" && event.type !== "UpdateItem" && event.type !== "DeleteItem") {
-    if (event.type !== "TtlDelete") return null;
-  }
-  const entry = tables(event.table);
-  if (entry === undefined) return null;
-  try {
-    const key =
-      event.type === "PutItem"
-        ? keyOf(entry.definition, canonicalizeItem(event.item))
-        : canonicalizeItem(event.key);
-    return itemStoreKey(entry.definition, key);
-  } catch {
-    return null; // apply will refuse the key with a VALIDATION outcome
   }
 }
 
@@ -420,7 +405,7 @@ export class Applier {
     for (const key of txnKeys) keys.set(key.toString("hex"), key);
     for (const event of events) {
       if (event instanceof DbError || isTxnRecord(event)) continue;
-      const key = touchedKey(event, (name) => this.catalog.get(name));
+      const key = singleWriteKey(event, (name) => this.catalog.get(name));
       if (key !== null) keys.set(key.toString("hex"), key);
     }
     const list = [...keys.values()];

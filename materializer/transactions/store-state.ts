@@ -74,8 +74,14 @@ export function txnOutcomeOps(
   return ops;
 }
 
-/** The store key of the item a single-item event writes, or null. */
-function singleWriteKey(event: LogEvent, tables: (name: string) => CatalogEntry | undefined) {
+/**
+ * The store key of the item a single-item event writes, if it can be known before applying
+ * (null otherwise: apply refuses the key with a VALIDATION outcome).
+ */
+export function singleWriteKey(
+  event: LogEvent,
+  tables: (name: string) => CatalogEntry | undefined,
+) {
   if (event.type !== "PutItem" && event.type !== "UpdateItem" && event.type !== "DeleteItem") {
     if (event.type !== "TtlDelete") return null;
   }
