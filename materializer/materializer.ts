@@ -28,6 +28,7 @@ import {
   encodeEvent,
 } from "../schemas/events.js";
 import type { ChangeEvent } from "../schemas/records.js";
+import { EveryPartition } from "./ownership/ownership.js";
 import type { Outcome } from "../schemas/records.js";
 import { DbError } from "../services/shared/errors.js";
 import type { Logger } from "../services/shared/log.js";
@@ -96,6 +97,8 @@ export class Materializer {
   private readonly published: PublishedMarks;
   private sweepTimer: NodeJS.Timeout | null = null;
   readonly probe: MaterializerProbe;
+  /** The table partitions this node applies and serves (every one, for now). */
+  readonly ownership = new EveryPartition();
 
   private constructor(
     private readonly options: MaterializerOptions,
@@ -301,6 +304,7 @@ export class Materializer {
       const offset = this.applier.appliedOffset(topic, partition);
       consumer.seek({ topic, partition, offset: offset.toString() });
     }
+    if (kind === "events" && topic !== CATALOG_TOPIC) this.ownership.add(topic, partitions);
     this.options.logger.info("consuming", { topic, partitions });
   }
 
@@ -373,6 +377,7 @@ export class Materializer {
       const ofTable = [`logkv.table.${name}.`, `logkv.changes.${name}.`];
       if (!ofTable.some((prefix) => topic.startsWith(prefix)) || keep.includes(topic)) continue;
       this.consumers.delete(topic);
+      this.ownership.remove(topic);
       consumer.disconnect().catch(() => undefined);
     }
   }

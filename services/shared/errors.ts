@@ -14,6 +14,7 @@ export const DbErrorCodes = [
   "TIMEOUT",
   "ABORTED",
   "NOT_LEADER",
+  "NOT_OWNER",
   "STORAGE_ERROR",
   "INTERNAL",
 ] as const;
@@ -31,6 +32,7 @@ const retriableByCode: Record<DbErrorCode, boolean> = {
   TIMEOUT: true,
   ABORTED: false,
   NOT_LEADER: true,
+  NOT_OWNER: true,
   STORAGE_ERROR: false,
   INTERNAL: false,
 };

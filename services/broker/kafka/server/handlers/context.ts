@@ -41,6 +41,7 @@ const kafkaCodeByDbCode: Record<DbErrorCode, number> = {
   TIMEOUT: KafkaErrorCode.REQUEST_TIMED_OUT,
   ABORTED: KafkaErrorCode.REQUEST_TIMED_OUT,
   NOT_LEADER: KafkaErrorCode.NOT_LEADER_OR_FOLLOWER,
+  NOT_OWNER: KafkaErrorCode.NOT_LEADER_OR_FOLLOWER,
   STORAGE_ERROR: KafkaErrorCode.KAFKA_STORAGE_ERROR,
   INTERNAL: KafkaErrorCode.UNKNOWN_SERVER_ERROR,
 };
