@@ -21,6 +21,7 @@ import type { GatewayLimits } from "./context.js";
 import type { GatewayAuthOptions } from "./auth/index.js";
 import type { GatewayTlsOptions } from "./tls.js";
 import { Gateway } from "./server.js";
+import type { TlsClientFiles, TlsServerFiles } from "../services/shared/tls.js";
 
 export interface HostPort {
   host: string;
@@ -43,6 +44,8 @@ export interface GatewayNodeOptions {
   tls?: GatewayTlsOptions;
   /** Checkpoint cadence, recovery window and restore pace (materializer/restore). */
   restore?: RestoreTuning;
+  /** SSL to the brokers (services/shared/kafka-client.ts); absent: plaintext. */
+  kafkaTls?: TlsClientFiles;
 }
 
 export type RestoreTuning = Pick<
@@ -65,17 +68,23 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
     logger: options.logger.child("materializer"),
     defaultMetrics: options.defaultMetrics ?? false,
     ttlSweepIntervalMs: options.ttlSweepIntervalMs,
+    kafkaTls: options.kafkaTls,
   });
   let log: LogClient | null = null;
   let restores: RestoreService | null = null;
   try {
     await materializer.start();
-    log = await LogClient.connect({ brokers: options.brokers, clientId: "logkv-gateway" });
+    log = await LogClient.connect({
+      brokers: options.brokers,
+      tls: options.kafkaTls,
+      clientId: "logkv-gateway",
+    });
     restores = new RestoreService({
       ...options.restore,
       materializer,
       log,
       brokers: options.brokers,
+      kafkaTls: options.kafkaTls,
       dataDir: options.dataDir,
       logger: options.logger.child("restore"),
     });
@@ -134,6 +143,8 @@ export interface EmbeddedNodeOptions {
   /** HTTPS and WSS (gateway/tls.ts); absent: plain HTTP. */
   tls?: GatewayTlsOptions;
   restore?: RestoreTuning;
+  /** SSL on the broker's Kafka listener, and how the node's own clients connect to it. */
+  kafkaSsl?: { server: TlsServerFiles; client: TlsClientFiles };
 }
 
 export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<RunningNode> {
@@ -143,6 +154,7 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<R
   config.listenPort = options.kafka.port;
   // One node, one member per consumer group: waiting for more members only delays startup.
   config.groupInitialRebalanceDelayMs = 0;
+  config.tls = options.kafkaSsl?.server;
   if (options.brokerMetrics !== undefined) {
     config.metricsHost = options.brokerMetrics.host;
     config.metricsPort = options.brokerMetrics.port;
@@ -160,6 +172,7 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<R
       auth: options.auth,
       tls: options.tls,
       restore: options.restore,
+      kafkaTls: options.kafkaSsl?.client,
     });
     return {
       ...node,

@@ -14,8 +14,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
-  Kafka,
-  logLevel,
+  type Kafka,
   Partitioners,
   type Consumer,
   type EachBatchPayload,
@@ -29,6 +28,8 @@ import {
 } from "../schemas/events.js";
 import type { ChangeEvent } from "../schemas/records.js";
 import { EveryPartition } from "./ownership/ownership.js";
+import { kafkaClient } from "../services/shared/kafka-client.js";
+import type { TlsClientFiles } from "../services/shared/tls.js";
 import type { Outcome } from "../schemas/records.js";
 import { DbError } from "../services/shared/errors.js";
 import type { Logger } from "../services/shared/log.js";
@@ -75,6 +76,8 @@ export interface MaterializerOptions {
   /** Also export Node's process metrics (one materializer per process). */
   defaultMetrics?: boolean;
   limits?: Partial<ApplierLimits & { waitersPerPartitionMax: number }>;
+  /** SSL to the brokers (services/shared/kafka-client.ts); absent: plaintext. */
+  kafkaTls?: TlsClientFiles;
 }
 
 export type BatchListener = (batch: AppliedBatch) => void;
@@ -105,12 +108,10 @@ export class Materializer {
     readonly store: KvStore,
     readonly applier: Applier,
   ) {
-    this.kafka = new Kafka({
-      clientId: `logkv-materializer-${options.nodeId ?? "1"}`,
-      brokers: options.brokers,
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 10, initialRetryTime: 100 },
-    });
+    this.kafka = kafkaClient(
+      { brokers: options.brokers, tls: options.kafkaTls },
+      `logkv-materializer-${options.nodeId ?? "1"}`,
+    );
     this.published = PublishedMarks.open(options.dataDir);
     this.probe = new MaterializerProbe({
       defaultMetrics: options.defaultMetrics ?? false,

@@ -23,6 +23,13 @@ import { readApiKeysFile } from "../gateway/auth/index.js";
 import { loadTls, type GatewayTlsOptions } from "../gateway/tls.js";
 import type { RestoreTuning } from "../gateway/node.js";
 import { restoreUsage, runBackup, runBackups, runRestore } from "./cli-restore.js";
+import {
+  brokerSslFlags,
+  brokerTlsFromFlags,
+  kafkaClientSslFlags,
+  kafkaTlsFromFlags,
+  sslUsage,
+} from "./cli-tls.js";
 
 const usage = `usage: logkv <command> [options]
 
@@ -42,6 +49,8 @@ commands:
   help      print this text
 
 ${restoreUsage}
+
+${sslUsage}
 
 start and gateway also take --checkpoint-interval-ms N (table checkpoints for restores,
 default 3600000; 0 = none), --recovery-window-days N (default 35) and --restore-rate N
@@ -119,9 +128,11 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
       peers: { type: "string" },
       "raft-listen": { type: "string" },
       "raft-tick-ms": { type: "string" },
+      ...brokerSslFlags,
     },
   });
   const config = defaultBrokerConfig();
+  config.tls = brokerTlsFromFlags(values);
   if (values.data !== undefined) config.dataDir = values.data;
   const listen = splitHostPort(values.listen ?? "127.0.0.1:9092", "--listen");
   config.listenHost = listen.host;
@@ -203,6 +214,7 @@ async function runBroker(args: string[], embedded: boolean): Promise<void> {
   console.log(`logkv broker listening on ${kafka.host}:${kafka.port} (data in ${config.dataDir})`);
   const metrics = broker.metricsAddress();
   if (metrics !== null) console.log(`metrics on http://${metrics.host}:${metrics.port}/metrics`);
+  onReloadSignal(() => reloadBrokerTls(broker, logger));
   onStopSignals(logger, () => broker.stop());
 }
 
@@ -216,6 +228,7 @@ async function runMaterializer(args: string[]): Promise<void> {
       "node-id": { type: "string" },
       metrics: { type: "string" },
       "from-checkpoint": { type: "string" },
+      ...kafkaClientSslFlags,
     },
   });
   const logger = createLogger("logkv");
@@ -229,6 +242,7 @@ async function runMaterializer(args: string[]): Promise<void> {
     nodeId: values["node-id"] ?? "1",
     defaultMetrics: true,
     fromCheckpoint: values["from-checkpoint"],
+    kafkaTls: kafkaTlsFromFlags(values),
   });
   await materializer.start();
   console.log(`logkv materializer applying ${brokers.join(",")} into ${dataDir}`);
@@ -312,10 +326,13 @@ async function runStart(args: string[]): Promise<void> {
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       ...restoreFlags,
+      ...brokerSslFlags,
+      ...kafkaClientSslFlags,
     },
   });
   const logger = createLogger("logkv");
   const dataDir = values.data ?? "./data";
+  const brokerTls = brokerTlsFromFlags(values);
   const graphql = splitHostPort(values.graphql ?? "127.0.0.1:4000", "--graphql");
   const kafka = splitHostPort(values.kafka ?? "127.0.0.1:9092", "--kafka");
   const brokerMetrics: HostPort | undefined =
@@ -330,6 +347,10 @@ async function runStart(args: string[]): Promise<void> {
     auth: authOptions(values["api-keys"], values["audit-log"]),
     tls: tlsOptions(values["tls-cert"], values["tls-key"]),
     restore: restoreTuning(values),
+    kafkaSsl:
+      brokerTls === undefined
+        ? undefined
+        : { server: brokerTls, client: kafkaTlsFromFlags(values, brokerTls.certFile)! },
   });
   const address = node.kafka!;
   console.log(`logkv broker listening on ${address.host}:${address.port} (data in ${dataDir})`);
@@ -341,6 +362,7 @@ async function runStart(args: string[]): Promise<void> {
   onReloadSignal(() => {
     node.gateway.reloadApiKeys("SIGHUP");
     node.gateway.reloadTls("SIGHUP");
+    if (node.broker !== null) reloadBrokerTls(node.broker, logger);
   });
   onStopSignals(logger, () => node.stop());
 }
@@ -359,6 +381,7 @@ async function runGateway(args: string[]): Promise<void> {
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       ...restoreFlags,
+      ...kafkaClientSslFlags,
     },
   });
   const logger = createLogger("logkv");
@@ -375,6 +398,7 @@ async function runGateway(args: string[]): Promise<void> {
     auth: authOptions(values["api-keys"], values["audit-log"]),
     tls: tlsOptions(values["tls-cert"], values["tls-key"]),
     restore: restoreTuning(values),
+    kafkaTls: kafkaTlsFromFlags(values),
   });
   console.log(
     `logkv gateway serving ${brokers.join(",")} (materializer data in ${values.data ?? "./data/gateway"})`,
@@ -385,6 +409,15 @@ async function runGateway(args: string[]): Promise<void> {
     node.gateway.reloadTls("SIGHUP");
   });
   onStopSignals(logger, () => node.stop());
+}
+
+/** Re-reads the broker's SSL certificate; a bad pair keeps the one in use (logged). */
+function reloadBrokerTls(broker: KafkaBroker, logger: ReturnType<typeof createLogger>): void {
+  try {
+    broker.reloadTls();
+  } catch (error) {
+    logger.error("TLS reload failed; keeping the certificate in use", { error });
+  }
 }
 
 /** SIGHUP re-reads the API keys and TLS files (a bad file keeps the previous; logged). */

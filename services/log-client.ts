@@ -13,8 +13,7 @@
 // writes. The queue is bounded (logClientLimits); a full queue refuses with LIMIT_EXCEEDED,
 // which the gateway reports as THROTTLED.
 import {
-  Kafka,
-  logLevel,
+  type Kafka,
   Partitioners,
   type Admin,
   type Message,
@@ -27,6 +26,7 @@ import { CATALOG_TOPIC, tableTopic } from "../materializer/state/records.js";
 import { keyBytes } from "../materializer/values/limits.js";
 import type { Item } from "../materializer/values/attribute-value.js";
 import { DbError } from "./shared/errors.js";
+import { kafkaClient, type KafkaConnection } from "./shared/kafka-client.js";
 import { assert } from "./shared/assert.js";
 import { EndOffsetReader, type EndOffsetStats } from "./end-offsets.js";
 
@@ -36,8 +36,7 @@ export interface LogPosition {
   offset: bigint;
 }
 
-export interface LogClientOptions {
-  brokers: string[];
+export interface LogClientOptions extends KafkaConnection {
   clientId?: string;
 }
 
@@ -244,11 +243,9 @@ export class LogClient {
   }
 
   static async connect(options: LogClientOptions): Promise<LogClient> {
-    const kafka = new Kafka({
-      clientId: options.clientId ?? "logkv",
-      brokers: options.brokers,
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 8, initialRetryTime: 100 },
+    const kafka = kafkaClient(options, options.clientId ?? "logkv", {
+      retries: 8,
+      initialRetryTime: 100,
     });
     const producer = kafka.producer({
       idempotent: true,

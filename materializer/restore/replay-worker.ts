@@ -6,19 +6,14 @@
 // Messages to the parent: { replayed } every 100 ms, then { done, replayed }. An error
 // rejects through the Worker's "error" event.
 import { parentPort, workerData } from "node:worker_threads";
-import { Kafka, logLevel } from "kafkajs";
+import { kafkaClient } from "../../services/shared/kafka-client.js";
 import { assert } from "../../services/shared/assert.js";
 import { ScratchTable, type ReplayWorkerInput } from "./replay.js";
 
 assert(parentPort !== null, "replay-worker runs as a worker thread");
 const port = parentPort;
 const input = workerData as ReplayWorkerInput;
-const kafka = new Kafka({
-  clientId: "logkv-restore",
-  brokers: input.brokers,
-  logLevel: logLevel.NOTHING,
-  retry: { retries: 10, initialRetryTime: 100 },
-});
+const kafka = kafkaClient({ brokers: input.brokers, tls: input.kafkaTls }, "logkv-restore");
 const scratch = await ScratchTable.create(input.dir, input.entry, input.base);
 const progress = { replayed: 0n };
 const tick = setInterval(() => port.postMessage({ replayed: progress.replayed }), 100);

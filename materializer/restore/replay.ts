@@ -16,6 +16,7 @@ import { scanRange, tableKey } from "../store/layout.js";
 import { LevelStore, type BatchOp } from "../store/store.js";
 import { checkpointItems, type StoredCheckpoint } from "./table-checkpoint.js";
 import type { ReplayBase } from "./time-offsets.js";
+import type { TlsClientFiles } from "../../services/shared/tls.js";
 
 // Seeding writes go to the scratch store in batches of this many items.
 const SEED_BATCH_ITEMS = 5_000;
@@ -124,6 +125,7 @@ export interface ReplayWorkerInput {
   entry: CatalogEntry;
   base: ReplayBase;
   brokers: string[];
+  kafkaTls?: TlsClientFiles;
   cut: bigint[];
   timeMs: number;
 }

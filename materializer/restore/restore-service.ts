@@ -39,6 +39,7 @@ import {
   logStartOffsets,
 } from "./time-offsets.js";
 import type { ReplayBase } from "./time-offsets.js";
+import type { TlsClientFiles } from "../../services/shared/tls.js";
 import { ensureTopicRetention, requiredRetentionMs } from "./retention.js";
 
 export interface RestoreServiceOptions {
@@ -46,6 +47,8 @@ export interface RestoreServiceOptions {
   log: LogClient;
   /** The brokers, for the replay worker's own Kafka client. */
   brokers: string[];
+  /** SSL to the brokers, for that client; absent: plaintext. */
+  kafkaTls?: TlsClientFiles;
   /** The node's materializer data folder; restore data goes under DATA/restore. */
   dataDir: string;
   logger: Logger;
@@ -313,7 +316,9 @@ export class RestoreService {
   ): Promise<ScratchTable> {
     const dir = join(this.root, "work", `${status.target}-${Date.now()}`);
     await mkdir(join(this.root, "work"), { recursive: true });
-    const input = { dir, entry, base, brokers: this.options.brokers, cut, timeMs: status.timeMs };
+    const input = { dir, entry, base, brokers: this.options.brokers,
+      kafkaTls: this.options.kafkaTls,
+      cut, timeMs: status.timeMs };
     return replayInWorker(input, (replayed) => (status.eventsReplayed = replayed));
   }
 

@@ -188,6 +188,8 @@ export class KafkaBroker {
       onConnectionClosed: (reason) => probe.connectionClosed(reason),
       onConnectionRefused: (reason) => probe.connectionRefused(reason),
       onRequestDone: (apiKey, seconds) => probe.requestCompleted(apiName(apiKey), seconds),
+      tls: config.tls,
+      onTlsHandshakeFailed: (reason) => probe.connectionRefused(`tls_${reason}`),
     });
     broker = new KafkaBroker(config, context, offsetStore, txnStore, server);
     await broker.listen();
@@ -214,6 +216,7 @@ export class KafkaBroker {
     this.context.logger.info("broker started", {
       nodeId: this.config.nodeId,
       kafka: `${this.kafka.host}:${this.kafka.port}`,
+      security: this.server.secure ? "SSL" : "PLAINTEXT",
       metrics: this.metrics === null ? null : `${this.metrics.host}:${this.metrics.port}`,
       dataDir: this.config.dataDir,
     });
@@ -225,6 +228,17 @@ export class KafkaBroker {
 
   metricsAddress(): { host: string; port: number } | null {
     return this.metrics;
+  }
+
+  /**
+   * Re-reads the SSL listener's certificate and key (SIGHUP), for new connections; a bad
+   * pair throws INVALID_CONFIG and keeps the one in use. False when the listener is plaintext.
+   */
+  reloadTls(): boolean {
+    if (!this.server.secure) return false;
+    this.server.reloadTls();
+    this.context.logger.info("TLS certificate reloaded", { certFile: this.config.tls?.certFile });
+    return true;
   }
 
   get probe(): BrokerProbe {

@@ -2,6 +2,7 @@
 // once at startup (ER Config.validate). Topic-level settings mirror Kafka's topic configs so
 // DescribeConfigs / AlterConfigs speak the names Kafka tools expect.
 import { DbError } from "../shared/errors.js";
+import type { TlsServerFiles } from "../shared/tls.js";
 import type { RaftClusterConfig } from "./cluster/cluster.js";
 import { type BrokerLimits, defaultBrokerLimits, validateBrokerLimits } from "./limits.js";
 
@@ -36,6 +37,8 @@ export interface BrokerConfig {
   transactionAbortCheckIntervalMs: number;
   topicDefaults: TopicConfig;
   limits: BrokerLimits;
+  /** SSL on the Kafka listener (security.protocol=SSL); unset: plaintext. */
+  tls?: TlsServerFiles;
   /** Set (by --peers) to run as a member of a Raft-replicated cluster; unset: single node. */
   raft?: RaftClusterConfig;
 }

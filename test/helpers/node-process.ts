@@ -13,17 +13,22 @@ export class NodeProcess {
     private readonly env: Record<string, string>,
     /** The broker's host:port (changes on restart). */
     public kafka: string,
+    private readonly args: string[] = [],
   ) {}
 
-  static async start(dataDir: string, env: Record<string, string> = {}): Promise<NodeProcess> {
-    const { child, url, kafka } = await spawnNode(dataDir, env);
-    return new NodeProcess(dataDir, child, url, env, kafka);
+  static async start(
+    dataDir: string,
+    env: Record<string, string> = {},
+    args: string[] = [],
+  ): Promise<NodeProcess> {
+    const { child, url, kafka } = await spawnNode(dataDir, env, args);
+    return new NodeProcess(dataDir, child, url, env, kafka, args);
   }
 
   /** SIGKILL, then start again on the same data (new ports: url changes). */
   async killAndRestart(): Promise<void> {
     await this.kill();
-    const { child, url, kafka } = await spawnNode(this.dataDir, this.env);
+    const { child, url, kafka } = await spawnNode(this.dataDir, this.env, this.args);
     this.child = child;
     this.url = url;
     this.kafka = kafka;
@@ -62,10 +67,21 @@ export class NodeProcess {
 async function spawnNode(
   dataDir: string,
   env: Record<string, string>,
+  args: string[],
 ): Promise<{ child: ChildProcess; url: string; kafka: string }> {
   const child = spawn(
     process.execPath,
-    [cliPath, "start", "--data", dataDir, "--graphql", "127.0.0.1:0", "--kafka", "127.0.0.1:0"],
+    [
+      cliPath,
+      "start",
+      "--data",
+      dataDir,
+      "--graphql",
+      "127.0.0.1:0",
+      "--kafka",
+      "127.0.0.1:0",
+      ...args,
+    ],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LOGKV_LOG_LEVEL: "warn", ...env } },
   );
   let stderr = "";
