@@ -252,8 +252,11 @@ export class GatewayAuth {
           outcome: "denied",
           reason,
         });
+        // A credential problem concerns the whole request: HTTP 401 with a Bearer challenge
+        // (RFC 6750), like other APIs; FORBIDDEN stays per field (partial results) at 200.
         throw gatewayError("UNAUTHENTICATED", unauthenticatedMessage(reason), {
           reason: unauthenticatedReason[reason],
+          http: { status: 401, headers: { "www-authenticate": 'Bearer realm="logkv"' } },
         });
       }
       const { principal } = authentication;

@@ -16,6 +16,7 @@ import { createLogger, setLogLevel } from "../../services/shared/log.js";
 
 interface Reply {
   status: number;
+  challenge: string | null;
   data?: Record<string, any>;
   errors?: { message: string; extensions: Record<string, any> }[];
 }
@@ -52,7 +53,11 @@ describe("gateway auth: API keys, roles, table grants, audit log", () => {
       headers: { "content-type": "application/json", ...headers },
       body: JSON.stringify({ query, variables }),
     });
-    return { status: response.status, ...((await response.json()) as Omit<Reply, "status">) };
+    return {
+      status: response.status,
+      challenge: response.headers.get("www-authenticate"),
+      ...((await response.json()) as Omit<Reply, "status" | "challenge">),
+    };
   }
 
   const as = (key: string) => ({ authorization: `Bearer ${key}` });
@@ -110,6 +115,9 @@ describe("gateway auth: API keys, roles, table grants, audit log", () => {
       const variables = { table: "orders", key: { pk: "x" }, item: { pk: "x" } };
       const missing = await post(query, variables);
       assert.equal(code(missing), "UNAUTHENTICATED");
+      assert.equal(missing.status, 401, "a request without valid credentials is HTTP 401");
+      assert.equal(missing.challenge, 'Bearer realm="logkv"');
+      assert.equal(missing.errors![0]!.extensions.http, undefined, "no internals in the reply");
       assert.equal(missing.errors![0]!.extensions.retriable, false);
       assert.equal(
         code(await post(query, variables, as("not-a-configured-key-000"))),
@@ -139,6 +147,7 @@ describe("gateway auth: API keys, roles, table grants, audit log", () => {
       assert.equal(code(write), allowed.write ? null : "FORBIDDEN", `${role} write`);
       const read = await post(GET, { table: "orders", key: { pk: "admin" } }, as(key));
       assert.equal(code(read), allowed.read ? null : "FORBIDDEN", `${role} read`);
+      assert.equal(read.status, 200, "FORBIDDEN is per field, at HTTP 200");
       assert.equal(code(await post(LIST, {}, as(key))), null, `${role} listTables`);
       // x-api-key carries the same key.
       const viaHeader = await post(
