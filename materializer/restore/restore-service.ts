@@ -316,9 +316,15 @@ export class RestoreService {
   ): Promise<ScratchTable> {
     const dir = join(this.root, "work", `${status.target}-${Date.now()}`);
     await mkdir(join(this.root, "work"), { recursive: true });
-    const input = { dir, entry, base, brokers: this.options.brokers,
+    const input = {
+      dir,
+      entry,
+      base,
+      brokers: this.options.brokers,
       kafkaTls: this.options.kafkaTls,
-      cut, timeMs: status.timeMs };
+      cut,
+      timeMs: status.timeMs,
+    };
     return replayInWorker(input, (replayed) => (status.eventsReplayed = replayed));
   }
 
