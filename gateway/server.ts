@@ -148,6 +148,9 @@ export class Gateway {
         maskError: (error, message, isDev) => {
           const masked = maskError(error, message, isDev);
           const code = masked instanceof GraphQLError ? masked.extensions.code : undefined;
+          // A masked error hides its cause from the client; the operator must still see it.
+          if (code === "INTERNAL_SERVER_ERROR" || code === undefined)
+            options.logger.error("unexpected error", { error: maskedCause(error) });
           // yoga's parse faults are counted as VALIDATION where they are renamed (below).
           if (!yogaRequestCodes.has(String(code))) {
             probe.errorReturned(typeof code === "string" ? code : "INTERNAL_SERVER_ERROR");
@@ -422,4 +425,12 @@ function graphqlOverHttp(
       refused = true;
     });
   };
+}
+
+/** The error under graphql-js's wrapping, for the log. */
+function maskedCause(error: unknown): unknown {
+  let current = error;
+  while (current instanceof GraphQLError && current.originalError != null)
+    current = current.originalError;
+  return current;
 }
