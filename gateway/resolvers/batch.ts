@@ -157,8 +157,18 @@ async function readTable(
     projection: optionalText(table.input.projection),
     names: namesOf(table.input.names),
   };
+  const fence = {
+    ...(point.floor && { floor: point.floor }),
+    timeoutMs: context.gateway.limits.waitTimeoutMs,
+  };
+  const { materializer } = context.gateway;
   const reads = await Promise.all(
-    table.keys.map((key) => context.gateway.materializer.getItem(definition.name, key, options)),
+    table.keys.map((key) =>
+      materializer.getItem(definition.name, key, options, {
+        ...fence,
+        partitions: [partitionOf(key[pk]!, definition.partitions)],
+      }),
+    ),
   );
   const offsets: bigint[] = [];
   for (const read of reads) {

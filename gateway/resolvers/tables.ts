@@ -244,7 +244,7 @@ export const tableQueries = {
       }
       const { text } = await catalogRead(context, info, args);
       const start = args.exclusiveStartTableName ?? "";
-      const names = context.gateway.materializer.applier
+      const names = context.gateway.materializer
         .tables()
         .map((entry) => entry.definition.name)
         .filter((name) => name > start)
