@@ -60,6 +60,10 @@ export class RemoteBackend implements GatewayBackend {
   private catalogApplied = 0n;
   private catalogRefresh: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** Nodes that were unreachable lately -> until when they go last among owners. */
+  private readonly suspects = new Map<string, number>();
+  /** Spreads requests over owners that are equally caught up. */
+  private turn = 0;
 
   constructor(private readonly options: RemoteBackendOptions) {
     this.tlsCa = options.rpcTlsCaFile === undefined ? undefined : readTlsCa(options.rpcTlsCaFile);
@@ -257,9 +261,7 @@ export class RemoteBackend implements GatewayBackend {
     let last: unknown = null;
     for (;;) {
       const now = Date.now();
-      const owners = this.follower.view
-        .owners(topic, partitions, now)
-        .filter((node) => !tried.has(node.record.node));
+      const owners = this.rank(topic, partitions, now).filter((n) => !tried.has(n.record.node));
       const node = owners[0];
       if (node === undefined) {
         if (now >= deadline) throw lastOr(last, topic, partitions);
@@ -277,9 +279,30 @@ export class RemoteBackend implements GatewayBackend {
         if (reason === null || Date.now() >= deadline) throw error;
         last = error;
         this.probe.retried(reason);
-        if (reason === "unreachable") this.clients.delete(node.record.rpc);
+        if (reason === "unreachable") {
+          this.clients.delete(node.record.rpc);
+          this.suspects.set(node.record.node, Date.now() + SUSPECT_MS);
+        }
       }
     }
+  }
+
+  /**
+   * The owners in the order to try: those caught up (within LAG_SLACK records of the best,
+   * by the view) taking turns, then the laggards, then nodes unreachable lately.
+   */
+  private rank(topic: string, partitions: readonly number[], now: number): RoutedNode[] {
+    const owners = this.follower.view.owners(topic, partitions, now);
+    const appliedOf = (n: RoutedNode) =>
+      partitions.reduce((sum, p) => sum + (n.applied.get(`${topic}/${p}`) ?? 0n), 0n);
+    const suspect = (n: RoutedNode) => (this.suspects.get(n.record.node) ?? 0) > now;
+    const healthy = owners.filter((n) => !suspect(n));
+    const best = healthy[0] === undefined ? 0n : appliedOf(healthy[0]);
+    const slack = LAG_SLACK * BigInt(partitions.length);
+    const caughtUp = healthy.filter((n) => appliedOf(n) + slack >= best);
+    const start = caughtUp.length === 0 ? 0 : this.turn++ % caughtUp.length;
+    const turns = [...caughtUp.slice(start), ...caughtUp.slice(0, start)];
+    return [...turns, ...healthy.slice(caughtUp.length), ...owners.filter(suspect)];
   }
 
   private async call(node: RoutedNode, method: RpcMethod, body: Record<string, unknown>) {
@@ -331,6 +354,11 @@ export class RemoteBackend implements GatewayBackend {
     return connecting;
   }
 }
+
+/** How long a node that could not be reached goes last (it leaves the view within 5 s). */
+const SUSPECT_MS = 5_000;
+/** Owners this close (records per partition) to the most caught-up one share the load. */
+const LAG_SLACK = 1_000n;
 
 function allOf(entry: CatalogEntry): number[] {
   return Array.from({ length: entry.definition.partitions }, (_, p) => p);
