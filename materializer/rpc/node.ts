@@ -3,6 +3,7 @@
 // materializer and stopped before it (the tombstone goes out while the RPC still answers).
 import type { SecureContextOptions } from "node:tls";
 import type { Materializer } from "../materializer.js";
+import type { PartitionOwnership } from "../ownership/ownership.js";
 import { RoutingPublisher } from "../../services/routing/publisher.js";
 import type { Logger } from "../../services/shared/log.js";
 import type { PayloadEncoding } from "./payload.js";
@@ -11,6 +12,12 @@ import { RpcServer, type RpcLimits } from "./server.js";
 
 export interface RpcNodeOptions {
   materializer: Materializer;
+  /**
+   * Which partitions the RPC server serves (default: materializer.ownership, the same set
+   * the routing record advertises). Tests set it apart to open a rebalance's window, in
+   * which the view still names a node that already refuses.
+   */
+  servedOwnership?: PartitionOwnership;
   node: string;
   brokers: string[];
   host: string;
@@ -35,6 +42,7 @@ export async function startRpcNode(options: RpcNodeOptions): Promise<RpcNode> {
   const probe = new RpcServerProbe();
   const server = await RpcServer.start({
     materializer: options.materializer,
+    ownership: options.servedOwnership,
     node: options.node,
     host: options.host,
     port: options.port,

@@ -17,6 +17,7 @@
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, type SecureContextOptions } from "node:tls";
 import type { Materializer } from "../materializer.js";
+import type { PartitionOwnership } from "../ownership/ownership.js";
 import { CATALOG_TOPIC, tableTopic } from "../state/records.js";
 import { DbError, isDbError } from "../../services/shared/errors.js";
 import type { Logger } from "../../services/shared/log.js";
@@ -41,6 +42,8 @@ export const defaultRpcLimits: RpcLimits = {
 
 export interface RpcServerOptions {
   materializer: Materializer;
+  /** Which partitions the server serves (default: materializer.ownership). */
+  ownership?: PartitionOwnership;
   /** This node's id, as in the routing view. */
   node: string;
   host: string;
@@ -180,7 +183,8 @@ async function serveFrame(
 ): Promise<unknown> {
   const request = parseRequest(decodePayload(encoding, frame.payload));
   named(request.method);
-  return handle(request, options.materializer, options.node);
+  const ownership = options.ownership ?? options.materializer.ownership;
+  return handle(request, { m: options.materializer, ownership }, options.node);
 }
 
 function wireError(error: unknown): WireError {
@@ -188,40 +192,46 @@ function wireError(error: unknown): WireError {
   return { code: "INTERNAL", message: "internal error" };
 }
 
-async function handle(request: RpcRequest, m: Materializer, node: string): Promise<unknown> {
+interface Served {
+  m: Materializer;
+  ownership: PartitionOwnership;
+}
+
+async function handle(request: RpcRequest, served: Served, node: string): Promise<unknown> {
+  const { m } = served;
   switch (request.method) {
     case "hello":
-      return { node, replicaSet: m.ownership.replicaSet };
+      return { node, replicaSet: served.ownership.replicaSet };
     case "catalog":
       await m.waitApplied(CATALOG_TOPIC, 0, request.atLeast, request.timeoutMs);
       return { applied: m.appliedOffset(CATALOG_TOPIC, 0), entries: m.applier.tables() };
     case "waitApplied": {
       const { topic, partition } = request;
-      mustOwn(m, topic, [partition]);
+      mustOwn(served, topic, [partition]);
       await m.waitApplied(topic, partition, request.offset, request.timeoutMs);
-      mustOwn(m, topic, [partition]);
+      mustOwn(served, topic, [partition]);
       return { applied: m.appliedOffset(topic, partition) };
     }
     case "awaitOutcome": {
       const { topic, partition } = request;
-      mustOwn(m, topic, [partition]);
+      mustOwn(served, topic, [partition]);
       return m.awaitOutcome(topic, partition, request.offset, request.timeoutMs);
     }
     case "getItem":
-      return tableRead(m, request, () =>
+      return tableRead(served, request, () =>
         m.getItem(request.table, request.key as never, request.options),
       );
     case "getItems":
-      return tableRead(m, request, async () => {
+      return tableRead(served, request, async () => {
         const reads = await Promise.all(
           request.keys.map((key) => m.getItem(request.table, key as never, request.options)),
         );
         return { results: reads.map((r) => r.result), offsets: maxOffsets(reads) };
       });
     case "query":
-      return tableRead(m, request, () => m.query(request.table, request.options as never));
+      return tableRead(served, request, () => m.query(request.table, request.options as never));
     case "scan":
-      return tableRead(m, request, () => m.scan(request.table, request.options as never));
+      return tableRead(served, request, () => m.scan(request.table, request.options as never));
   }
 }
 
@@ -235,21 +245,22 @@ function maxOffsets(reads: { offsets: bigint[] }[]): bigint[] {
   return offsets;
 }
 
-function mustOwn(m: Materializer, topic: string, partitions: readonly number[]): void {
+function mustOwn(served: Served, topic: string, partitions: readonly number[]): void {
   if (topic === CATALOG_TOPIC) return;
   for (const partition of partitions) {
-    if (!m.ownership.owns(topic, partition))
+    if (!served.ownership.owns(topic, partition))
       throw new DbError("NOT_OWNER", `this node does not own ${topic}/${partition}`);
   }
 }
 
 /** Ownership, fence, read, ownership again: a read that spans a lost partition never answers. */
-async function tableRead<T>(m: Materializer, request: TableRead, read: () => Promise<T>) {
+async function tableRead<T>(served: Served, request: TableRead, read: () => Promise<T>) {
+  const { m } = served;
   const entry = m.table(request.table);
   if (entry === undefined)
     throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${request.table}`);
   const topic = tableTopic(request.table, entry.generation);
-  mustOwn(m, topic, request.partitions);
+  mustOwn(served, topic, request.partitions);
   const deadline = Date.now() + request.timeoutMs;
   const remaining = () => Math.max(1, deadline - Date.now());
   for (const [partition, offset] of request.fence?.floor ?? []) {
@@ -259,6 +270,6 @@ async function tableRead<T>(m: Materializer, request: TableRead, read: () => Pro
   }
   if (request.fence?.globalIndexes === true) await m.waitGlobalIndexes(request.table, remaining());
   const result = await read();
-  mustOwn(m, topic, request.partitions);
+  mustOwn(served, topic, request.partitions);
   return result;
 }
