@@ -337,9 +337,9 @@ export class RemoteBackend implements GatewayBackend {
     }
     const colon = address.lastIndexOf(":");
     if (node.record.tls && this.tlsCa === undefined) {
-      return Promise.reject(
-        new RpcUnreachable(`${node.record.node} serves RPC over TLS: start with --rpc-tls-ca`),
-      );
+      // A configuration fault, not a node fault: no retry elsewhere hides it.
+      const message = `${node.record.node} serves RPC over TLS: start with --rpc-tls-ca`;
+      return Promise.reject(new DbError("INVALID_CONFIG", message));
     }
     const connecting = RpcClient.connect({
       host: address.slice(0, colon),

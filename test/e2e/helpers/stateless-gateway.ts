@@ -37,7 +37,10 @@ export class StatelessGatewayProcess {
         clearTimeout(timer);
         resolve(match[1]!);
       });
-      child.once("exit", (code) => reject(new Error(`gateway exited ${code}:\n${stderr}`)));
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`gateway exited ${code}:\n${stderr}`));
+      });
     });
     const gateway = new StatelessGatewayProcess(child, url);
     child.stderr!.on("data", (chunk: Buffer) => {
