@@ -69,6 +69,11 @@ export interface GatewayBackend {
     fence?: ReadFence,
   ): Promise<ReadAnswer<ReadPage>>;
   changes(table: string, options?: ChangeStreamOptions): ChangeStream;
+  /**
+   * A table was not in the catalog: a backend whose catalog is a copy brings it up to date
+   * before the gateway answers NOT_FOUND (absent: the catalog is the materializer's own).
+   */
+  catalogMiss?(name: string): Promise<void>;
 }
 
 /** The in-process materializer as a backend: the gate waits in-process before each read. */

@@ -110,6 +110,21 @@ export class RemoteBackend implements GatewayBackend {
     return [...this.catalog.values()];
   }
 
+  /** A table missing from the copy: fetch the newest catalog an owner has, once. */
+  async catalogMiss(): Promise<void> {
+    const running = this.catalogRefresh;
+    if (running !== null) return running.catch(() => undefined);
+    const refresh = this.fetchCatalog(0n, Date.now() + 1_000);
+    this.catalogRefresh = refresh;
+    try {
+      await refresh;
+    } catch {
+      // The read answers NOT_FOUND from the copy it has.
+    } finally {
+      if (this.catalogRefresh === refresh) this.catalogRefresh = null;
+    }
+  }
+
   private followCatalog(): void {
     const newest = this.follower.view.bestApplied(CATALOG_TOPIC, 0, Date.now());
     if (newest <= this.catalogApplied || this.catalogRefresh !== null) return;

@@ -18,6 +18,7 @@ import { itemToJson } from "../json-items.js";
 import {
   canonicalItem,
   consistencyOf,
+  knownTables,
   namesOf,
   optionalItem,
   optionalNumber,
@@ -72,6 +73,7 @@ function readResolver<A extends ReadArgs, R>(
     const consistency = consistencyOf(context, args.consistency);
     return timed(context, info, consistency, async () => {
       const token: SessionToken = context.state.token(args.after);
+      await knownTables(context, [args.table]);
       const entry = tableEntry(context, args.table);
       const partitions = partitionsOf(args, entry);
       const point = await gateRead(context, topicOf(entry), partitions, consistency, token);

@@ -1,7 +1,8 @@
 // Stateless gateways in front of materializers that serve the internal RPC (issue 8).
 // Goal: with 1 broker, 2 `logkv materializer --rpc` processes and 2 `logkv gateway
 // --stateless` processes (no store of their own), a SESSION read on one gateway sees what
-// the client wrote through the other; a STRONG read sees another client's acknowledged
+// the client wrote through the other; a table created through one is usable at once
+// through the other; a STRONG read sees another client's acknowledged
 // write; when a materializer is SIGKILLed mid-load, reads keep being served by the other
 // (none fails, none misses an acknowledged write of its session); transactions and
 // subscriptions are refused with the typed UNSUPPORTED; the gateways' metrics show the
@@ -80,6 +81,23 @@ test("a STRONG read sees another client's acknowledged write", async () => {
     const item = await get(g2, `strong${i % 3}`, "STRONG");
     assert.equal(item?.n, 100 + i);
   }
+});
+
+test("a table created through one gateway is usable at once through the other", async () => {
+  const [g1, g2] = [gateways[0]!, gateways[1]!];
+  for (let i = 0; i < 3; i++) {
+    const created = await g1.graphql(
+      `mutation { createTable(input: {name: "fresh${i}", partitionKey: {name: "pk", type: S}}) {
+        token } }`,
+    );
+    assert.equal(created.errors, undefined, JSON.stringify(created.errors));
+    // No token and no pause: g2's catalog copy may predate the table.
+    const put = await g2.graphql(`mutation { putItem(table: "fresh${i}", item: {pk: "a"}) {
+      token } }`);
+    assert.equal(put.errors, undefined, JSON.stringify(put.errors));
+  }
+  const described = await g2.graphql(`query { describeTable(name: "fresh2") { name } }`);
+  assert.equal(described.data?.describeTable?.name, "fresh2");
 });
 
 test("transactions and subscriptions are refused with UNSUPPORTED, not a crash", async () => {
