@@ -24,7 +24,7 @@ import type { ChangeStream } from "../../materializer/consume/change-stream.js";
 import type { ReadPage } from "../../materializer/read/index.js";
 import { CATALOG_TOPIC, tableTopic, type CatalogEntry } from "../../materializer/state/records.js";
 import type { Item } from "../../materializer/values/attribute-value.js";
-import { RpcClient, RpcUnreachable } from "../../materializer/rpc/client.js";
+import { RpcBusy, RpcClient, RpcUnreachable } from "../../materializer/rpc/client.js";
 import type { PayloadEncoding } from "../../materializer/rpc/payload.js";
 import type { RpcMethod } from "../../materializer/rpc/protocol.js";
 import type { Outcome } from "../../schemas/records.js";
@@ -34,7 +34,7 @@ import { DbError, isDbError } from "../../services/shared/errors.js";
 import type { Logger } from "../../services/shared/log.js";
 import type { GatewayBackend, ReadAnswer, ReadFence } from "../backend.js";
 import { partitionOf } from "../consistency/partition.js";
-import { gatewayError } from "../errors.js";
+import { gatewayError, throttledIfLimit } from "../errors.js";
 import { RemoteProbe, type RetryReason } from "./remote-probe.js";
 
 export interface RemoteBackendOptions {
@@ -279,7 +279,7 @@ export class RemoteBackend implements GatewayBackend {
       const owners = this.rank(topic, partitions, now).filter((n) => !tried.has(n.record.node));
       const node = owners[0];
       if (node === undefined) {
-        if (now >= deadline) throw lastOr(last, topic, partitions);
+        if (now >= deadline) throw throttledIfLimit(lastOr(last, topic, partitions));
         // Everyone was tried (or nobody owns it yet): wait for the view to change.
         this.probe.retried("no_owner");
         tried.clear();
@@ -291,7 +291,9 @@ export class RemoteBackend implements GatewayBackend {
         return await this.call(node, method, body(Math.max(1, deadline - now)));
       } catch (error) {
         const reason = retryReason(error);
-        if (reason === null || Date.now() >= deadline) throw error;
+        if (reason === null) throw error;
+        // Busy everywhere until the deadline: the client sees THROTTLED (retriable).
+        if (Date.now() >= deadline) throw throttledIfLimit(error);
         last = error;
         this.probe.retried(reason);
         if (reason === "unreachable") {
@@ -381,6 +383,7 @@ function allOf(entry: CatalogEntry): number[] {
 
 function retryReason(error: unknown): RetryReason | null {
   if (error instanceof RpcUnreachable) return "unreachable";
+  if (error instanceof RpcBusy) return "busy";
   if (isDbError(error, "NOT_OWNER")) return "not_owner";
   return null;
 }

@@ -21,6 +21,13 @@ export class RpcUnreachable extends DbError {
   }
 }
 
+/** Too many requests in flight (on this client, or at the server): try later or elsewhere. */
+export class RpcBusy extends DbError {
+  constructor(message: string) {
+    super("LIMIT_EXCEEDED", message);
+  }
+}
+
 export interface RpcClientOptions {
   host: string;
   port: number;
@@ -110,7 +117,7 @@ export class RpcClient {
     if (this.closedBy !== null) return Promise.reject(this.closedBy);
     const max = this.options.inFlightMax ?? 1024;
     if (this.pending.size >= max)
-      return Promise.reject(new DbError("LIMIT_EXCEEDED", `more than ${max} RPCs in flight`));
+      return Promise.reject(new RpcBusy(`more than ${max} RPCs in flight`));
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffff_fffe ? 1 : this.nextId + 1;
     const payload = encodePayload(this.options.encoding ?? "json", { ...body, method });
@@ -161,6 +168,7 @@ export class RpcClient {
 
 function errorOf(value: unknown): DbError {
   const wire = value as Partial<WireError> | null;
+  if (wire?.busy === true) return new RpcBusy(String(wire.message));
   const code = (DbErrorCodes as readonly string[]).includes(String(wire?.code))
     ? (wire!.code as DbErrorCode)
     : "INTERNAL";

@@ -146,4 +146,6 @@ export function parseRequest(value: unknown): RpcRequest {
 export interface WireError {
   code: string;
   message: string;
+  /** The server refused for load (in-flight bound), not for the request: try elsewhere. */
+  busy?: boolean;
 }

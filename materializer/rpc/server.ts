@@ -150,7 +150,7 @@ function serveConnection(
       if (inFlight >= limits.inFlightPerConnectionMax) {
         probe.refusal("in_flight");
         const message = `more than ${limits.inFlightPerConnectionMax} requests in flight`;
-        reply(FrameKind.error, frame.id, wireError(new DbError("LIMIT_EXCEEDED", message)));
+        reply(FrameKind.error, frame.id, { code: "LIMIT_EXCEEDED", message, busy: true });
         continue;
       }
       inFlight++;

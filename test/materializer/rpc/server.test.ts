@@ -14,7 +14,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Materializer } from "../../../materializer/materializer.js";
-import { RpcClient, RpcUnreachable } from "../../../materializer/rpc/client.js";
+import { RpcBusy, RpcClient, RpcUnreachable } from "../../../materializer/rpc/client.js";
 import { encodeFrame, FrameDecoder, type Frame } from "../../../materializer/rpc/frame.js";
 import { decodePayload, encodePayload } from "../../../materializer/rpc/payload.js";
 import { RpcServer } from "../../../materializer/rpc/server.js";
@@ -156,9 +156,7 @@ test("in-flight requests per connection are bounded", async () => {
     const wait = { topic, partition: 0, offset: 1_000_000n, timeoutMs: 300 };
     const calls = Array.from({ length: 12 }, () => c.call("waitApplied", wait, 300));
     const settled = await Promise.allSettled(calls);
-    const limited = settled.filter(
-      (s) => s.status === "rejected" && isDbError(s.reason, "LIMIT_EXCEEDED"),
-    );
+    const limited = settled.filter((s) => s.status === "rejected" && s.reason instanceof RpcBusy);
     const timedOut = settled.filter(
       (s) => s.status === "rejected" && isDbError(s.reason, "TIMEOUT"),
     );
