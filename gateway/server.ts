@@ -15,6 +15,7 @@ import { createYoga, type Plugin } from "graphql-yoga";
 import { GraphQLError, type ExecutionResult, type GraphQLSchema } from "graphql";
 import type { Materializer } from "../materializer/materializer.js";
 import { localBackend, type GatewayBackend } from "./backend.js";
+import { assert } from "../services/shared/assert.js";
 import type { RestoreService } from "../materializer/restore/restore-service.js";
 import type { LogClient } from "../services/log-client.js";
 import type { Logger } from "../services/shared/log.js";
@@ -109,7 +110,7 @@ export class Gateway {
     const probe = new GatewayProbe({ defaultMetrics: options.defaultMetrics ?? false });
     const local = options.materializer ?? null;
     const backend = local === null ? options.backend : localBackend(local);
-    if (backend === undefined) throw new Error("Gateway.start needs a materializer or a backend");
+    assert(backend !== undefined, "Gateway.start needs a materializer or a backend");
     const gate = new ConsistencyGate({
       materializer: backend,
       // A remote backend waits where the read runs (the fence travels with the read); the
