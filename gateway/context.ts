@@ -3,6 +3,7 @@
 // should pass on (merge of what it sent and what this request wrote or observed), and per
 // root field the offsets read at, waits and staleness (response extensions.logkv).
 import type { Materializer } from "../materializer/materializer.js";
+import type { GatewayBackend } from "./backend.js";
 import type { RestoreService } from "../materializer/restore/restore-service.js";
 import type { Authentication } from "./auth/index.js";
 import type { LogClient } from "../services/log-client.js";
@@ -47,7 +48,10 @@ export const defaultGatewayLimits: GatewayLimits = {
 };
 
 export interface GatewayCore {
-  materializer: Materializer;
+  /** Where reads, waits and outcomes go: the in-process materializer or remote owners. */
+  materializer: GatewayBackend;
+  /** The in-process materializer; null in a stateless gateway (no transactions there yet). */
+  local: Materializer | null;
   log: LogClient;
   gate: ConsistencyGate;
   probe: GatewayProbe;

@@ -21,6 +21,8 @@ export const GATEWAY_ERROR_CODES = [
   // Transactions (materializer/transactions/README.md).
   "TRANSACTION_CANCELED",
   "TRANSACTION_CONFLICT",
+  // A feature this gateway does not serve (transactions and subscriptions when stateless).
+  "UNSUPPORTED",
 ] as const;
 
 export type GatewayErrorCode = (typeof GATEWAY_ERROR_CODES)[number];
@@ -38,6 +40,7 @@ const retriableByCode: Record<GatewayErrorCode, boolean> = {
   INTERNAL_SERVER_ERROR: false,
   TRANSACTION_CANCELED: false,
   TRANSACTION_CONFLICT: true,
+  UNSUPPORTED: false,
 };
 
 /** How each DbError code reaches a client; adding a DbError code fails to compile here. */

@@ -4,6 +4,8 @@
 // - startGatewayNode: materializer + gateway against given brokers (in-house or a real
 //   Kafka) — `logkv gateway`. A gateway serves reads from a materializer, so until reads are
 //   routed to remote materializers (scale-out) each gateway process runs its own.
+// - startStatelessGateway: a gateway with no store (`logkv gateway --stateless`) that routes
+//   reads, waits and outcomes to the materializers the routing view names (gateway/remote).
 // stop() closes in reverse order: gateway, log client, materializer, broker.
 import { join } from "node:path";
 import { KafkaBroker } from "../services/broker/broker.js";
@@ -22,6 +24,7 @@ import type { GatewayAuthOptions } from "./auth/index.js";
 import type { GatewayTlsOptions } from "./tls.js";
 import { Gateway } from "./server.js";
 import type { TlsClientFiles, TlsServerFiles } from "../services/shared/tls.js";
+import { RemoteBackend } from "./remote/remote-backend.js";
 
 export interface HostPort {
   host: string;
@@ -125,6 +128,74 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
     await restores?.stop().catch(() => undefined);
     await log?.close().catch(() => undefined);
     await materializer.stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+export interface StatelessGatewayOptions {
+  brokers: string[];
+  graphql: HostPort;
+  logger: Logger;
+  defaultConsistency?: Consistency;
+  limits?: Partial<GatewayLimits>;
+  defaultMetrics?: boolean;
+  auth?: GatewayAuthOptions;
+  tls?: GatewayTlsOptions;
+  /** PEM CA file trusted for materializers serving RPC over TLS. */
+  rpcTlsCaFile?: string;
+  /** How long start waits for a live materializer in the routing view. */
+  startTimeoutMs?: number;
+}
+
+/**
+ * A gateway with no store: no transactions, subscriptions or restores (they answer
+ * UNSUPPORTED or "off"); everything else is routed (gateway/remote/README.md).
+ */
+export interface StatelessNode {
+  gateway: Gateway;
+  backend: RemoteBackend;
+  stop(): Promise<void>;
+}
+
+export async function startStatelessGateway(
+  options: StatelessGatewayOptions,
+): Promise<StatelessNode> {
+  const backend = new RemoteBackend({
+    brokers: options.brokers,
+    logger: options.logger.child("remote"),
+    rpcTlsCaFile: options.rpcTlsCaFile,
+    startTimeoutMs: options.startTimeoutMs,
+  });
+  let log: LogClient | null = null;
+  try {
+    await backend.start();
+    log = await LogClient.connect({ brokers: options.brokers, clientId: "logkv-gateway" });
+    const gateway = await Gateway.start({
+      backend,
+      log,
+      logger: options.logger.child("gateway"),
+      host: options.graphql.host,
+      port: options.graphql.port,
+      defaultConsistency: options.defaultConsistency,
+      defaultMetrics: options.defaultMetrics,
+      limits: options.limits,
+      auth: options.auth,
+      tls: options.tls,
+      extraMetrics: () => backend.probe.render(),
+    });
+    const client = log;
+    return {
+      gateway,
+      backend,
+      async stop() {
+        await gateway.close();
+        await client.close().catch(() => undefined);
+        await backend.stop();
+      },
+    };
+  } catch (error) {
+    await log?.close().catch(() => undefined);
+    await backend.stop().catch(() => undefined);
     throw error;
   }
 }

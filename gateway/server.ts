@@ -14,6 +14,8 @@ import express, { type NextFunction, type Request, type Response } from "express
 import { createYoga, type Plugin } from "graphql-yoga";
 import { GraphQLError, type ExecutionResult, type GraphQLSchema } from "graphql";
 import type { Materializer } from "../materializer/materializer.js";
+import { localBackend, type GatewayBackend } from "./backend.js";
+import { assert } from "../services/shared/assert.js";
 import type { RestoreService } from "../materializer/restore/restore-service.js";
 import type { LogClient } from "../services/log-client.js";
 import type { Logger } from "../services/shared/log.js";
@@ -39,10 +41,14 @@ import {
 } from "./subscriptions/changes.js";
 import { serveWebSocket } from "./subscriptions/websocket.js";
 import { SubscriptionsProbe } from "./subscriptions/subscriptions-probe.js";
+import { CATALOG_TOPIC } from "../materializer/state/records.js";
 import { loadTls, type GatewayTlsOptions } from "./tls.js";
 
 export interface GatewayOptions {
-  materializer: Materializer;
+  /** The in-process materializer; absent in a stateless gateway, which passes `backend`. */
+  materializer?: Materializer;
+  /** Where reads go when there is no in-process materializer (gateway/remote). */
+  backend?: GatewayBackend;
   log: LogClient;
   logger: Logger;
   host: string;
@@ -102,14 +108,21 @@ export class Gateway {
     const tls = options.tls === undefined ? undefined : loadTls(options.tls);
     const auth = GatewayAuth.open(options.auth ?? {}, options.logger);
     const probe = new GatewayProbe({ defaultMetrics: options.defaultMetrics ?? false });
+    const local = options.materializer ?? null;
+    const backend = local === null ? options.backend : localBackend(local);
+    assert(backend !== undefined, "Gateway.start needs a materializer or a backend");
     const gate = new ConsistencyGate({
-      materializer: options.materializer,
+      materializer: backend,
+      // A remote backend waits where the read runs (the fence travels with the read); the
+      // catalog is the exception: the gateway keeps its own copy of it.
+      deferred: backend.remote ? (topic) => topic !== CATALOG_TOPIC : undefined,
       endOffsets: (topic) => options.log.endOffsets(topic),
       waitTimeoutMs: limits.waitTimeoutMs,
       onWait: (consistency, seconds) => probe.waited(consistency, seconds),
     });
     const core: GatewayCore = {
-      materializer: options.materializer,
+      materializer: backend,
+      local,
       log: options.log,
       gate,
       probe,
@@ -119,7 +132,7 @@ export class Gateway {
       restores: options.restores,
     };
     const subscriptions = new ChangeSubscriptions(
-      options.materializer,
+      backend,
       options.subscriptions,
       new SubscriptionsProbe(probe.registry),
     );

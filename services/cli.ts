@@ -17,7 +17,13 @@ import { DbError } from "./shared/errors.js";
 import { Materializer } from "../materializer/materializer.js";
 import { serveMetrics, type MetricsServer } from "./shared/metrics-server.js";
 import { createLogger } from "./shared/log.js";
-import { startEmbeddedNode, startGatewayNode, type HostPort } from "../gateway/node.js";
+import {
+  startEmbeddedNode,
+  startGatewayNode,
+  startStatelessGateway,
+  type HostPort,
+} from "../gateway/node.js";
+import { startRpcNode } from "../materializer/rpc/node.js";
 import type { Consistency } from "../gateway/consistency/gate.js";
 import { readApiKeysFile } from "../gateway/auth/index.js";
 import { loadTls, type GatewayTlsOptions } from "../gateway/tls.js";
@@ -42,10 +48,14 @@ commands:
   gateway   run a GraphQL gateway and its materializer against given brokers
             (--brokers HOST:PORT[,...] --data DIR --graphql HOST:PORT [--consistency LEVEL]
             [--api-keys FILE] [--audit-log FILE] [--tls-cert FILE --tls-key FILE])
+            or, with --stateless (no --data), a gateway with no store that routes reads to
+            the materializers serving --rpc [--rpc-tls-ca FILE: trust their RPC certificate]
   broker    run the Kafka-compatible broker
   materializer  apply the log into a LevelDB store
                 (--data DIR --brokers HOST:PORT[,...] [--metrics HOST:PORT] [--node-id N]
-                 [--from-checkpoint DIR: seed a new store from a checkpoint])
+                 [--from-checkpoint DIR: seed a new store from a checkpoint]
+                 [--rpc HOST:PORT: serve stateless gateways and join the routing view]
+                 [--rpc-advertise HOST:PORT] [--rpc-tls-cert FILE --rpc-tls-key FILE])
   help      print this text
 
 ${restoreUsage}
@@ -229,8 +239,16 @@ async function runMaterializer(args: string[]): Promise<void> {
       metrics: { type: "string" },
       "from-checkpoint": { type: "string" },
       ...kafkaClientSslFlags,
+      rpc: { type: "string" },
+      "rpc-advertise": { type: "string" },
+      "rpc-tls-cert": { type: "string" },
+      "rpc-tls-key": { type: "string" },
     },
   });
+  const rpcAddress = values.rpc === undefined ? undefined : splitHostPort(values.rpc, "--rpc");
+  const rpcTls = tlsPair(values["rpc-tls-cert"], values["rpc-tls-key"], "--rpc-tls");
+  if (rpcTls !== undefined && rpcAddress === undefined)
+    throw new DbError("INVALID_CONFIG", "--rpc-tls-cert and --rpc-tls-key need --rpc");
   const logger = createLogger("logkv");
   const brokers = (values.brokers ?? "127.0.0.1:9092").split(",");
   for (const broker of brokers) splitHostPort(broker, "--brokers");
@@ -246,14 +264,33 @@ async function runMaterializer(args: string[]): Promise<void> {
   });
   await materializer.start();
   console.log(`logkv materializer applying ${brokers.join(",")} into ${dataDir}`);
+  const rpc =
+    rpcAddress === undefined
+      ? null
+      : await startRpcNode({
+          materializer,
+          node: values["node-id"] ?? "1",
+          brokers,
+          host: rpcAddress.host,
+          port: rpcAddress.port,
+          advertised: values["rpc-advertise"],
+          tls: rpcTls === undefined ? undefined : loadTls(rpcTls),
+          logger,
+        });
+  if (rpc !== null) console.log(`logkv materializer RPC on ${rpc.server.address}`);
   let metrics: MetricsServer | null = null;
   if (values.metrics !== undefined) {
     const address = splitHostPort(values.metrics, "--metrics");
-    metrics = await serveMetrics(address.host, address.port, () => materializer.probe.render());
+    metrics = await serveMetrics(address.host, address.port, async () => {
+      const own = await materializer.probe.render();
+      const body = rpc === null ? own.body : `${own.body}\n${await rpc.probe.render()}`;
+      return { contentType: own.contentType, body };
+    });
     console.log(`metrics on http://${metrics.host}:${metrics.port}/metrics`);
   }
   onStopSignals(logger, async () => {
     await metrics?.close();
+    await rpc?.stop();
     await materializer.stop();
   });
 }
@@ -269,9 +306,13 @@ function parseConsistency(value: string | undefined): Consistency | undefined {
 
 /** --tls-cert and --tls-key: both or neither; a bad pair fails before anything starts. */
 function tlsOptions(certFile: string | undefined, keyFile: string | undefined) {
+  return tlsPair(certFile, keyFile, "--tls");
+}
+
+function tlsPair(certFile: string | undefined, keyFile: string | undefined, flag: string) {
   if (certFile === undefined && keyFile === undefined) return undefined;
   if (certFile === undefined || keyFile === undefined) {
-    throw new DbError("INVALID_CONFIG", "--tls-cert and --tls-key go together");
+    throw new DbError("INVALID_CONFIG", `${flag}-cert and ${flag}-key go together`);
   }
   const tls: GatewayTlsOptions = { certFile, keyFile };
   loadTls(tls);
@@ -380,6 +421,8 @@ async function runGateway(args: string[]): Promise<void> {
       "audit-log": { type: "string" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
+      stateless: { type: "boolean" },
+      "rpc-tls-ca": { type: "string" },
       ...restoreFlags,
       ...kafkaClientSslFlags,
     },
@@ -388,6 +431,28 @@ async function runGateway(args: string[]): Promise<void> {
   const brokers = (values.brokers ?? "127.0.0.1:9092").split(",");
   for (const broker of brokers) splitHostPort(broker, "--brokers");
   const graphql = splitHostPort(values.graphql ?? "127.0.0.1:4000", "--graphql");
+  if (values.stateless === true) {
+    if (values.data !== undefined)
+      throw new DbError("INVALID_CONFIG", "--stateless keeps no data: drop --data");
+    const node = await startStatelessGateway({
+      brokers,
+      graphql,
+      logger,
+      defaultMetrics: true,
+      defaultConsistency: parseConsistency(values.consistency),
+      auth: authOptions(values["api-keys"], values["audit-log"]),
+      tls: tlsOptions(values["tls-cert"], values["tls-key"]),
+      rpcTlsCaFile: values["rpc-tls-ca"],
+    });
+    console.log(`logkv gateway (stateless) serving ${brokers.join(",")}`);
+    printGateway(node.gateway.url);
+    onReloadSignal(() => {
+      node.gateway.reloadApiKeys("SIGHUP");
+      node.gateway.reloadTls("SIGHUP");
+    });
+    onStopSignals(logger, () => node.stop());
+    return;
+  }
   const node = await startGatewayNode({
     dataDir: values.data ?? "./data/gateway",
     brokers,

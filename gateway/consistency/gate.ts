@@ -28,6 +28,11 @@ export interface GateOptions {
   endOffsets(topic: string): Promise<bigint[]>;
   waitTimeoutMs: number;
   endOffsetsRefreshMs?: number;
+  /**
+   * Topics whose waits the gate leaves to the reader: it only computes the floor (ReadPoint
+   * .floor) and the read carries it to a remote owner, which waits on its own applied offset.
+   */
+  deferred?(topic: string): boolean;
   /** Called with each wait's duration (metrics). */
   onWait?(consistency: Consistency, seconds: number): void;
 }
@@ -38,6 +43,8 @@ export interface ReadPoint {
   topic: string;
   partitions: readonly number[];
   waitedMs: number;
+  /** STRONG and SESSION: per touched partition, the offset the read must reflect. */
+  floor?: Map<number, bigint>;
   /** EVENTUAL only: per touched partition, known end offset minus applied offset. */
   staleness?: Map<number, bigint>;
 }
@@ -73,37 +80,47 @@ export class ConsistencyGate {
   ): Promise<ReadPoint> {
     const started = performance.now();
     let staleness: Map<number, bigint> | undefined;
+    let floor: Map<number, bigint> | undefined;
     if (consistency === "STRONG") {
       const ends = await this.options.endOffsets(topic);
       ends.forEach((end, partition) => this.observeEnd(topic, partition, end));
       this.fetchedAtMs.set(topic, Date.now());
-      await this.waitAll(topic, partitions, (p) => ends[p] ?? 0n);
+      floor = await this.waitAll(topic, partitions, (p) => ends[p] ?? 0n);
     } else if (consistency === "SESSION") {
-      await this.waitAll(topic, partitions, (p) => token.offset(topic, p));
+      floor = await this.waitAll(topic, partitions, (p) => token.offset(topic, p));
     } else {
       staleness = this.staleness(topic, partitions);
       this.refreshSoon(topic);
     }
     const waitedMs = performance.now() - started;
     this.options.onWait?.(consistency, waitedMs / 1000);
-    return { consistency, topic, partitions, waitedMs, ...(staleness && { staleness }) };
+    return {
+      consistency,
+      topic,
+      partitions,
+      waitedMs,
+      ...(floor && { floor }),
+      ...(staleness && { staleness }),
+    };
   }
 
   private async waitAll(
     topic: string,
     partitions: readonly number[],
     needed: (partition: number) => bigint,
-  ): Promise<void> {
+  ): Promise<Map<number, bigint>> {
     const deadline = Date.now() + this.options.waitTimeoutMs;
     const { materializer } = this.options;
+    const floor = new Map(partitions.map((p) => [p, needed(p)]));
+    if (this.options.deferred?.(topic) === true) return floor;
     const waits: Promise<void>[] = [];
-    for (const partition of partitions) {
-      const offset = needed(partition);
+    for (const [partition, offset] of floor) {
       if (materializer.appliedOffset(topic, partition) >= offset) continue;
       const remaining = Math.max(1, deadline - Date.now());
       waits.push(materializer.waitApplied(topic, partition, offset, remaining));
     }
     await Promise.all(waits);
+    return floor;
   }
 
   private staleness(topic: string, partitions: readonly number[]): Map<number, bigint> {

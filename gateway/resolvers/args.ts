@@ -67,6 +67,17 @@ export function optionalNumber(value: number | null | undefined): number | undef
   return value === null || value === undefined ? undefined : value;
 }
 
+/**
+ * The tables' entries exist where the catalog is only a copy (a stateless gateway): a name
+ * missing from it may be a table newer than the copy, so the copy is refreshed first.
+ */
+export async function knownTables(context: GatewayContext, names: string[]): Promise<void> {
+  const backend = context.gateway.materializer;
+  if (backend.catalogMiss === undefined) return;
+  const missing = names.filter((name) => backend.table(name) === undefined);
+  if (missing.length > 0) await backend.catalogMiss(missing[0]!);
+}
+
 /** The table's catalog entry as the materializer has applied it; NOT_FOUND otherwise. */
 export function tableEntry(context: GatewayContext, name: string): CatalogEntry {
   const entry = context.gateway.materializer.table(name);

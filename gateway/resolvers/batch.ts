@@ -31,6 +31,7 @@ import {
   consistencyOf,
   namesOf,
   optionalText,
+  knownTables,
   tableEntry,
   topicOf,
 } from "./args.js";
@@ -157,8 +158,18 @@ async function readTable(
     projection: optionalText(table.input.projection),
     names: namesOf(table.input.names),
   };
+  const fence = {
+    ...(point.floor && { floor: point.floor }),
+    timeoutMs: context.gateway.limits.waitTimeoutMs,
+  };
+  const { materializer } = context.gateway;
   const reads = await Promise.all(
-    table.keys.map((key) => context.gateway.materializer.getItem(definition.name, key, options)),
+    table.keys.map((key) =>
+      materializer.getItem(definition.name, key, options, {
+        ...fence,
+        partitions: [partitionOf(key[pk]!, definition.partitions)],
+      }),
+    ),
   );
   const offsets: bigint[] = [];
   for (const read of reads) {
@@ -211,6 +222,10 @@ const batchGetItem: Resolver<
   const consistency = consistencyOf(context, args.requests[0]?.consistency);
   return timed(context, info, consistency, async () => {
     const token = context.state.token(args.after);
+    await knownTables(
+      context,
+      args.requests.map((r) => r.table),
+    );
     const tables = parseGet(context, args.requests);
     const reads = await Promise.all(tables.map((t) => readTable(context, info, t, token)));
     let merged = token;
@@ -325,6 +340,10 @@ const batchWriteItem: Resolver<
   timed(context, info, "NONE", async () => {
     const token = context.state.token(undefined);
     await catalogGate(context, token);
+    await knownTables(
+      context,
+      args.requests.map((r) => r.table),
+    );
     const writes = parseWrites(context, args.requests);
     const positions = await appendAll(context, writes);
     let merged = token;

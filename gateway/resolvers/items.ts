@@ -20,7 +20,7 @@ import { validateItem, validateKey } from "../../materializer/values/limits.js";
 import { itemToJson } from "../json-items.js";
 import type { GatewayContext } from "../context.js";
 import { gatewayError, throttledIfLimit } from "../errors.js";
-import { canonicalItem, namesOf, tableEntry, topicOf, valuesOf } from "./args.js";
+import { canonicalItem, knownTables, namesOf, tableEntry, topicOf, valuesOf } from "./args.js";
 import { gateRead, timed, writeDone } from "./observe.js";
 import { TRANSACTION_CONFLICT_PREFIX } from "../../materializer/transactions/shell.js";
 import { idempotentItemWrite } from "./transactions.js";
@@ -68,6 +68,7 @@ function writeResolver<A extends WriteArgs>(build: Build<A>): Resolver<A> {
       if (token.offset(CATALOG_TOPIC, 0) > 0n) {
         await gateRead(context, CATALOG_TOPIC, [0], "SESSION", token);
       }
+      await knownTables(context, [args.table]);
       const entry = tableEntry(context, args.table);
       const parsed = parse(args, entry.definition);
       const { event, key } = build(args, parsed);

@@ -9,6 +9,7 @@ import type { CatalogEntry } from "../../materializer/state/records.js";
 import type { ReadPage } from "../../materializer/read/index.js";
 import { canonicalizeValue } from "../../materializer/values/canonical.js";
 import { validateKey } from "../../materializer/values/limits.js";
+import type { ReadFence } from "../backend.js";
 import type { Consistency } from "../consistency/gate.js";
 import { allPartitions, partitionOf } from "../consistency/partition.js";
 import type { SessionToken } from "../consistency/token.js";
@@ -17,6 +18,7 @@ import { itemToJson } from "../json-items.js";
 import {
   canonicalItem,
   consistencyOf,
+  knownTables,
   namesOf,
   optionalItem,
   optionalNumber,
@@ -64,28 +66,31 @@ type Resolver<A, R> = (
 /** Gate, read, report: the shape all three reads share. */
 function readResolver<A extends ReadArgs, R>(
   partitionsOf: (args: A, entry: CatalogEntry) => number[],
-  read: (args: A, context: GatewayContext) => Promise<{ result: R; offsets: bigint[] }>,
-  afterGate?: (
-    args: A,
-    entry: CatalogEntry,
-    context: GatewayContext,
-    c: Consistency,
-  ) => Promise<void>,
+  read: (args: A, context: GatewayContext, fence: ReadFence) => Promise<ReadResult<R>>,
+  globalIndexes?: (args: A, entry: CatalogEntry, c: Consistency) => boolean,
 ): Resolver<A, R & { token: string }> {
   return (_parent, args, context, info) => {
     const consistency = consistencyOf(context, args.consistency);
     return timed(context, info, consistency, async () => {
       const token: SessionToken = context.state.token(args.after);
+      await knownTables(context, [args.table]);
       const entry = tableEntry(context, args.table);
       const partitions = partitionsOf(args, entry);
       const point = await gateRead(context, topicOf(entry), partitions, consistency, token);
-      await afterGate?.(args, entry, context, consistency);
-      const { result, offsets } = await read(args, context);
+      const fence: ReadFence = {
+        partitions,
+        ...(point.floor && { floor: point.floor }),
+        globalIndexes: globalIndexes?.(args, entry, consistency) ?? false,
+        timeoutMs: context.gateway.limits.waitTimeoutMs,
+      };
+      const { result, offsets } = await read(args, context, fence);
       const text = readDone(context, info, args.table, point, token, offsets);
       return { ...result, token: text };
     });
   };
 }
+
+type ReadResult<R> = { result: R; offsets: bigint[] };
 
 function pageJson(page: ReadPage) {
   return {
@@ -120,15 +125,8 @@ function queryPartitions(args: QueryArgs, entry: CatalogEntry): number[] {
 }
 
 /** A GSI is fed from the changes topic: STRONG and SESSION also wait for it to catch up. */
-async function globalIndexWait(
-  args: PageArgs,
-  entry: CatalogEntry,
-  context: GatewayContext,
-  consistency: Consistency,
-): Promise<void> {
-  if (consistency === "EVENTUAL" || !isGlobalIndex(entry, args.index)) return;
-  const { materializer, limits } = context.gateway;
-  await materializer.waitGlobalIndexes(entry.definition.name, limits.waitTimeoutMs);
+function globalIndexWait(args: PageArgs, entry: CatalogEntry, consistency: Consistency): boolean {
+  return consistency !== "EVENTUAL" && isGlobalIndex(entry, args.index);
 }
 
 function pageOptions(args: PageArgs) {
@@ -152,11 +150,12 @@ export const itemQueries = {
       const pk = key[entry.definition.partitionKey.name]!;
       return [partitionOf(pk, entry.definition.partitions)];
     },
-    async (args, context) => {
+    async (args, context, fence) => {
       const { result, offsets } = await context.gateway.materializer.getItem(
         args.table,
         canonicalItem(args.key),
         { projection: optionalText(args.projection), names: namesOf(args.names) },
+        fence,
       );
       return { result: { item: result.item === null ? null : itemToJson(result.item) }, offsets };
     },
@@ -164,12 +163,17 @@ export const itemQueries = {
 
   query: readResolver<QueryArgs, ReturnType<typeof pageJson>>(
     queryPartitions,
-    async (args, context) => {
-      const { result, offsets } = await context.gateway.materializer.query(args.table, {
+    async (args, context, fence) => {
+      const options = {
         ...pageOptions(args),
         keyCondition: args.keyCondition,
         forward: args.forward ?? true,
-      });
+      };
+      const { result, offsets } = await context.gateway.materializer.query(
+        args.table,
+        options,
+        fence,
+      );
       return { result: pageJson(result), offsets };
     },
     globalIndexWait,
@@ -177,12 +181,17 @@ export const itemQueries = {
 
   scan: readResolver<ScanArgs, ReturnType<typeof pageJson>>(
     (_args, entry) => allPartitions(entry.definition.partitions),
-    async (args, context) => {
-      const { result, offsets } = await context.gateway.materializer.scan(args.table, {
+    async (args, context, fence) => {
+      const options = {
         ...pageOptions(args),
         segment: optionalNumber(args.segment),
         totalSegments: optionalNumber(args.totalSegments),
-      });
+      };
+      const { result, offsets } = await context.gateway.materializer.scan(
+        args.table,
+        options,
+        fence,
+      );
       return { result: pageJson(result), offsets };
     },
     globalIndexWait,

@@ -17,7 +17,7 @@ import type { Consistency } from "../consistency/gate.js";
 import type { SessionToken } from "../consistency/token.js";
 import type { GatewayContext } from "../context.js";
 import { gatewayError } from "../errors.js";
-import { consistencyOf, tableEntry, topicOf } from "./args.js";
+import { consistencyOf, knownTables, tableEntry, topicOf } from "./args.js";
 import { gateRead, readDone, timed, writeDone } from "./observe.js";
 import type { LogPosition } from "../../services/log-client.js";
 
@@ -226,6 +226,7 @@ export const tableQueries = {
   ) {
     return timed(context, info, consistencyOf(context, args.consistency), async () => {
       await catalogRead(context, info, args);
+      await knownTables(context, [args.name]);
       return describe(tableEntry(context, args.name));
     });
   },
@@ -244,7 +245,7 @@ export const tableQueries = {
       }
       const { text } = await catalogRead(context, info, args);
       const start = args.exclusiveStartTableName ?? "";
-      const names = context.gateway.materializer.applier
+      const names = context.gateway.materializer
         .tables()
         .map((entry) => entry.definition.name)
         .filter((name) => name > start)

@@ -33,6 +33,7 @@ import { TxnProbe } from "../../services/transactions/txn-probe.js";
 import { partitionOf } from "../consistency/partition.js";
 import type { GatewayContext, GatewayCore } from "../context.js";
 import { gatewayError } from "../errors.js";
+import type { Materializer } from "../../materializer/materializer.js";
 import { itemToJson } from "../json-items.js";
 import { canonicalItem, namesOf, optionalText, tableEntry, topicOf, valuesOf } from "./args.js";
 import { gateRead, readDone, timed, writeDone } from "./observe.js";
@@ -63,7 +64,7 @@ export function transactionsOf(core: GatewayCore): Promise<TxnCoordinator> {
   if (started === undefined) {
     started = TxnCoordinator.start(
       core.log,
-      core.materializer,
+      localOf(core),
       new TxnProbe(core.probe.registry),
       coordinatorOptions(),
     );
@@ -71,6 +72,15 @@ export function transactionsOf(core: GatewayCore): Promise<TxnCoordinator> {
     started.catch(() => coordinators.delete(core));
   }
   return started;
+}
+
+/** The in-process materializer transactions need; a typed refusal in a stateless gateway. */
+export function localOf(core: GatewayCore): Materializer {
+  if (core.local !== null) return core.local;
+  throw gatewayError(
+    "UNSUPPORTED",
+    "Transactions (and client request tokens) are not served by a stateless gateway yet",
+  );
 }
 
 /** Starts the coordinator with the node, so recovery runs before the first request. */
@@ -323,7 +333,7 @@ function parseGets(context: GatewayContext, gets: readonly TransactGetInput[]): 
 
 /** Reads every item from one snapshot in which none is held; null while one is. */
 async function readUnheld(context: GatewayContext, parsed: readonly ParsedGet[]) {
-  const snapshot = context.gateway.materializer.store.snapshot();
+  const snapshot = localOf(context.gateway).store.snapshot();
   try {
     const keys = parsed.map((g) => itemStoreKey(g.entry.definition, g.key));
     const holders = await holdersOf(snapshot, keys);
@@ -374,7 +384,7 @@ const transactGetItems: Resolver<
       items = await readUnheld(context, parsed);
     }
     let token = session.encode();
-    const materializer = context.gateway.materializer;
+    const materializer = localOf(context.gateway);
     for (const { slot, point } of points) {
       const applied = point.partitions.map((p) => materializer.appliedOffset(point.topic, p));
       const dense: bigint[] = [];

@@ -62,7 +62,7 @@ export class ChangeSubscriptions {
   readonly limits: SubscriptionLimits;
 
   constructor(
-    private readonly materializer: Materializer,
+    private readonly materializer: Pick<Materializer, "table" | "changes">,
     limits: Partial<SubscriptionLimits> = {},
     private readonly probe: SubscriptionsProbe | null = null,
   ) {

@@ -1,0 +1,406 @@
+// The stateless gateway's backend (gateway/backend.ts): every read, wait and outcome goes to
+// a materializer that owns the partitions, chosen from the routing view
+// (services/routing/), over the internal RPC (materializer/rpc/).
+//
+// Routing: the live owners of every partition a request spans, least lagging first. On
+// NOT_OWNER, an unreachable node, a lost connection or a node gone from the view, the
+// request goes to the next owner, and once all were tried, waits a little for the view to
+// change and starts over, until the request's deadline. A read carries its fence (the
+// offsets STRONG and SESSION need), and the owner that serves it waits for them on its own
+// applied offsets, so whichever owner answers, it has applied what the read must see.
+//
+// The catalog: every node applies it, and the gateway keeps a copy (table() and tables()
+// are synchronous), refreshed from any live node when the view shows a newer catalog, when
+// a catalog wait asks for a newer one, and after each DDL outcome.
+//
+// Scans and GSI queries span all partitions: they go to one node that owns them all (today
+// every node owns every partition). Fanning out across nodes that split a table is not done.
+// Change streams and transactions are refused with UNSUPPORTED.
+//
+// Lifecycle: start() follows the view and waits for the first catalog; stop() closes the
+// RPC connections and the follower. Single event loop.
+import { readFileSync } from "node:fs";
+import type { ChangeStream } from "../../materializer/consume/change-stream.js";
+import type { ReadPage } from "../../materializer/read/index.js";
+import { CATALOG_TOPIC, tableTopic, type CatalogEntry } from "../../materializer/state/records.js";
+import type { Item } from "../../materializer/values/attribute-value.js";
+import { RpcBusy, RpcClient, RpcUnreachable } from "../../materializer/rpc/client.js";
+import type { PayloadEncoding } from "../../materializer/rpc/payload.js";
+import type { RpcMethod } from "../../materializer/rpc/protocol.js";
+import type { Outcome } from "../../schemas/records.js";
+import { RoutingFollower } from "../../services/routing/follower.js";
+import type { RoutedNode } from "../../services/routing/view.js";
+import { DbError, isDbError } from "../../services/shared/errors.js";
+import type { Logger } from "../../services/shared/log.js";
+import type { GatewayBackend, ReadAnswer, ReadFence } from "../backend.js";
+import { partitionOf } from "../consistency/partition.js";
+import { gatewayError, throttledIfLimit } from "../errors.js";
+import { RemoteProbe, type RetryReason } from "./remote-probe.js";
+
+export interface RemoteBackendOptions {
+  brokers: string[];
+  logger: Logger;
+  /** PEM CA file trusted for materializers that serve RPC over TLS. */
+  rpcTlsCaFile?: string;
+  encoding?: PayloadEncoding;
+  /** How long start() waits for a live node and its catalog. */
+  startTimeoutMs?: number;
+  /** Pause before trying the owners again once all have failed. */
+  retryPauseMs?: number;
+  goneAfterMs?: number;
+}
+
+export class RemoteBackend implements GatewayBackend {
+  readonly remote = true;
+  readonly follower: RoutingFollower;
+  readonly probe: RemoteProbe;
+  private readonly clients = new Map<string, Promise<RpcClient>>();
+  private readonly tlsCa: Buffer | undefined;
+  private catalog = new Map<string, CatalogEntry>();
+  private catalogApplied = 0n;
+  private catalogRefresh: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** Nodes that were unreachable lately -> until when they go last among owners. */
+  private readonly suspects = new Map<string, number>();
+  /** Spreads requests over owners that are equally caught up. */
+  private turn = 0;
+
+  constructor(private readonly options: RemoteBackendOptions) {
+    this.tlsCa = options.rpcTlsCaFile === undefined ? undefined : readTlsCa(options.rpcTlsCaFile);
+    this.follower = new RoutingFollower({
+      brokers: options.brokers,
+      logger: options.logger.child("routing"),
+      clientId: "logkv-gateway-routing",
+      goneAfterMs: options.goneAfterMs,
+      onBadRecord: () => this.probe.badRecord(),
+    });
+    this.probe = new RemoteProbe(
+      () => this.follower.view.ageSeconds(Date.now()),
+      () => this.follower.view.liveNodes(Date.now()).length,
+    );
+  }
+
+  async start(): Promise<void> {
+    await this.follower.start();
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 30_000);
+    await this.refreshCatalog(0n, deadline);
+    // Tables created through other gateways show up within a heartbeat.
+    this.timer = setInterval(() => this.followCatalog(), 250);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    await this.follower.stop();
+    for (const client of this.clients.values())
+      void client.then(
+        (c) => c.close(),
+        () => undefined,
+      );
+    this.clients.clear();
+  }
+
+  // ---- the catalog --------------------------------------------------------------------
+
+  table(name: string): CatalogEntry | undefined {
+    return this.catalog.get(name);
+  }
+
+  tables(): CatalogEntry[] {
+    return [...this.catalog.values()];
+  }
+
+  /** A table missing from the copy: fetch the newest catalog an owner has, once. */
+  async catalogMiss(): Promise<void> {
+    const running = this.catalogRefresh;
+    if (running !== null) return running.catch(() => undefined);
+    const refresh = this.fetchCatalog(0n, Date.now() + 1_000);
+    this.catalogRefresh = refresh;
+    try {
+      await refresh;
+    } catch {
+      // The read answers NOT_FOUND from the copy it has.
+    } finally {
+      if (this.catalogRefresh === refresh) this.catalogRefresh = null;
+    }
+  }
+
+  private followCatalog(): void {
+    const newest = this.follower.view.bestApplied(CATALOG_TOPIC, 0, Date.now());
+    if (newest <= this.catalogApplied || this.catalogRefresh !== null) return;
+    this.refreshCatalog(newest, Date.now() + 5_000).catch((error: unknown) =>
+      this.options.logger.warn("catalog refresh failed", { error }),
+    );
+  }
+
+  /** Brings the catalog copy to at least `atLeast` (a catalog offset), from any live node. */
+  private async refreshCatalog(atLeast: bigint, deadline: number): Promise<void> {
+    while (this.catalogApplied < atLeast || this.catalogApplied === 0n) {
+      const running = this.catalogRefresh;
+      if (running !== null) {
+        await running;
+        if (this.catalogApplied >= atLeast && atLeast > 0n) return;
+      }
+      const refresh = this.fetchCatalog(atLeast, deadline);
+      this.catalogRefresh = refresh;
+      try {
+        await refresh;
+      } finally {
+        if (this.catalogRefresh === refresh) this.catalogRefresh = null;
+      }
+      if (atLeast === 0n) return;
+    }
+  }
+
+  private async fetchCatalog(atLeast: bigint, deadline: number): Promise<void> {
+    const answer = (await this.route("catalog", CATALOG_TOPIC, [0], deadline, (timeoutMs) => ({
+      atLeast,
+      timeoutMs,
+    }))) as { applied: bigint; entries: CatalogEntry[] };
+    if (answer.applied < this.catalogApplied) return;
+    this.catalog = new Map(answer.entries.map((e) => [e.definition.name, e]));
+    this.catalogApplied = answer.applied;
+  }
+
+  // ---- offsets, waits, outcomes -------------------------------------------------------
+
+  appliedOffset(topic: string, partition: number): bigint {
+    if (topic === CATALOG_TOPIC && partition === 0) return this.catalogApplied;
+    return this.follower.view.bestApplied(topic, partition, Date.now());
+  }
+
+  async waitApplied(topic: string, partition: number, offset: bigint, timeoutMs: number) {
+    const deadline = Date.now() + timeoutMs;
+    if (topic === CATALOG_TOPIC) return this.refreshCatalog(offset, deadline);
+    await this.route("waitApplied", topic, [partition], deadline, (ms) => ({
+      topic,
+      partition,
+      offset,
+      timeoutMs: ms,
+    }));
+  }
+
+  async awaitOutcome(
+    topic: string,
+    partition: number,
+    offset: bigint,
+    timeoutMs: number,
+  ): Promise<Outcome> {
+    const deadline = Date.now() + timeoutMs;
+    const outcome = (await this.route("awaitOutcome", topic, [partition], deadline, (ms) => ({
+      topic,
+      partition,
+      offset,
+      timeoutMs: ms,
+    }))) as Outcome;
+    // A DDL's resolver reads the catalog right after its outcome.
+    if (topic === CATALOG_TOPIC) await this.refreshCatalog(offset + 1n, deadline);
+    return outcome;
+  }
+
+  // ---- reads --------------------------------------------------------------------------
+
+  getItem(table: string, key: Item, options: Record<string, unknown>, fence?: ReadFence) {
+    const entry = this.entry(table);
+    const pk = key[entry.definition.partitionKey.name];
+    if (pk === undefined) throw new DbError("INVALID_ARGUMENT", "key lacks its partition key");
+    const partitions = fence?.partitions ?? [partitionOf(pk, entry.definition.partitions)];
+    return this.tableRead<{ item: Item | null }>("getItem", entry, partitions, fence, {
+      key,
+      options,
+    });
+  }
+
+  query(table: string, options: Record<string, unknown>, fence?: ReadFence) {
+    const entry = this.entry(table);
+    const partitions = fence?.partitions ?? allOf(entry);
+    return this.tableRead<ReadPage>("query", entry, partitions, fence, { options });
+  }
+
+  scan(table: string, options: Record<string, unknown>, fence?: ReadFence) {
+    const entry = this.entry(table);
+    return this.tableRead<ReadPage>("scan", entry, allOf(entry), fence, { options });
+  }
+
+  changes(): ChangeStream {
+    throw gatewayError("UNSUPPORTED", "Subscriptions are not served by a stateless gateway yet");
+  }
+
+  private entry(table: string): CatalogEntry {
+    const entry = this.catalog.get(table);
+    if (entry === undefined)
+      throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${table}`);
+    return entry;
+  }
+
+  private async tableRead<T>(
+    method: RpcMethod,
+    entry: CatalogEntry,
+    partitions: readonly number[],
+    fence: ReadFence | undefined,
+    body: Record<string, unknown>,
+  ): Promise<ReadAnswer<T>> {
+    const topic = tableTopic(entry.definition.name, entry.generation);
+    const deadline = Date.now() + (fence?.timeoutMs ?? 5_000);
+    const wireFence = {
+      // Only the floor of the partitions this request spans travels with it.
+      ...(fence?.floor !== undefined && {
+        floor: new Map([...fence.floor].filter(([p]) => partitions.includes(p))),
+      }),
+      globalIndexes: fence?.globalIndexes === true,
+    };
+    return (await this.route(method, topic, partitions, deadline, (timeoutMs) => ({
+      ...body,
+      table: entry.definition.name,
+      partitions: [...partitions],
+      fence: wireFence,
+      timeoutMs,
+    }))) as ReadAnswer<T>;
+  }
+
+  // ---- routing ------------------------------------------------------------------------
+
+  /**
+   * Sends one request to an owner of every partition in `partitions`, and again to another
+   * owner on a retriable failure, until `deadline`. The body is rebuilt per attempt with
+   * the time left, so an owner never waits past the request's deadline.
+   */
+  private async route(
+    method: RpcMethod,
+    topic: string,
+    partitions: readonly number[],
+    deadline: number,
+    body: (timeoutMs: number) => Record<string, unknown>,
+  ): Promise<unknown> {
+    const tried = new Set<string>();
+    let last: unknown = null;
+    for (;;) {
+      const now = Date.now();
+      const owners = this.rank(topic, partitions, now).filter((n) => !tried.has(n.record.node));
+      const node = owners[0];
+      if (node === undefined) {
+        if (now >= deadline) throw throttledIfLimit(lastOr(last, topic, partitions));
+        // Everyone was tried (or nobody owns it yet): wait for the view to change.
+        this.probe.retried("no_owner");
+        tried.clear();
+        await pause(Math.min(this.options.retryPauseMs ?? 50, Math.max(1, deadline - now)));
+        continue;
+      }
+      tried.add(node.record.node);
+      try {
+        return await this.call(node, method, body(Math.max(1, deadline - now)));
+      } catch (error) {
+        const reason = retryReason(error);
+        if (reason === null) throw error;
+        // Busy everywhere until the deadline: the client sees THROTTLED (retriable).
+        if (Date.now() >= deadline) throw throttledIfLimit(error);
+        last = error;
+        this.probe.retried(reason);
+        if (reason === "unreachable") {
+          this.clients.delete(node.record.rpc);
+          this.suspects.set(node.record.node, Date.now() + SUSPECT_MS);
+        }
+      }
+    }
+  }
+
+  /**
+   * The owners in the order to try: those caught up (within LAG_SLACK records of the best,
+   * by the view) taking turns, then the laggards, then nodes unreachable lately.
+   */
+  private rank(topic: string, partitions: readonly number[], now: number): RoutedNode[] {
+    const owners = this.follower.view.owners(topic, partitions, now);
+    const appliedOf = (n: RoutedNode) =>
+      partitions.reduce((sum, p) => sum + (n.applied.get(`${topic}/${p}`) ?? 0n), 0n);
+    const suspect = (n: RoutedNode) => (this.suspects.get(n.record.node) ?? 0) > now;
+    const healthy = owners.filter((n) => !suspect(n));
+    const best = healthy[0] === undefined ? 0n : appliedOf(healthy[0]);
+    const slack = LAG_SLACK * BigInt(partitions.length);
+    const caughtUp = healthy.filter((n) => appliedOf(n) + slack >= best);
+    const start = caughtUp.length === 0 ? 0 : this.turn++ % caughtUp.length;
+    const turns = [...caughtUp.slice(start), ...caughtUp.slice(0, start)];
+    return [...turns, ...healthy.slice(caughtUp.length), ...owners.filter(suspect)];
+  }
+
+  private async call(node: RoutedNode, method: RpcMethod, body: Record<string, unknown>) {
+    const client = await this.client(node);
+    const timeoutMs = typeof body.timeoutMs === "number" ? body.timeoutMs : 5_000;
+    this.probe.started();
+    const started = performance.now();
+    let code = "OK";
+    try {
+      return await client.call(method, body, timeoutMs);
+    } catch (error) {
+      code = isDbError(error)
+        ? error instanceof RpcUnreachable
+          ? "UNREACHABLE"
+          : error.code
+        : "INTERNAL";
+      throw error;
+    } finally {
+      this.probe.done(method, code, (performance.now() - started) / 1000);
+    }
+  }
+
+  private client(node: RoutedNode): Promise<RpcClient> {
+    const address = node.record.rpc;
+    const open = this.clients.get(address);
+    if (open !== undefined) {
+      return open.then((client) => {
+        if (!client.closed) return client;
+        this.clients.delete(address);
+        return this.client(node);
+      });
+    }
+    const colon = address.lastIndexOf(":");
+    if (node.record.tls && this.tlsCa === undefined) {
+      // A configuration fault, not a node fault: no retry elsewhere hides it.
+      const message = `${node.record.node} serves RPC over TLS: start with --rpc-tls-ca`;
+      return Promise.reject(new DbError("INVALID_CONFIG", message));
+    }
+    const connecting = RpcClient.connect({
+      host: address.slice(0, colon),
+      port: Number(address.slice(colon + 1)),
+      encoding: this.options.encoding,
+      ...(node.record.tls && { tlsCa: this.tlsCa }),
+    });
+    this.clients.set(address, connecting);
+    connecting.catch(() => {
+      if (this.clients.get(address) === connecting) this.clients.delete(address);
+    });
+    return connecting;
+  }
+}
+
+/** How long a node that could not be reached goes last (it leaves the view within 5 s). */
+const SUSPECT_MS = 5_000;
+/** Owners this close (records per partition) to the most caught-up one share the load. */
+const LAG_SLACK = 1_000n;
+
+function allOf(entry: CatalogEntry): number[] {
+  return Array.from({ length: entry.definition.partitions }, (_, p) => p);
+}
+
+function retryReason(error: unknown): RetryReason | null {
+  if (error instanceof RpcUnreachable) return "unreachable";
+  if (error instanceof RpcBusy) return "busy";
+  if (isDbError(error, "NOT_OWNER")) return "not_owner";
+  return null;
+}
+
+function lastOr(last: unknown, topic: string, partitions: readonly number[]): unknown {
+  if (last !== null) return last;
+  return new DbError("NOT_OWNER", `no live materializer owns ${topic}/${partitions.join(",")}`);
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function readTlsCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new DbError("INVALID_CONFIG", `cannot read the RPC TLS CA ${file}`, { cause: error });
+  }
+}

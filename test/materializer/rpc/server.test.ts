@@ -1,0 +1,261 @@
+// The internal RPC server and client against a real materializer. Goal: a client reads,
+// waits and awaits outcomes over one pipelined connection; a read fenced at an offset
+// waits for it and a fence never reached times out; partitions the node does not own are
+// refused with NOT_OWNER; the server bounds in-flight requests; malformed frames and
+// payloads get typed errors and the server keeps serving; TLS works with a trusted CA and
+// refuses a client that does not trust it.
+// Method: a real broker process, an in-process Materializer (EveryPartition ownership)
+// with an RpcServer; RpcClient and raw node:net sockets as clients.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Materializer } from "../../../materializer/materializer.js";
+import { RpcBusy, RpcClient, RpcUnreachable } from "../../../materializer/rpc/client.js";
+import { encodeFrame, FrameDecoder, type Frame } from "../../../materializer/rpc/frame.js";
+import { decodePayload, encodePayload } from "../../../materializer/rpc/payload.js";
+import { RpcServer } from "../../../materializer/rpc/server.js";
+import { CATALOG_TOPIC } from "../../../materializer/state/records.js";
+import { loadTls } from "../../../gateway/tls.js";
+import { LogClient } from "../../../services/log-client.js";
+import { isDbError } from "../../../services/shared/errors.js";
+import { createLogger } from "../../../services/shared/log.js";
+import { BrokerProcess } from "../../helpers/broker-process.js";
+import { ordersTable, putEvent } from "../../helpers/materializer-fixture.js";
+
+const logger = createLogger("test");
+let broker: BrokerProcess;
+let materializer: Materializer;
+let server: RpcServer;
+let log: LogClient;
+let dir: string;
+let topic: string;
+/** Where alice's order was written (topic partition, next offset). */
+let written: { partition: number; next: bigint };
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "logkv-rpc-"));
+  broker = await BrokerProcess.start();
+  materializer = await Materializer.open({
+    dataDir: join(dir, "m"),
+    brokers: [broker.address],
+    logger,
+    ttlSweepIntervalMs: 0,
+  });
+  await materializer.start();
+  log = await LogClient.connect({ brokers: [broker.address], clientId: "rpc-test" });
+  const created = await log.createTable(ordersTable(4));
+  topic = created.tableTopic;
+  await materializer.awaitOutcome(CATALOG_TOPIC, 0, created.offset, 10_000);
+  const item = { customer: { S: "alice" }, orderId: { N: "1" }, total: { N: "30" } };
+  const at = await log.appendItemEvent(topic, item.customer, putEvent("orders", item));
+  await materializer.awaitOutcome(at.topic, at.partition, at.offset, 10_000);
+  written = { partition: at.partition, next: at.offset + 1n };
+  server = await RpcServer.start({
+    materializer,
+    node: "m1",
+    host: "127.0.0.1",
+    port: 0,
+    logger,
+    limits: { inFlightPerConnectionMax: 8, frameBytesMax: 64 * 1024 },
+  });
+});
+
+after(async () => {
+  await server?.close();
+  await log?.close();
+  await materializer?.stop();
+  await broker?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const key = { customer: { S: "alice" }, orderId: { N: "1" } };
+
+function client(): Promise<RpcClient> {
+  return RpcClient.connect({ host: "127.0.0.1", port: server.port });
+}
+
+test("reads, fenced reads, catalog, outcomes and batch gets over one connection", async () => {
+  const c = await client();
+  try {
+    assert.deepEqual(await c.call("hello", {}, 1000), { node: "m1", replicaSet: "" });
+    const catalog = (await c.call("catalog", { atLeast: 1n, timeoutMs: 1000 }, 1000)) as {
+      applied: bigint;
+      entries: { definition: { name: string }; generation: bigint }[];
+    };
+    assert.ok(catalog.applied >= 1n);
+    assert.equal(catalog.entries[0]!.definition.name, "orders");
+    assert.equal(typeof catalog.entries[0]!.generation, "bigint");
+    const read = {
+      table: "orders",
+      partitions: [written.partition],
+      fence: { floor: new Map([[written.partition, written.next]]) },
+      options: {},
+      timeoutMs: 2000,
+    };
+    const got = (await c.call("getItem", { ...read, key }, 2000)) as {
+      result: { item: Record<string, { N?: string }> };
+      offsets: bigint[];
+    };
+    assert.equal(got.result.item.total!.N, "30");
+    assert.ok(got.offsets[written.partition]! >= written.next);
+    const many = (await c.call(
+      "getItems",
+      { ...read, keys: [key, { customer: { S: "alice" }, orderId: { N: "2" } }] },
+      2000,
+    )) as { results: { item: unknown }[] };
+    assert.equal(many.results.length, 2);
+    assert.equal(many.results[1]!.item, null);
+    const outcome = (await c.call(
+      "awaitOutcome",
+      { topic, partition: written.partition, offset: written.next - 1n, timeoutMs: 2000 },
+      2000,
+    )) as { status: string };
+    assert.equal(outcome.status, "OK");
+    // A fence the node never reaches: TIMEOUT after the request's own timeout.
+    const far = { ...read, fence: { floor: new Map([[written.partition, 1_000_000n]]) } };
+    await assert.rejects(
+      c.call("getItem", { ...far, key, timeoutMs: 200 }, 200),
+      (e) => isDbError(e, "TIMEOUT") && !(e instanceof RpcUnreachable),
+    );
+    // Eight scans pipelined on the one connection (the in-flight bound here) all answer.
+    const page = { table: "orders", partitions: [0, 1, 2, 3], options: {}, timeoutMs: 1000 };
+    const scans = [];
+    for (let i = 0; i < 8; i++) scans.push(c.call("scan", page, 1000));
+    const pages = (await Promise.all(scans)) as { result: { count: number } }[];
+    assert.ok(pages.every((p) => p.result.count === 1));
+  } finally {
+    c.close();
+  }
+});
+
+test("partitions the node does not own are refused with NOT_OWNER", async () => {
+  const c = await client();
+  try {
+    const read = { table: "orders", partitions: [0, 9], options: {}, timeoutMs: 500 };
+    await assert.rejects(c.call("scan", read, 500), (e) => isDbError(e, "NOT_OWNER"));
+    await assert.rejects(
+      c.call("waitApplied", { topic, partition: 9, offset: 0n, timeoutMs: 100 }, 100),
+      (e) => isDbError(e, "NOT_OWNER"),
+    );
+    await assert.rejects(
+      c.call("getItem", { ...read, table: "nope", partitions: [0], key }, 500),
+      (e) => isDbError(e, "NOT_FOUND"),
+    );
+  } finally {
+    c.close();
+  }
+});
+
+test("in-flight requests per connection are bounded", async () => {
+  const c = await client();
+  try {
+    const wait = { topic, partition: 0, offset: 1_000_000n, timeoutMs: 300 };
+    const calls = Array.from({ length: 12 }, () => c.call("waitApplied", wait, 300));
+    const settled = await Promise.allSettled(calls);
+    const limited = settled.filter((s) => s.status === "rejected" && s.reason instanceof RpcBusy);
+    const timedOut = settled.filter(
+      (s) => s.status === "rejected" && isDbError(s.reason, "TIMEOUT"),
+    );
+    assert.equal(limited.length, 4);
+    assert.equal(timedOut.length, 8);
+    assert.deepEqual(await c.call("hello", {}, 1000), { node: "m1", replicaSet: "" });
+  } finally {
+    c.close();
+  }
+});
+
+/** A raw socket to the server and the frames it answers with. */
+async function raw(): Promise<{ socket: Socket; frames: Frame[]; closed: Promise<void> }> {
+  const socket = connect({ host: "127.0.0.1", port: server.port });
+  await new Promise((resolve) => socket.once("connect", resolve));
+  const decoder = new FrameDecoder(1 << 20);
+  const frames: Frame[] = [];
+  socket.on("data", (chunk: Buffer) => frames.push(...decoder.push(chunk)));
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  return { socket, frames, closed };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(condition());
+}
+
+const errorOf = (frame: Frame) => decodePayload("json", frame.payload) as { code: string };
+
+test("malformed frames and payloads get typed errors; the server keeps serving", async () => {
+  // Bad payloads in good frames: an error answer each, and the connection stays.
+  const a = await raw();
+  a.socket.write(encodeFrame(0, 7, Buffer.from("{not json")));
+  a.socket.write(encodeFrame(0, 8, encodePayload("json", { method: "rm -rf" })));
+  a.socket.write(encodeFrame(0, 9, encodePayload("json", { method: "getItem", table: 3 })));
+  a.socket.write(encodeFrame(1, 10, encodePayload("json", {})));
+  a.socket.write(encodeFrame(0, 11, encodePayload("json", { method: "hello" })));
+  await until(() => a.frames.length === 5);
+  const byId = new Map(a.frames.map((f) => [f.id, f]));
+  for (const id of [7, 8, 9, 10]) {
+    assert.equal(byId.get(id)!.kind, 2);
+    assert.equal(errorOf(byId.get(id)!).code, "INVALID_ARGUMENT");
+  }
+  assert.equal(byId.get(11)!.kind, 1);
+  a.socket.destroy();
+  // A broken frame header: one error frame (id 0), then the server closes.
+  for (const [bytes, code] of [
+    [Buffer.from([0, 0, 0, 2, 9, 9]), "INVALID_ARGUMENT"],
+    [Buffer.from([0x7f, 0xff, 0xff, 0xff]), "LIMIT_EXCEEDED"],
+  ] as const) {
+    const b = await raw();
+    b.socket.write(bytes);
+    await b.closed;
+    assert.equal(b.frames.length, 1);
+    assert.equal(b.frames[0]!.id, 0);
+    assert.equal(errorOf(b.frames[0]!).code, code);
+  }
+  const c = await client();
+  assert.deepEqual(await c.call("hello", {}, 1000), { node: "m1", replicaSet: "" });
+  c.close();
+});
+
+test("RPC over TLS: a client trusting the CA is served, one that does not is refused", async () => {
+  const cert = join(dir, "rpc.crt");
+  const keyFile = join(dir, "rpc.key");
+  execFileSync(
+    "openssl",
+    [
+      ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"],
+      ...["-days", "1", "-subj", "/CN=rpc", "-addext", "subjectAltName=IP:127.0.0.1"],
+      ...["-keyout", keyFile, "-out", cert],
+    ],
+    { stdio: "ignore" },
+  );
+  const secure = await RpcServer.start({
+    materializer,
+    node: "m1",
+    host: "127.0.0.1",
+    port: 0,
+    logger,
+    tls: loadTls({ certFile: cert, keyFile }),
+  });
+  try {
+    const c = await RpcClient.connect({
+      host: "127.0.0.1",
+      port: secure.port,
+      tlsCa: readFileSync(cert),
+    });
+    assert.deepEqual(await c.call("hello", {}, 1000), { node: "m1", replicaSet: "" });
+    c.close();
+    await assert.rejects(
+      RpcClient.connect({ host: "127.0.0.1", port: secure.port, tlsCa: Buffer.from("") }),
+      (e) => e instanceof RpcUnreachable,
+    );
+    // A plain-TCP client gets no answer it can parse, and the server survives it.
+    const plain = await RpcClient.connect({ host: "127.0.0.1", port: secure.port });
+    await assert.rejects(plain.call("hello", {}, 300), (e) => isDbError(e));
+    plain.close();
+  } finally {
+    await secure.close();
+  }
+});
