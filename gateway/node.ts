@@ -145,6 +145,8 @@ export interface StatelessGatewayOptions {
   rpcTlsCaFile?: string;
   /** How long start waits for a live materializer in the routing view. */
   startTimeoutMs?: number;
+  /** SSL to the brokers (services/shared/kafka-client.ts); absent: plaintext. */
+  kafkaTls?: TlsClientFiles;
 }
 
 /**
@@ -165,11 +167,16 @@ export async function startStatelessGateway(
     logger: options.logger.child("remote"),
     rpcTlsCaFile: options.rpcTlsCaFile,
     startTimeoutMs: options.startTimeoutMs,
+    kafkaTls: options.kafkaTls,
   });
   let log: LogClient | null = null;
   try {
     await backend.start();
-    log = await LogClient.connect({ brokers: options.brokers, clientId: "logkv-gateway" });
+    log = await LogClient.connect({
+      brokers: options.brokers,
+      tls: options.kafkaTls,
+      clientId: "logkv-gateway",
+    });
     const gateway = await Gateway.start({
       backend,
       log,

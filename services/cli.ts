@@ -253,6 +253,7 @@ async function runMaterializer(args: string[]): Promise<void> {
   const brokers = (values.brokers ?? "127.0.0.1:9092").split(",");
   for (const broker of brokers) splitHostPort(broker, "--brokers");
   const dataDir = values.data ?? "./data/materializer";
+  const kafkaTls = kafkaTlsFromFlags(values);
   const materializer = await Materializer.open({
     dataDir,
     brokers,
@@ -260,7 +261,7 @@ async function runMaterializer(args: string[]): Promise<void> {
     nodeId: values["node-id"] ?? "1",
     defaultMetrics: true,
     fromCheckpoint: values["from-checkpoint"],
-    kafkaTls: kafkaTlsFromFlags(values),
+    kafkaTls,
   });
   await materializer.start();
   console.log(`logkv materializer applying ${brokers.join(",")} into ${dataDir}`);
@@ -271,6 +272,7 @@ async function runMaterializer(args: string[]): Promise<void> {
           materializer,
           node: values["node-id"] ?? "1",
           brokers,
+          kafkaTls,
           host: rpcAddress.host,
           port: rpcAddress.port,
           advertised: values["rpc-advertise"],
@@ -443,6 +445,7 @@ async function runGateway(args: string[]): Promise<void> {
       auth: authOptions(values["api-keys"], values["audit-log"]),
       tls: tlsOptions(values["tls-cert"], values["tls-key"]),
       rpcTlsCaFile: values["rpc-tls-ca"],
+      kafkaTls: kafkaTlsFromFlags(values),
     });
     console.log(`logkv gateway (stateless) serving ${brokers.join(",")}`);
     printGateway(node.gateway.url);

@@ -19,6 +19,7 @@
 //
 // Lifecycle: start() follows the view and waits for the first catalog; stop() closes the
 // RPC connections and the follower. Single event loop.
+import type { TlsClientFiles } from "../../services/shared/tls.js";
 import { readFileSync } from "node:fs";
 import type { ChangeStream } from "../../materializer/consume/change-stream.js";
 import type { ReadPage } from "../../materializer/read/index.js";
@@ -39,6 +40,8 @@ import { RemoteProbe, type RetryReason } from "./remote-probe.js";
 
 export interface RemoteBackendOptions {
   brokers: string[];
+  /** SSL to the brokers, for the routing follower; absent: plaintext. */
+  kafkaTls?: TlsClientFiles;
   logger: Logger;
   /** PEM CA file trusted for materializers that serve RPC over TLS. */
   rpcTlsCaFile?: string;
@@ -69,6 +72,7 @@ export class RemoteBackend implements GatewayBackend {
     this.tlsCa = options.rpcTlsCaFile === undefined ? undefined : readTlsCa(options.rpcTlsCaFile);
     this.follower = new RoutingFollower({
       brokers: options.brokers,
+      kafkaTls: options.kafkaTls,
       logger: options.logger.child("routing"),
       clientId: "logkv-gateway-routing",
       goneAfterMs: options.goneAfterMs,

@@ -1,6 +1,7 @@
 // A materializer's serving side for stateless gateways (`logkv materializer --rpc`): the
 // internal RPC server and the routing-view publisher that advertises it, started after the
 // materializer and stopped before it (the tombstone goes out while the RPC still answers).
+import type { TlsClientFiles } from "../../services/shared/tls.js";
 import type { SecureContextOptions } from "node:tls";
 import type { Materializer } from "../materializer.js";
 import type { PartitionOwnership } from "../ownership/ownership.js";
@@ -20,6 +21,8 @@ export interface RpcNodeOptions {
   servedOwnership?: PartitionOwnership;
   node: string;
   brokers: string[];
+  /** SSL to the brokers, for the routing publisher; absent: plaintext. */
+  kafkaTls?: TlsClientFiles;
   host: string;
   port: number;
   /** The address gateways dial (default: host:actual port). */
@@ -55,6 +58,7 @@ export async function startRpcNode(options: RpcNodeOptions): Promise<RpcNode> {
   const { materializer } = options;
   const publisher = new RoutingPublisher({
     brokers: options.brokers,
+    kafkaTls: options.kafkaTls,
     node: options.node,
     rpc: options.advertised ?? server.address,
     tls: options.tls !== undefined,

@@ -12,7 +12,9 @@
 //
 // Lifecycle: start() resolves once consuming; stop() disconnects. Single event loop.
 import { randomUUID } from "node:crypto";
-import { Kafka, logLevel, type Consumer } from "kafkajs";
+import type { Consumer, Kafka } from "kafkajs";
+import { kafkaClient } from "../shared/kafka-client.js";
+import type { TlsClientFiles } from "../shared/tls.js";
 import type { Logger } from "../shared/log.js";
 import { decodeRoutingRecord, ROUTING_TOPIC } from "./codec.js";
 import { ensureRoutingTopic } from "./publisher.js";
@@ -20,6 +22,8 @@ import { ROUTING_GONE_AFTER_MS, RoutingView } from "./view.js";
 
 export interface RoutingFollowerOptions {
   brokers: string[];
+  /** SSL to the brokers; absent: plaintext. */
+  kafkaTls?: TlsClientFiles;
   logger: Logger;
   clientId?: string;
   goneAfterMs?: number;
@@ -38,12 +42,10 @@ export class RoutingFollower {
 
   constructor(private readonly options: RoutingFollowerOptions) {
     this.view = new RoutingView(options.goneAfterMs ?? ROUTING_GONE_AFTER_MS);
-    this.kafka = new Kafka({
-      clientId: options.clientId ?? "logkv-routing-follower",
-      brokers: options.brokers,
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 10, initialRetryTime: 100 },
-    });
+    this.kafka = kafkaClient(
+      { brokers: options.brokers, tls: options.kafkaTls },
+      options.clientId ?? "logkv-routing-follower",
+    );
   }
 
   async start(): Promise<void> {

@@ -9,7 +9,9 @@
 // Lifecycle: start() creates the topic (compacted where the broker supports it) and sends
 // the first record; stop() stops the timer, waits for the publish in flight and sends the
 // tombstone. Single event loop.
-import { Kafka, logLevel, type Producer } from "kafkajs";
+import type { Kafka, Producer } from "kafkajs";
+import { kafkaClient } from "../shared/kafka-client.js";
+import type { TlsClientFiles } from "../shared/tls.js";
 import type { PartitionOwnership } from "../../materializer/ownership/ownership.js";
 import { CATALOG_TOPIC } from "../../materializer/state/records.js";
 import type { Logger } from "../shared/log.js";
@@ -17,6 +19,8 @@ import { encodeRoutingRecord, ROUTING_TOPIC, type RoutingRecord } from "./codec.
 
 export interface RoutingPublisherOptions {
   brokers: string[];
+  /** SSL to the brokers; absent: plaintext. */
+  kafkaTls?: TlsClientFiles;
   node: string;
   rpc: string;
   tls: boolean;
@@ -73,12 +77,11 @@ export class RoutingPublisher {
   published = 0;
 
   constructor(private readonly options: RoutingPublisherOptions) {
-    this.kafka = new Kafka({
-      clientId: `logkv-routing-${options.node}`,
-      brokers: options.brokers,
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 5, initialRetryTime: 100 },
-    });
+    this.kafka = kafkaClient(
+      { brokers: options.brokers, tls: options.kafkaTls },
+      `logkv-routing-${options.node}`,
+      { retries: 5, initialRetryTime: 100 },
+    );
   }
 
   async start(): Promise<void> {
