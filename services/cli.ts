@@ -38,7 +38,11 @@ commands:
   broker    run the Kafka-compatible broker
   materializer  apply the log into a LevelDB store
                 (--data DIR --brokers HOST:PORT[,...] [--metrics HOST:PORT] [--node-id N]
-                 [--from-checkpoint DIR: seed a new store from a checkpoint])
+                 [--from-checkpoint DIR: seed a new store from a checkpoint]
+                 [--replica-set NAME: share each table's partitions with the set's other
+                  members; several sets replicate every partition]
+                 [--session-timeout-ms N (default 6000) --heartbeat-interval-ms N
+                  (default 500): how fast a dead member's partitions move])
   help      print this text
 
 ${restoreUsage}
@@ -216,12 +220,16 @@ async function runMaterializer(args: string[]): Promise<void> {
       "node-id": { type: "string" },
       metrics: { type: "string" },
       "from-checkpoint": { type: "string" },
+      "replica-set": { type: "string" },
+      "session-timeout-ms": { type: "string" },
+      "heartbeat-interval-ms": { type: "string" },
     },
   });
   const logger = createLogger("logkv");
   const brokers = (values.brokers ?? "127.0.0.1:9092").split(",");
   for (const broker of brokers) splitHostPort(broker, "--brokers");
   const dataDir = values.data ?? "./data/materializer";
+  const replicaSet = replicaSetOptions(values);
   const materializer = await Materializer.open({
     dataDir,
     brokers,
@@ -229,9 +237,11 @@ async function runMaterializer(args: string[]): Promise<void> {
     nodeId: values["node-id"] ?? "1",
     defaultMetrics: true,
     fromCheckpoint: values["from-checkpoint"],
+    ...replicaSet,
   });
   await materializer.start();
-  console.log(`logkv materializer applying ${brokers.join(",")} into ${dataDir}`);
+  const set = replicaSet.replicaSet === undefined ? "" : ` as replica set ${replicaSet.replicaSet}`;
+  console.log(`logkv materializer applying ${brokers.join(",")} into ${dataDir}${set}`);
   let metrics: MetricsServer | null = null;
   if (values.metrics !== undefined) {
     const address = splitHostPort(values.metrics, "--metrics");
@@ -242,6 +252,43 @@ async function runMaterializer(args: string[]): Promise<void> {
     await metrics?.close();
     await materializer.stop();
   });
+}
+
+/** --replica-set NAME and its group timing; checked before anything starts. */
+function replicaSetOptions(values: {
+  "replica-set"?: string;
+  "session-timeout-ms"?: string;
+  "heartbeat-interval-ms"?: string;
+}): { replicaSet?: string; sessionTimeoutMs?: number; heartbeatIntervalMs?: number } {
+  const name = values["replica-set"];
+  const session = values["session-timeout-ms"];
+  const heartbeat = values["heartbeat-interval-ms"];
+  if (name === undefined) {
+    if (session !== undefined || heartbeat !== undefined) {
+      throw new DbError(
+        "INVALID_CONFIG",
+        "--session-timeout-ms and --heartbeat-interval-ms need --replica-set",
+      );
+    }
+    return {};
+  }
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
+    throw new DbError(
+      "INVALID_CONFIG",
+      `--replica-set wants 1 to 64 letters, digits, '_' or '-', got '${name}'`,
+    );
+  }
+  const sessionTimeoutMs =
+    session === undefined ? 6000 : parseIntFlag(session, "--session-timeout-ms");
+  const heartbeatIntervalMs =
+    heartbeat === undefined ? 500 : parseIntFlag(heartbeat, "--heartbeat-interval-ms");
+  if (heartbeatIntervalMs < 1 || heartbeatIntervalMs * 3 > sessionTimeoutMs) {
+    throw new DbError(
+      "INVALID_CONFIG",
+      "--heartbeat-interval-ms must be at least 1 and at most a third of --session-timeout-ms",
+    );
+  }
+  return { replicaSet: name, sessionTimeoutMs, heartbeatIntervalMs };
 }
 
 function parseConsistency(value: string | undefined): Consistency | undefined {
