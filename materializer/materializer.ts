@@ -45,6 +45,11 @@ import { GroupOwnership } from "./ownership/group.js";
 import { partitionOf } from "../gateway/consistency/partition.js";
 import { parseKeyCondition, resolveKeyCondition } from "./expressions/index.js";
 import { resolveTarget } from "./read/target.js";
+import {
+  checkpointItems,
+  listTableCheckpoints,
+  type StoredCheckpoint,
+} from "./restore/table-checkpoint.js";
 import type { Outcome } from "../schemas/records.js";
 import { DbError } from "../services/shared/errors.js";
 import type { Logger } from "../services/shared/log.js";
@@ -100,6 +105,14 @@ export interface MaterializerOptions {
   sessionTimeoutMs?: number;
   /** Heartbeat interval of a replica set's consumers (default 500). */
   heartbeatIntervalMs?: number;
+  /**
+   * A replica-set member seeds a gained partition from the newest table checkpoint under
+   * DIR/<table>/ (materializer/restore/ layout) that is ahead of its store, instead of
+   * replaying the log, when that saves replaying more than bootstrapReplayMax records.
+   */
+  bootstrapCheckpoints?: string;
+  /** Default 100 000. */
+  bootstrapReplayMax?: bigint;
 }
 
 /** Replica-set group timing defaults: a SIGKILLed member's partitions move in ~7 s. */
@@ -408,6 +421,11 @@ export class Materializer {
     });
   }
 
+  /** The node applies this partition of a replica-set topic: assigned and seeded. */
+  private seededHere(topic: string, partition: number): boolean {
+    return this.group!.applies(topic, partition) && !this.group!.seeding(topic, partition);
+  }
+
   /** A table topic whose partitions this node shares with its replica set. */
   private isGrouped(topic: string): boolean {
     return this.group !== null && topic.startsWith("logkv.table.");
@@ -454,19 +472,114 @@ export class Materializer {
    * of the partition, from an earlier ownership or none) and owns it from there.
    */
   private assigned(topic: string, consumer: Consumer, partitions: readonly number[]): void {
-    const group = this.group!;
     const started = performance.now();
-    for (const partition of group.assign(topic, partitions)) {
-      const offset = this.applier.appliedOffset(topic, partition);
-      consumer.seek({ topic, partition, offset: offset.toString() });
-      this.monitor(topic, partition);
-      if (!group.seeded(topic, partition)) continue;
-      this.probe.bootstrapped((performance.now() - started) / 1000);
-      const entry = this.tableOfTopic(topic);
-      if (entry !== undefined && entry.definition.globalIndexes.length > 0)
-        this.publishBacklog(entry, partition);
+    const toSeed = this.group!.assign(topic, partitions);
+    this.options.logger.info("assigned", { topic, partitions, seeding: toSeed });
+    if (toSeed.length === 0) return;
+    if (this.options.bootstrapCheckpoints === undefined) {
+      for (const partition of toSeed) this.own(topic, consumer, partition, started);
+      return;
     }
-    this.options.logger.info("assigned", { topic, partitions, owned: this.ownedOf(topic) });
+    // Fetched batches of these partitions are not applied until they are seeded (onFetched
+    // skips partitions still seeding); pausing spares the fetches meanwhile.
+    const refs = [{ topic, partitions: toSeed }];
+    consumer.pause(refs);
+    let stuck = new Set<number>();
+    this.seedFromCheckpoints(topic, toSeed)
+      .then((unseedable) => (stuck = unseedable))
+      .catch((error: unknown) =>
+        this.options.logger.error("bootstrap from a checkpoint failed; replaying the log", {
+          topic,
+          error,
+        }),
+      )
+      .finally(() => {
+        const ready = toSeed.filter((partition) => !stuck.has(partition));
+        for (const partition of ready) this.own(topic, consumer, partition, started);
+        consumer.resume([{ topic, partitions: ready }]);
+      });
+  }
+
+  /**
+   * The partition is seeded: the store holds a prefix of it (its own, or a checkpoint's).
+   * Consumption resumes at the store's applied offset and the node owns the partition.
+   */
+  private own(topic: string, consumer: Consumer, partition: number, startedMs: number): void {
+    const offset = this.applier.appliedOffset(topic, partition);
+    consumer.seek({ topic, partition, offset: offset.toString() });
+    this.monitor(topic, partition).advance(offset);
+    if (!this.group!.seeded(topic, partition)) return;
+    this.probe.bootstrapped((performance.now() - startedMs) / 1000);
+    this.options.logger.info("owned", { topic, partition, offset });
+    const entry = this.tableOfTopic(topic);
+    if (entry !== undefined && entry.definition.globalIndexes.length > 0)
+      this.publishBacklog(entry, partition);
+  }
+
+  /**
+   * Seeds gained partitions from the newest table checkpoint under bootstrapCheckpoints
+   * that is ahead of the store, when it saves replaying more than bootstrapReplayMax
+   * records or when the log no longer starts at the store's offset. Returns the partitions
+   * that can be seeded neither way (the log lost records the store never applied and no
+   * checkpoint covers them): they stay unowned rather than be applied with a gap.
+   */
+  private async seedFromCheckpoints(topic: string, partitions: number[]): Promise<Set<number>> {
+    const entry = this.tableOfTopic(topic);
+    const unseedable = new Set<number>();
+    if (entry === undefined) return unseedable;
+    const root = join(this.options.bootstrapCheckpoints!, entry.definition.name);
+    const checkpoints = (await listTableCheckpoints(root))
+      .filter((c) => c.manifest.topic === topic)
+      .reverse();
+    const starts = await this.logStarts(topic);
+    const replayMax = this.options.bootstrapReplayMax ?? 100_000n;
+    for (const partition of partitions) {
+      if (!this.group!.seeding(topic, partition)) continue;
+      const local = this.applier.appliedOffset(topic, partition);
+      const offsetOf = (c: StoredCheckpoint) => BigInt(c.manifest.offsets[partition] ?? "0");
+      const newest = checkpoints.find((c) => offsetOf(c) > local);
+      const logLost = (starts.get(partition) ?? 0n) > local;
+      if (newest === undefined || (logLost && offsetOf(newest) < starts.get(partition)!)) {
+        if (logLost) {
+          this.options.logger.error("cannot bootstrap: the log starts past the store", {
+            topic,
+            partition,
+            applied: local,
+            logStart: starts.get(partition),
+          });
+          unseedable.add(partition);
+        }
+        continue;
+      }
+      if (!logLost && offsetOf(newest) - local <= replayMax) continue;
+      const seeded = await this.applier.seedPartition(
+        entry,
+        partition,
+        offsetOf(newest),
+        checkpointItems(newest.dir, newest.manifest),
+      );
+      if (seeded) {
+        this.options.logger.info("partition seeded from a checkpoint", {
+          topic,
+          partition,
+          checkpoint: newest.dir,
+          offset: offsetOf(newest),
+        });
+      }
+    }
+    return unseedable;
+  }
+
+  /** Each partition's log start offset (the earliest offset the log still holds). */
+  private async logStarts(topic: string): Promise<Map<number, bigint>> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      return new Map(offsets.map((o) => [o.partition, BigInt(o.low)]));
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   private ownedOf(topic: string): number[] {
@@ -502,7 +615,7 @@ export class Materializer {
     if (last === undefined) return;
     // A batch of a partition revoked (or not seeded yet) while it was fetched: not applied,
     // not resolved; whoever owns the partition applies it.
-    if (kind === "events" && this.isGrouped(topic) && !this.group!.applies(topic, batch.partition))
+    if (kind === "events" && this.isGrouped(topic) && !this.seededHere(topic, batch.partition))
       return;
     const started = performance.now();
     const applied =

@@ -14,7 +14,7 @@ import { type BrokerConfig, defaultBrokerConfig } from "./broker/config.js";
 import type { RaftClusterConfig } from "./broker/cluster/cluster.js";
 import { parsePeers } from "./broker/raft/transport.js";
 import { DbError } from "./shared/errors.js";
-import { Materializer } from "../materializer/materializer.js";
+import { Materializer, type MaterializerOptions } from "../materializer/materializer.js";
 import { serveMetrics, type MetricsServer } from "./shared/metrics-server.js";
 import { createLogger } from "./shared/log.js";
 import { startEmbeddedNode, startGatewayNode, type HostPort } from "../gateway/node.js";
@@ -42,7 +42,10 @@ commands:
                  [--replica-set NAME: share each table's partitions with the set's other
                   members; several sets replicate every partition]
                  [--session-timeout-ms N (default 6000) --heartbeat-interval-ms N
-                  (default 500): how fast a dead member's partitions move])
+                  (default 500): how fast a dead member's partitions move]
+                 [--bootstrap-checkpoints DIR: seed gained partitions from the table
+                  checkpoints in DIR/<table>/ when that saves replaying more than
+                  --bootstrap-replay-max N records (default 100000)])
   help      print this text
 
 ${restoreUsage}
@@ -223,6 +226,8 @@ async function runMaterializer(args: string[]): Promise<void> {
       "replica-set": { type: "string" },
       "session-timeout-ms": { type: "string" },
       "heartbeat-interval-ms": { type: "string" },
+      "bootstrap-checkpoints": { type: "string" },
+      "bootstrap-replay-max": { type: "string" },
     },
   });
   const logger = createLogger("logkv");
@@ -259,15 +264,27 @@ function replicaSetOptions(values: {
   "replica-set"?: string;
   "session-timeout-ms"?: string;
   "heartbeat-interval-ms"?: string;
-}): { replicaSet?: string; sessionTimeoutMs?: number; heartbeatIntervalMs?: number } {
+  "bootstrap-checkpoints"?: string;
+  "bootstrap-replay-max"?: string;
+}): Pick<
+  MaterializerOptions,
+  | "replicaSet"
+  | "sessionTimeoutMs"
+  | "heartbeatIntervalMs"
+  | "bootstrapCheckpoints"
+  | "bootstrapReplayMax"
+> {
   const name = values["replica-set"];
   const session = values["session-timeout-ms"];
   const heartbeat = values["heartbeat-interval-ms"];
+  const checkpoints = values["bootstrap-checkpoints"];
+  const replayMax = values["bootstrap-replay-max"];
   if (name === undefined) {
-    if (session !== undefined || heartbeat !== undefined) {
+    const needsSet = [session, heartbeat, checkpoints, replayMax].some((v) => v !== undefined);
+    if (needsSet) {
       throw new DbError(
         "INVALID_CONFIG",
-        "--session-timeout-ms and --heartbeat-interval-ms need --replica-set",
+        "--session-timeout-ms, --heartbeat-interval-ms and --bootstrap-* need --replica-set",
       );
     }
     return {};
@@ -288,7 +305,19 @@ function replicaSetOptions(values: {
       "--heartbeat-interval-ms must be at least 1 and at most a third of --session-timeout-ms",
     );
   }
-  return { replicaSet: name, sessionTimeoutMs, heartbeatIntervalMs };
+  if (replayMax !== undefined && checkpoints === undefined) {
+    throw new DbError("INVALID_CONFIG", "--bootstrap-replay-max needs --bootstrap-checkpoints");
+  }
+  return {
+    replicaSet: name,
+    sessionTimeoutMs,
+    heartbeatIntervalMs,
+    bootstrapCheckpoints: checkpoints,
+    bootstrapReplayMax:
+      replayMax === undefined
+        ? undefined
+        : BigInt(parseIntFlag(replayMax, "--bootstrap-replay-max")),
+  };
 }
 
 function parseConsistency(value: string | undefined): Consistency | undefined {

@@ -12,6 +12,7 @@
 // process is stopped and the owner of each partition (per the last metrics) has its store
 // opened: its applied offset must be the partition's end offset and its items of that
 // partition must equal those of a lone materializer (no replica set) run over the same log.
+import { spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Applier } from "../../../materializer/consume/applier.js";
@@ -21,7 +22,7 @@ import { LevelStore } from "../../../materializer/store/store.js";
 import type { Item } from "../../../materializer/values/attribute-value.js";
 import { decodeStoredItem } from "../../../schemas/events.js";
 import { LogClient } from "../../../services/log-client.js";
-import { BrokerProcess } from "../../helpers/broker-process.js";
+import { BrokerProcess, cliPath } from "../../helpers/broker-process.js";
 import { ordersTable, putEvent } from "../../helpers/materializer-fixture.js";
 import { MaterializerProcess } from "../../helpers/materializer-process.js";
 
@@ -228,5 +229,31 @@ describe("materializer replica sets", { timeout: 240_000 }, () => {
       items += actual.items.length;
     }
     assert.equal(items, written, "every written item is in one owner's store");
+  });
+});
+
+describe("logkv materializer replica-set flags", () => {
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [cliPath, "materializer", ...args], { encoding: "utf8" });
+
+  it("refuses bad replica-set flags before anything starts, with exit code 1", () => {
+    const cases: [string[], RegExp][] = [
+      [["--replica-set", "a b"], /--replica-set wants 1 to 64 letters/],
+      [["--replica-set", "x".repeat(65)], /--replica-set wants 1 to 64 letters/],
+      [["--session-timeout-ms", "6000"], /need --replica-set/],
+      [["--bootstrap-checkpoints", "/tmp"], /need --replica-set/],
+      [["--replica-set", "a", "--session-timeout-ms", "soon"], /whole number/],
+      [
+        ["--replica-set", "a", "--session-timeout-ms", "1000", "--heartbeat-interval-ms", "500"],
+        /at most a third of --session-timeout-ms/,
+      ],
+      [["--replica-set", "a", "--bootstrap-replay-max", "5"], /needs --bootstrap-checkpoints/],
+    ];
+    for (const [args, message] of cases) {
+      const result = run(...args, "--brokers", "127.0.0.1:1");
+      assert.equal(result.status, 1, `${args.join(" ")}: ${result.stderr}`);
+      assert.match(result.stderr, message);
+      assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+    }
   });
 });
