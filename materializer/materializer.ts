@@ -439,7 +439,14 @@ export class Materializer {
    */
   private followAssignment(topic: string, consumer: Consumer): void {
     const group = this.group!;
-    const { REBALANCING, GROUP_JOIN, HEARTBEAT, CRASH, STOP } = consumer.events;
+    const { REBALANCING, GROUP_JOIN, HEARTBEAT, CRASH, STOP, REQUEST } = consumer.events;
+    // When the last Heartbeat and SyncGroup requests were sent: the lease counts from there.
+    // kafkajs reports a request (REQUEST) before the code awaiting its response runs.
+    const sentAt = { heartbeat: 0, sync: 0 };
+    consumer.on(REQUEST, ({ payload }) => {
+      if (payload.apiName === "Heartbeat") sentAt.heartbeat = payload.sentAt;
+      else if (payload.apiName === "SyncGroup") sentAt.sync = payload.sentAt;
+    });
     consumer.on(REBALANCING, () => {
       this.assignments.set(topic, { partitions: [], rejoining: true });
       group.revoke(topic);
@@ -448,16 +455,17 @@ export class Materializer {
     consumer.on(GROUP_JOIN, (event) => {
       const partitions = event.payload.memberAssignment[topic] ?? [];
       this.assignments.set(topic, { partitions: [...partitions], rejoining: false });
-      this.assigned(topic, consumer, partitions);
+      this.assigned(topic, consumer, partitions, sentAt.sync);
     });
     consumer.on(HEARTBEAT, () => {
-      group.renew(topic);
+      group.renew(topic, sentAt.heartbeat);
       // A lapsed lease whose member was not expelled after all: its assignment stands.
       const last = this.assignments.get(topic);
       if (last === undefined || last.rejoining || last.partitions.length === 0) return;
       if (last.partitions.some((p) => group.applies(topic, p))) return;
+      if (!group.leased(topic)) return;
       this.options.logger.info("ownership lease renewed after it lapsed", { topic });
-      this.assigned(topic, consumer, last.partitions);
+      this.assigned(topic, consumer, last.partitions, sentAt.heartbeat);
     });
     const revokeAll = (): void => {
       this.assignments.delete(topic);
@@ -471,9 +479,14 @@ export class Materializer {
    * Takes an assignment: seeks each new partition to the store's applied offset (a prefix
    * of the partition, from an earlier ownership or none) and owns it from there.
    */
-  private assigned(topic: string, consumer: Consumer, partitions: readonly number[]): void {
+  private assigned(
+    topic: string,
+    consumer: Consumer,
+    partitions: readonly number[],
+    sentAtMs: number,
+  ): void {
     const started = performance.now();
-    const toSeed = this.group!.assign(topic, partitions);
+    const toSeed = this.group!.assign(topic, partitions, sentAtMs);
     this.options.logger.info("assigned", { topic, partitions, seeding: toSeed });
     if (toSeed.length === 0) return;
     if (this.options.bootstrapCheckpoints === undefined) {

@@ -13,11 +13,13 @@
 // two members of one set never both answer for a partition. Partitions the member keeps are
 // owned again as soon as the new assignment arrives and they are seeded.
 //
-// The lease: a member cut off from its group coordinator keeps its assignment in memory
-// while the coordinator expels it after the session timeout and gives its partitions away.
-// Ownership of a topic therefore lapses unless renewed (by each successful heartbeat or
-// join) within leaseMs, set below the session timeout; expire() revokes lapsed topics so
-// pending waits fail too.
+// The lease: a member cut off from its group coordinator (or frozen) keeps its assignment
+// in memory while the coordinator expels it after the session timeout and gives its
+// partitions away. Ownership of a topic therefore lapses unless renewed within leaseMs,
+// set below the session timeout, by a successful heartbeat or join. The renewal counts
+// from when that request was SENT (the coordinator restarted its session timer no earlier),
+// so a success response that sat in a socket while the process was frozen renews nothing.
+// expire() revokes lapsed topics so pending waits fail too.
 //
 // Pure apart from the injected clock; single event loop; listeners run synchronously after
 // each change, with exactly the partitions that became owned or stopped being owned.
@@ -59,9 +61,9 @@ export class GroupOwnership implements PartitionOwnership {
    * longer assigned are lost; new ones are assigned, not owned, until seeded(). Returns the
    * partitions the caller must seed.
    */
-  assign(topic: string, partitions: readonly number[]): number[] {
+  assign(topic: string, partitions: readonly number[], sentAtMs = this.now()): number[] {
     const state = this.topicState(topic);
-    state.renewedAtMs = this.now();
+    state.renewedAtMs = sentAtMs;
     const wanted = new Set(partitions);
     const lost: PartitionRef[] = [];
     for (const [partition, current] of state.partitions) {
@@ -110,10 +112,10 @@ export class GroupOwnership implements PartitionOwnership {
     this.topics.delete(topic);
   }
 
-  /** A heartbeat of topic's consumer succeeded: its assignment still stands. */
-  renew(topic: string): void {
+  /** A heartbeat of topic's consumer, sent at sentAtMs, succeeded: the assignment stands. */
+  renew(topic: string, sentAtMs = this.now()): void {
     const state = this.topics.get(topic);
-    if (state !== undefined) state.renewedAtMs = this.now();
+    if (state !== undefined) state.renewedAtMs = Math.max(state.renewedAtMs, sentAtMs);
   }
 
   /** Revokes every topic whose lease lapsed; returns the topics revoked. */
@@ -125,6 +127,12 @@ export class GroupOwnership implements PartitionOwnership {
       this.revoke(topic);
     }
     return expired;
+  }
+
+  /** True while topic's lease is valid (a heartbeat or join renewed it within leaseMs). */
+  leased(topic: string): boolean {
+    const state = this.topics.get(topic);
+    return state !== undefined && this.leaseValid(state);
   }
 
   /** True while the partition is assigned to this node but not seeded yet. */

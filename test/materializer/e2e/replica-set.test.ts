@@ -194,6 +194,28 @@ describe("materializer replica sets", { timeout: 240_000 }, () => {
     await caughtUp(owners, topic, await client.endOffsets(topic));
   });
 
+  it("moves a frozen member's partitions away and takes it back when it thaws", async () => {
+    const frozen = set[0]!;
+    const others = set.slice(1);
+    const frozenAt = Date.now();
+    process.kill(frozen.pid!, "SIGSTOP");
+    try {
+      await settled(others, topic, MOVE_BOUND_MS);
+      console.log(`# a SIGSTOPped member's partitions moved in ${Date.now() - frozenAt} ms`);
+      await write(60);
+    } finally {
+      process.kill(frozen.pid!, "SIGCONT");
+    }
+    // Expelled while frozen, it rejoins (kafkajs: UNKNOWN_MEMBER_ID) and gets a share back.
+    const { owners, sets } = await settled(set, topic);
+    assert.ok(
+      sets.every((s) => s.length === PARTITIONS / 3),
+      JSON.stringify(sets),
+    );
+    await write(60);
+    await caughtUp(owners, topic, await client.endOffsets(topic));
+  });
+
   it("a second replica set owns every partition again", async () => {
     const other = await member("b");
     const { owners } = await settled([other], topic);

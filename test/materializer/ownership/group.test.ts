@@ -94,3 +94,28 @@ test("a replica set needs a name and a positive lease", () => {
   assert.throws(() => new GroupOwnership({ replicaSet: "", leaseMs: 1000 }));
   assert.throws(() => new GroupOwnership({ replicaSet: "a", leaseMs: 0 }));
 });
+
+test("a renewal counts from when its request was sent, and never moves the lease back", () => {
+  const { ownership, advance, owned } = setup(1000);
+  ownership.assign("t", [0], 0);
+  ownership.seeded("t", 0);
+  advance(900);
+  // A heartbeat sent at 100 ms whose success is only processed now, at 900 ms.
+  ownership.renew("t", 100);
+  advance(250);
+  assert.equal(ownership.owns("t", 0), false, "lease ran from 100 ms: lapsed at 1100 ms");
+  assert.equal(ownership.leased("t"), false);
+  ownership.renew("t", 1150);
+  ownership.renew("t", 50);
+  assert.equal(ownership.leased("t"), true, "an older send time does not shorten the lease");
+  assert.deepEqual(owned(), ["t/0"]);
+  // A join whose SyncGroup went out before a freeze starts the lease already lapsed.
+  advance(5000);
+  assert.deepEqual(ownership.expire(), ["t"]);
+  ownership.renew("t", 1200);
+  assert.equal(ownership.leased("t"), false, "a stale success response renews nothing");
+  assert.deepEqual(ownership.assign("t", [0], 1200), [0]);
+  ownership.seeded("t", 0);
+  assert.equal(ownership.owns("t", 0), false);
+  assert.equal(ownership.leased("never"), false);
+});
