@@ -153,6 +153,12 @@ describe("replica-set bootstrap from a table checkpoint", { timeout: 120_000 }, 
       );
       await member.awaitOutcome(topic, p, ends[p]! - 1n, 5_000);
     }
+    const metrics = (await member.probe.render()).body;
+    const count = Number(/^logkv_materializer_bootstrap_seconds_count (\S+)$/m.exec(metrics)![1]);
+    const sum = Number(/^logkv_materializer_bootstrap_seconds_sum (\S+)$/m.exec(metrics)![1]);
+    assert.equal(count, PARTITIONS, "each partition bootstrapped once");
+    assert.match(metrics, /^logkv_materializer_owned_partitions 2$/m);
+    console.log(`# ${PARTITIONS} partitions seeded from a checkpoint in ${sum.toFixed(3)} s`);
     const expected = await contents(lone);
     const actual = await contents(member);
     assert.ok(expected.length > 300, `items and LSI entries: ${expected.length}`);

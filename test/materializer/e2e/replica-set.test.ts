@@ -162,6 +162,12 @@ describe("materializer replica sets", { timeout: 240_000 }, () => {
       `an even split: ${JSON.stringify(sets)}`,
     );
     await caughtUp(owners, topic, await client.endOffsets(topic));
+    for (const [i, m] of set.entries()) {
+      const text = await (await fetch(m.metricsUrl!)).text();
+      assert.match(text, /^logkv_materializer_owned_partitions 2$/m);
+      // The first two members rebalanced as the others joined; the last joined once.
+      if (i < 2) assert.match(text, /^logkv_materializer_rebalances_total\{topic="[^"]+"\} [1-9]/m);
+    }
   });
 
   it("moves a SIGKILLed member's partitions to the others, which apply to the log end", async () => {
