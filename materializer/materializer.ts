@@ -305,11 +305,16 @@ export class Materializer {
     // cost a second append and fsync per write batch for nothing; when updateTable adds an
     // index, its backfill covers everything before and publishing starts here.
     if (entry.definition.globalIndexes.length === 0) return;
-    // A replica-set member publishes a partition's backlog when it gains the partition.
-    for (let p = 0; p < partitions && this.group === null; p++) this.publishBacklog(entry, p);
+    // A replica-set member publishes only the partitions it owns (and each one it gains
+    // later, when it gains it): another member publishes the others.
+    for (let p = 0; p < partitions; p++) {
+      if (this.group === null || this.group.owns(topic, p)) this.publishBacklog(entry, p);
+    }
+    let backfilled = false;
     for (const index of entry.definition.globalIndexes) {
       const built = await this.applier.backfillGlobalIndex(topic, name, index.name);
       if (built !== null) {
+        backfilled = true;
         this.options.logger.info("global index backfilled", {
           table: name,
           index: index.name,
@@ -317,7 +322,25 @@ export class Materializer {
         });
       }
     }
+    // A replica-set member backfilled only the partitions it holds; the changes history
+    // has the rest, and is read again from its start.
+    if (backfilled && this.group !== null) await this.rereadChanges(changes, partitions);
     await this.consume(changes, partitions, "changes");
+  }
+
+  /** Stops a changes topic's consumer, rewinds it to the log start, and lets it restart. */
+  private async rereadChanges(changes: string, partitions: number): Promise<void> {
+    const consumer = this.consumers.get(changes);
+    if (consumer === undefined) return; // a consumer starting now reads from its start anyway
+    this.consumers.delete(changes);
+    await consumer.disconnect();
+    const starts = await this.logStarts(changes);
+    for (let p = 0; p < partitions; p++) {
+      const start = starts.get(p) ?? 0n;
+      await this.applier.rewindChanges(changes, p, start);
+      this.monitor(changes, p).reset(this.applier.appliedOffset(changes, p));
+    }
+    this.options.logger.info("re-reading changes for a new global index", { topic: changes });
   }
 
   private async ensureTopic(topic: string, partitions: number): Promise<void> {

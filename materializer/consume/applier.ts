@@ -561,6 +561,21 @@ export class Applier {
     });
   }
 
+  /**
+   * Moves a changes topic partition's applied offset back to `offset`, so its changes are
+   * read again: a global index added on a replica-set member, which holds only some base
+   * partitions' items, gets the others' entries from the changes history. Every index
+   * skips the changes below its own watermark, so nothing reaches an index twice. The
+   * caller stops the partition's consumer first (no batch may commit past the rewind).
+   */
+  rewindChanges(topic: string, partition: number, offset: bigint): Promise<void> {
+    return this.enqueue(async () => {
+      if (offset >= this.appliedOffset(topic, partition)) return;
+      await this.store.batch([appliedOffsetOp(topic, partition, offset)], { sync: false });
+      this.applied.set(`${topic}/${partition}`, offset);
+    });
+  }
+
   private async watermark(key: Buffer): Promise<bigint> {
     const value = await this.store.get(key);
     return value === undefined ? -1n : decodeAppliedOffset(value);
