@@ -14,7 +14,11 @@ import { type BrokerConfig, defaultBrokerConfig } from "./broker/config.js";
 import type { RaftClusterConfig } from "./broker/cluster/cluster.js";
 import { parsePeers } from "./broker/raft/transport.js";
 import { DbError } from "./shared/errors.js";
-import { Materializer, type MaterializerOptions } from "../materializer/materializer.js";
+import {
+  Materializer,
+  replicaSetDefaults,
+  type MaterializerOptions,
+} from "../materializer/materializer.js";
 import { serveMetrics, type MetricsServer } from "./shared/metrics-server.js";
 import { createLogger } from "./shared/log.js";
 import { startEmbeddedNode, startGatewayNode, type HostPort } from "../gateway/node.js";
@@ -296,9 +300,13 @@ function replicaSetOptions(values: {
     );
   }
   const sessionTimeoutMs =
-    session === undefined ? 6000 : parseIntFlag(session, "--session-timeout-ms");
+    session === undefined
+      ? replicaSetDefaults.sessionTimeoutMs
+      : parseIntFlag(session, "--session-timeout-ms");
   const heartbeatIntervalMs =
-    heartbeat === undefined ? 500 : parseIntFlag(heartbeat, "--heartbeat-interval-ms");
+    heartbeat === undefined
+      ? replicaSetDefaults.heartbeatIntervalMs
+      : parseIntFlag(heartbeat, "--heartbeat-interval-ms");
   if (heartbeatIntervalMs < 1 || heartbeatIntervalMs * 3 > sessionTimeoutMs) {
     throw new DbError(
       "INVALID_CONFIG",
