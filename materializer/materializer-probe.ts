@@ -10,6 +10,10 @@ export class MaterializerProbe {
   private readonly batchRecords: Histogram<"kind">;
   private readonly events: Counter<"status">;
   private readonly storeBytes: Gauge;
+  private readonly owned: Gauge<"topic" | "partition">;
+  private readonly ownedCount: Gauge;
+  private readonly rebalances: Counter<"topic">;
+  private readonly bootstrapSeconds: Histogram;
 
   constructor(options: { defaultMetrics?: boolean; storeBytes?: () => Promise<number> } = {}) {
     const registers = [this.registry];
@@ -46,6 +50,29 @@ export class MaterializerProbe {
       labelNames: ["status"],
       registers,
     });
+    this.owned = new Gauge({
+      name: "logkv_materializer_partition_owned",
+      help: "1 while this node owns (applies and serves) the table partition, else 0",
+      labelNames: ["topic", "partition"],
+      registers,
+    });
+    this.ownedCount = new Gauge({
+      name: "logkv_materializer_owned_partitions",
+      help: "Table partitions this node owns now",
+      registers,
+    });
+    this.rebalances = new Counter({
+      name: "logkv_materializer_rebalances_total",
+      help: "Rebalances of a replica set's consumer group that revoked this node's partitions",
+      labelNames: ["topic"],
+      registers,
+    });
+    this.bootstrapSeconds = new Histogram({
+      name: "logkv_materializer_bootstrap_seconds",
+      help: "Time from a partition's assignment until it is seeded and owned",
+      buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120, 600],
+      registers,
+    });
     const storeBytes = options.storeBytes;
     this.storeBytes = new Gauge({
       name: "logkv_materializer_store_bytes",
@@ -71,6 +98,19 @@ export class MaterializerProbe {
     this.batchRecords.observe({ kind }, records);
     this.appliedOffset.set(labels, Number(nextOffset));
     this.lag.set(labels, Math.max(0, Number(highWatermark - nextOffset)));
+  }
+
+  partitionOwned(topic: string, partition: number, owned: boolean): void {
+    this.owned.set({ topic, partition: String(partition) }, owned ? 1 : 0);
+    this.ownedCount.inc(owned ? 1 : -1);
+  }
+
+  rebalanced(topic: string): void {
+    this.rebalances.inc({ topic });
+  }
+
+  bootstrapped(seconds: number): void {
+    this.bootstrapSeconds.observe(seconds);
   }
 
   outcome(status: string): void {

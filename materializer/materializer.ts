@@ -4,8 +4,16 @@
 // store for reads, and a feed of applied batches (outcomes and change events).
 //
 // Where it resumes is the applied offset stored in LevelDB with the data, never a consumer
-// group's committed offset: consumers use a group of their own only to be assigned
-// partitions, seek to the stored offsets, and never commit.
+// group's committed offset: consumers use a group only to be assigned partitions, seek to
+// the stored offsets, and never commit.
+//
+// Ownership (materializer/ownership/): alone, a node applies and serves every partition
+// (EveryPartition, one consumer group per node and topic). Started in a replica set, the
+// members of the set join one consumer group per table topic, so each partition of a table
+// is applied and served by exactly one member of the set (GroupOwnership); the catalog and
+// the changes topics of global indexes are still applied whole by every node. A wait or
+// read of a table partition the node does not own fails with NOT_OWNER (retriable), and a
+// wait pending when its partition is revoked fails at once.
 //
 // Lifecycle: open() opens the store; start() begins consuming (the catalog first, then each
 // table it knows, then tables as CreateTable events arrive); stop() stops the consumers and
@@ -27,9 +35,22 @@ import {
   encodeEvent,
 } from "../schemas/events.js";
 import type { ChangeEvent } from "../schemas/records.js";
-import { EveryPartition } from "./ownership/ownership.js";
 import { kafkaClient } from "../services/shared/kafka-client.js";
 import type { TlsClientFiles } from "../services/shared/tls.js";
+import {
+  EveryPartition,
+  type OwnershipChange,
+  type PartitionOwnership,
+} from "./ownership/ownership.js";
+import { GroupOwnership } from "./ownership/group.js";
+import { partitionOf } from "../gateway/consistency/partition.js";
+import { parseKeyCondition, resolveKeyCondition } from "./expressions/index.js";
+import { resolveTarget } from "./read/target.js";
+import {
+  checkpointItems,
+  listTableCheckpoints,
+  type StoredCheckpoint,
+} from "./restore/table-checkpoint.js";
 import type { Outcome } from "../schemas/records.js";
 import { DbError } from "../services/shared/errors.js";
 import type { Logger } from "../services/shared/log.js";
@@ -78,7 +99,27 @@ export interface MaterializerOptions {
   limits?: Partial<ApplierLimits & { waitersPerPartitionMax: number }>;
   /** SSL to the brokers (services/shared/kafka-client.ts); absent: plaintext. */
   kafkaTls?: TlsClientFiles;
+  /**
+   * Join this replica set: share each table's partitions with its other members through
+   * one consumer group per table topic (absent: apply and serve every partition).
+   */
+  replicaSet?: string;
+  /** Group session timeout of a replica set's consumers (default 6000, Kafka's minimum). */
+  sessionTimeoutMs?: number;
+  /** Heartbeat interval of a replica set's consumers (default 500). */
+  heartbeatIntervalMs?: number;
+  /**
+   * A replica-set member seeds a gained partition from the newest table checkpoint under
+   * DIR/<table>/ (materializer/restore/ layout) that is ahead of its store, instead of
+   * replaying the log, when that saves replaying more than bootstrapReplayMax records.
+   */
+  bootstrapCheckpoints?: string;
+  /** Default 100 000. */
+  bootstrapReplayMax?: bigint;
 }
+
+/** Replica-set group timing defaults: a SIGKILLed member's partitions move in ~7 s. */
+export const replicaSetDefaults = { sessionTimeoutMs: 6000, heartbeatIntervalMs: 500 } as const;
 
 export type BatchListener = (batch: AppliedBatch) => void;
 
@@ -100,8 +141,16 @@ export class Materializer {
   private readonly published: PublishedMarks;
   private sweepTimer: NodeJS.Timeout | null = null;
   readonly probe: MaterializerProbe;
-  /** The table partitions this node applies and serves (every one, for now). */
-  readonly ownership = new EveryPartition();
+  /** The table partitions this node applies and serves. */
+  readonly ownership: PartitionOwnership;
+  /** Exactly one of these is set: everything, or a replica set's share. */
+  private readonly every: EveryPartition | null;
+  private readonly group: GroupOwnership | null;
+  /** Per owned partition ("topic/partition"), aborted with NOT_OWNER when it is lost. */
+  private readonly revocations = new Map<string, AbortController>();
+  /** Per table topic of a replica set: its last assignment, and whether it is rejoining. */
+  private readonly assignments = new Map<string, { partitions: number[]; rejoining: boolean }>();
+  private leaseTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly options: MaterializerOptions,
@@ -117,6 +166,37 @@ export class Materializer {
       defaultMetrics: options.defaultMetrics ?? false,
       storeBytes: () => store.approximateSize({ gte: Buffer.alloc(0), lt: Buffer.alloc(1, 0xff) }),
     });
+    const replicaSet = options.replicaSet;
+    this.every = replicaSet === undefined ? new EveryPartition() : null;
+    this.group =
+      replicaSet === undefined
+        ? null
+        : new GroupOwnership({ replicaSet, leaseMs: this.groupTiming().sessionTimeoutMs / 2 });
+    this.ownership = this.every ?? this.group!;
+    this.ownership.onChange((change) => this.ownershipChanged(change));
+  }
+
+  private groupTiming(): { sessionTimeoutMs: number; heartbeatIntervalMs: number } {
+    return {
+      sessionTimeoutMs: this.options.sessionTimeoutMs ?? replicaSetDefaults.sessionTimeoutMs,
+      heartbeatIntervalMs:
+        this.options.heartbeatIntervalMs ?? replicaSetDefaults.heartbeatIntervalMs,
+    };
+  }
+
+  /** Arms a NOT_OWNER abort for each gained partition and fires it for each lost one. */
+  private ownershipChanged({ gained, lost }: OwnershipChange): void {
+    for (const { topic, partition } of lost) {
+      const id = `${topic}/${partition}`;
+      const controller = this.revocations.get(id);
+      this.revocations.delete(id);
+      controller?.abort(new DbError("NOT_OWNER", `${id} moved off this materializer`));
+      this.probe.partitionOwned(topic, partition, false);
+    }
+    for (const { topic, partition } of gained) {
+      this.revocations.set(`${topic}/${partition}`, new AbortController());
+      this.probe.partitionOwned(topic, partition, true);
+    }
   }
 
   static async open(options: MaterializerOptions): Promise<Materializer> {
@@ -160,6 +240,16 @@ export class Materializer {
       }, every);
       this.sweepTimer.unref();
     }
+    if (this.group !== null) {
+      const group = this.group;
+      const every = this.groupTiming().heartbeatIntervalMs;
+      this.leaseTimer = setInterval(() => {
+        for (const topic of group.expire()) {
+          this.options.logger.warn("ownership lease lapsed", { topic });
+        }
+      }, every);
+      this.leaseTimer.unref();
+    }
   }
 
   /**
@@ -178,17 +268,22 @@ export class Materializer {
       const table = entry.definition;
       if (table.ttlAttribute === null) continue;
       const messages: { key: Buffer; value: Buffer }[] = [];
+      const topic = tableTopic(table.name, entry.generation);
       for await (const [, value] of this.store.iterate(scanRange({ table: table.name }))) {
         if (appended + messages.length >= max) break;
         const item = decodeStoredItem(value).attributes;
         const expiresAtMs = expiryMsOf(table, item);
         if (expiresAtMs === undefined || expiresAtMs > nowMs) continue;
         const key = keyOf(table, item);
+        // A replica-set member sweeps only its own partitions (it may hold stale others).
+        const pk = key[table.partitionKey.name]!;
+        if (this.group !== null && !this.group.owns(topic, partitionOf(pk, table.partitions)))
+          continue;
         const event = encodeEvent({ type: "TtlDelete", table: table.name, key, expiresAtMs });
         messages.push({ key: keyBytes(key[table.partitionKey.name]!), value: event });
       }
       if (messages.length === 0) continue;
-      await producer.send({ topic: tableTopic(table.name, entry.generation), acks: -1, messages });
+      await producer.send({ topic, acks: -1, messages });
       appended += messages.length;
     }
     if (appended > 0) this.options.logger.info("TTL sweep", { deletes: appended });
@@ -211,10 +306,16 @@ export class Materializer {
     // cost a second append and fsync per write batch for nothing; when updateTable adds an
     // index, its backfill covers everything before and publishing starts here.
     if (entry.definition.globalIndexes.length === 0) return;
-    for (let p = 0; p < partitions; p++) this.publishBacklog(entry, p);
+    // A replica-set member publishes only the partitions it owns (and each one it gains
+    // later, when it gains it): another member publishes the others.
+    for (let p = 0; p < partitions; p++) {
+      if (this.group === null || this.group.owns(topic, p)) this.publishBacklog(entry, p);
+    }
+    let backfilled = false;
     for (const index of entry.definition.globalIndexes) {
       const built = await this.applier.backfillGlobalIndex(topic, name, index.name);
       if (built !== null) {
+        backfilled = true;
         this.options.logger.info("global index backfilled", {
           table: name,
           index: index.name,
@@ -222,7 +323,25 @@ export class Materializer {
         });
       }
     }
+    // A replica-set member backfilled only the partitions it holds; the changes history
+    // has the rest, and is read again from its start.
+    if (backfilled && this.group !== null) await this.rereadChanges(changes, partitions);
     await this.consume(changes, partitions, "changes");
+  }
+
+  /** Stops a changes topic's consumer, rewinds it to the log start, and lets it restart. */
+  private async rereadChanges(changes: string, partitions: number): Promise<void> {
+    const consumer = this.consumers.get(changes);
+    if (consumer === undefined) return; // a consumer starting now reads from its start anyway
+    this.consumers.delete(changes);
+    await consumer.disconnect();
+    const starts = await this.logStarts(changes);
+    for (let p = 0; p < partitions; p++) {
+      const start = starts.get(p) ?? 0n;
+      await this.applier.rewindChanges(changes, p, start);
+      this.monitor(changes, p).reset(this.applier.appliedOffset(changes, p));
+    }
+    this.options.logger.info("re-reading changes for a new global index", { topic: changes });
   }
 
   private async ensureTopic(topic: string, partitions: number): Promise<void> {
@@ -284,12 +403,24 @@ export class Materializer {
     kind: "events" | "changes" = "events",
   ): Promise<void> {
     if (this.consumers.has(topic) || !this.running) return;
+    const grouped = this.isGrouped(topic);
+    const timing = this.groupTiming();
     const consumer = this.kafka.consumer({
-      groupId: `logkv-materializer.${this.options.nodeId ?? "1"}.${this.runId}.${topic}`,
+      groupId: grouped
+        ? `logkv-mat.${this.group!.replicaSet}.${topic}`
+        : `logkv-materializer.${this.options.nodeId ?? "1"}.${this.runId}.${topic}`,
       maxWaitTimeInMs: 100,
       retry: { retries: 10 },
+      ...(grouped
+        ? {
+            sessionTimeout: timing.sessionTimeoutMs,
+            heartbeatInterval: timing.heartbeatIntervalMs,
+            rebalanceTimeout: timing.sessionTimeoutMs * 2,
+          }
+        : {}),
     });
     this.consumers.set(topic, consumer);
+    if (grouped) this.followAssignment(topic, consumer);
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
@@ -301,12 +432,204 @@ export class Materializer {
       eachBatchAutoResolve: false,
       eachBatch: (payload) => this.onFetched(kind, topic, payload),
     });
-    for (let partition = 0; partition < partitions; partition++) {
+    // A replica-set member seeks each partition as it is assigned (followAssignment).
+    for (let partition = 0; partition < partitions && !grouped; partition++) {
       const offset = this.applier.appliedOffset(topic, partition);
       consumer.seek({ topic, partition, offset: offset.toString() });
     }
-    if (kind === "events" && topic !== CATALOG_TOPIC) this.ownership.add(topic, partitions);
-    this.options.logger.info("consuming", { topic, partitions });
+    if (kind === "events" && topic !== CATALOG_TOPIC) this.every?.add(topic, partitions);
+    this.options.logger.info("consuming", {
+      topic,
+      partitions,
+      replicaSet: this.group?.replicaSet,
+    });
+  }
+
+  /** The node applies this partition of a replica-set topic: assigned and seeded. */
+  private seededHere(topic: string, partition: number): boolean {
+    return this.group!.applies(topic, partition) && !this.group!.seeding(topic, partition);
+  }
+
+  /** A table topic whose partitions this node shares with its replica set. */
+  private isGrouped(topic: string): boolean {
+    return this.group !== null && topic.startsWith("logkv.table.");
+  }
+
+  /**
+   * Makes ownership of a replica-set topic follow its consumer's group: everything is
+   * revoked as soon as the consumer starts rebalancing (before it rejoins, so before any
+   * other member can be given its partitions), and the new assignment is seeded and owned
+   * when the join completes. Heartbeats renew the lease; a crash or stop revokes.
+   */
+  private followAssignment(topic: string, consumer: Consumer): void {
+    const group = this.group!;
+    const { REBALANCING, GROUP_JOIN, HEARTBEAT, CRASH, STOP, REQUEST } = consumer.events;
+    // When the last Heartbeat and SyncGroup requests were sent: the lease counts from there.
+    // kafkajs reports a request (REQUEST) before the code awaiting its response runs.
+    const sentAt = { heartbeat: 0, sync: 0 };
+    consumer.on(REQUEST, ({ payload }) => {
+      if (payload.apiName === "Heartbeat") sentAt.heartbeat = payload.sentAt;
+      else if (payload.apiName === "SyncGroup") sentAt.sync = payload.sentAt;
+    });
+    consumer.on(REBALANCING, () => {
+      this.assignments.set(topic, { partitions: [], rejoining: true });
+      group.revoke(topic);
+      this.probe.rebalanced(topic);
+    });
+    consumer.on(GROUP_JOIN, (event) => {
+      const partitions = event.payload.memberAssignment[topic] ?? [];
+      this.assignments.set(topic, { partitions: [...partitions], rejoining: false });
+      this.assigned(topic, consumer, partitions, sentAt.sync);
+    });
+    consumer.on(HEARTBEAT, () => {
+      group.renew(topic, sentAt.heartbeat);
+      // A lapsed lease whose member was not expelled after all: its assignment stands.
+      const last = this.assignments.get(topic);
+      if (last === undefined || last.rejoining || last.partitions.length === 0) return;
+      if (last.partitions.some((p) => group.applies(topic, p))) return;
+      if (!group.leased(topic)) return;
+      this.options.logger.info("ownership lease renewed after it lapsed", { topic });
+      this.assigned(topic, consumer, last.partitions, sentAt.heartbeat);
+    });
+    const revokeAll = (): void => {
+      this.assignments.delete(topic);
+      group.revoke(topic);
+    };
+    consumer.on(CRASH, revokeAll);
+    consumer.on(STOP, revokeAll);
+  }
+
+  /**
+   * Takes an assignment: seeks each new partition to the store's applied offset (a prefix
+   * of the partition, from an earlier ownership or none) and owns it from there.
+   */
+  private assigned(
+    topic: string,
+    consumer: Consumer,
+    partitions: readonly number[],
+    sentAtMs: number,
+  ): void {
+    const started = performance.now();
+    const toSeed = this.group!.assign(topic, partitions, sentAtMs);
+    this.options.logger.info("assigned", { topic, partitions, seeding: toSeed });
+    if (toSeed.length === 0) return;
+    if (this.options.bootstrapCheckpoints === undefined) {
+      for (const partition of toSeed) this.own(topic, consumer, partition, started);
+      return;
+    }
+    // Fetched batches of these partitions are not applied until they are seeded (onFetched
+    // skips partitions still seeding); pausing spares the fetches meanwhile.
+    const refs = [{ topic, partitions: toSeed }];
+    consumer.pause(refs);
+    let stuck = new Set<number>();
+    this.seedFromCheckpoints(topic, toSeed)
+      .then((unseedable) => (stuck = unseedable))
+      .catch((error: unknown) =>
+        this.options.logger.error("bootstrap from a checkpoint failed; replaying the log", {
+          topic,
+          error,
+        }),
+      )
+      .finally(() => {
+        const ready = toSeed.filter((partition) => !stuck.has(partition));
+        for (const partition of ready) this.own(topic, consumer, partition, started);
+        consumer.resume([{ topic, partitions: ready }]);
+      });
+  }
+
+  /**
+   * The partition is seeded: the store holds a prefix of it (its own, or a checkpoint's).
+   * Consumption resumes at the store's applied offset and the node owns the partition.
+   */
+  private own(topic: string, consumer: Consumer, partition: number, startedMs: number): void {
+    const offset = this.applier.appliedOffset(topic, partition);
+    consumer.seek({ topic, partition, offset: offset.toString() });
+    this.monitor(topic, partition).advance(offset);
+    if (!this.group!.seeded(topic, partition)) return;
+    this.probe.bootstrapped((performance.now() - startedMs) / 1000);
+    this.options.logger.info("owned", { topic, partition, offset });
+    const entry = this.tableOfTopic(topic);
+    if (entry !== undefined && entry.definition.globalIndexes.length > 0)
+      this.publishBacklog(entry, partition);
+  }
+
+  /**
+   * Seeds gained partitions from the newest table checkpoint under bootstrapCheckpoints
+   * that is ahead of the store, when it saves replaying more than bootstrapReplayMax
+   * records or when the log no longer starts at the store's offset. Returns the partitions
+   * that can be seeded neither way (the log lost records the store never applied and no
+   * checkpoint covers them): they stay unowned rather than be applied with a gap.
+   */
+  private async seedFromCheckpoints(topic: string, partitions: number[]): Promise<Set<number>> {
+    const entry = this.tableOfTopic(topic);
+    const unseedable = new Set<number>();
+    if (entry === undefined) return unseedable;
+    const root = join(this.options.bootstrapCheckpoints!, entry.definition.name);
+    const checkpoints = (await listTableCheckpoints(root))
+      .filter((c) => c.manifest.topic === topic)
+      .reverse();
+    const starts = await this.logStarts(topic);
+    const replayMax = this.options.bootstrapReplayMax ?? 100_000n;
+    for (const partition of partitions) {
+      if (!this.group!.seeding(topic, partition)) continue;
+      const local = this.applier.appliedOffset(topic, partition);
+      const offsetOf = (c: StoredCheckpoint) => BigInt(c.manifest.offsets[partition] ?? "0");
+      const newest = checkpoints.find((c) => offsetOf(c) > local);
+      const logLost = (starts.get(partition) ?? 0n) > local;
+      if (newest === undefined || (logLost && offsetOf(newest) < starts.get(partition)!)) {
+        if (logLost) {
+          this.options.logger.error("cannot bootstrap: the log starts past the store", {
+            topic,
+            partition,
+            applied: local,
+            logStart: starts.get(partition),
+          });
+          unseedable.add(partition);
+        }
+        continue;
+      }
+      if (!logLost && offsetOf(newest) - local <= replayMax) continue;
+      const seeded = await this.applier.seedPartition(
+        entry,
+        partition,
+        offsetOf(newest),
+        checkpointItems(newest.dir, newest.manifest),
+      );
+      if (seeded) {
+        this.options.logger.info("partition seeded from a checkpoint", {
+          topic,
+          partition,
+          checkpoint: newest.dir,
+          offset: offsetOf(newest),
+        });
+      }
+    }
+    return unseedable;
+  }
+
+  /** Each partition's log start offset (the earliest offset the log still holds). */
+  private async logStarts(topic: string): Promise<Map<number, bigint>> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      return new Map(offsets.map((o) => [o.partition, BigInt(o.low)]));
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private ownedOf(topic: string): number[] {
+    return this.ownership
+      .owned()
+      .filter((ref) => ref.topic === topic)
+      .map((ref) => ref.partition);
+  }
+
+  private tableOfTopic(topic: string): CatalogEntry | undefined {
+    return this.applier
+      .tables()
+      .find((entry) => tableTopic(entry.definition.name, entry.generation) === topic);
   }
 
   /**
@@ -327,6 +650,10 @@ export class Materializer {
     }));
     const last = batch.messages[batch.messages.length - 1];
     if (last === undefined) return;
+    // A batch of a partition revoked (or not seeded yet) while it was fetched: not applied,
+    // not resolved; whoever owns the partition applies it.
+    if (kind === "events" && this.isGrouped(topic) && !this.seededHere(topic, batch.partition))
+      return;
     const started = performance.now();
     const applied =
       kind === "events"
@@ -378,7 +705,8 @@ export class Materializer {
       const ofTable = [`logkv.table.${name}.`, `logkv.changes.${name}.`];
       if (!ofTable.some((prefix) => topic.startsWith(prefix)) || keep.includes(topic)) continue;
       this.consumers.delete(topic);
-      this.ownership.remove(topic);
+      this.every?.remove(topic);
+      this.group?.remove(topic);
       consumer.disconnect().catch(() => undefined);
     }
   }
@@ -415,7 +743,24 @@ export class Materializer {
     return this.applier.appliedOffset(topic, partition);
   }
 
-  /** Resolves once every offset below `offset` is applied; TIMEOUT past timeoutMs. */
+  /**
+   * The signal that fires when a replica-set member loses (topic, partition), or null for
+   * what every node applies. Throws NOT_OWNER when the member does not own it now.
+   */
+  private ownedSignal(topic: string, partition: number): AbortSignal | null {
+    if (!this.isGrouped(topic)) return null;
+    const controller = this.revocations.get(`${topic}/${partition}`);
+    if (controller === undefined || !this.ownership.owns(topic, partition)) {
+      throw notOwner(topic, partition, this.group!.replicaSet);
+    }
+    return controller.signal;
+  }
+
+  /**
+   * Resolves once every offset below `offset` is applied; TIMEOUT past timeoutMs. A
+   * replica-set member refuses partitions it does not own with NOT_OWNER, and fails a
+   * pending wait with NOT_OWNER as soon as its partition is revoked.
+   */
   async waitApplied(
     topic: string,
     partition: number,
@@ -423,12 +768,17 @@ export class Materializer {
     timeoutMs: number,
     signal?: AbortSignal,
   ): Promise<void> {
+    const owned = this.ownedSignal(topic, partition);
     const monitor = this.monitor(topic, partition);
     const deadline = Date.now() + timeoutMs;
+    const either =
+      owned === null ? signal : signal === undefined ? owned : AbortSignal.any([signal, owned]);
     while (monitor.value < offset) {
       const remaining = deadline - Date.now();
+      if (owned?.aborted) throw notOwner(topic, partition, this.group!.replicaSet);
       if (signal?.aborted) throw new DbError("ABORTED", "wait aborted");
-      if (remaining <= 0 || !(await waitForAnyAdvance([monitor], remaining, signal))) {
+      if (remaining <= 0 || !(await waitForAnyAdvance([monitor], remaining, either))) {
+        if (owned?.aborted) throw notOwner(topic, partition, this.group!.replicaSet);
         if (monitor.value >= offset) return;
         throw new DbError(
           "TIMEOUT",
@@ -523,11 +873,21 @@ export class Materializer {
    * offsets are those the snapshot reflects at least (a batch committing concurrently may
    * be in the snapshot before its offset shows here, never the other way round).
    */
-  async read<T>(table: string, fn: (reader: KvReader, definition: TableDefinition) => Promise<T>) {
+  async read<T>(
+    table: string,
+    fn: (reader: KvReader, definition: TableDefinition) => Promise<T>,
+    partitions?: (definition: TableDefinition) => readonly number[],
+  ) {
     const entry = this.applier.table(table);
     if (entry === undefined)
       throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${table}`);
     const topic = tableTopic(table, entry.generation);
+    if (this.group !== null) {
+      // A replica-set member serves only what it owns: the partitions the read touches
+      // (default: all of them); a global index is whole on every node.
+      const touched = partitions?.(entry.definition) ?? allOf(entry.definition);
+      for (const p of touched) this.ownedSignal(topic, p);
+    }
     const offsets = Array.from({ length: entry.definition.partitions }, (_, p) =>
       this.appliedOffset(topic, p),
     );
@@ -544,20 +904,35 @@ export class Materializer {
     key: Item,
     options: Omit<GetItemOptions, "nowMs"> & { nowMs?: bigint } = {},
   ) {
-    return this.read(table, (reader, definition) =>
-      getItem(reader, definition, key, { ...options, nowMs: options.nowMs ?? BigInt(Date.now()) }),
+    return this.read(
+      table,
+      (reader, definition) =>
+        getItem(reader, definition, key, {
+          ...options,
+          nowMs: options.nowMs ?? BigInt(Date.now()),
+        }),
+      (definition) => {
+        const pk = key[definition.partitionKey.name];
+        return pk === undefined ? [] : [partitionOf(pk, definition.partitions)];
+      },
     );
   }
 
   query(table: string, options: Omit<QueryOptions, "nowMs"> & { nowMs?: bigint }) {
-    return this.read(table, (reader, definition) =>
-      query(reader, definition, { ...options, nowMs: options.nowMs ?? BigInt(Date.now()) }),
+    return this.read(
+      table,
+      (reader, definition) =>
+        query(reader, definition, { ...options, nowMs: options.nowMs ?? BigInt(Date.now()) }),
+      (definition) => queryPartitions(definition, options),
     );
   }
 
   scan(table: string, options: Omit<ScanOptions, "nowMs"> & { nowMs?: bigint } = {}) {
-    return this.read(table, (reader, definition) =>
-      scan(reader, definition, { ...options, nowMs: options.nowMs ?? BigInt(Date.now()) }),
+    return this.read(
+      table,
+      (reader, definition) =>
+        scan(reader, definition, { ...options, nowMs: options.nowMs ?? BigInt(Date.now()) }),
+      (definition) => (isGlobalIndex(definition, options.index) ? [] : allOf(definition)),
     );
   }
 
@@ -575,6 +950,9 @@ export class Materializer {
   async stop(): Promise<void> {
     this.running = false;
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
+    // Nothing is served once stopping starts: pending waits of a replica set fail NOT_OWNER.
+    for (const topic of this.consumers.keys()) this.group?.revoke(topic);
     const consumers = [...this.consumers.values()];
     this.consumers.clear();
     await Promise.all(consumers.map((c) => c.disconnect().catch(() => undefined)));
@@ -583,5 +961,44 @@ export class Materializer {
     await this.producer?.disconnect().catch(() => undefined);
     await this.applier.close();
     await this.store.close();
+  }
+}
+
+function notOwner(topic: string, partition: number, replicaSet: string): DbError {
+  return new DbError(
+    "NOT_OWNER",
+    `${topic}/${partition} is not owned by this member of replica set ${replicaSet}`,
+  );
+}
+
+function allOf(definition: TableDefinition): number[] {
+  return Array.from({ length: definition.partitions }, (_, p) => p);
+}
+
+function isGlobalIndex(definition: TableDefinition, index: string | undefined): boolean {
+  return index !== undefined && definition.globalIndexes.some((gsi) => gsi.name === index);
+}
+
+/**
+ * The base partition a Query reads: its partition key's (a global index query reads none,
+ * the index is whole on every node). A request query() would refuse anyway touches none,
+ * so it gets query()'s own error rather than NOT_OWNER.
+ */
+function queryPartitions(
+  definition: TableDefinition,
+  options: Pick<QueryOptions, "index" | "keyCondition" | "names" | "values">,
+): number[] {
+  if (isGlobalIndex(definition, options.index)) return [];
+  try {
+    const target = resolveTarget(definition, options.index);
+    const keys = resolveKeyCondition(
+      parseKeyCondition(options.keyCondition),
+      options.names,
+      options.values,
+      target.keySchema,
+    );
+    return [partitionOf(keys.partitionKeyValue, definition.partitions)];
+  } catch {
+    return [];
   }
 }

@@ -14,7 +14,11 @@ import { type BrokerConfig, defaultBrokerConfig } from "./broker/config.js";
 import type { RaftClusterConfig } from "./broker/cluster/cluster.js";
 import { parsePeers } from "./broker/raft/transport.js";
 import { DbError } from "./shared/errors.js";
-import { Materializer } from "../materializer/materializer.js";
+import {
+  Materializer,
+  replicaSetDefaults,
+  type MaterializerOptions,
+} from "../materializer/materializer.js";
 import { serveMetrics, type MetricsServer } from "./shared/metrics-server.js";
 import { createLogger } from "./shared/log.js";
 import {
@@ -55,7 +59,14 @@ commands:
                 (--data DIR --brokers HOST:PORT[,...] [--metrics HOST:PORT] [--node-id N]
                  [--from-checkpoint DIR: seed a new store from a checkpoint]
                  [--rpc HOST:PORT: serve stateless gateways and join the routing view]
-                 [--rpc-advertise HOST:PORT] [--rpc-tls-cert FILE --rpc-tls-key FILE])
+                 [--rpc-advertise HOST:PORT] [--rpc-tls-cert FILE --rpc-tls-key FILE]
+                 [--replica-set NAME: share each table's partitions with the set's other
+                  members; several sets replicate every partition]
+                 [--session-timeout-ms N (default 6000) --heartbeat-interval-ms N
+                  (default 500): how fast a dead member's partitions move]
+                 [--bootstrap-checkpoints DIR: seed gained partitions from the table
+                  checkpoints in DIR/<table>/ when that saves replaying more than
+                  --bootstrap-replay-max N records (default 100000)])
   help      print this text
 
 ${restoreUsage}
@@ -243,6 +254,11 @@ async function runMaterializer(args: string[]): Promise<void> {
       "rpc-advertise": { type: "string" },
       "rpc-tls-cert": { type: "string" },
       "rpc-tls-key": { type: "string" },
+      "replica-set": { type: "string" },
+      "session-timeout-ms": { type: "string" },
+      "heartbeat-interval-ms": { type: "string" },
+      "bootstrap-checkpoints": { type: "string" },
+      "bootstrap-replay-max": { type: "string" },
     },
   });
   const rpcAddress = values.rpc === undefined ? undefined : splitHostPort(values.rpc, "--rpc");
@@ -254,6 +270,7 @@ async function runMaterializer(args: string[]): Promise<void> {
   for (const broker of brokers) splitHostPort(broker, "--brokers");
   const dataDir = values.data ?? "./data/materializer";
   const kafkaTls = kafkaTlsFromFlags(values);
+  const replicaSet = replicaSetOptions(values);
   const materializer = await Materializer.open({
     dataDir,
     brokers,
@@ -262,9 +279,11 @@ async function runMaterializer(args: string[]): Promise<void> {
     defaultMetrics: true,
     fromCheckpoint: values["from-checkpoint"],
     kafkaTls,
+    ...replicaSet,
   });
   await materializer.start();
-  console.log(`logkv materializer applying ${brokers.join(",")} into ${dataDir}`);
+  const set = replicaSet.replicaSet === undefined ? "" : ` as replica set ${replicaSet.replicaSet}`;
+  console.log(`logkv materializer applying ${brokers.join(",")} into ${dataDir}${set}`);
   const rpc =
     rpcAddress === undefined
       ? null
@@ -295,6 +314,71 @@ async function runMaterializer(args: string[]): Promise<void> {
     await rpc?.stop();
     await materializer.stop();
   });
+}
+
+/** --replica-set NAME and its group timing; checked before anything starts. */
+function replicaSetOptions(values: {
+  "replica-set"?: string;
+  "session-timeout-ms"?: string;
+  "heartbeat-interval-ms"?: string;
+  "bootstrap-checkpoints"?: string;
+  "bootstrap-replay-max"?: string;
+}): Pick<
+  MaterializerOptions,
+  | "replicaSet"
+  | "sessionTimeoutMs"
+  | "heartbeatIntervalMs"
+  | "bootstrapCheckpoints"
+  | "bootstrapReplayMax"
+> {
+  const name = values["replica-set"];
+  const session = values["session-timeout-ms"];
+  const heartbeat = values["heartbeat-interval-ms"];
+  const checkpoints = values["bootstrap-checkpoints"];
+  const replayMax = values["bootstrap-replay-max"];
+  if (name === undefined) {
+    const needsSet = [session, heartbeat, checkpoints, replayMax].some((v) => v !== undefined);
+    if (needsSet) {
+      throw new DbError(
+        "INVALID_CONFIG",
+        "--session-timeout-ms, --heartbeat-interval-ms and --bootstrap-* need --replica-set",
+      );
+    }
+    return {};
+  }
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
+    throw new DbError(
+      "INVALID_CONFIG",
+      `--replica-set wants 1 to 64 letters, digits, '_' or '-', got '${name}'`,
+    );
+  }
+  const sessionTimeoutMs =
+    session === undefined
+      ? replicaSetDefaults.sessionTimeoutMs
+      : parseIntFlag(session, "--session-timeout-ms");
+  const heartbeatIntervalMs =
+    heartbeat === undefined
+      ? replicaSetDefaults.heartbeatIntervalMs
+      : parseIntFlag(heartbeat, "--heartbeat-interval-ms");
+  if (heartbeatIntervalMs < 1 || heartbeatIntervalMs * 3 > sessionTimeoutMs) {
+    throw new DbError(
+      "INVALID_CONFIG",
+      "--heartbeat-interval-ms must be at least 1 and at most a third of --session-timeout-ms",
+    );
+  }
+  if (replayMax !== undefined && checkpoints === undefined) {
+    throw new DbError("INVALID_CONFIG", "--bootstrap-replay-max needs --bootstrap-checkpoints");
+  }
+  return {
+    replicaSet: name,
+    sessionTimeoutMs,
+    heartbeatIntervalMs,
+    bootstrapCheckpoints: checkpoints,
+    bootstrapReplayMax:
+      replayMax === undefined
+        ? undefined
+        : BigInt(parseIntFlag(replayMax, "--bootstrap-replay-max")),
+  };
 }
 
 function parseConsistency(value: string | undefined): Consistency | undefined {

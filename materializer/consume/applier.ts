@@ -36,6 +36,9 @@ import {
   tableRanges,
 } from "../store/layout.js";
 import { globalIndexEntry, globalIndexOps } from "../apply/global-index.js";
+import { localIndexWrites } from "../apply/index-entries.js";
+import { keyOf } from "../catalog/table.js";
+import { partitionOf } from "../../gateway/consistency/partition.js";
 import { decodeKey } from "../store/key-codec.js";
 import type { BatchOp, KvStore } from "../store/store.js";
 import { isTxnRecord, type TxnRecord } from "../../schemas/transactions.js";
@@ -455,6 +458,49 @@ export class Applier {
     return run;
   }
 
+  /**
+   * Seeds one partition of a table from a table checkpoint (materializer/restore/) that is
+   * ahead of what the store holds: the partition's items (and their LSI entries) are
+   * replaced by the checkpoint's items of that partition and its applied offset set to the
+   * checkpoint's, in ONE store write, so the partition is again exactly the state of a log
+   * prefix. Other partitions are untouched. Global indexes are not: every node applies the
+   * changes topics whole, so they never depended on this partition's items. Returns false
+   * (and writes nothing) when the store is already at or past `offset`.
+   */
+  seedPartition(
+    entry: CatalogEntry,
+    partition: number,
+    offset: bigint,
+    items: AsyncIterable<[Buffer, Buffer]>,
+  ): Promise<boolean> {
+    const table = entry.definition;
+    const topic = tableTopic(table.name, entry.generation);
+    return this.enqueue(async () => {
+      if (this.catalog.get(table.name)?.generation !== entry.generation) return false;
+      if (offset <= this.appliedOffset(topic, partition)) return false;
+      const ops: BatchOp[] = [];
+      const ofPartition = (item: Item): boolean =>
+        partitionOf(item[table.partitionKey.name]!, table.partitions) === partition;
+      const tables = (name: string) => (name === table.name ? entry : undefined);
+      for await (const [key, value] of this.store.iterate(scanRange({ table: table.name }))) {
+        const item = decodeStoredItem(value).attributes;
+        if (!ofPartition(item)) continue;
+        ops.push({ type: "del", key });
+        ops.push(...writeOps(localIndexWrites(table, keyOf(table, item), item, undefined), tables));
+      }
+      for await (const [key, value] of items) {
+        const item = decodeStoredItem(value).attributes;
+        if (!ofPartition(item)) continue;
+        ops.push({ type: "put", key, value });
+        ops.push(...writeOps(localIndexWrites(table, keyOf(table, item), undefined, item), tables));
+      }
+      ops.push(appliedOffsetOp(topic, partition, offset));
+      await this.store.batch(ops, { sync: true });
+      this.applied.set(`${topic}/${partition}`, offset);
+      return true;
+    });
+  }
+
   // ---- change events and global indexes ------------------------------------------------
 
   /** Change events of a table partition from `offset` on, in offset order, up to `limit`. */
@@ -512,6 +558,21 @@ export class Applier {
       await this.store.batch(ops, { sync: false });
       this.applied.set(`${topic}/${partition}`, result.nextOffset);
       return result;
+    });
+  }
+
+  /**
+   * Moves a changes topic partition's applied offset back to `offset`, so its changes are
+   * read again: a global index added on a replica-set member, which holds only some base
+   * partitions' items, gets the others' entries from the changes history. Every index
+   * skips the changes below its own watermark, so nothing reaches an index twice. The
+   * caller stops the partition's consumer first (no batch may commit past the rewind).
+   */
+  rewindChanges(topic: string, partition: number, offset: bigint): Promise<void> {
+    return this.enqueue(async () => {
+      if (offset >= this.appliedOffset(topic, partition)) return;
+      await this.store.batch([appliedOffsetOp(topic, partition, offset)], { sync: false });
+      this.applied.set(`${topic}/${partition}`, offset);
     });
   }
 
