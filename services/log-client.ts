@@ -59,6 +59,8 @@ export const logClientLimits = {
   queueBytesMax: 64 * 1024 * 1024,
   /** Bytes counted per record on top of its key and value (Kafka record overhead). */
   recordOverheadBytes: 64,
+  /** Sends of one batch at most while kafkajs returns without some partitions' results. */
+  resendsMax: 3,
 } as const;
 
 assert(logClientLimits.sendMessagesMax >= 1, "sendMessagesMax < 1");
@@ -80,6 +82,8 @@ export interface BatchStats {
   sends: number;
   /** Messages those requests carried. */
   messages: number;
+  /** Messages sent again because kafkajs returned no result for their partition. */
+  resends: number;
 }
 
 /**
@@ -89,13 +93,13 @@ export interface BatchStats {
  * Every message gets an explicit partition (Kafka's default partitioner on its key), so its
  * offset is its partition's baseOffset plus its position among that partition's messages.
  */
-class AppendBatcher {
+export class AppendBatcher {
   private queue: PendingAppend[] = [];
   private queuedBytes = 0;
   private sending = false;
   private readonly partitioner = Partitioners.DefaultPartitioner();
   private readonly metadata = new Map<string, PartitionMetadata[]>();
-  readonly stats: BatchStats = { sends: 0, messages: 0 };
+  readonly stats: BatchStats = { sends: 0, messages: 0, resends: 0 };
 
   constructor(
     private readonly producer: Producer,
@@ -136,7 +140,11 @@ class AppendBatcher {
       const batch = this.take();
       try {
         const positions = await this.sendBatch(batch);
-        batch.forEach((pending, i) => pending.resolve(positions[i]!));
+        batch.forEach((pending, i) => {
+          const position = positions[i]!;
+          if (position instanceof DbError) pending.reject(position);
+          else pending.resolve(position);
+        });
       } catch (error) {
         for (const pending of batch) pending.reject(error);
       }
@@ -161,7 +169,41 @@ class AppendBatcher {
     return batch;
   }
 
-  private async sendBatch(batch: PendingAppend[]): Promise<LogPosition[]> {
+  /**
+   * Sends a batch; messages of partitions that got no result are sent again. kafkajs 2.2.4
+   * can return without a partition's result, having never re-sent it: when a produce to one
+   * leader fails and the retry finds the partition's new leader among brokers that already
+   * answered, it skips that broker. The skipped messages were not written — or, if the
+   * failed attempt did land, the idempotent producer's unchanged sequence number makes the
+   * broker answer the resend as a duplicate with the original offsets — so resending is safe.
+   */
+  private async sendBatch(batch: PendingAppend[]): Promise<(LogPosition | DbError)[]> {
+    const positions: (LogPosition | DbError)[] = new Array(batch.length);
+    let remaining = batch.map((_, i) => i);
+    for (let attempt = 1; ; attempt++) {
+      const subset = remaining.map((i) => batch[i]!);
+      const answered = await this.sendOnce(subset);
+      const missing: number[] = [];
+      answered.forEach((position, j) => {
+        if (position === undefined) missing.push(remaining[j]!);
+        else positions[remaining[j]!] = position;
+      });
+      if (missing.length === 0) return positions;
+      if (attempt >= logClientLimits.resendsMax) {
+        for (const i of missing) {
+          positions[i] = new DbError(
+            "NOT_LEADER",
+            `no produce result for ${batch[i]!.topic} after ${attempt} sends (leaders moving?)`,
+          );
+        }
+        return positions;
+      }
+      this.stats.resends += missing.length;
+      remaining = missing;
+    }
+  }
+
+  private async sendOnce(batch: PendingAppend[]): Promise<(LogPosition | undefined)[]> {
     const byTopic = new Map<string, Message[]>();
     const partitions: number[] = [];
     for (const pending of batch) {
@@ -193,12 +235,15 @@ class AppendBatcher {
   }
 }
 
-/** Each message's offset: its partition's baseOffset plus its position in that partition. */
-function positionsOf(
-  batch: readonly PendingAppend[],
+/**
+ * Each message's offset: its partition's baseOffset plus its position in that partition;
+ * undefined for messages of a partition the results do not name.
+ */
+export function positionsOf(
+  batch: readonly Pick<PendingAppend, "topic">[],
   partitions: readonly number[],
   results: readonly RecordMetadata[],
-): LogPosition[] {
+): (LogPosition | undefined)[] {
   const base = new Map<string, bigint>();
   for (const result of results) {
     if (result.baseOffset === undefined) continue;
@@ -209,9 +254,7 @@ function positionsOf(
     const partition = partitions[i]!;
     const slot = `${partition}/${pending.topic}`;
     const baseOffset = base.get(slot);
-    if (baseOffset === undefined) {
-      throw new DbError("INTERNAL", `no produce result for ${pending.topic}/${partition}`);
-    }
+    if (baseOffset === undefined) return undefined;
     const offset = next.get(slot) ?? baseOffset;
     next.set(slot, offset + 1n);
     return { topic: pending.topic, partition, offset };
