@@ -22,6 +22,10 @@ const benchmarks: { name: string; main: (argv: string[]) => Promise<number> }[] 
     name: "failover",
     main: async (argv) => (await import("./failover.js")).mainFailoverBench(argv),
   },
+  {
+    name: "scale-out",
+    main: async (argv) => (await import("./scale-out.js")).mainScaleOutBench(argv),
+  },
 ];
 
 async function main(argv: string[]): Promise<number> {

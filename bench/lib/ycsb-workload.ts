@@ -43,8 +43,10 @@ export function itemOf(i: number, random: () => number): Record<string, string> 
   return item;
 }
 
-const CREATE_TABLE = `mutation($name: String!) {
-  createTable(input: {name: $name, partitionKey: {name: "id", type: S}, partitions: 4}) { token }
+const CREATE_TABLE = `mutation($name: String!, $partitions: Int!) {
+  createTable(input: {name: $name, partitionKey: {name: "id", type: S}, partitions: $partitions}) {
+    token
+  }
 }`;
 const PUT = `mutation($t: String!, $i: JSON!) { putItem(table: $t, item: $i) { token } }`;
 const UPDATE = `mutation($t: String!, $k: JSON!, $v: JSON!) {
@@ -74,8 +76,8 @@ export class YcsbClients {
     this.nextInsert = items;
   }
 
-  static async createTable(url: string): Promise<string | null> {
-    return (await graphql(url, CREATE_TABLE, { name: YCSB_TABLE })).token;
+  static async createTable(url: string, partitions = 4): Promise<string | null> {
+    return (await graphql(url, CREATE_TABLE, { name: YCSB_TABLE, partitions })).token;
   }
 
   private async write(client: number, query: string, variables: Record<string, unknown>) {
