@@ -40,6 +40,7 @@ import {
 } from "./time-offsets.js";
 import type { ReplayBase } from "./time-offsets.js";
 import { ensureTopicRetention, requiredRetentionMs } from "./retention.js";
+import { isS3Url, parseS3Url, S3Backups, s3Url, type S3Options } from "./s3-backups.js";
 
 export interface RestoreServiceOptions {
   materializer: Materializer;
@@ -57,9 +58,12 @@ export interface RestoreServiceOptions {
   restoreItemsPerSecondMax?: number;
   /** Restores running at once at most. */
   restoresMax?: number;
+  /** Endpoint, region, addressing and credentials of s3:// backup locations (s3-backups.ts). */
+  s3?: S3Options;
 }
 
-export type RestorePhase = "PREPARING" | "REPLAYING" | "LOADING" | "INDEXING" | "DONE";
+export type RestorePhase =
+  "PREPARING" | "DOWNLOADING" | "REPLAYING" | "LOADING" | "INDEXING" | "DONE";
 
 /** What restoreStatus answers: the registry's state and, on the node running it, progress. */
 export interface RestoreStatus {
@@ -99,6 +103,7 @@ export class RestoreService {
   private checkpointing: Promise<unknown> = Promise.resolve();
   private readonly root: string;
   private readonly lastCheckpoint = new Map<string, string>();
+  private s3Client: S3Backups | null = null;
 
   constructor(private readonly options: RestoreServiceOptions) {
     this.root = join(options.dataDir, "restore");
@@ -522,45 +527,96 @@ export class RestoreService {
     for (const i of doomed) await rm(all[i]!.dir, { recursive: true, force: true });
   }
 
-  /** An on-demand backup of a table into DATA/restore/backups/<name> (or `dir`). */
-  async backupTable(table: string, name: string, dir?: string): Promise<TableCheckpointManifest> {
+  /** The S3 client of s3:// locations, made on first use. */
+  private get s3(): S3Backups {
+    this.s3Client ??= new S3Backups(this.options.s3);
+    return this.s3Client;
+  }
+
+  /**
+   * An on-demand backup of a table into DATA/restore/backups/<name>, or `dir`, or under an
+   * s3://bucket/prefix location (written locally first, then uploaded: the store snapshot
+   * is held only for the local write).
+   */
+  async backupTable(table: string, name: string, to?: string): Promise<TableCheckpointManifest> {
     const entry = this.options.materializer.table(table);
     if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${table}`);
     if (!/^[A-Za-z0-9._-]{1,200}$/.test(name) || name.startsWith(".")) {
       throw new DbError("INVALID_ARGUMENT", "a backup name is 1..200 of [A-Za-z0-9._-]");
     }
-    return writeTableCheckpoint(
-      this.options.materializer.store,
-      entry,
-      dir ?? join(this.backupsRoot, name),
-      { kind: "backup", name, createdAtMs: Date.now() },
-    );
+    const meta = { kind: "backup" as const, name, createdAtMs: Date.now() };
+    const store = this.options.materializer.store;
+    if (to === undefined || !isS3Url(to)) {
+      return writeTableCheckpoint(store, entry, to ?? join(this.backupsRoot, name), meta);
+    }
+    const location = parseS3Url(to);
+    const staging = join(this.root, "work", `upload-${randomUUID()}`);
+    try {
+      await writeTableCheckpoint(store, entry, join(staging, name), meta);
+      return await this.s3.upload(join(staging, name), location, name);
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
   }
 
-  async listBackups(): Promise<TableCheckpointManifest[]> {
+  /** The backups of this node's folder, or of an s3://bucket/prefix location. */
+  async listBackups(location?: string): Promise<TableCheckpointManifest[]> {
+    if (location !== undefined && isS3Url(location)) return this.s3.list(parseS3Url(location));
+    if (location !== undefined) throw new DbError("INVALID_ARGUMENT", "a location is s3://...");
     return (await listTableCheckpoints(this.backupsRoot)).map((c) => c.manifest);
   }
 
-  async deleteBackup(name: string): Promise<TableCheckpointManifest> {
-    const dir = join(this.backupsRoot, name);
-    if (name.includes("/") || name.startsWith(".")) {
+  async deleteBackup(name: string, location?: string): Promise<TableCheckpointManifest> {
+    if (name === "" || name.includes("/") || name.startsWith(".")) {
       throw new DbError("INVALID_ARGUMENT", `no backup named ${name}`);
     }
+    if (location !== undefined && isS3Url(location)) {
+      return this.s3.delete(parseS3Url(location), name);
+    }
+    if (location !== undefined) throw new DbError("INVALID_ARGUMENT", "a location is s3://...");
+    const dir = join(this.backupsRoot, name);
     const manifest = await readTableCheckpoint(dir);
     await rm(dir, { recursive: true, force: true });
     return manifest;
   }
 
-  /** Restores a backup (of this node's backups folder, or any directory) into a new table. */
-  restoreBackup(request: { backup: string; target: string; dir?: string }): Promise<RestoreStatus> {
-    const dir = request.dir ?? join(this.backupsRoot, request.backup);
-    return readTableCheckpoint(dir).then((manifest) => {
-      const source = `backup:${manifest.name}`;
-      validateTableDefinition({ ...manifest.definition, name: request.target });
-      this.checkTarget(request.target, source, manifest.createdAtMs);
-      return this.launch(request.target, source, manifest.createdAtMs, async (job) => {
+  /**
+   * Restores a backup (of this node's backups folder, any directory, or an s3:// location)
+   * into a new table. An S3 backup is streamed to a local work folder first.
+   */
+  async restoreBackup(request: {
+    backup: string;
+    target: string;
+    dir?: string;
+    location?: string;
+  }): Promise<RestoreStatus> {
+    const { backup, target, location } = request;
+    if (backup === "" || backup.includes("/") || backup.startsWith(".")) {
+      throw new DbError("INVALID_ARGUMENT", `no backup named ${backup}`);
+    }
+    const s3 = location !== undefined && isS3Url(location) ? parseS3Url(location) : null;
+    if (location !== undefined && s3 === null) {
+      throw new DbError("INVALID_ARGUMENT", "a location is s3://...");
+    }
+    const localDir = request.dir ?? join(this.backupsRoot, backup);
+    const manifest =
+      s3 === null ? await readTableCheckpoint(localDir) : await this.s3.manifest(s3, backup);
+    const source = s3 === null ? `backup:${manifest.name}` : `backup:${s3Url(s3)}/${backup}`;
+    validateTableDefinition({ ...manifest.definition, name: target });
+    this.checkTarget(target, source, manifest.createdAtMs);
+    return this.launch(target, source, manifest.createdAtMs, async (job) => {
+      const dir = s3 === null ? localDir : join(this.root, "work", `download-${job.id}`);
+      try {
+        if (s3 !== null) {
+          job.status.phase = "DOWNLOADING";
+          const fetched = await this.s3.download(s3, backup, dir);
+          if (fetched.sha256 !== manifest.sha256) {
+            throw new DbError("ABORTED", `${source} was replaced while being restored`);
+          }
+        }
         const entry = { definition: manifest.definition, generation: BigInt(manifest.generation) };
         const base = { checkpoint: { dir, manifest }, offsets: manifest.offsets.map(BigInt) };
+        job.status.phase = "REPLAYING";
         const scratch = await this.scratch(job.status, entry, base, base.offsets);
         try {
           job.status.checkpoint = manifest.name;
@@ -569,7 +625,9 @@ export class RestoreService {
         } finally {
           await scratch.destroy();
         }
-      });
+      } finally {
+        if (s3 !== null) await rm(dir, { recursive: true, force: true });
+      }
     });
   }
 
@@ -588,6 +646,7 @@ export class RestoreService {
     await this.checkpointing;
     await this.admin?.disconnect().catch(() => undefined);
     await this.registry?.close();
+    this.s3Client?.close();
   }
 
   /** Checkpoint folders of a table (tests and the CLI). */
