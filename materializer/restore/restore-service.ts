@@ -8,7 +8,7 @@
 // (a job cut short stays RESTORING in the log, and running it again resumes it).
 // Concurrency: jobs run concurrently up to restoresMax, each on its own scratch store.
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Admin } from "kafkajs";
 import { decodeStoredItem, type TableDefinition } from "../../schemas/events.js";
@@ -40,7 +40,14 @@ import {
 } from "./time-offsets.js";
 import type { ReplayBase } from "./time-offsets.js";
 import { ensureTopicRetention, requiredRetentionMs } from "./retention.js";
-import { isS3Url, parseS3Url, S3Backups, s3Url, type S3Options } from "./s3-backups.js";
+import {
+  isS3Url,
+  parseS3Url,
+  S3Backups,
+  s3Url,
+  splitBackupUrl,
+  type S3Options,
+} from "./s3-backups.js";
 
 export interface RestoreServiceOptions {
   materializer: Materializer;
@@ -89,6 +96,8 @@ interface Job {
   id: string;
   /** The target's generation once this job created or resumed it. */
   generation: bigint | null;
+  /** The node running it (its id): the one that resumes it after a crash. */
+  owner: string;
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -104,6 +113,10 @@ export class RestoreService {
   private readonly root: string;
   private readonly lastCheckpoint = new Map<string, string>();
   private s3Client: S3Backups | null = null;
+  /** This node's id (DATA/restore/node-id): whose unfinished restores it resumes. */
+  private nodeId = "";
+  private stopping = false;
+  private resuming: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: RestoreServiceOptions) {
     this.root = join(options.dataDir, "restore");
@@ -162,9 +175,11 @@ export class RestoreService {
   async start(): Promise<void> {
     await mkdir(join(this.root, "work"), { recursive: true });
     await rm(join(this.root, "work"), { recursive: true, force: true });
+    this.nodeId = await this.loadNodeId();
     this.registry = await RestoreRegistry.open(this.options.log.kafkaClient);
     this.admin = this.options.log.kafkaClient.admin();
     await this.admin.connect();
+    this.resuming = this.resumeUnfinished();
     // In the background: startup must not wait on one DescribeConfigs per table.
     this.checkpointing = this.ensureRetentionAll();
     const every = this.options.checkpointIntervalMs ?? 3600_000;
@@ -175,6 +190,54 @@ export class RestoreService {
           .catch((error: unknown) => this.options.logger.error("checkpoint failed", { error }));
       }, every);
       this.timer.unref();
+    }
+  }
+
+  /** A random id kept in DATA/restore/node-id, made on the first start. */
+  private async loadNodeId(): Promise<string> {
+    const path = join(this.root, "node-id");
+    const known = await readFile(path, "utf8").catch(() => "");
+    if (/^[0-9a-f-]{36}$/.test(known.trim())) return known.trim();
+    const id = randomUUID();
+    await mkdir(this.root, { recursive: true });
+    await writeFile(path, id);
+    return id;
+  }
+
+  /**
+   * Restarts the restores this node was running when it stopped or was killed (their last
+   * record is CREATING or RESTORING and names this node): the same source and instant, so
+   * the run resumes as a manual rerun would. A FAILED restore is left for a person to rerun
+   * or drop. Restores another node ran are that node's to resume.
+   */
+  private async resumeUnfinished(): Promise<void> {
+    const mine = this.requireRegistry()
+      .all()
+      .filter(
+        (r) => (r.state === "CREATING" || r.state === "RESTORING") && r.owner === this.nodeId,
+      );
+    if (mine.length === 0) return;
+    // The catalog applied to its end first: a target created before the kill is known, so
+    // the resumed run reuses it instead of asking for it again.
+    const [catalogEnd] = await this.options.log.endOffsets(CATALOG_TOPIC);
+    await this.options.materializer
+      .waitApplied(CATALOG_TOPIC, 0, catalogEnd ?? 0n, APPLY_WAIT_MIN_MS)
+      .catch(() => undefined);
+    for (const record of mine) {
+      const { target, source, timeMs } = record;
+      try {
+        if (source.startsWith("backup:s3://")) {
+          const { location, name } = splitBackupUrl(source.slice("backup:".length));
+          await this.restoreBackup({ backup: name, target, location: s3Url(location) });
+        } else if (source.startsWith("backup:")) {
+          await this.restoreBackup({ backup: source.slice("backup:".length), target });
+        } else {
+          this.restoreTable({ source, target, timeMs, resuming: true });
+        }
+        this.options.logger.info("restore resumed", { target, source });
+      } catch (error) {
+        this.options.logger.warn("could not resume restore", { target, source, error });
+      }
     }
   }
 
@@ -208,19 +271,34 @@ export class RestoreService {
    * status at once (the job goes on in the background). Running the same restore again
    * after a crash resumes it.
    */
-  restoreTable(request: { source: string; target: string; timeMs: number }): RestoreStatus {
+  restoreTable(request: {
+    source: string;
+    target: string;
+    timeMs: number;
+    resuming?: boolean;
+  }): RestoreStatus {
     const { source, target, timeMs } = request;
+    const running = this.sameRunning(target, source, timeMs);
+    if (running !== null) return running;
     const entry = this.options.materializer.table(source);
     if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${source}`);
     if (!Number.isSafeInteger(timeMs) || timeMs > Date.now()) {
       throw new DbError("INVALID_ARGUMENT", "the restore time must not be in the future");
     }
-    if (timeMs < Date.now() - this.windowMs(source)) {
+    // A restore begun inside the window is finished even if the window has moved past T.
+    if (request.resuming !== true && timeMs < Date.now() - this.windowMs(source)) {
       throw new DbError("INVALID_ARGUMENT", "the restore time is before the recovery window");
     }
     validateTableDefinition({ ...entry.definition, name: target });
     this.checkTarget(target, source, timeMs);
     return this.launch(target, source, timeMs, (job) => this.runRestore(job, entry));
+  }
+
+  /** The status of this same restore if this node runs it now (asking again is no error). */
+  private sameRunning(target: string, source: string, timeMs: number): RestoreStatus | null {
+    const job = this.jobs.get(target);
+    const same = job !== undefined && job.status.source === source && job.status.timeMs === timeMs;
+    return same ? { ...job.status } : null;
   }
 
   /** Refuses a target that exists, unless it is this same restore left unfinished. */
@@ -249,11 +327,15 @@ export class RestoreService {
     timeMs: number,
     run: (job: Job) => Promise<void>,
   ): RestoreStatus {
+    // A resumed restore whose target exists is RESTORING from the start, as its record says.
+    const known = this.registry?.get(target);
+    const resumed =
+      known?.state === "RESTORING" && known.source === source && known.timeMs === timeMs;
     const status: RestoreStatus = {
       target,
       source,
       timeMs,
-      state: "CREATING",
+      state: resumed ? "RESTORING" : "CREATING",
       phase: "PREPARING",
       eventsReplayed: 0n,
       eventsTotal: 0n,
@@ -263,7 +345,13 @@ export class RestoreService {
       message: null,
       running: true,
     };
-    const job: Job = { status, done: Promise.resolve(), id: randomUUID(), generation: null };
+    const job: Job = {
+      status,
+      done: Promise.resolve(),
+      id: randomUUID(),
+      generation: null,
+      owner: this.nodeId,
+    };
     this.jobs.set(target, job);
     job.done = run(job)
       .catch(async (error: unknown) => {
@@ -275,6 +363,8 @@ export class RestoreService {
         // node's restore created it) must not overwrite that restore's state. The record
         // keeps the generation, so a failed restore's partial table stays refused.
         if (this.registry?.get(status.target)?.jobId !== job.id) return;
+        // Cut short by this node stopping: left unfinished, to be resumed at its next start.
+        if (this.stopping) return;
         await this.registry
           .record({ ...recordOf(job), state: "FAILED", message })
           .catch(() => undefined);
@@ -602,6 +692,8 @@ export class RestoreService {
     const manifest =
       s3 === null ? await readTableCheckpoint(localDir) : await this.s3.manifest(s3, backup);
     const source = s3 === null ? `backup:${manifest.name}` : `backup:${s3Url(s3)}/${backup}`;
+    const running = this.sameRunning(target, source, manifest.createdAtMs);
+    if (running !== null) return running;
     validateTableDefinition({ ...manifest.definition, name: target });
     this.checkTarget(target, source, manifest.createdAtMs);
     return this.launch(target, source, manifest.createdAtMs, async (job) => {
@@ -642,6 +734,8 @@ export class RestoreService {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    await this.resuming;
     if (this.timer !== null) clearInterval(this.timer);
     await this.checkpointing;
     await this.admin?.disconnect().catch(() => undefined);
@@ -663,6 +757,7 @@ function recordOf(job: Job): Omit<RestoreRecord, "format" | "atMs"> {
     timeMs: status.timeMs,
     state: status.state,
     jobId: job.id,
+    owner: job.owner,
     ...(job.generation !== null && { generation: String(job.generation) }),
     eventsReplayed: status.eventsReplayed.toString(),
     checkpoint: status.checkpoint,
