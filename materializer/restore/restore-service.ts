@@ -577,9 +577,50 @@ export class RestoreService {
     return all.filter((c) => c.manifest.table === table);
   }
 
+  /**
+   * Deletes the checkpoints of tables that no longer exist, or exist under a newer
+   * generation (dropped and created again): a restore's source is always a table's current
+   * generation, so they can never be a restore base again. Backups are the user's and stay.
+   * Runs once the catalog is applied to its end, so a table is not taken for dropped
+   * because this node has not heard of it yet. The checkpoint folders deleted.
+   */
+  async pruneDropped(): Promise<string[]> {
+    const [catalogEnd] = await this.options.log.endOffsets(CATALOG_TOPIC);
+    await this.options.materializer.waitApplied(
+      CATALOG_TOPIC,
+      0,
+      catalogEnd ?? 0n,
+      APPLY_WAIT_MIN_MS,
+    );
+    const deleted: string[] = [];
+    const tables = await readdir(this.checkpointsRoot).catch(() => [] as string[]);
+    for (const table of tables) {
+      const root = join(this.checkpointsRoot, table);
+      const current = this.options.materializer.table(table)?.generation.toString();
+      for (const checkpoint of await listTableCheckpoints(root)) {
+        if (checkpoint.manifest.generation === current) continue;
+        await rm(checkpoint.dir, { recursive: true, force: true });
+        deleted.push(checkpoint.dir);
+      }
+      if (current === undefined) {
+        await removeInterrupted(root);
+        // Only once empty: something unknown in it is left for a person to look at.
+        const left = await readdir(root).catch(() => [] as string[]);
+        if (left.length === 0) await rm(root, { recursive: true, force: true });
+      }
+    }
+    if (deleted.length > 0) {
+      this.options.logger.info("pruned checkpoints of dropped tables", { count: deleted.length });
+    }
+    return deleted;
+  }
+
   /** Writes a checkpoint of every table that moved since its last one; prunes old ones. */
   async checkpointAll(nowMs = Date.now()): Promise<TableCheckpointManifest[]> {
     await this.ensureRetentionAll();
+    await this.pruneDropped().catch((error: unknown) =>
+      this.options.logger.warn("could not prune checkpoints of dropped tables", { error }),
+    );
     const written: TableCheckpointManifest[] = [];
     for (const entry of this.options.materializer.applier.tables()) {
       const name = entry.definition.name;
