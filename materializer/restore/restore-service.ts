@@ -40,6 +40,7 @@ import {
 } from "./time-offsets.js";
 import type { ReplayBase } from "./time-offsets.js";
 import { ensureTopicRetention, requiredRetentionMs } from "./retention.js";
+import { definitionAt } from "./definition-at.js";
 import {
   isS3Url,
   parseS3Url,
@@ -391,9 +392,17 @@ export class RestoreService {
     status.eventsTotal = eventsToReplay(base, cut);
     status.checkpoint = base.checkpoint?.manifest.name ?? null;
     status.phase = "REPLAYING";
+    // The target is created as the source was defined at T (its indexes and TTL then).
+    const at = await definitionAt(this.options.log.kafkaClient, admin, entry, status.timeMs);
+    if (at.fellBack) {
+      this.options.logger.warn("the catalog no longer holds the source's CreateTable", {
+        target: status.target,
+        source: status.source,
+      });
+    }
     const scratch = await this.scratch(status, entry, base, cut);
     try {
-      await this.load(job, entry.definition, scratch.items(), await this.countItems(scratch));
+      await this.load(job, at.definition, scratch.items(), await this.countItems(scratch));
     } finally {
       await scratch.destroy();
     }
