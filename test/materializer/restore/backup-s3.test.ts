@@ -228,6 +228,37 @@ describe("backups on S3", () => {
       }
     }
 
+    // Without credentials in the options, the SDK's default chain reads the environment.
+    const saved = [process.env["AWS_ACCESS_KEY_ID"], process.env["AWS_SECRET_ACCESS_KEY"]];
+    const { endpoint, forcePathStyle } = s3.options;
+    try {
+      for (const [keyId, works] of [
+        ["S3RVER", true],
+        ["NOBODY", false],
+      ] as const) {
+        process.env["AWS_ACCESS_KEY_ID"] = keyId;
+        process.env["AWS_SECRET_ACCESS_KEY"] = "S3RVER";
+        const fromEnv = new S3Backups({ endpoint, forcePathStyle });
+        try {
+          const listed = await fromEnv.list(location).then(
+            () => "listed",
+            (error: unknown) => (error as S3BackupError).reason,
+          );
+          assert.equal(listed, works ? "listed" : "ACCESS_DENIED", keyId);
+        } finally {
+          fromEnv.close();
+        }
+      }
+    } finally {
+      for (const [name, value] of [
+        ["AWS_ACCESS_KEY_ID", saved[0]],
+        ["AWS_SECRET_ACCESS_KEY", saved[1]],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
     const port = (closed.address() as AddressInfo).port;
