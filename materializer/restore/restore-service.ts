@@ -400,7 +400,10 @@ export class RestoreService {
         source: status.source,
       });
     }
-    const scratch = await this.scratch(status, entry, base, cut);
+    // Replayed under T's definition too: a TTL attribute set after T must not judge writes
+    // replayed from before it.
+    const replayEntry = { ...entry, definition: at.definition };
+    const scratch = await this.scratch(status, replayEntry, base, cut);
     try {
       await this.load(job, at.definition, scratch.items(), await this.countItems(scratch));
     } finally {
