@@ -117,7 +117,6 @@ export class RestoreService {
   /** This node's id (DATA/restore/node-id): whose unfinished restores it resumes. */
   private nodeId = "";
   private stopping = false;
-  private resuming: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: RestoreServiceOptions) {
     this.root = join(options.dataDir, "restore");
@@ -180,7 +179,9 @@ export class RestoreService {
     this.registry = await RestoreRegistry.open(this.options.log.kafkaClient);
     this.admin = this.options.log.kafkaClient.admin();
     await this.admin.connect();
-    this.resuming = this.resumeUnfinished();
+    void this.resumeUnfinished().catch((error: unknown) =>
+      this.options.logger.warn("could not resume restores", { error }),
+    );
     // In the background: startup must not wait on one DescribeConfigs per table.
     this.checkpointing = this.ensureRetentionAll();
     const every = this.options.checkpointIntervalMs ?? 3600_000;
@@ -225,6 +226,7 @@ export class RestoreService {
       .waitApplied(CATALOG_TOPIC, 0, catalogEnd ?? 0n, APPLY_WAIT_MIN_MS)
       .catch(() => undefined);
     for (const record of mine) {
+      if (this.stopping) return;
       const { target, source, timeMs } = record;
       try {
         if (source.startsWith("backup:s3://")) {
@@ -787,8 +789,9 @@ export class RestoreService {
   }
 
   async stop(): Promise<void> {
+    // Not waiting for the resumption (it may wait on the catalog): a restore it launches
+    // after this fails without a FAILED record, and is resumed at the next start.
     this.stopping = true;
-    await this.resuming;
     if (this.timer !== null) clearInterval(this.timer);
     await this.checkpointing;
     await this.admin?.disconnect().catch(() => undefined);
