@@ -179,7 +179,9 @@ export class RestoreService {
     this.registry = await RestoreRegistry.open(this.options.log.kafkaClient);
     this.admin = this.options.log.kafkaClient.admin();
     await this.admin.connect();
-    void this.resumeUnfinished().catch((error: unknown) =>
+    // Before the node serves: its unfinished restores are running again (restoreStatus
+    // says so) by the time anyone can ask. Bounded: a catalog wait, a manifest fetch each.
+    await this.resumeUnfinished().catch((error: unknown) =>
       this.options.logger.warn("could not resume restores", { error }),
     );
     // In the background: startup must not wait on one DescribeConfigs per table.
@@ -789,8 +791,7 @@ export class RestoreService {
   }
 
   async stop(): Promise<void> {
-    // Not waiting for the resumption (it may wait on the catalog): a restore it launches
-    // after this fails without a FAILED record, and is resumed at the next start.
+    // A job cut short by this stop records no FAILED: it is resumed at the next start.
     this.stopping = true;
     if (this.timer !== null) clearInterval(this.timer);
     await this.checkpointing;

@@ -15,59 +15,24 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL answers are untyped JSON. */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cliPath } from "../../helpers/broker-process.js";
-import { ok, post, queryIndex, scanAll, STATUS_FIELDS } from "./helpers.js";
+import {
+  batchWrite,
+  exited,
+  ok,
+  post,
+  queryIndex,
+  scanAll,
+  startNode,
+  STATUS_FIELDS,
+  type Node,
+} from "./helpers.js";
 
 const ITEMS = 3_000;
-
-interface Node {
-  child: ChildProcess;
-  url: string;
-}
-
-async function startNode(dataDir: string): Promise<Node> {
-  const child = spawn(
-    process.execPath,
-    [
-      cliPath,
-      "start",
-      ...["--data", dataDir, "--graphql", "127.0.0.1:0", "--kafka", "127.0.0.1:0"],
-      ...["--restore-rate", "1500", "--checkpoint-interval-ms", "0"],
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LOGKV_LOG_LEVEL: "warn" } },
-  );
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  child.once("exit", (code, signal) => {
-    if (signal !== "SIGKILL" && code !== 0) console.error(`node exited ${code}:\n${stderr}`);
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(
-      () => reject(new Error(`no GraphiQL line:\n${out}\n${stderr}`)),
-      30_000,
-    );
-    child.stdout!.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /GraphiQL: (http:\/\/[\d.]+:\d+\/graphql)/.exec(out);
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`exited ${code}:\n${stderr}`)));
-  });
-  return { child, url };
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
-}
 
 /** Runs `logkv restore`; resolves with its exit code and output. */
 function restoreCli(url: string, time: number) {
@@ -96,25 +61,6 @@ function restoreCli(url: string, time: number) {
 const item = (i: number, g: string) => ({ id: `k${String(i).padStart(5, "0")}`, g, v: i });
 const byId = (a: any, b: any) => (a.id < b.id ? -1 : 1);
 
-async function batchWrite(url: string, requests: unknown[]): Promise<void> {
-  for (let i = 0; i < requests.length; i += 25) {
-    // Unprocessed requests (back-pressure, or an outcome slower than the wait limit while
-    // the new table's consumer starts) are sent again, as the API asks.
-    let pending: unknown[] = requests.slice(i, i + 25);
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      assert.ok(attempt < 10, "batchWriteItem keeps leaving requests unprocessed");
-      const { data } = await ok(
-        url,
-        `mutation($r: [BatchWriteTableInput!]!) {
-          batchWriteItem(requests: $r) { unprocessedItems { requests { put delete } } } }`,
-        { r: [{ table: "src", requests: pending }] },
-      );
-      const left = data.batchWriteItem.unprocessedItems[0]?.requests ?? [];
-      pending = left.map((r: any) => (r.put !== null ? { put: r.put } : { delete: r.delete }));
-    }
-  }
-}
-
 describe("restoreTable survives SIGKILL part-way", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "logkv-restore-crash-"));
   let node: Node | null = null;
@@ -138,13 +84,14 @@ describe("restoreTable survives SIGKILL part-way", () => {
     const before = Array.from({ length: ITEMS }, (_, i) => item(i, `g${i % 5}`));
     await batchWrite(
       node.url,
+      "src",
       before.map((put) => ({ put })),
     );
     await new Promise((resolve) => setTimeout(resolve, 20));
     const time = Date.now();
     await new Promise((resolve) => setTimeout(resolve, 20));
     // After T: deletes, overwrites and new items the restore must not show.
-    await batchWrite(node.url, [
+    await batchWrite(node.url, "src", [
       ...before.slice(0, 100).map((i) => ({ delete: { id: i.id } })),
       ...before.slice(100, 200).map((i) => ({ put: { ...i, g: "later" } })),
       ...Array.from({ length: 50 }, (_, i) => ({ put: item(ITEMS + i, "g0") })),
