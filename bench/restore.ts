@@ -66,13 +66,18 @@ export interface RestoreBenchResult {
   restores: RestoreRun[];
 }
 
-function item(i: number) {
+export function item(i: number) {
   const id = `user${String(i).padStart(9, "0")}`;
   return { id: { S: id }, n: { N: String(i) }, payload: { S: "x".repeat(64) } };
 }
 
 /** Appends n PutItems; returns when everything is applied, with both times. */
-async function load(node: RunningNode, log: LogClient, n: number, progress: (s: string) => void) {
+export async function load(
+  node: RunningNode,
+  log: LogClient,
+  n: number,
+  progress: (s: string) => void,
+) {
   const entry = node.materializer.table("bench")!;
   const topic = tableTopic("bench", entry.generation);
   const started = performance.now();

@@ -53,7 +53,7 @@ export interface GatewayNodeOptions {
 
 export type RestoreTuning = Pick<
   RestoreServiceOptions,
-  "checkpointIntervalMs" | "recoveryWindowMs" | "restoreItemsPerSecondMax"
+  "checkpointIntervalMs" | "recoveryWindowMs" | "restoreItemsPerSecondMax" | "s3"
 >;
 
 export interface RunningNode {

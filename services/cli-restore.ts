@@ -4,13 +4,26 @@
 import { parseArgs } from "node:util";
 import { DbError } from "./shared/errors.js";
 
+/** s3://bucket/prefix/name → [s3://bucket/prefix, name]; a plain name → [null, name]. */
+export function splitBackupArg(text: string): [string | null, string] {
+  if (!text.startsWith("s3://")) return [null, text];
+  const at = text.lastIndexOf("/");
+  if (at < "s3://".length || at === text.length - 1) {
+    throw new DbError("INVALID_CONFIG", `want s3://bucket/prefix/name, got ${text}`);
+  }
+  return [text.slice(0, at), text.slice(at + 1)];
+}
+
 export const restoreUsage = `restore, backups (against a running node's GraphQL endpoint):
   restore   restore a table as of an instant, or a backup, into a new table, with progress
             (--graphql URL (default http://127.0.0.1:4000/graphql) --target TABLE
-             and either --source TABLE --time ISO|EPOCH_MS or --backup NAME
+             and either --source TABLE --time ISO|EPOCH_MS
+             or --from-backup NAME|s3://BUCKET/PREFIX/NAME (--backup NAME: the same)
              [--no-wait: return once started] [--api-key KEY])
-  backup    write a consistent backup of a table (--table TABLE --name NAME [--graphql URL])
-  backups   list backups ([--delete NAME] [--graphql URL])`;
+  backup    write a consistent backup of a table to the node's backup folder or to S3
+            (--table TABLE --name NAME [--to s3://BUCKET/PREFIX] [--graphql URL])
+  backups   list backups, of the node's folder or under an S3 location
+            ([--from s3://BUCKET/PREFIX] [--delete NAME] [--graphql URL])`;
 
 const STATUS = `target source time state phase eventsReplayed eventsTotal itemsWritten
   itemsTotal checkpoint message running`;
@@ -109,21 +122,24 @@ export async function runRestore(args: string[]): Promise<void> {
       target: { type: "string" },
       time: { type: "string" },
       backup: { type: "string" },
+      "from-backup": { type: "string" },
       "no-wait": { type: "boolean" },
     },
   });
   const client = clientOf(values);
   const target = values.target;
   if (target === undefined) throw new DbError("INVALID_CONFIG", "restore needs --target");
-  if (values.backup !== undefined) {
+  const backup = values["from-backup"] ?? values.backup;
+  if (backup !== undefined) {
+    const [location, name] = splitBackupArg(backup);
     await client.call(
-      `mutation($b: String!, $t: String!) {
-        restoreTableFromBackup(backup: $b, target: $t) { target } }`,
-      { b: values.backup, t: target },
+      `mutation($b: String!, $t: String!, $l: String) {
+        restoreTableFromBackup(backup: $b, target: $t, location: $l) { target } }`,
+      { b: name, t: target, l: location },
     );
   } else {
     if (values.source === undefined || values.time === undefined) {
-      throw new DbError("INVALID_CONFIG", "restore needs --source and --time, or --backup");
+      throw new DbError("INVALID_CONFIG", "restore needs --source and --time, or --from-backup");
     }
     await client.call(
       `mutation($s: String!, $t: String!, $time: String!) {
@@ -144,7 +160,7 @@ export async function runRestore(args: string[]): Promise<void> {
   process.exitCode = 1;
 }
 
-const BACKUP = "name table createdAt items bytes offsets";
+const BACKUP = "name table createdAt items bytes offsets location";
 
 interface Backup {
   name: string;
@@ -153,10 +169,12 @@ interface Backup {
   items: number;
   bytes: string;
   offsets: string[];
+  location: string | null;
 }
 
 function backupLine(backup: Backup): string {
-  return `${backup.name}\t${backup.table}\t${backup.createdAt}\t${backup.items} items\t${backup.bytes} bytes`;
+  const where = backup.location === null ? "" : `\t${backup.location}/${backup.name}`;
+  return `${backup.name}\t${backup.table}\t${backup.createdAt}\t${backup.items} items\t${backup.bytes} bytes${where}`;
 }
 
 export async function runBackup(args: string[]): Promise<void> {
@@ -168,14 +186,16 @@ export async function runBackup(args: string[]): Promise<void> {
       "api-key": { type: "string" },
       table: { type: "string" },
       name: { type: "string" },
+      to: { type: "string" },
     },
   });
   if (values.table === undefined || values.name === undefined) {
     throw new DbError("INVALID_CONFIG", "backup needs --table and --name");
   }
   const { backupTable } = await clientOf(values).call<{ backupTable: Backup }>(
-    `mutation($t: String!, $n: String!) { backupTable(table: $t, backup: $n) { ${BACKUP} } }`,
-    { t: values.table, n: values.name },
+    `mutation($t: String!, $n: String!, $to: String) {
+      backupTable(table: $t, backup: $n, to: $to) { ${BACKUP} } }`,
+    { t: values.table, n: values.name, to: values.to ?? null },
   );
   console.log(backupLine(backupTable));
 }
@@ -188,17 +208,23 @@ export async function runBackups(args: string[]): Promise<void> {
       graphql: { type: "string" },
       "api-key": { type: "string" },
       delete: { type: "string" },
+      from: { type: "string" },
     },
   });
   const client = clientOf(values);
+  const location = values.from ?? null;
   if (values.delete !== undefined) {
     const { deleteBackup } = await client.call<{ deleteBackup: Backup }>(
-      `mutation($n: String!) { deleteBackup(backup: $n) { ${BACKUP} } }`,
-      { n: values.delete },
+      `mutation($n: String!, $l: String) { deleteBackup(backup: $n, location: $l) {
+        ${BACKUP} } }`,
+      { n: values.delete, l: location },
     );
     console.log(`deleted ${backupLine(deleteBackup)}`);
     return;
   }
-  const { backups } = await client.call<{ backups: Backup[] }>(`{ backups { ${BACKUP} } }`, {});
+  const { backups } = await client.call<{ backups: Backup[] }>(
+    `query($l: String) { backups(location: $l) { ${BACKUP} } }`,
+    { l: location },
+  );
   for (const backup of backups) console.log(backupLine(backup));
 }

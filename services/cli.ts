@@ -75,7 +75,9 @@ ${sslUsage}
 
 start and gateway also take --checkpoint-interval-ms N (table checkpoints for restores,
 default 3600000; 0 = none), --recovery-window-days N (default 35) and --restore-rate N
-(items a restore appends per second at most; default 0 = no limit).
+(items a restore appends per second at most; default 0 = no limit); for s3:// backup
+locations --s3-endpoint URL, --s3-region R and --s3-path-style, with the credentials from
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the SDK's other default sources).
 
 --consistency: the default of reads that name none: STRONG, SESSION (default) or EVENTUAL.
 --api-keys FILE: turn auth on with the keys of FILE, a JSON array of
@@ -415,10 +417,17 @@ const restoreFlags = {
   "checkpoint-interval-ms": { type: "string" },
   "recovery-window-days": { type: "string" },
   "restore-rate": { type: "string" },
+  "s3-endpoint": { type: "string" },
+  "s3-region": { type: "string" },
+  "s3-path-style": { type: "boolean" },
 } as const;
 
 /** --checkpoint-interval-ms, --recovery-window-days, --restore-rate (materializer/restore). */
-function restoreTuning(values: Partial<Record<keyof typeof restoreFlags, string>>): RestoreTuning {
+function restoreTuning(
+  values: Partial<Record<Exclude<keyof typeof restoreFlags, "s3-path-style">, string>> & {
+    "s3-path-style"?: boolean;
+  },
+): RestoreTuning {
   const interval = values["checkpoint-interval-ms"];
   const days = values["recovery-window-days"];
   const rate = values["restore-rate"];
@@ -430,6 +439,12 @@ function restoreTuning(values: Partial<Record<keyof typeof restoreFlags, string>
         ? undefined
         : parseIntFlag(days, "--recovery-window-days") * 24 * 3600 * 1000,
     restoreItemsPerSecondMax: rate === undefined ? undefined : parseIntFlag(rate, "--restore-rate"),
+    // s3:// backup locations; credentials only from the environment (AWS_ACCESS_KEY_ID…).
+    s3: {
+      endpoint: values["s3-endpoint"],
+      region: values["s3-region"],
+      forcePathStyle: values["s3-path-style"],
+    },
   };
 }
 

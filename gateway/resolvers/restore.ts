@@ -5,6 +5,7 @@ import type { GraphQLResolveInfo } from "graphql";
 import type { RestoreStatus } from "../../materializer/restore/restore-service.js";
 import type { RestoreService } from "../../materializer/restore/restore-service.js";
 import type { TableCheckpointManifest } from "../../materializer/restore/table-checkpoint.js";
+import { S3BackupError } from "../../materializer/restore/s3-backups.js";
 import { DbError } from "../../services/shared/errors.js";
 import type { GatewayContext } from "../context.js";
 import { gatewayError } from "../errors.js";
@@ -30,6 +31,28 @@ import {
   tableEntry,
   valuesOf,
 } from "./args.js";
+
+/** An S3 failure keeps its reason (extensions.s3); refused credentials are FORBIDDEN. */
+function s3Typed(error: unknown): unknown {
+  if (!(error instanceof S3BackupError)) return error;
+  const code = { NO_SUCH_BUCKET: "NOT_FOUND", ACCESS_DENIED: "FORBIDDEN", UNREACHABLE: "TIMEOUT" }[
+    error.reason as string
+  ] as "NOT_FOUND" | "FORBIDDEN" | "TIMEOUT" | undefined;
+  return code === undefined ? error : gatewayError(code, error.message, { s3: error.reason });
+}
+
+/** Runs an S3-reaching resolver body, typing its S3 failures. */
+async function s3Call<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw s3Typed(error);
+  }
+}
+
+function optionalLocation(location: string | null | undefined): string | undefined {
+  return location === null || location === undefined ? undefined : location;
+}
 
 function service(context: GatewayContext): RestoreService {
   const restores = context.gateway.restores;
@@ -58,8 +81,9 @@ function statusJson(status: RestoreStatus) {
   };
 }
 
-function backupJson(manifest: TableCheckpointManifest) {
+function backupJson(manifest: TableCheckpointManifest, location?: string | null) {
   return {
+    location: location ?? null,
     name: manifest.name,
     table: manifest.table,
     createdAt: new Date(manifest.createdAtMs).toISOString(),
@@ -95,9 +119,12 @@ export const restoreQueries = {
   restores(_: unknown, _args: unknown, context: GatewayContext, info: Info) {
     return timed(context, info, "NONE", async () => service(context).statuses().map(statusJson));
   },
-  backups(_: unknown, _args: unknown, context: GatewayContext, info: Info) {
-    return timed(context, info, "NONE", async () =>
-      (await service(context).listBackups()).map(backupJson),
+  backups(_: unknown, args: { location?: string | null }, context: GatewayContext, info: Info) {
+    const location = optionalLocation(args.location);
+    return timed(context, info, "NONE", () =>
+      s3Call(async () =>
+        (await service(context).listBackups(location)).map((m) => backupJson(m, location)),
+      ),
     );
   },
 };
@@ -133,27 +160,46 @@ export const restoreMutations = {
   },
   backupTable(
     _: unknown,
-    args: { table: string; backup: string },
+    args: { table: string; backup: string; to?: string | null },
     context: GatewayContext,
     info: Info,
   ) {
-    return timed(context, info, "NONE", async () =>
-      backupJson(await service(context).backupTable(args.table, args.backup)),
+    const to = optionalLocation(args.to);
+    if (to !== undefined && !to.startsWith("s3://")) {
+      throw gatewayError("VALIDATION", "a backup goes to the node's folder or to s3://...");
+    }
+    return timed(context, info, "NONE", () =>
+      s3Call(async () =>
+        backupJson(await service(context).backupTable(args.table, args.backup, to), to),
+      ),
     );
   },
-  deleteBackup(_: unknown, args: { backup: string }, context: GatewayContext, info: Info) {
-    return timed(context, info, "NONE", async () =>
-      backupJson(await service(context).deleteBackup(args.backup)),
+  deleteBackup(
+    _: unknown,
+    args: { backup: string; location?: string | null },
+    context: GatewayContext,
+    info: Info,
+  ) {
+    const location = optionalLocation(args.location);
+    return timed(context, info, "NONE", () =>
+      s3Call(async () =>
+        backupJson(await service(context).deleteBackup(args.backup, location), location),
+      ),
     );
   },
   restoreTableFromBackup(
     _: unknown,
-    args: { backup: string; target: string },
+    args: { backup: string; target: string; location?: string | null },
     context: GatewayContext,
     info: Info,
   ) {
-    return timed(context, info, "NONE", async () =>
-      statusJson(await service(context).restoreBackup(args)),
+    const request = {
+      backup: args.backup,
+      target: args.target,
+      location: optionalLocation(args.location),
+    };
+    return timed(context, info, "NONE", () =>
+      s3Call(async () => statusJson(await service(context).restoreBackup(request))),
     );
   },
 };

@@ -476,6 +476,8 @@ enum RestoreState {
 "What the node running a restore is doing (null on other nodes, or after a restart)."
 enum RestorePhase {
   PREPARING
+  "Fetching an S3 backup to the node."
+  DOWNLOADING
   REPLAYING
   LOADING
   INDEXING
@@ -484,7 +486,7 @@ enum RestorePhase {
 
 type RestoreStatus {
   target: String!
-  "The source table, or backup:<name>."
+  "The source table, or backup:<name> (this node's folder) or backup:s3://bucket/prefix/<name>."
   source: String!
   "The instant restored, ISO 8601, and as ms since the epoch (decimal string)."
   time: String!
@@ -512,6 +514,8 @@ type Backup {
   bytes: String!
   "Per partition, the table topic offset the backup reflects (everything below it)."
   offsets: [String!]!
+  "Where it is: null for the node's backup folder, else s3://bucket/prefix."
+  location: String
 }
 
 "How far back a table can be restored, and the log retention that keeps it so."
@@ -528,8 +532,12 @@ extend type Query {
   restoreStatus(target: String!): RestoreStatus
   "Every restore the log records."
   restores: [RestoreStatus!]!
-  "The backups of this node's backup folder."
-  backups: [Backup!]!
+  """
+  The backups of this node's backup folder, or under location (s3://bucket/prefix; S3
+  errors: NOT_FOUND for a missing bucket, FORBIDDEN for refused credentials, TIMEOUT for
+  an endpoint that does not answer, each with extensions.s3).
+  """
+  backups(location: String): [Backup!]!
 }
 
 extend type Mutation {
@@ -560,10 +568,17 @@ extend type Mutation {
   --recovery-window-days), recorded in the log; raises its topic's retention.ms to match.
   """
   setRecoveryWindow(table: String!, days: Int!): RecoveryWindow!
-  "Writes a backup named backup of a table to the node's backup folder."
-  backupTable(table: String!, backup: String!): Backup!
-  deleteBackup(backup: String!): Backup!
-  "Starts restoring a backup into a new table; follow it with restoreStatus."
-  restoreTableFromBackup(backup: String!, target: String!): RestoreStatus!
+  """
+  Writes a backup named backup of a table to the node's backup folder, or under to
+  (s3://bucket/prefix: objects prefix/<backup>/items.bin and manifest.json, the manifest last).
+  """
+  backupTable(table: String!, backup: String!, to: String): Backup!
+  "Deletes a backup of the node's folder, or of location (s3://bucket/prefix)."
+  deleteBackup(backup: String!, location: String): Backup!
+  """
+  Starts restoring a backup (of the node's folder, or of location s3://bucket/prefix) into
+  a new table; follow it with restoreStatus.
+  """
+  restoreTableFromBackup(backup: String!, target: String!, location: String): RestoreStatus!
 }
 `;

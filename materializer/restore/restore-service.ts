@@ -8,7 +8,7 @@
 // (a job cut short stays RESTORING in the log, and running it again resumes it).
 // Concurrency: jobs run concurrently up to restoresMax, each on its own scratch store.
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Admin } from "kafkajs";
 import { decodeStoredItem, type TableDefinition } from "../../schemas/events.js";
@@ -41,6 +41,15 @@ import {
 import type { ReplayBase } from "./time-offsets.js";
 import type { TlsClientFiles } from "../../services/shared/tls.js";
 import { ensureTopicRetention, requiredRetentionMs } from "./retention.js";
+import { definitionAt } from "./definition-at.js";
+import {
+  isS3Url,
+  parseS3Url,
+  S3Backups,
+  s3Url,
+  splitBackupUrl,
+  type S3Options,
+} from "./s3-backups.js";
 
 export interface RestoreServiceOptions {
   materializer: Materializer;
@@ -60,9 +69,12 @@ export interface RestoreServiceOptions {
   restoreItemsPerSecondMax?: number;
   /** Restores running at once at most. */
   restoresMax?: number;
+  /** Endpoint, region, addressing and credentials of s3:// backup locations (s3-backups.ts). */
+  s3?: S3Options;
 }
 
-export type RestorePhase = "PREPARING" | "REPLAYING" | "LOADING" | "INDEXING" | "DONE";
+export type RestorePhase =
+  "PREPARING" | "DOWNLOADING" | "REPLAYING" | "LOADING" | "INDEXING" | "DONE";
 
 /** What restoreStatus answers: the registry's state and, on the node running it, progress. */
 export interface RestoreStatus {
@@ -88,6 +100,8 @@ interface Job {
   id: string;
   /** The target's generation once this job created or resumed it. */
   generation: bigint | null;
+  /** The node running it (its id): the one that resumes it after a crash. */
+  owner: string;
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -102,6 +116,10 @@ export class RestoreService {
   private checkpointing: Promise<unknown> = Promise.resolve();
   private readonly root: string;
   private readonly lastCheckpoint = new Map<string, string>();
+  private s3Client: S3Backups | null = null;
+  /** This node's id (DATA/restore/node-id): whose unfinished restores it resumes. */
+  private nodeId = "";
+  private stopping = false;
 
   constructor(private readonly options: RestoreServiceOptions) {
     this.root = join(options.dataDir, "restore");
@@ -160,9 +178,15 @@ export class RestoreService {
   async start(): Promise<void> {
     await mkdir(join(this.root, "work"), { recursive: true });
     await rm(join(this.root, "work"), { recursive: true, force: true });
+    this.nodeId = await this.loadNodeId();
     this.registry = await RestoreRegistry.open(this.options.log.kafkaClient);
     this.admin = this.options.log.kafkaClient.admin();
     await this.admin.connect();
+    // Before the node serves: its unfinished restores are running again (restoreStatus
+    // says so) by the time anyone can ask. Bounded: a catalog wait, a manifest fetch each.
+    await this.resumeUnfinished().catch((error: unknown) =>
+      this.options.logger.warn("could not resume restores", { error }),
+    );
     // In the background: startup must not wait on one DescribeConfigs per table.
     this.checkpointing = this.ensureRetentionAll();
     const every = this.options.checkpointIntervalMs ?? 3600_000;
@@ -173,6 +197,55 @@ export class RestoreService {
           .catch((error: unknown) => this.options.logger.error("checkpoint failed", { error }));
       }, every);
       this.timer.unref();
+    }
+  }
+
+  /** A random id kept in DATA/restore/node-id, made on the first start. */
+  private async loadNodeId(): Promise<string> {
+    const path = join(this.root, "node-id");
+    const known = await readFile(path, "utf8").catch(() => "");
+    if (/^[0-9a-f-]{36}$/.test(known.trim())) return known.trim();
+    const id = randomUUID();
+    await mkdir(this.root, { recursive: true });
+    await writeFile(path, id);
+    return id;
+  }
+
+  /**
+   * Restarts the restores this node was running when it stopped or was killed (their last
+   * record is CREATING or RESTORING and names this node): the same source and instant, so
+   * the run resumes as a manual rerun would. A FAILED restore is left for a person to rerun
+   * or drop. Restores another node ran are that node's to resume.
+   */
+  private async resumeUnfinished(): Promise<void> {
+    const mine = this.requireRegistry()
+      .all()
+      .filter(
+        (r) => (r.state === "CREATING" || r.state === "RESTORING") && r.owner === this.nodeId,
+      );
+    if (mine.length === 0) return;
+    // The catalog applied to its end first: a target created before the kill is known, so
+    // the resumed run reuses it instead of asking for it again.
+    const [catalogEnd] = await this.options.log.endOffsets(CATALOG_TOPIC);
+    await this.options.materializer
+      .waitApplied(CATALOG_TOPIC, 0, catalogEnd ?? 0n, APPLY_WAIT_MIN_MS)
+      .catch(() => undefined);
+    for (const record of mine) {
+      if (this.stopping) return;
+      const { target, source, timeMs } = record;
+      try {
+        if (source.startsWith("backup:s3://")) {
+          const { location, name } = splitBackupUrl(source.slice("backup:".length));
+          await this.restoreBackup({ backup: name, target, location: s3Url(location) });
+        } else if (source.startsWith("backup:")) {
+          await this.restoreBackup({ backup: source.slice("backup:".length), target });
+        } else {
+          this.restoreTable({ source, target, timeMs, resuming: true });
+        }
+        this.options.logger.info("restore resumed", { target, source });
+      } catch (error) {
+        this.options.logger.warn("could not resume restore", { target, source, error });
+      }
     }
   }
 
@@ -206,19 +279,34 @@ export class RestoreService {
    * status at once (the job goes on in the background). Running the same restore again
    * after a crash resumes it.
    */
-  restoreTable(request: { source: string; target: string; timeMs: number }): RestoreStatus {
+  restoreTable(request: {
+    source: string;
+    target: string;
+    timeMs: number;
+    resuming?: boolean;
+  }): RestoreStatus {
     const { source, target, timeMs } = request;
+    const running = this.sameRunning(target, source, timeMs);
+    if (running !== null) return running;
     const entry = this.options.materializer.table(source);
     if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${source}`);
     if (!Number.isSafeInteger(timeMs) || timeMs > Date.now()) {
       throw new DbError("INVALID_ARGUMENT", "the restore time must not be in the future");
     }
-    if (timeMs < Date.now() - this.windowMs(source)) {
+    // A restore begun inside the window is finished even if the window has moved past T.
+    if (request.resuming !== true && timeMs < Date.now() - this.windowMs(source)) {
       throw new DbError("INVALID_ARGUMENT", "the restore time is before the recovery window");
     }
     validateTableDefinition({ ...entry.definition, name: target });
     this.checkTarget(target, source, timeMs);
     return this.launch(target, source, timeMs, (job) => this.runRestore(job, entry));
+  }
+
+  /** The status of this same restore if this node runs it now (asking again is no error). */
+  private sameRunning(target: string, source: string, timeMs: number): RestoreStatus | null {
+    const job = this.jobs.get(target);
+    const same = job !== undefined && job.status.source === source && job.status.timeMs === timeMs;
+    return same ? { ...job.status } : null;
   }
 
   /** Refuses a target that exists, unless it is this same restore left unfinished. */
@@ -247,11 +335,15 @@ export class RestoreService {
     timeMs: number,
     run: (job: Job) => Promise<void>,
   ): RestoreStatus {
+    // A resumed restore whose target exists is RESTORING from the start, as its record says.
+    const known = this.registry?.get(target);
+    const resumed =
+      known?.state === "RESTORING" && known.source === source && known.timeMs === timeMs;
     const status: RestoreStatus = {
       target,
       source,
       timeMs,
-      state: "CREATING",
+      state: resumed ? "RESTORING" : "CREATING",
       phase: "PREPARING",
       eventsReplayed: 0n,
       eventsTotal: 0n,
@@ -261,7 +353,13 @@ export class RestoreService {
       message: null,
       running: true,
     };
-    const job: Job = { status, done: Promise.resolve(), id: randomUUID(), generation: null };
+    const job: Job = {
+      status,
+      done: Promise.resolve(),
+      id: randomUUID(),
+      generation: null,
+      owner: this.nodeId,
+    };
     this.jobs.set(target, job);
     job.done = run(job)
       .catch(async (error: unknown) => {
@@ -273,6 +371,8 @@ export class RestoreService {
         // node's restore created it) must not overwrite that restore's state. The record
         // keeps the generation, so a failed restore's partial table stays refused.
         if (this.registry?.get(status.target)?.jobId !== job.id) return;
+        // Cut short by this node stopping: left unfinished, to be resumed at its next start.
+        if (this.stopping) return;
         await this.registry
           .record({ ...recordOf(job), state: "FAILED", message })
           .catch(() => undefined);
@@ -299,9 +399,20 @@ export class RestoreService {
     status.eventsTotal = eventsToReplay(base, cut);
     status.checkpoint = base.checkpoint?.manifest.name ?? null;
     status.phase = "REPLAYING";
-    const scratch = await this.scratch(status, entry, base, cut);
+    // The target is created as the source was defined at T (its indexes and TTL then).
+    const at = await definitionAt(this.options.log.kafkaClient, admin, entry, status.timeMs);
+    if (at.fellBack) {
+      this.options.logger.warn("the catalog no longer holds the source's CreateTable", {
+        target: status.target,
+        source: status.source,
+      });
+    }
+    // Replayed under T's definition too: a TTL attribute set after T must not judge writes
+    // replayed from before it.
+    const replayEntry = { ...entry, definition: at.definition };
+    const scratch = await this.scratch(status, replayEntry, base, cut);
     try {
-      await this.load(job, entry.definition, scratch.items(), await this.countItems(scratch));
+      await this.load(job, at.definition, scratch.items(), await this.countItems(scratch));
     } finally {
       await scratch.destroy();
     }
@@ -493,9 +604,50 @@ export class RestoreService {
     return all.filter((c) => c.manifest.table === table);
   }
 
+  /**
+   * Deletes the checkpoints of tables that no longer exist, or exist under a newer
+   * generation (dropped and created again): a restore's source is always a table's current
+   * generation, so they can never be a restore base again. Backups are the user's and stay.
+   * Runs once the catalog is applied to its end, so a table is not taken for dropped
+   * because this node has not heard of it yet. The checkpoint folders deleted.
+   */
+  async pruneDropped(): Promise<string[]> {
+    const [catalogEnd] = await this.options.log.endOffsets(CATALOG_TOPIC);
+    await this.options.materializer.waitApplied(
+      CATALOG_TOPIC,
+      0,
+      catalogEnd ?? 0n,
+      APPLY_WAIT_MIN_MS,
+    );
+    const deleted: string[] = [];
+    const tables = await readdir(this.checkpointsRoot).catch(() => [] as string[]);
+    for (const table of tables) {
+      const root = join(this.checkpointsRoot, table);
+      const current = this.options.materializer.table(table)?.generation.toString();
+      for (const checkpoint of await listTableCheckpoints(root)) {
+        if (checkpoint.manifest.generation === current) continue;
+        await rm(checkpoint.dir, { recursive: true, force: true });
+        deleted.push(checkpoint.dir);
+      }
+      if (current === undefined) {
+        await removeInterrupted(root);
+        // Only once empty: something unknown in it is left for a person to look at.
+        const left = await readdir(root).catch(() => [] as string[]);
+        if (left.length === 0) await rm(root, { recursive: true, force: true });
+      }
+    }
+    if (deleted.length > 0) {
+      this.options.logger.info("pruned checkpoints of dropped tables", { count: deleted.length });
+    }
+    return deleted;
+  }
+
   /** Writes a checkpoint of every table that moved since its last one; prunes old ones. */
   async checkpointAll(nowMs = Date.now()): Promise<TableCheckpointManifest[]> {
     await this.ensureRetentionAll();
+    await this.pruneDropped().catch((error: unknown) =>
+      this.options.logger.warn("could not prune checkpoints of dropped tables", { error }),
+    );
     const written: TableCheckpointManifest[] = [];
     for (const entry of this.options.materializer.applier.tables()) {
       const name = entry.definition.name;
@@ -533,45 +685,98 @@ export class RestoreService {
     for (const i of doomed) await rm(all[i]!.dir, { recursive: true, force: true });
   }
 
-  /** An on-demand backup of a table into DATA/restore/backups/<name> (or `dir`). */
-  async backupTable(table: string, name: string, dir?: string): Promise<TableCheckpointManifest> {
+  /** The S3 client of s3:// locations, made on first use. */
+  private get s3(): S3Backups {
+    this.s3Client ??= new S3Backups(this.options.s3);
+    return this.s3Client;
+  }
+
+  /**
+   * An on-demand backup of a table into DATA/restore/backups/<name>, or `dir`, or under an
+   * s3://bucket/prefix location (written locally first, then uploaded: the store snapshot
+   * is held only for the local write).
+   */
+  async backupTable(table: string, name: string, to?: string): Promise<TableCheckpointManifest> {
     const entry = this.options.materializer.table(table);
     if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${table}`);
     if (!/^[A-Za-z0-9._-]{1,200}$/.test(name) || name.startsWith(".")) {
       throw new DbError("INVALID_ARGUMENT", "a backup name is 1..200 of [A-Za-z0-9._-]");
     }
-    return writeTableCheckpoint(
-      this.options.materializer.store,
-      entry,
-      dir ?? join(this.backupsRoot, name),
-      { kind: "backup", name, createdAtMs: Date.now() },
-    );
+    const meta = { kind: "backup" as const, name, createdAtMs: Date.now() };
+    const store = this.options.materializer.store;
+    if (to === undefined || !isS3Url(to)) {
+      return writeTableCheckpoint(store, entry, to ?? join(this.backupsRoot, name), meta);
+    }
+    const location = parseS3Url(to);
+    const staging = join(this.root, "work", `upload-${randomUUID()}`);
+    try {
+      await writeTableCheckpoint(store, entry, join(staging, name), meta);
+      return await this.s3.upload(join(staging, name), location, name);
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
   }
 
-  async listBackups(): Promise<TableCheckpointManifest[]> {
+  /** The backups of this node's folder, or of an s3://bucket/prefix location. */
+  async listBackups(location?: string): Promise<TableCheckpointManifest[]> {
+    if (location !== undefined && isS3Url(location)) return this.s3.list(parseS3Url(location));
+    if (location !== undefined) throw new DbError("INVALID_ARGUMENT", "a location is s3://...");
     return (await listTableCheckpoints(this.backupsRoot)).map((c) => c.manifest);
   }
 
-  async deleteBackup(name: string): Promise<TableCheckpointManifest> {
-    const dir = join(this.backupsRoot, name);
-    if (name.includes("/") || name.startsWith(".")) {
+  async deleteBackup(name: string, location?: string): Promise<TableCheckpointManifest> {
+    if (name === "" || name.includes("/") || name.startsWith(".")) {
       throw new DbError("INVALID_ARGUMENT", `no backup named ${name}`);
     }
+    if (location !== undefined && isS3Url(location)) {
+      return this.s3.delete(parseS3Url(location), name);
+    }
+    if (location !== undefined) throw new DbError("INVALID_ARGUMENT", "a location is s3://...");
+    const dir = join(this.backupsRoot, name);
     const manifest = await readTableCheckpoint(dir);
     await rm(dir, { recursive: true, force: true });
     return manifest;
   }
 
-  /** Restores a backup (of this node's backups folder, or any directory) into a new table. */
-  restoreBackup(request: { backup: string; target: string; dir?: string }): Promise<RestoreStatus> {
-    const dir = request.dir ?? join(this.backupsRoot, request.backup);
-    return readTableCheckpoint(dir).then((manifest) => {
-      const source = `backup:${manifest.name}`;
-      validateTableDefinition({ ...manifest.definition, name: request.target });
-      this.checkTarget(request.target, source, manifest.createdAtMs);
-      return this.launch(request.target, source, manifest.createdAtMs, async (job) => {
+  /**
+   * Restores a backup (of this node's backups folder, any directory, or an s3:// location)
+   * into a new table. An S3 backup is streamed to a local work folder first.
+   */
+  async restoreBackup(request: {
+    backup: string;
+    target: string;
+    dir?: string;
+    location?: string;
+  }): Promise<RestoreStatus> {
+    const { backup, target, location } = request;
+    if (backup === "" || backup.includes("/") || backup.startsWith(".")) {
+      throw new DbError("INVALID_ARGUMENT", `no backup named ${backup}`);
+    }
+    const s3 = location !== undefined && isS3Url(location) ? parseS3Url(location) : null;
+    if (location !== undefined && s3 === null) {
+      throw new DbError("INVALID_ARGUMENT", "a location is s3://...");
+    }
+    const localDir = request.dir ?? join(this.backupsRoot, backup);
+    const manifest =
+      s3 === null ? await readTableCheckpoint(localDir) : await this.s3.manifest(s3, backup);
+    const source = s3 === null ? `backup:${manifest.name}` : `backup:${s3Url(s3)}/${backup}`;
+    const running = this.sameRunning(target, source, manifest.createdAtMs);
+    if (running !== null) return running;
+    validateTableDefinition({ ...manifest.definition, name: target });
+    this.checkTarget(target, source, manifest.createdAtMs);
+    return this.launch(target, source, manifest.createdAtMs, async (job) => {
+      const dir = s3 === null ? localDir : join(this.root, "work", `download-${job.id}`);
+      try {
+        if (s3 !== null) {
+          job.status.phase = "DOWNLOADING";
+          const fetched = await this.s3.download(s3, backup, dir);
+          if (fetched.sha256 !== manifest.sha256) {
+            throw new DbError("ABORTED", `${source} was replaced while being restored`);
+          }
+        }
         const entry = { definition: manifest.definition, generation: BigInt(manifest.generation) };
         const base = { checkpoint: { dir, manifest }, offsets: manifest.offsets.map(BigInt) };
+        job.status.phase = "REPLAYING";
         const scratch = await this.scratch(job.status, entry, base, base.offsets);
         try {
           job.status.checkpoint = manifest.name;
@@ -580,7 +785,9 @@ export class RestoreService {
         } finally {
           await scratch.destroy();
         }
-      });
+      } finally {
+        if (s3 !== null) await rm(dir, { recursive: true, force: true });
+      }
     });
   }
 
@@ -595,10 +802,13 @@ export class RestoreService {
   }
 
   async stop(): Promise<void> {
+    // A job cut short by this stop records no FAILED: it is resumed at the next start.
+    this.stopping = true;
     if (this.timer !== null) clearInterval(this.timer);
     await this.checkpointing;
     await this.admin?.disconnect().catch(() => undefined);
     await this.registry?.close();
+    this.s3Client?.close();
   }
 
   /** Checkpoint folders of a table (tests and the CLI). */
@@ -615,6 +825,7 @@ function recordOf(job: Job): Omit<RestoreRecord, "format" | "atMs"> {
     timeMs: status.timeMs,
     state: status.state,
     jobId: job.id,
+    owner: job.owner,
     ...(job.generation !== null && { generation: String(job.generation) }),
     eventsReplayed: status.eventsReplayed.toString(),
     checkpoint: status.checkpoint,

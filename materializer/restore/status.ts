@@ -31,6 +31,8 @@ export interface RestoreRecord {
   generation?: string;
   /** The job that wrote the record (a node's restore run). */
   jobId?: string;
+  /** The node that runs the job (its DATA/restore/node-id): it resumes it after a crash. */
+  owner?: string;
   /** Catalog end offset before the target's CreateTable: its generation is at least this. */
   catalogAfter?: string;
   items?: number;

@@ -1,9 +1,12 @@
 // Helpers of the restore tests: GraphQL over plain HTTP, waiting for a restore, reading a
-// topic's record timestamps with kafkajs, and dumping a table with its indexes.
+// topic's record timestamps with kafkajs, dumping a table with its indexes, and `logkv
+// start` as a child process (restores paced at 1,500 items/s so a kill lands mid-load).
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL answers are untyped JSON. */
 import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { Kafka, logLevel } from "kafkajs";
+import { cliPath } from "../../helpers/broker-process.js";
 
 export interface GraphQLResponse {
   data?: Record<string, any>;
@@ -128,4 +131,77 @@ export async function queryIndex(
   );
   assert.equal(data.query.cursor, null, "one page holds the whole index partition");
   return data.query.items;
+}
+
+export interface Node {
+  child: ChildProcess;
+  url: string;
+}
+
+export async function startNode(
+  dataDir: string,
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<Node> {
+  const child = spawn(
+    process.execPath,
+    [
+      cliPath,
+      "start",
+      ...["--data", dataDir, "--graphql", "127.0.0.1:0", "--kafka", "127.0.0.1:0"],
+      ...["--restore-rate", "1500", "--checkpoint-interval-ms", "0"],
+      ...extraArgs,
+    ],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, LOGKV_LOG_LEVEL: "warn", ...env },
+    },
+  );
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.once("exit", (code, signal) => {
+    if (signal !== "SIGKILL" && code !== 0) console.error(`node exited ${code}:\n${stderr}`);
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(
+      () => reject(new Error(`no GraphiQL line:\n${out}\n${stderr}`)),
+      30_000,
+    );
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /GraphiQL: (http:\/\/[\d.]+:\d+\/graphql)/.exec(out);
+      if (match !== null) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`exited ${code}:\n${stderr}`)));
+  });
+  return { child, url };
+}
+
+export function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
+/** batchWriteItem in groups of 25, sending unprocessed requests again. */
+export async function batchWrite(url: string, table: string, requests: unknown[]): Promise<void> {
+  for (let i = 0; i < requests.length; i += 25) {
+    // Unprocessed requests (back-pressure, or an outcome slower than the wait limit while
+    // the new table's consumer starts) are sent again, as the API asks.
+    let pending: unknown[] = requests.slice(i, i + 25);
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      assert.ok(attempt < 10, "batchWriteItem keeps leaving requests unprocessed");
+      const { data } = await ok(
+        url,
+        `mutation($r: [BatchWriteTableInput!]!) {
+          batchWriteItem(requests: $r) { unprocessedItems { requests { put delete } } } }`,
+        { r: [{ table, requests: pending }] },
+      );
+      const left = data.batchWriteItem.unprocessedItems[0]?.requests ?? [];
+      pending = left.map((r: any) => (r.put !== null ? { put: r.put } : { delete: r.delete }));
+    }
+  }
 }

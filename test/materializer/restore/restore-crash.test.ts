@@ -1,71 +1,38 @@
 // Goal (issue 7, must show 2): a restore killed with SIGKILL part-way never leaves a table
-// served with partial contents, and running the same restore again completes it; the
+// served with partial contents, and the node resumes it by itself when it starts again
+// (a rerun of the same restore meanwhile follows the resumed job and succeeds); the
 // restored table lives on its own log (a materializer rebuilt from the log alone serves it
 // unchanged); `logkv restore` shows progress and reports the outcome in its exit code.
 // Method: `logkv start` as a child process (restores paced at 1,500 items/s so the kill
 // lands mid-load); 3,000 items written with batchWriteItem, the instant T noted, then more
 // writes and deletes after T. `logkv restore` (a second child) starts the restore; once
 // restoreStatus shows part of the items written, the node gets SIGKILL. After a restart
-// the target is RESTORING and every read of it is refused, though the catalog holds it;
-// the CLI run again exits 0 and the target equals the source at T (scan and GSI). Then
+// the restore is running again by itself, the target is RESTORING and every read of it is
+// refused, though the catalog holds it; reads are polled until one is served, and then
+// the target equals the source at T (scan and GSI); the CLI run again exits 0. Then
 // the node is stopped, its materializer store deleted, and after the rebuild from the log
 // the target is still equal.
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL answers are untyped JSON. */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cliPath } from "../../helpers/broker-process.js";
-import { ok, post, queryIndex, scanAll, STATUS_FIELDS } from "./helpers.js";
+import {
+  batchWrite,
+  exited,
+  ok,
+  post,
+  queryIndex,
+  scanAll,
+  startNode,
+  STATUS_FIELDS,
+  type Node,
+} from "./helpers.js";
 
 const ITEMS = 3_000;
-
-interface Node {
-  child: ChildProcess;
-  url: string;
-}
-
-async function startNode(dataDir: string): Promise<Node> {
-  const child = spawn(
-    process.execPath,
-    [
-      cliPath,
-      "start",
-      ...["--data", dataDir, "--graphql", "127.0.0.1:0", "--kafka", "127.0.0.1:0"],
-      ...["--restore-rate", "1500", "--checkpoint-interval-ms", "0"],
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LOGKV_LOG_LEVEL: "warn" } },
-  );
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  child.once("exit", (code, signal) => {
-    if (signal !== "SIGKILL" && code !== 0) console.error(`node exited ${code}:\n${stderr}`);
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(
-      () => reject(new Error(`no GraphiQL line:\n${out}\n${stderr}`)),
-      30_000,
-    );
-    child.stdout!.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /GraphiQL: (http:\/\/[\d.]+:\d+\/graphql)/.exec(out);
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`exited ${code}:\n${stderr}`)));
-  });
-  return { child, url };
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
-}
 
 /** Runs `logkv restore`; resolves with its exit code and output. */
 function restoreCli(url: string, time: number) {
@@ -94,25 +61,6 @@ function restoreCli(url: string, time: number) {
 const item = (i: number, g: string) => ({ id: `k${String(i).padStart(5, "0")}`, g, v: i });
 const byId = (a: any, b: any) => (a.id < b.id ? -1 : 1);
 
-async function batchWrite(url: string, requests: unknown[]): Promise<void> {
-  for (let i = 0; i < requests.length; i += 25) {
-    // Unprocessed requests (back-pressure, or an outcome slower than the wait limit while
-    // the new table's consumer starts) are sent again, as the API asks.
-    let pending: unknown[] = requests.slice(i, i + 25);
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      assert.ok(attempt < 10, "batchWriteItem keeps leaving requests unprocessed");
-      const { data } = await ok(
-        url,
-        `mutation($r: [BatchWriteTableInput!]!) {
-          batchWriteItem(requests: $r) { unprocessedItems { requests { put delete } } } }`,
-        { r: [{ table: "src", requests: pending }] },
-      );
-      const left = data.batchWriteItem.unprocessedItems[0]?.requests ?? [];
-      pending = left.map((r: any) => (r.put !== null ? { put: r.put } : { delete: r.delete }));
-    }
-  }
-}
-
 describe("restoreTable survives SIGKILL part-way", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "logkv-restore-crash-"));
   let node: Node | null = null;
@@ -136,13 +84,14 @@ describe("restoreTable survives SIGKILL part-way", () => {
     const before = Array.from({ length: ITEMS }, (_, i) => item(i, `g${i % 5}`));
     await batchWrite(
       node.url,
+      "src",
       before.map((put) => ({ put })),
     );
     await new Promise((resolve) => setTimeout(resolve, 20));
     const time = Date.now();
     await new Promise((resolve) => setTimeout(resolve, 20));
     // After T: deletes, overwrites and new items the restore must not show.
-    await batchWrite(node.url, [
+    await batchWrite(node.url, "src", [
       ...before.slice(0, 100).map((i) => ({ delete: { id: i.id } })),
       ...before.slice(100, 200).map((i) => ({ put: { ...i, g: "later" } })),
       ...Array.from({ length: 50 }, (_, i) => ({ put: item(ITEMS + i, "g0") })),
@@ -167,13 +116,16 @@ describe("restoreTable survives SIGKILL part-way", () => {
     assert.notEqual(interrupted.code, 0, `the CLI saw the node die:\n${interrupted.output}`);
     assert.match(interrupted.output, /RESTORING LOADING/, "it printed progress");
 
+    // The restart resumes the restore by itself; a rerun of the same restore meanwhile
+    // follows the running job instead of failing.
     node = await startNode(dataDir);
+    const rerun = restoreCli(node.url, time).done;
     const { data } = await ok(
       node.url,
       `query { restoreStatus(target: "copy") { ${STATUS_FIELDS} } listTables { tableNames } }`,
     );
     assert.equal(data.restoreStatus.state, "RESTORING");
-    assert.equal(data.restoreStatus.running, false);
+    assert.equal(data.restoreStatus.running, true, "resumed at start, without a rerun");
     assert.ok(data.listTables.tableNames.includes("copy"), "the partial table exists");
     for (const read of [
       `{ getItem(table: "copy", key: { id: "k00150" }) { item } }`,
@@ -184,11 +136,28 @@ describe("restoreTable survives SIGKILL part-way", () => {
       assert.equal(refused.errors?.[0]?.extensions["code"], "NOT_FOUND", JSON.stringify(refused));
       assert.equal(refused.errors?.[0]?.extensions["tableStatus"], "RESTORING");
     }
-
-    const rerun = await restoreCli(node.url, time).done;
-    assert.equal(rerun.code, 0, rerun.output);
-    assert.match(rerun.output, /restored src as of .* into copy/);
+    // Refused until the first read that is served, and that one sees every item.
+    let refusals = 0;
+    for (;;) {
+      const read = await post(
+        node.url,
+        `{ getItem(table: "copy", key: { id: "k02999" }) { item } }`,
+      );
+      if (read.errors === undefined) {
+        assert.deepEqual(read.data!["getItem"].item, before[2999], "the last item is there");
+        break;
+      }
+      assert.equal(read.errors[0]?.extensions["tableStatus"], "RESTORING", JSON.stringify(read));
+      refusals++;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(refusals > 0, "the resumed load took a while");
+    const status = (await ok(node.url, `query { restoreStatus(target: "copy") { state } }`)).data;
+    assert.equal(status.restoreStatus.state, "ACTIVE");
     await expectEqualsSourceAtT(node.url, before);
+    const second = await rerun;
+    assert.equal(second.code, 0, second.output);
+    assert.match(second.output, /restored src as of .* into copy/);
 
     // The target lives on its own log: a store rebuilt from the log alone serves it the same.
     node.child.kill("SIGTERM");
