@@ -9,7 +9,7 @@
 // /usr/bin/python3 as child processes), each run bounded by a timeout.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect as connectTcp } from "node:net";
 import { connect as connectTls } from "node:tls";
@@ -19,33 +19,9 @@ import { Kafka, logLevel } from "kafkajs";
 import { BrokerProcess, cliPath } from "../helpers/broker-process.js";
 import { makeCa, makeSigned, type PemPair } from "../helpers/certificates.js";
 import { NodeProcess } from "../helpers/node-process.js";
+import { runCommand } from "../helpers/run-command.js";
 
 const PYTHON = "/usr/bin/python3";
-
-function run(
-  command: string,
-  args: string[],
-  input = "",
-  timeoutMs = 20_000,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${command} timed out:\n${stderr}`));
-    }, timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
-}
 
 function kafkaClient(broker: string, ssl: object | undefined, clientId = "ssl-test"): Kafka {
   return new Kafka({
@@ -160,13 +136,15 @@ describe("broker SSL listener", () => {
     assert.deepEqual(got, values);
 
     const kcatSsl = ["-X", "security.protocol=ssl", "-X", `ssl.ca.location=${ca.cert}`];
-    const produced = await run(
+    const produced = await runCommand(
       "kcat",
       ["-b", broker.address, ...kcatSsl, "-P", "-t", "s2"],
-      "a\nb\nc\n",
+      {
+        input: "a\nb\nc\n",
+      },
     );
     assert.equal(produced.code, 0, produced.stderr);
-    const consumed = await run("kcat", [
+    const consumed = await runCommand("kcat", [
       "-b",
       broker.address,
       ...kcatSsl,
@@ -191,7 +169,7 @@ p.flush(); p.close()
 c = KafkaConsumer("s3", auto_offset_reset="earliest", consumer_timeout_ms=5000, **args)
 print(",".join(m.value.decode() for m in c)); c.close()
 `;
-    const python = await run(PYTHON, ["-c", script], "", 60_000);
+    const python = await runCommand(PYTHON, ["-c", script], { timeoutMs: 60_000 });
     assert.equal(python.code, 0, python.stderr);
     assert.equal(python.stdout.trim(), "py0,py1,py2,py3,py4");
 
@@ -251,7 +229,7 @@ print(",".join(m.value.decode() for m in c)); c.close()
       key: readFileSync(client.key),
     };
     assert.deepEqual(await roundTrip(kafkaClient(broker.address, ssl), "m1", ["m"]), ["m"]);
-    const kcat = await run("kcat", [
+    const kcat = await runCommand("kcat", [
       "-b",
       broker.address,
       "-X",

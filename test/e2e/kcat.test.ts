@@ -13,6 +13,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BrokerProcess } from "../helpers/broker-process.js";
+import { runCommand as run, type RunResult } from "../helpers/run-command.js";
 
 const NODE_ID = 7;
 const PARTITIONS = 3;
@@ -23,41 +24,6 @@ type Codec = keyof typeof CODECS;
 /** Field separator of the consume format; never appears in keys or values. */
 const SEP = "|";
 const FORMAT = `%k${SEP}%s${SEP}%p${SEP}%o${SEP}%T\\n`;
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to completion, feeding `input` on stdin; kills it after `timeoutMs`. */
-function run(
-  command: string,
-  args: string[],
-  options: { input?: string; timeoutMs?: number } = {},
-): Promise<RunResult> {
-  const timeoutMs = options.timeoutMs ?? 20_000;
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${command} ${args.join(" ")} timed out after ${timeoutMs} ms:\n${stderr}`));
-    }, timeoutMs);
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(options.input ?? "");
-  });
-}
 
 interface Consumed {
   key: string;
