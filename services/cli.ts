@@ -23,6 +23,7 @@ import { readApiKeysFile } from "../gateway/auth/index.js";
 import { loadTls, type GatewayTlsOptions } from "../gateway/tls.js";
 import type { RestoreTuning } from "../gateway/node.js";
 import { restoreUsage, runBackup, runBackups, runRestore } from "./cli-restore.js";
+import { reassignUsage, runReassign } from "./cli-reassign.js";
 
 const usage = `usage: logkv <command> [options]
 
@@ -42,6 +43,8 @@ commands:
   help      print this text
 
 ${restoreUsage}
+
+${reassignUsage}
 
 start and gateway also take --checkpoint-interval-ms N (table checkpoints for restores,
 default 3600000; 0 = none), --recovery-window-days N (default 35) and --restore-rate N
@@ -73,6 +76,10 @@ broker options:
                                          several are writing (default 5; 0 = off)
   --peers ID@HOST:PORT,...        run as a Raft cluster member: every broker's id and Raft
                                   address, this one included (omit: single node)
+  --join ID@HOST:PORT,...         join a running cluster as a broker outside the controller
+                                  quorum: the quorum's ids and Raft addresses (the --peers of
+                                  the first brokers); needs --raft-listen. It registers, then
+                                  hosts the replicas \`logkv reassign\` moves to it
   --raft-listen HOST:PORT         this broker's Raft address (default: its entry in --peers)
   --raft-tick-ms N                Raft tick (default 25; elections after 12-24 ticks)
 `;
@@ -117,6 +124,7 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
       "retention-check-interval-ms": { type: "string" },
       "group-commit-delay-ms": { type: "string" },
       peers: { type: "string" },
+      join: { type: "string" },
       "raft-listen": { type: "string" },
       "raft-tick-ms": { type: "string" },
     },
@@ -163,19 +171,33 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
   if (retentionEvery !== undefined) {
     config.retentionCheckIntervalMs = parseIntFlag(retentionEvery, "--retention-check-interval-ms");
   }
+  if (values.peers !== undefined && values.join !== undefined) {
+    throw new DbError("INVALID_CONFIG", "--peers and --join exclude each other");
+  }
   if (values.peers !== undefined) config.raft = raftConfigFromArgs(config.nodeId, values);
+  if (values.join !== undefined) {
+    if (values["raft-listen"] === undefined) {
+      throw new DbError("INVALID_CONFIG", "--join needs --raft-listen");
+    }
+    const raft = raftConfigFromArgs(config.nodeId, { ...values, peers: values.join }, "--join");
+    config.raft = { ...raft, joining: true };
+  }
   return config;
 }
 
 function raftConfigFromArgs(
   nodeId: number,
   values: { peers?: string; "raft-listen"?: string; "raft-tick-ms"?: string },
+  flag = "--peers",
 ): RaftClusterConfig {
   let peers;
   try {
     peers = parsePeers(values.peers ?? "");
   } catch (error) {
-    throw new DbError("INVALID_CONFIG", `--peers: ${(error as Error).message}`);
+    throw new DbError("INVALID_CONFIG", `${flag}: ${(error as Error).message}`);
+  }
+  if (flag === "--join" && peers.length === 0) {
+    throw new DbError("INVALID_CONFIG", "--join names no broker");
   }
   const self = peers.find((p) => p.id === nodeId);
   const listen =
@@ -428,6 +450,8 @@ async function main(argv: string[]): Promise<void> {
       return runBackup(rest);
     case "backups":
       return runBackups(rest);
+    case "reassign":
+      return runReassign(rest);
     case undefined:
     case "help":
     case "--help":

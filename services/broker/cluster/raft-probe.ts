@@ -10,6 +10,10 @@ export class RaftProbe {
   private readonly commitSeconds: Histogram<"group">;
   private readonly followerLag: Gauge<"group" | "follower">;
   private readonly electionSeconds: Histogram<"group">;
+  private readonly reassignmentsActive: Gauge;
+  private readonly reassignmentsStarted: Counter;
+  private readonly reassignmentsDone: Counter;
+  private readonly membershipChanges: Counter<"group" | "change">;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -51,6 +55,27 @@ export class RaftProbe {
       buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10],
       registers,
     });
+    this.reassignmentsActive = new Gauge({
+      name: "logkv_raft_reassignments_in_progress",
+      help: "Partition moves the controller has started and not finished",
+      registers,
+    });
+    this.reassignmentsStarted = new Counter({
+      name: "logkv_raft_reassignments_started_total",
+      help: "Partition moves started (applied controller commands)",
+      registers,
+    });
+    this.reassignmentsDone = new Counter({
+      name: "logkv_raft_reassignments_completed_total",
+      help: "Partition moves completed (applied controller commands)",
+      registers,
+    });
+    this.membershipChanges = new Counter({
+      name: "logkv_raft_membership_changes_total",
+      help: "Membership changes this broker proposed as leader and saw applied",
+      labelNames: ["group", "change"],
+      registers,
+    });
   }
 
   leaderChanged(group: string, term: number, leading: boolean, electionSeconds: number | null) {
@@ -66,5 +91,19 @@ export class RaftProbe {
 
   followerBehind(group: string, follower: number, entries: number): void {
     this.followerLag.set({ group, follower: String(follower) }, entries);
+  }
+
+  reassignmentStarted(): void {
+    this.reassignmentsStarted.inc();
+    this.reassignmentsActive.inc();
+  }
+
+  reassignmentFinished(): void {
+    this.reassignmentsDone.inc();
+    this.reassignmentsActive.dec();
+  }
+
+  membershipChanged(group: string, change: string): void {
+    this.membershipChanges.inc({ group, change });
   }
 }

@@ -19,7 +19,7 @@
 import { DbError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
 import { FileRaftStorage } from "./file-storage.js";
-import { RaftNode, type RaftOptions, type RaftStatus } from "./raft.js";
+import { RaftNode, type ConfChange, type RaftOptions, type RaftStatus } from "./raft.js";
 import type { Entry, Message, NodeId, Ready, SoftState } from "./types.js";
 
 /** The application replicated by a group; apply runs once per committed entry, in order. */
@@ -155,6 +155,23 @@ export class RaftGroup {
           term: result.term,
           startedAt: performance.now(),
           resolve,
+          reject,
+        });
+      });
+    });
+  }
+
+  /** Proposes a single-server membership change; resolves once it is applied here. */
+  proposeConfChange(change: ConfChange): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (!this.admit(reject)) return;
+      this.enqueue(() => {
+        const result = this.raft.proposeConfChange(change);
+        if (!result.ok) return reject(notLeader(this.name, result.error, result.leader));
+        this.waiters.set(result.index, {
+          term: result.term,
+          startedAt: performance.now(),
+          resolve: () => resolve(),
           reject,
         });
       });
