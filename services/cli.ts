@@ -82,6 +82,8 @@ broker options:
                                   hosts the replicas \`logkv reassign\` moves to it
   --raft-listen HOST:PORT         this broker's Raft address (default: its entry in --peers)
   --raft-tick-ms N                Raft tick (default 25; elections after 12-24 ticks)
+  --raft-snapshot-entries N       the controller group snapshots and compacts its log every
+                                  N applied entries (default 10000)
 `;
 
 function splitHostPort(value: string, flag: string): { host: string; port: number } {
@@ -127,6 +129,7 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
       join: { type: "string" },
       "raft-listen": { type: "string" },
       "raft-tick-ms": { type: "string" },
+      "raft-snapshot-entries": { type: "string" },
     },
   });
   const config = defaultBrokerConfig();
@@ -187,7 +190,12 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
 
 function raftConfigFromArgs(
   nodeId: number,
-  values: { peers?: string; "raft-listen"?: string; "raft-tick-ms"?: string },
+  values: {
+    peers?: string;
+    "raft-listen"?: string;
+    "raft-tick-ms"?: string;
+    "raft-snapshot-entries"?: string;
+  },
   flag = "--peers",
 ): RaftClusterConfig {
   let peers;
@@ -213,6 +221,10 @@ function raftConfigFromArgs(
     listenPort: listen.port,
     peers,
     tickMs: tick === undefined ? 25 : parseIntFlag(tick, "--raft-tick-ms"),
+    snapshotEntries:
+      values["raft-snapshot-entries"] === undefined
+        ? undefined
+        : Math.max(1, parseIntFlag(values["raft-snapshot-entries"], "--raft-snapshot-entries")),
     replicationFactor: 3,
   };
 }

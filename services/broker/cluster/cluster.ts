@@ -32,7 +32,7 @@ import type { BrokerConfig } from "../config.js";
 import { readBatchHeader } from "../records/batch-header.js";
 import type { Partition, ProduceOutcome } from "../partition/partition.js";
 import type { Topic, TopicDefinition, TopicManager } from "../partition/topic-manager.js";
-import { RaftGroup } from "../raft/raft-group.js";
+import { RaftGroup, type StateMachine } from "../raft/raft-group.js";
 import { RaftTransport, type PeerAddress } from "../raft/transport.js";
 import type { Entry, NodeId, SoftState } from "../raft/types.js";
 import type { ConfChange } from "../raft/raft.js";
@@ -53,6 +53,8 @@ export interface RaftClusterConfig {
   tickMs: number;
   /** Replication factor of new topics, capped by the number of brokers. */
   replicationFactor: number;
+  /** The controller group snapshots every this many applied entries (default 10 000). */
+  snapshotEntries?: number;
 }
 
 /** Committed offsets as they travel in a controller entry (offsets as decimal strings). */
@@ -118,6 +120,16 @@ export interface PartitionView {
 }
 
 export type ReplicatedOutcome = Omit<ProduceOutcome, "durable">;
+
+/** The controller's state machine as a snapshot holds it (JSON). */
+interface ControllerSnapshot {
+  version: 1;
+  brokers: [NodeId, { host: string; port: number; raftHost?: string; raftPort?: number }][];
+  topics: { definition: TopicDefinition; replicas: NodeId[][] }[];
+  reassignments: Reassignment[];
+  /** The latest replicated commit of every group's partitions. */
+  offsets: { groupId: string; topics: ReplicatedOffsets[] }[];
+}
 
 const CONTROLLER = "controller";
 const FORWARD = "controller-forward";
@@ -210,6 +222,11 @@ export class BrokerCluster {
   private replayed = false;
   private syncing: Promise<void> = Promise.resolve();
   private driveTimer: NodeJS.Timeout | null = null;
+  /** groupId → "topic\0partition" → the latest replicated commit (for controller snapshots). */
+  private readonly replicatedOffsets = new Map<
+    string,
+    Map<string, { name: string; partition: ReplicatedOffsets["partitions"][number] }>
+  >();
   private driveRound = 0;
   private readonly groups = new Map<string, RaftGroup>();
   private readonly lostLeaderAt = new Map<string, number>();
@@ -260,7 +277,12 @@ export class BrokerCluster {
       CONTROLLER,
       voters,
       join(this.config.dataDir, "raft", "controller"),
-      { apply: (entry) => this.applyController(entry) },
+      {
+        apply: (entry) => this.applyController(entry),
+        snapshot: () => this.controllerSnapshot(),
+        restore: (snapshot) => this.restoreController(snapshot.data),
+      },
+      this.raft.snapshotEntries,
     );
     this.replayTo = this.controller.status().commit;
     this.replayed = this.replayTo === 0;
@@ -276,7 +298,8 @@ export class BrokerCluster {
     name: string,
     voters: NodeId[],
     dir: string,
-    stateMachine: { apply: (entry: Entry) => unknown },
+    stateMachine: StateMachine,
+    snapshotEntries?: number,
   ): Promise<RaftGroup> {
     return RaftGroup.open({
       group: name,
@@ -289,6 +312,8 @@ export class BrokerCluster {
       tickMs: this.raft.tickMs,
       onSoftState: (soft) => this.leadershipChanged(name, soft),
       onCommitLatency: (seconds) => this.probe.committed(name, seconds),
+      onSnapshot: (event) => this.probe.snapshot(name, event.kind, event.bytes),
+      snapshotEntries,
     });
   }
 
@@ -333,6 +358,15 @@ export class BrokerCluster {
   }
 
   private async applyOffsets(command: ControllerCommand & { type: "commitOffsets" }) {
+    let latest = this.replicatedOffsets.get(command.groupId);
+    if (latest === undefined) {
+      latest = new Map();
+      this.replicatedOffsets.set(command.groupId, latest);
+    }
+    for (const t of command.topics) {
+      for (const p of t.partitions)
+        latest.set(`${t.name}\0${p.partitionIndex}`, { name: t.name, partition: p });
+    }
     // The coordinator stored its own commits before proposing them; applying them again
     // could move a newer commit back. After a restart (a new incarnation) it applies all.
     if (command.origin === this.incarnation || this.offsetsSink === null) return;
@@ -411,6 +445,63 @@ export class BrokerCluster {
     }
   }
 
+  /** The controller state as of the last applied entry (see ControllerSnapshot). */
+  private controllerSnapshot(): Uint8Array {
+    const topics = [...this.assignments].map(([name, replicas]) => ({
+      definition: this.topics.get(name)!.definition,
+      replicas,
+    }));
+    const offsets = [...this.replicatedOffsets].map(([groupId, latest]) => {
+      const byTopic = new Map<string, ReplicatedOffsets>();
+      for (const { name, partition } of latest.values()) {
+        let topic = byTopic.get(name);
+        if (topic === undefined) {
+          topic = { name, partitions: [] };
+          byTopic.set(name, topic);
+        }
+        topic.partitions.push(partition);
+      }
+      return { groupId, topics: [...byTopic.values()] };
+    });
+    const snapshot: ControllerSnapshot = {
+      version: 1,
+      brokers: [...this.brokers],
+      topics,
+      reassignments: [...this.reassignments.values()],
+      offsets,
+    };
+    return encoder.encode(JSON.stringify(snapshot));
+  }
+
+  /**
+   * Replaces the controller state with a snapshot's: at start (the topic folders were
+   * wiped) or when the leader sends one to a broker too far behind. Topics and brokers only
+   * ever get added, so this adds what is missing; offsets go to the coordinator's store.
+   */
+  private async restoreController(data: Uint8Array): Promise<void> {
+    const snapshot = JSON.parse(decoder.decode(data)) as ControllerSnapshot;
+    if (snapshot.version !== 1) {
+      throw new DbError("CORRUPT_DATA", `controller snapshot version ${snapshot.version}`);
+    }
+    for (const [id, address] of snapshot.brokers) {
+      await this.applyCommand({ type: "registerBroker", id, ...address });
+    }
+    for (const { definition, replicas } of snapshot.topics) {
+      await this.applyCommand({ type: "createTopic", definition, replicas });
+      this.assignments.set(definition.name, replicas);
+    }
+    this.reassignments.clear();
+    for (const move of snapshot.reassignments) {
+      this.reassignments.set(partitionGroupName(move.topic, move.partition), move);
+    }
+    this.probe.reassignmentsInProgress(this.reassignments.size);
+    for (const { groupId, topics } of snapshot.offsets) {
+      // Origin "": applied by every broker, this one included.
+      await this.applyOffsets({ type: "commitOffsets", origin: "", groupId, topics });
+    }
+    if (this.replayed) await this.syncGroups();
+  }
+
   /**
    * Opens the partition groups this broker should run and closes those it should not: a
    * replica of the current assignment, or a target of a move in progress. Serialized, and
@@ -440,6 +531,14 @@ export class BrokerCluster {
         wanted.add(group);
         if (this.groups.has(group)) continue;
         const partition = topic.partitions[index]!;
+        if (partition.logEndOffset > 0n) {
+          // It held this replica earlier in this process's life: its derived partition log
+          // would be appended to twice. It stays out until a restart rebuilds the log.
+          this.logger.error("replica returns to a broker holding old data; restart it", {
+            group,
+          });
+          continue;
+        }
         // A replica of the assignment starts as one of its voters (only ever used when its
         // storage is new: at topic creation). A replica being added starts with no voters
         // and learns the configuration from the leader, which adds it as a learner.

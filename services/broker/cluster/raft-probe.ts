@@ -14,6 +14,8 @@ export class RaftProbe {
   private readonly reassignmentsStarted: Counter;
   private readonly reassignmentsDone: Counter;
   private readonly membershipChanges: Counter<"group" | "change">;
+  private readonly snapshots: Counter<"group" | "kind">;
+  private readonly snapshotBytes: Gauge<"group">;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -76,6 +78,18 @@ export class RaftProbe {
       labelNames: ["group", "change"],
       registers,
     });
+    this.snapshots = new Counter({
+      name: "logkv_raft_snapshots_total",
+      help: "Snapshots taken (log compaction) or installed (sent by the leader), by group",
+      labelNames: ["group", "kind"],
+      registers,
+    });
+    this.snapshotBytes = new Gauge({
+      name: "logkv_raft_snapshot_bytes",
+      help: "Size of the group's latest snapshot",
+      labelNames: ["group"],
+      registers,
+    });
   }
 
   leaderChanged(group: string, term: number, leading: boolean, electionSeconds: number | null) {
@@ -101,6 +115,15 @@ export class RaftProbe {
   reassignmentFinished(): void {
     this.reassignmentsDone.inc();
     this.reassignmentsActive.dec();
+  }
+
+  snapshot(group: string, kind: "taken" | "installed", bytes: number): void {
+    this.snapshots.inc({ group, kind });
+    this.snapshotBytes.set({ group }, bytes);
+  }
+
+  reassignmentsInProgress(count: number): void {
+    this.reassignmentsActive.set(count);
   }
 
   membershipChanged(group: string, change: string): void {
