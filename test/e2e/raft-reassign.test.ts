@@ -286,6 +286,7 @@ test("a fourth broker joins and partitions move onto it while producers keep pro
   // Partition 0: its leader is replaced by broker 4 (the leader must move away first).
   const leader0 = before.parts.find((p) => p.partitionIndex === 0)!.leaderId;
   const target0 = [...[1, 2, 3].filter((id) => id !== leader0), 4];
+  const moveStarted = Date.now();
   const moved0 = await alter(brokers[2]!.address, TOPIC, 0, target0);
   assert.equal(moved0.errorCode, 0);
   assert.equal(moved0.responses[0]!.partitions[0]!.errorCode, 0);
@@ -312,7 +313,10 @@ test("a fourth broker joins and partitions move onto it while producers keep pro
   await until("no reassignment in progress", async () =>
     (await ongoing(first)).length === 0 ? true : null,
   );
-  t.diagnostic(`moves took effect with ${workload.count() - acksBeforeMove} acks during them`);
+  t.diagnostic(
+    `both moves done ${Date.now() - moveStarted} ms after the first request, ` +
+      `${workload.count() - acksBeforeMove} acks meanwhile`,
+  );
 
   // Metadata, from an old broker and from the new one, shows the new replicas and a leader
   // among them.
