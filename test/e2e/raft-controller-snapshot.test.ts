@@ -7,7 +7,9 @@
 // offsets committed (well over a snapshot interval); broker 3 restarts. Its metrics must
 // show an installed controller snapshot, its Metadata every topic, and after produces to
 // every topic its disk must hold each record (its partition groups opened from the
-// snapshot's assignments). Then broker 1 restarts and must still know every topic.
+// snapshot's assignments). A topic it knew with one partition grew to three meanwhile
+// (CreatePartitions through the controller): it must serve and store all three. Then
+// broker 1 restarts and must still know every topic.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -20,6 +22,7 @@ import { decodeBatchRecords } from "../../services/broker/records/records.js";
 import { createLogger } from "../../services/shared/log.js";
 
 const TOPICS = Array.from({ length: 12 }, (_, i) => `compacted-${i}`);
+const GROWN = "grown";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Topic names in a Metadata v1 answer for all topics (null asks for every topic). */
@@ -42,6 +45,18 @@ async function controllerId(address: string): Promise<number> {
   }
 }
 
+async function partitionCount(address: string, topic: string): Promise<number> {
+  const client = await RawKafkaClient.connect(address);
+  try {
+    const answer = await client.request<{ topics: { partitions: unknown[] }[] }>(3, 1, {
+      topics: [{ name: topic }],
+    });
+    return answer.topics[0]?.partitions.length ?? 0;
+  } finally {
+    client.close();
+  }
+}
+
 async function until(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check().catch(() => false))) {
@@ -56,10 +71,10 @@ async function metric(url: string, pattern: RegExp): Promise<number> {
   return match === null ? 0 : Number(match[1]);
 }
 
-async function diskValues(dataDir: string, topic: string): Promise<string[]> {
+async function diskValues(dataDir: string, topic: string, partition = 0): Promise<string[]> {
   const log = await PartitionLog.open(
     {
-      dir: join(dataDir, "topics", topic, "0"),
+      dir: join(dataDir, "topics", topic, String(partition)),
       segmentBytes: 1024 * 1024 * 1024,
       segmentMs: 7 * 24 * 3600 * 1000,
       indexIntervalBytes: 4096,
@@ -99,14 +114,38 @@ test("the controller compacts its log; a broker behind the snapshot catches up b
     connectionTimeout: 1000,
     retry: { retries: 30, initialRetryTime: 50, maxRetryTime: 500 },
   });
+  // A topic broker 3 knows with one partition; it grows to three while broker 3 is down
+  // (CreatePartitions, replicated through the controller).
+  const admin = kafka.admin();
+  await admin.connect();
+  assert.equal(await admin.createTopics({ topics: [{ topic: GROWN, numPartitions: 1 }] }), true);
+  await until("broker 3 knowing the topic to grow", async () =>
+    (await topicNames(cluster.broker(3).address)).includes(GROWN),
+  );
   await cluster.broker(3).stop();
   // Clients go to the controller: wait until both live brokers name a live one.
   await until("a controller among brokers 1 and 2", async () => {
     const ids = await Promise.all(live.map(controllerId));
     return ids.every((id) => id === ids[0] && id !== 3);
   });
-  const admin = kafka.admin();
-  await admin.connect();
+  const grow = await RawKafkaClient.connect(live[1]!);
+  const grown = await grow.request<{ results: { errorCode: number; errorMessage: string }[] }>(
+    37,
+    0,
+    {
+      topics: [{ name: GROWN, count: 3, assignments: null }],
+      timeoutMs: 10_000,
+      validateOnly: false,
+    },
+  );
+  grow.close();
+  assert.deepEqual(
+    grown.results.map((r) => [r.errorCode, r.errorMessage]),
+    [[0, null]],
+  );
+  for (const address of live) {
+    assert.equal(await partitionCount(address, GROWN), 3, `${address} after CreatePartitions`);
+  }
   for (const topic of TOPICS) {
     assert.equal(await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] }), true);
   }
@@ -153,6 +192,14 @@ test("the controller compacts its log; a broker behind the snapshot catches up b
   for (const topic of TOPICS) {
     await producer.send({ topic, acks: -1, messages: [{ value: `in-${topic}` }] });
   }
+  assert.equal(await partitionCount(third.address, GROWN), 3, "broker 3 missed the growth");
+  for (let partition = 0; partition < 3; partition++) {
+    await producer.send({
+      topic: GROWN,
+      acks: -1,
+      messages: [{ value: `grown-${partition}`, partition }],
+    });
+  }
   await producer.disconnect();
   t.diagnostic(`12 produces after broker 3's return took ${Date.now() - began} ms`);
 
@@ -168,5 +215,8 @@ test("the controller compacts its log; a broker behind the snapshot catches up b
   await third.stop();
   for (const topic of TOPICS) {
     assert.deepEqual(await diskValues(third.dataDir, topic), [`in-${topic}`], topic);
+  }
+  for (let partition = 0; partition < 3; partition++) {
+    assert.deepEqual(await diskValues(third.dataDir, GROWN, partition), [`grown-${partition}`]);
   }
 });

@@ -95,6 +95,8 @@ type ControllerCommand =
       raftPort?: number;
     }
   | { type: "createTopic"; definition: TopicDefinition; replicas: NodeId[][] }
+  /** Grows a topic to `total` partitions; `replicas` are those of the new ones. */
+  | { type: "addPartitions"; topic: string; total: number; replicas: NodeId[][] }
   | { type: "commitOffsets"; origin: string; groupId: string; topics: ReplicatedOffsets[] }
   /** Starts moving a partition to `target` (its first broker becomes the preferred leader). */
   | { type: "reassign"; topic: string; partition: number; target: NodeId[] }
@@ -410,6 +412,14 @@ export class BrokerCluster {
         await this.topics.createLocal(command.definition);
         return;
       }
+      case "addPartitions": {
+        const replicasOf = this.assignments.get(command.topic);
+        if (replicasOf === undefined || replicasOf.length >= command.total) return;
+        if (replicasOf.length + command.replicas.length !== command.total) return;
+        replicasOf.push(...command.replicas);
+        await this.topics.addPartitionsLocal(command.topic, command.total);
+        return;
+      }
       case "reassign": {
         // Checked again here, in log order, so every broker decides the same.
         if (this.reassignmentError(command.topic, command.partition, command.target) !== null) {
@@ -489,6 +499,8 @@ export class BrokerCluster {
     for (const { definition, replicas } of snapshot.topics) {
       await this.applyCommand({ type: "createTopic", definition, replicas });
       this.assignments.set(definition.name, replicas);
+      // A topic this broker knew with fewer partitions grew meanwhile.
+      await this.topics.addPartitionsLocal(definition.name, replicas.length);
     }
     this.reassignments.clear();
     for (const move of snapshot.reassignments) {
@@ -646,6 +658,47 @@ export class BrokerCluster {
       await sleep(10);
     }
     throw new DbError("TIMEOUT", `topic '${name}' was not created within ${timeoutMs} ms`);
+  }
+
+  /**
+   * Grows a topic cluster-wide (CreatePartitions) and waits until this broker applied it.
+   * The new partitions get replicas as createTopic would have given them.
+   */
+  async createPartitions(
+    name: string,
+    total: number,
+    validateOnly: boolean,
+    timeoutMs = 10_000,
+  ): Promise<void> {
+    this.topics.checkAddPartitions(name, total);
+    if (validateOnly) return;
+    const current = this.assignments.get(name)?.length ?? 0;
+    const all = assignReplicas(name, total, [...this.brokers.keys()], this.raft.replicationFactor);
+    const command: ControllerCommand = {
+      type: "addPartitions",
+      topic: name,
+      total,
+      replicas: all.slice(current),
+    };
+    const deadline = Date.now() + timeoutMs;
+    let lastSubmit = 0;
+    while (Date.now() < deadline && !this.closed) {
+      const partitions = this.topics.get(name)?.definition.partitions ?? 0;
+      if (partitions >= total) return;
+      const assigned = this.assignments.get(name)?.length ?? 0;
+      if (assigned !== current && assigned !== total) {
+        throw new DbError(
+          "INVALID_ARGUMENT",
+          `topic '${name}' changed its partition count meanwhile`,
+        );
+      }
+      if (Date.now() - lastSubmit > 500) {
+        this.submit(command);
+        lastSubmit = Date.now();
+      }
+      await sleep(10);
+    }
+    throw new DbError("TIMEOUT", `partitions of '${name}' were not added within ${timeoutMs} ms`);
   }
 
   private replicasWanted(): number {
