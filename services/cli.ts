@@ -40,6 +40,7 @@ import {
   kafkaTlsFromFlags,
   sslUsage,
 } from "./cli-tls.js";
+import { reassignUsage, runReassign } from "./cli-reassign.js";
 
 const usage = `usage: logkv <command> [options]
 
@@ -70,6 +71,8 @@ commands:
   help      print this text
 
 ${restoreUsage}
+
+${reassignUsage}
 
 ${sslUsage}
 
@@ -105,8 +108,14 @@ broker options:
                                          several are writing (default 5; 0 = off)
   --peers ID@HOST:PORT,...        run as a Raft cluster member: every broker's id and Raft
                                   address, this one included (omit: single node)
+  --join ID@HOST:PORT,...         join a running cluster as a broker outside the controller
+                                  quorum: the quorum's ids and Raft addresses (the --peers of
+                                  the first brokers); needs --raft-listen. It registers, then
+                                  hosts the replicas \`logkv reassign\` moves to it
   --raft-listen HOST:PORT         this broker's Raft address (default: its entry in --peers)
   --raft-tick-ms N                Raft tick (default 25; elections after 12-24 ticks)
+  --raft-snapshot-entries N       the controller group snapshots and compacts its log every
+                                  N applied entries (default 10000)
 `;
 
 function splitHostPort(value: string, flag: string): { host: string; port: number } {
@@ -149,9 +158,11 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
       "retention-check-interval-ms": { type: "string" },
       "group-commit-delay-ms": { type: "string" },
       peers: { type: "string" },
+      join: { type: "string" },
       "raft-listen": { type: "string" },
       "raft-tick-ms": { type: "string" },
       ...brokerSslFlags,
+      "raft-snapshot-entries": { type: "string" },
     },
   });
   const config = defaultBrokerConfig();
@@ -197,19 +208,38 @@ export function brokerConfigFromArgs(args: string[], embedded: boolean): BrokerC
   if (retentionEvery !== undefined) {
     config.retentionCheckIntervalMs = parseIntFlag(retentionEvery, "--retention-check-interval-ms");
   }
+  if (values.peers !== undefined && values.join !== undefined) {
+    throw new DbError("INVALID_CONFIG", "--peers and --join exclude each other");
+  }
   if (values.peers !== undefined) config.raft = raftConfigFromArgs(config.nodeId, values);
+  if (values.join !== undefined) {
+    if (values["raft-listen"] === undefined) {
+      throw new DbError("INVALID_CONFIG", "--join needs --raft-listen");
+    }
+    const raft = raftConfigFromArgs(config.nodeId, { ...values, peers: values.join }, "--join");
+    config.raft = { ...raft, joining: true };
+  }
   return config;
 }
 
 function raftConfigFromArgs(
   nodeId: number,
-  values: { peers?: string; "raft-listen"?: string; "raft-tick-ms"?: string },
+  values: {
+    peers?: string;
+    "raft-listen"?: string;
+    "raft-tick-ms"?: string;
+    "raft-snapshot-entries"?: string;
+  },
+  flag = "--peers",
 ): RaftClusterConfig {
   let peers;
   try {
     peers = parsePeers(values.peers ?? "");
   } catch (error) {
-    throw new DbError("INVALID_CONFIG", `--peers: ${(error as Error).message}`);
+    throw new DbError("INVALID_CONFIG", `${flag}: ${(error as Error).message}`);
+  }
+  if (flag === "--join" && peers.length === 0) {
+    throw new DbError("INVALID_CONFIG", "--join names no broker");
   }
   const self = peers.find((p) => p.id === nodeId);
   const listen =
@@ -225,6 +255,10 @@ function raftConfigFromArgs(
     listenPort: listen.port,
     peers,
     tickMs: tick === undefined ? 25 : parseIntFlag(tick, "--raft-tick-ms"),
+    snapshotEntries:
+      values["raft-snapshot-entries"] === undefined
+        ? undefined
+        : Math.max(1, parseIntFlag(values["raft-snapshot-entries"], "--raft-snapshot-entries")),
     replicationFactor: 3,
   };
 }
@@ -628,6 +662,8 @@ async function main(argv: string[]): Promise<void> {
       return runBackup(rest);
     case "backups":
       return runBackups(rest);
+    case "reassign":
+      return runReassign(rest);
     case undefined:
     case "help":
     case "--help":

@@ -142,7 +142,11 @@ export function validateBrokerConfig(config: BrokerConfig): void {
   }
   if (config.raft !== undefined) {
     const ids = config.raft.peers.map((p) => p.id);
-    if (!ids.includes(config.nodeId)) fail(`--peers does not name this broker (${config.nodeId})`);
+    if (config.raft.joining === true) {
+      if (ids.includes(config.nodeId)) fail(`--join names this broker (${config.nodeId})`);
+    } else if (!ids.includes(config.nodeId)) {
+      fail(`--peers does not name this broker (${config.nodeId})`);
+    }
     if (new Set(ids).size !== ids.length) fail("--peers names a broker twice");
     if (ids.some((id) => !Number.isInteger(id) || id < 1 || id > 1_000_000)) {
       fail("broker ids in --peers must be 1..1000000");

@@ -24,6 +24,7 @@
 // group and registers this broker; close() stops every group and the transport.
 // Concurrency: event-loop only; controller entries apply one at a time in log order.
 import { randomUUID } from "node:crypto";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { DbError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
@@ -31,20 +32,29 @@ import type { BrokerConfig } from "../config.js";
 import { readBatchHeader } from "../records/batch-header.js";
 import type { Partition, ProduceOutcome } from "../partition/partition.js";
 import type { Topic, TopicDefinition, TopicManager } from "../partition/topic-manager.js";
-import { RaftGroup } from "../raft/raft-group.js";
+import { RaftGroup, type StateMachine } from "../raft/raft-group.js";
 import { RaftTransport, type PeerAddress } from "../raft/transport.js";
 import type { Entry, NodeId, SoftState } from "../raft/types.js";
+import type { ConfChange } from "../raft/raft.js";
 import { RaftProbe } from "./raft-probe.js";
 import type { Registry } from "prom-client";
 
 export interface RaftClusterConfig {
   listenHost: string;
   listenPort: number;
+  /** The controller quorum: every voter of the controller group (KRaft's controller.quorum.voters). */
   peers: PeerAddress[];
+  /**
+   * This broker is not in `peers`: it joined later (`--join`). It registers through the
+   * controller, follows the controller log as a learner and hosts the replicas it is given.
+   */
+  joining?: boolean;
   /** Raft tick; the election timeout is 12-24 ticks, heartbeats every 2. */
   tickMs: number;
   /** Replication factor of new topics, capped by the number of brokers. */
   replicationFactor: number;
+  /** The controller group snapshots every this many applied entries (default 10 000). */
+  snapshotEntries?: number;
 }
 
 /** Committed offsets as they travel in a controller entry (offsets as decimal strings). */
@@ -75,9 +85,32 @@ export interface OffsetsSink {
 }
 
 type ControllerCommand =
-  | { type: "registerBroker"; id: NodeId; host: string; port: number }
+  | {
+      type: "registerBroker";
+      id: NodeId;
+      host: string;
+      port: number;
+      /** Its Raft address, so brokers that did not know it from --peers can reach it. */
+      raftHost?: string;
+      raftPort?: number;
+    }
   | { type: "createTopic"; definition: TopicDefinition; replicas: NodeId[][] }
-  | { type: "commitOffsets"; origin: string; groupId: string; topics: ReplicatedOffsets[] };
+  /** Grows a topic to `total` partitions; `replicas` are those of the new ones. */
+  | { type: "addPartitions"; topic: string; total: number; replicas: NodeId[][] }
+  | { type: "commitOffsets"; origin: string; groupId: string; topics: ReplicatedOffsets[] }
+  /** Starts moving a partition to `target` (its first broker becomes the preferred leader). */
+  | { type: "reassign"; topic: string; partition: number; target: NodeId[] }
+  /** The partition group's voters are now `target`: the move is over. */
+  | { type: "reassignDone"; topic: string; partition: number; target: NodeId[] };
+
+/** A partition move in progress (ListPartitionReassignments shows these). */
+export interface Reassignment {
+  topic: string;
+  partition: number;
+  /** The replicas before the move. */
+  current: NodeId[];
+  target: NodeId[];
+}
 
 export interface PartitionView {
   replicas: NodeId[];
@@ -90,8 +123,24 @@ export interface PartitionView {
 
 export type ReplicatedOutcome = Omit<ProduceOutcome, "durable">;
 
+/** The controller's state machine as a snapshot holds it (JSON). */
+interface ControllerSnapshot {
+  version: 1;
+  brokers: [NodeId, { host: string; port: number; raftHost?: string; raftPort?: number }][];
+  topics: { definition: TopicDefinition; replicas: NodeId[][] }[];
+  reassignments: Reassignment[];
+  /** The latest replicated commit of every group's partitions. */
+  offsets: { groupId: string; topics: ReplicatedOffsets[] }[];
+}
+
 const CONTROLLER = "controller";
 const FORWARD = "controller-forward";
+/** Notices from partition leaders naming themselves, for brokers that host no replica. */
+const LEADERS = "leaders";
+/** How often leaders drive reassignments and announce themselves. */
+const DRIVE_MS = 200;
+/** A learner this close to the leader's last index is promoted to voter. */
+const CATCH_UP_ENTRIES = 64;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -99,6 +148,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 function partitionGroupName(topic: string, index: number): string {
   return `p/${topic}/${index}`;
 }
+
+const sameSet = (a: readonly NodeId[], b: readonly NodeId[]): boolean =>
+  a.length === b.length && a.every((id) => b.includes(id));
 
 /** Small stable string hash, to spread preferred leaders of different topics. */
 function hashOf(text: string): number {
@@ -156,8 +208,28 @@ function applyProduceEntry(partition: Partition, entry: Entry): ReplicatedOutcom
 }
 
 export class BrokerCluster {
-  private readonly brokers = new Map<NodeId, { host: string; port: number }>();
+  private readonly brokers = new Map<
+    NodeId,
+    { host: string; port: number; raftHost?: string; raftPort?: number }
+  >();
   private readonly assignments = new Map<string, NodeId[][]>();
+  /** Moves in progress, by partition group name. */
+  private readonly reassignments = new Map<string, Reassignment>();
+  /** Partition group name → the leader another broker announced (see LEADERS). */
+  private readonly remoteLeaders = new Map<string, { leader: NodeId; term: number; at: number }>();
+  /** Membership changes in flight, by group name: one at a time per group. */
+  private readonly changing = new Set<string>();
+  /** The controller's commit index at start: partition groups open once it is replayed. */
+  private replayTo = 0;
+  private replayed = false;
+  private syncing: Promise<void> = Promise.resolve();
+  private driveTimer: NodeJS.Timeout | null = null;
+  /** groupId → "topic\0partition" → the latest replicated commit (for controller snapshots). */
+  private readonly replicatedOffsets = new Map<
+    string,
+    Map<string, { name: string; partition: ReplicatedOffsets["partitions"][number] }>
+  >();
+  private driveRound = 0;
   private readonly groups = new Map<string, RaftGroup>();
   private readonly lostLeaderAt = new Map<string, number>();
   private controller: RaftGroup | null = null;
@@ -195,27 +267,41 @@ export class BrokerCluster {
         else this.groups.get(group)?.step(message);
       },
       onNotice: (group, payload) => {
+        if (group === LEADERS) return this.leadersNoticed(payload);
         if (group !== FORWARD || this.controller?.isLeader() !== true) return;
         this.controller.propose(payload).catch(() => undefined);
       },
     });
+    // A joining broker starts with no voters: it never campaigns, and learns the
+    // controller's configuration from the log once the leader adds it as a learner.
+    const voters = this.raft.joining === true ? [] : this.raft.peers.map((p) => p.id);
     this.controller = await this.openGroup(
       CONTROLLER,
-      this.raft.peers.map((p) => p.id),
+      voters,
       join(this.config.dataDir, "raft", "controller"),
-      { apply: (entry) => this.applyController(entry) },
+      {
+        apply: (entry) => this.applyController(entry),
+        snapshot: () => this.controllerSnapshot(),
+        restore: (snapshot) => this.restoreController(snapshot.data),
+      },
+      this.raft.snapshotEntries,
     );
-    await this.transport.listen();
-    void this.register(advertised);
+    this.replayTo = this.controller.status().commit;
+    this.replayed = this.replayTo === 0;
+    const raftAddress = await this.transport.listen();
+    void this.register(advertised, raftAddress);
     this.balanceTimer = setInterval(() => this.balanceLeaders(), 3000);
     this.balanceTimer.unref();
+    this.driveTimer = setInterval(() => this.drive(), DRIVE_MS);
+    this.driveTimer.unref();
   }
 
   private async openGroup(
     name: string,
     voters: NodeId[],
     dir: string,
-    stateMachine: { apply: (entry: Entry) => unknown },
+    stateMachine: StateMachine,
+    snapshotEntries?: number,
   ): Promise<RaftGroup> {
     return RaftGroup.open({
       group: name,
@@ -228,6 +314,8 @@ export class BrokerCluster {
       tickMs: this.raft.tickMs,
       onSoftState: (soft) => this.leadershipChanged(name, soft),
       onCommitLatency: (seconds) => this.probe.committed(name, seconds),
+      onSnapshot: (event) => this.probe.snapshot(name, event.kind, event.bytes),
+      snapshotEntries,
     });
   }
 
@@ -272,6 +360,15 @@ export class BrokerCluster {
   }
 
   private async applyOffsets(command: ControllerCommand & { type: "commitOffsets" }) {
+    let latest = this.replicatedOffsets.get(command.groupId);
+    if (latest === undefined) {
+      latest = new Map();
+      this.replicatedOffsets.set(command.groupId, latest);
+    }
+    for (const t of command.topics) {
+      for (const p of t.partitions)
+        latest.set(`${t.name}\0${p.partitionIndex}`, { name: t.name, partition: p });
+    }
     // The coordinator stored its own commits before proposing them; applying them again
     // could move a newer commit back. After a restart (a new incarnation) it applies all.
     if (command.origin === this.incarnation || this.offsetsSink === null) return;
@@ -289,29 +386,198 @@ export class BrokerCluster {
 
   private async applyController(entry: Entry): Promise<void> {
     const command = JSON.parse(decoder.decode(entry.data)) as ControllerCommand;
-    if (command.type === "registerBroker") {
-      this.brokers.set(command.id, { host: command.host, port: command.port });
-      return;
+    await this.applyCommand(command);
+    if (entry.index >= this.replayTo) {
+      this.replayed = true;
+      await this.syncGroups();
     }
-    if (command.type === "commitOffsets") return this.applyOffsets(command);
-    const name = command.definition.name;
-    if (this.assignments.has(name)) return;
-    this.assignments.set(name, command.replicas);
-    await this.topics.createLocal(command.definition);
-    const topic = this.topics.get(name)!;
-    for (const [index, replicas] of command.replicas.entries()) {
-      if (!replicas.includes(this.nodeId)) continue;
-      const partition = topic.partitions[index]!;
-      const group = partitionGroupName(name, index);
-      const dir = join(this.config.dataDir, "raft", "partitions", name, String(index));
-      const opened = await this.openGroup(group, replicas, dir, {
-        apply: (e) => applyProduceEntry(partition, e),
-      });
-      this.groups.set(group, opened);
-      // A brand-new group's preferred replica campaigns at once rather than after an
-      // election timeout, so a new topic takes produces sooner (an ordinary Raft campaign).
-      if (replicas[0] === this.nodeId && opened.status().term === 0) opened.campaign();
+  }
+
+  private async applyCommand(command: ControllerCommand): Promise<void> {
+    switch (command.type) {
+      case "registerBroker": {
+        const { id, host, port, raftHost, raftPort } = command;
+        this.brokers.set(id, { host, port, raftHost, raftPort });
+        if (raftHost !== undefined && raftPort !== undefined) {
+          this.transport?.addPeer({ id, host: raftHost, port: raftPort });
+        }
+        return;
+      }
+      case "commitOffsets":
+        return this.applyOffsets(command);
+      case "createTopic": {
+        const name = command.definition.name;
+        if (this.assignments.has(name)) return;
+        this.assignments.set(name, command.replicas);
+        await this.topics.createLocal(command.definition);
+        return;
+      }
+      case "addPartitions": {
+        const replicasOf = this.assignments.get(command.topic);
+        if (replicasOf === undefined || replicasOf.length >= command.total) return;
+        if (replicasOf.length + command.replicas.length !== command.total) return;
+        replicasOf.push(...command.replicas);
+        await this.topics.addPartitionsLocal(command.topic, command.total);
+        return;
+      }
+      case "reassign": {
+        // Checked again here, in log order, so every broker decides the same.
+        if (this.reassignmentError(command.topic, command.partition, command.target) !== null) {
+          return;
+        }
+        const group = partitionGroupName(command.topic, command.partition);
+        const current = this.assignments.get(command.topic)![command.partition]!;
+        const pending = this.reassignments.get(group);
+        if (pending === undefined && sameSet(current, command.target)) {
+          // Only the order (the preferred leader) changes: no membership change needed.
+          this.assignments.get(command.topic)![command.partition] = [...command.target];
+          return;
+        }
+        this.reassignments.set(group, {
+          topic: command.topic,
+          partition: command.partition,
+          current: pending?.current ?? [...current],
+          target: [...command.target],
+        });
+        if (pending === undefined) this.probe.reassignmentStarted();
+        return;
+      }
+      case "reassignDone": {
+        const group = partitionGroupName(command.topic, command.partition);
+        const pending = this.reassignments.get(group);
+        if (pending === undefined || !sameSet(pending.target, command.target)) return;
+        this.assignments.get(command.topic)![command.partition] = [...pending.target];
+        this.reassignments.delete(group);
+        this.probe.reassignmentFinished();
+        this.logger.info("reassignment done", { group, replicas: pending.target });
+        return;
+      }
     }
+  }
+
+  /** The controller state as of the last applied entry (see ControllerSnapshot). */
+  private controllerSnapshot(): Uint8Array {
+    const topics = [...this.assignments].map(([name, replicas]) => ({
+      definition: this.topics.get(name)!.definition,
+      replicas,
+    }));
+    const offsets = [...this.replicatedOffsets].map(([groupId, latest]) => {
+      const byTopic = new Map<string, ReplicatedOffsets>();
+      for (const { name, partition } of latest.values()) {
+        let topic = byTopic.get(name);
+        if (topic === undefined) {
+          topic = { name, partitions: [] };
+          byTopic.set(name, topic);
+        }
+        topic.partitions.push(partition);
+      }
+      return { groupId, topics: [...byTopic.values()] };
+    });
+    const snapshot: ControllerSnapshot = {
+      version: 1,
+      brokers: [...this.brokers],
+      topics,
+      reassignments: [...this.reassignments.values()],
+      offsets,
+    };
+    return encoder.encode(JSON.stringify(snapshot));
+  }
+
+  /**
+   * Replaces the controller state with a snapshot's: at start (the topic folders were
+   * wiped) or when the leader sends one to a broker too far behind. Topics and brokers only
+   * ever get added, so this adds what is missing; offsets go to the coordinator's store.
+   */
+  private async restoreController(data: Uint8Array): Promise<void> {
+    const snapshot = JSON.parse(decoder.decode(data)) as ControllerSnapshot;
+    if (snapshot.version !== 1) {
+      throw new DbError("CORRUPT_DATA", `controller snapshot version ${snapshot.version}`);
+    }
+    for (const [id, address] of snapshot.brokers) {
+      await this.applyCommand({ type: "registerBroker", id, ...address });
+    }
+    for (const { definition, replicas } of snapshot.topics) {
+      await this.applyCommand({ type: "createTopic", definition, replicas });
+      this.assignments.set(definition.name, replicas);
+      // A topic this broker knew with fewer partitions grew meanwhile.
+      await this.topics.addPartitionsLocal(definition.name, replicas.length);
+    }
+    this.reassignments.clear();
+    for (const move of snapshot.reassignments) {
+      this.reassignments.set(partitionGroupName(move.topic, move.partition), move);
+    }
+    this.probe.reassignmentsInProgress(this.reassignments.size);
+    for (const { groupId, topics } of snapshot.offsets) {
+      // Origin "": applied by every broker, this one included.
+      await this.applyOffsets({ type: "commitOffsets", origin: "", groupId, topics });
+    }
+    if (this.replayed) await this.syncGroups();
+  }
+
+  /**
+   * Opens the partition groups this broker should run and closes those it should not: a
+   * replica of the current assignment, or a target of a move in progress. Serialized, and
+   * only once the controller log is replayed, so a restart never opens a group from a
+   * stale assignment.
+   */
+  private syncGroups(): Promise<void> {
+    const run = this.syncing.then(() => this.syncGroupsNow());
+    this.syncing = run.catch((error) => {
+      this.logger.error("opening or closing partition groups failed", { error });
+    });
+    return run;
+  }
+
+  private async syncGroupsNow(): Promise<void> {
+    if (!this.replayed || this.closed) return;
+    const wanted = new Set<string>();
+    for (const [name, replicasOf] of this.assignments) {
+      const topic = this.topics.get(name);
+      if (topic === undefined) continue;
+      for (const [index, current] of replicasOf.entries()) {
+        const group = partitionGroupName(name, index);
+        const pending = this.reassignments.get(group);
+        if (!current.includes(this.nodeId) && pending?.target.includes(this.nodeId) !== true) {
+          continue;
+        }
+        wanted.add(group);
+        if (this.groups.has(group)) continue;
+        const partition = topic.partitions[index]!;
+        if (partition.logEndOffset > 0n) {
+          // It held this replica earlier in this process's life: its derived partition log
+          // would be appended to twice. It stays out until a restart rebuilds the log.
+          this.logger.error("replica returns to a broker holding old data; restart it", {
+            group,
+          });
+          continue;
+        }
+        // A replica of the assignment starts as one of its voters (only ever used when its
+        // storage is new: at topic creation). A replica being added starts with no voters
+        // and learns the configuration from the leader, which adds it as a learner.
+        const voters = current.includes(this.nodeId) ? current : [];
+        const opened = await this.openGroup(group, voters, this.groupDir(name, index), {
+          apply: (e) => applyProduceEntry(partition, e),
+        });
+        this.groups.set(group, opened);
+        // A brand-new group's preferred replica campaigns at once rather than after an
+        // election timeout, so a new topic takes produces sooner (an ordinary Raft campaign).
+        const fresh = opened.status().term === 0 && opened.status().lastIndex === 0;
+        if (fresh && pending === undefined && current[0] === this.nodeId) opened.campaign();
+      }
+    }
+    for (const [group, opened] of this.groups) {
+      if (wanted.has(group)) continue;
+      // Moved away: this broker is no longer a replica. Its Raft log goes; the derived
+      // partition log stays until the next start wipes it (README, "Not done yet").
+      this.groups.delete(group);
+      await opened.close();
+      await rm(opened.options.dir, { recursive: true, force: true });
+      this.logger.info("replica moved away", { group });
+    }
+  }
+
+  private groupDir(topic: string, index: number): string {
+    return join(this.config.dataDir, "raft", "partitions", topic, String(index));
   }
 
   /** Proposes on the controller leader: here, or forwarded to it over the transport. */
@@ -324,14 +590,36 @@ export class BrokerCluster {
       return;
     }
     const leader = controller.leader();
-    if (leader !== null && leader !== this.nodeId) this.transport?.notify(leader, FORWARD, payload);
+    if (leader !== null && leader !== this.nodeId) {
+      this.transport?.notify(leader, FORWARD, payload);
+    } else if (this.raft.joining === true) {
+      // A joining broker hears from no leader until it is a learner, which needs this very
+      // registration: it asks every voter, and only the leader acts on it.
+      for (const peer of this.raft.peers) this.transport?.notify(peer.id, FORWARD, payload);
+    }
   }
 
-  private async register(advertised: { host: string; port: number }): Promise<void> {
-    const command: ControllerCommand = { type: "registerBroker", id: this.nodeId, ...advertised };
+  private async register(
+    advertised: { host: string; port: number },
+    raftAddress: { host: string; port: number },
+  ): Promise<void> {
+    const command: ControllerCommand = {
+      type: "registerBroker",
+      id: this.nodeId,
+      ...advertised,
+      raftHost: raftAddress.host,
+      raftPort: raftAddress.port,
+    };
     while (!this.closed) {
       const known = this.brokers.get(this.nodeId);
-      if (known?.host === advertised.host && known.port === advertised.port) return;
+      if (
+        known?.host === advertised.host &&
+        known.port === advertised.port &&
+        known.raftHost === command.raftHost &&
+        known.raftPort === command.raftPort
+      ) {
+        return;
+      }
       this.submit(command);
       await sleep(200);
     }
@@ -370,6 +658,47 @@ export class BrokerCluster {
       await sleep(10);
     }
     throw new DbError("TIMEOUT", `topic '${name}' was not created within ${timeoutMs} ms`);
+  }
+
+  /**
+   * Grows a topic cluster-wide (CreatePartitions) and waits until this broker applied it.
+   * The new partitions get replicas as createTopic would have given them.
+   */
+  async createPartitions(
+    name: string,
+    total: number,
+    validateOnly: boolean,
+    timeoutMs = 10_000,
+  ): Promise<void> {
+    this.topics.checkAddPartitions(name, total);
+    if (validateOnly) return;
+    const current = this.assignments.get(name)?.length ?? 0;
+    const all = assignReplicas(name, total, [...this.brokers.keys()], this.raft.replicationFactor);
+    const command: ControllerCommand = {
+      type: "addPartitions",
+      topic: name,
+      total,
+      replicas: all.slice(current),
+    };
+    const deadline = Date.now() + timeoutMs;
+    let lastSubmit = 0;
+    while (Date.now() < deadline && !this.closed) {
+      const partitions = this.topics.get(name)?.definition.partitions ?? 0;
+      if (partitions >= total) return;
+      const assigned = this.assignments.get(name)?.length ?? 0;
+      if (assigned !== current && assigned !== total) {
+        throw new DbError(
+          "INVALID_ARGUMENT",
+          `topic '${name}' changed its partition count meanwhile`,
+        );
+      }
+      if (Date.now() - lastSubmit > 500) {
+        this.submit(command);
+        lastSubmit = Date.now();
+      }
+      await sleep(10);
+    }
+    throw new DbError("TIMEOUT", `partitions of '${name}' were not added within ${timeoutMs} ms`);
   }
 
   private replicasWanted(): number {
@@ -427,14 +756,29 @@ export class BrokerCluster {
     return this.partitionGroup(topic, index)?.isLeader() === true;
   }
 
+  /** The replicas of a partition; during a move, the old ones and the new ones (as Kafka). */
+  replicasOf(topic: string, index: number): NodeId[] {
+    const current = this.assignments.get(topic)?.[index] ?? [];
+    const pending = this.reassignments.get(partitionGroupName(topic, index));
+    if (pending === undefined) return current;
+    return [...pending.target, ...current.filter((id) => !pending.target.includes(id))];
+  }
+
   partitionView(topic: string, index: number): PartitionView {
-    const replicas = this.assignments.get(topic)?.[index] ?? [];
+    const replicas = this.replicasOf(topic, index);
     const group = this.partitionGroup(topic, index);
     if (group === undefined) {
-      // Not hosted here, or its group is still opening: name another replica as a hint.
-      const hosted = replicas.includes(this.nodeId);
+      // Not hosted here, or its group is still opening: the leader its leader announced,
+      // else another replica as a hint (a wrong one costs the client a metadata refresh).
+      const name = partitionGroupName(topic, index);
+      const announced = this.remoteLeaders.get(name);
       const others = replicas.filter((id) => id !== this.nodeId);
-      const leader = hosted && others.length > 0 ? others[0]! : null;
+      let leader: NodeId | null = null;
+      if (announced !== undefined && Date.now() - announced.at < 3000) {
+        leader = announced.leader;
+      } else if (others.length > 0) {
+        leader = others[Math.floor(Date.now() / 1000) % others.length]!;
+      }
       return { replicas, local: false, leader, leaderEpoch: -1, isr: replicas };
     }
     const status = group.status();
@@ -477,7 +821,7 @@ export class BrokerCluster {
   }
 
   brokerList(): { nodeId: NodeId; host: string; port: number }[] {
-    return [...this.brokers].map(([nodeId, a]) => ({ nodeId, ...a }));
+    return [...this.brokers].map(([nodeId, a]) => ({ nodeId, host: a.host, port: a.port }));
   }
 
   /** The group coordinator: the controller's leader (group state is not replicated yet). */
@@ -485,7 +829,9 @@ export class BrokerCluster {
     const leader = this.controller?.leader() ?? null;
     if (leader === null) return null;
     const address = this.brokers.get(leader);
-    return address === undefined ? null : { nodeId: leader, ...address };
+    return address === undefined
+      ? null
+      : { nodeId: leader, host: address.host, port: address.port };
   }
 
   /** Reported as Metadata's controller; any broker takes CreateTopics (it forwards them),
@@ -498,7 +844,8 @@ export class BrokerCluster {
   /** Hands partitions back to their preferred (first) replica once it has caught up. */
   private balanceLeaders(): void {
     for (const [name, group] of this.groups) {
-      if (!name.startsWith("p/") || !group.isLeader()) continue;
+      // During a move the driver (below) decides who leads.
+      if (!name.startsWith("p/") || !group.isLeader() || this.reassignments.has(name)) continue;
       const [, topic, index] = /^p\/(.+)\/(\d+)$/.exec(name) ?? [];
       const preferred = this.assignments.get(topic ?? "")?.[Number(index)]?.[0];
       if (preferred === undefined || preferred === this.nodeId) continue;
@@ -508,9 +855,179 @@ export class BrokerCluster {
     }
   }
 
+  // ---- reassignments (AlterPartitionReassignments) ----
+
+  /** Why moving topic-partition to target is refused, or null. */
+  reassignmentError(topic: string, partition: number, target: readonly NodeId[]): string | null {
+    const replicasOf = this.assignments.get(topic);
+    if (replicasOf === undefined) return `unknown topic '${topic}'`;
+    if (!Number.isInteger(partition) || partition < 0 || partition >= replicasOf.length) {
+      return `topic '${topic}' has no partition ${partition}`;
+    }
+    if (target.length === 0) return "the replica list is empty";
+    if (new Set(target).size !== target.length) return "the replica list names a broker twice";
+    const unknown = target.filter((id) => !this.brokers.has(id));
+    if (unknown.length > 0) return `unknown broker(s) ${unknown.join(",")}`;
+    return null;
+  }
+
+  /**
+   * Starts moving a partition's replicas to `target` through the controller, and resolves
+   * once the controller (as applied on this broker) has it. The move itself runs in the
+   * partition's Raft group: its leader adds each new replica as a learner, promotes it
+   * once caught up, hands leadership away if it is itself leaving, removes the old
+   * replicas one by one, and then reports the move done to the controller.
+   */
+  async reassign(
+    topic: string,
+    partition: number,
+    target: NodeId[],
+    timeoutMs = 10_000,
+  ): Promise<void> {
+    const error = this.reassignmentError(topic, partition, target);
+    if (error !== null) throw new DbError("INVALID_ARGUMENT", error);
+    const group = partitionGroupName(topic, partition);
+    const command: ControllerCommand = { type: "reassign", topic, partition, target };
+    const accepted = (): boolean => {
+      const pending = this.reassignments.get(group);
+      if (pending !== undefined) return pending.target.join() === target.join();
+      return this.assignments.get(topic)?.[partition]?.join() === target.join();
+    };
+    const deadline = Date.now() + timeoutMs;
+    let lastSubmit = 0;
+    while (Date.now() < deadline && !this.closed) {
+      if (accepted()) return;
+      if (Date.now() - lastSubmit > 500) {
+        this.submit(command);
+        lastSubmit = Date.now();
+      }
+      await sleep(10);
+    }
+    throw new DbError("TIMEOUT", `the controller did not take the reassignment of ${group}`);
+  }
+
+  /** Moves in progress, as this broker's controller state has them. */
+  listReassignments(): Reassignment[] {
+    return [...this.reassignments.values()].map((r) => ({
+      ...r,
+      current: [...r.current],
+      target: [...r.target],
+    }));
+  }
+
+  /** Runs every DRIVE_MS: controller learners, moves, and leader announcements. */
+  private drive(): void {
+    if (this.closed) return;
+    if (!this.replayed && this.controller !== null) {
+      if (this.controller.status().applied >= this.replayTo) {
+        this.replayed = true;
+        void this.syncGroups();
+      }
+    }
+    this.addControllerLearners();
+    for (const [name, move] of this.reassignments) this.driveMove(name, move);
+    if (++this.driveRound % 3 === 0) this.announceLeaders();
+  }
+
+  /** The controller leader makes every registered broker outside its quorum a learner. */
+  private addControllerLearners(): void {
+    const controller = this.controller;
+    if (controller === null || !controller.isLeader() || this.changing.has(CONTROLLER)) return;
+    const { voters, learners } = controller.status();
+    const missing = [...this.brokers.keys()].find(
+      (id) => !voters.includes(id) && !learners.includes(id),
+    );
+    if (missing === undefined) return;
+    this.changeMembership(controller, { type: "addLearner", node: missing });
+  }
+
+  private changeMembership(group: RaftGroup, change: ConfChange): void {
+    this.changing.add(group.name);
+    this.logger.info("membership change", { group: group.name, ...change });
+    group
+      .proposeConfChange(change)
+      .then(() => this.probe.membershipChanged(group.name, change.type))
+      .catch((error) =>
+        this.logger.debug("membership change not made", { group: group.name, error }),
+      )
+      .finally(() => this.changing.delete(group.name));
+  }
+
+  /** One step of a move, on the partition group's leader (single-server changes only). */
+  private driveMove(name: string, move: Reassignment): void {
+    const group = this.groups.get(name);
+    if (group === undefined || !group.isLeader() || this.changing.has(name)) return;
+    const status = group.status();
+    if (status.transferee !== null) return;
+    const { voters, learners } = status;
+    const target = move.target;
+    const missing = target.find((id) => !voters.includes(id) && !learners.includes(id));
+    if (missing !== undefined) {
+      return this.changeMembership(group, { type: "addLearner", node: missing });
+    }
+    for (const learner of learners) {
+      if (!target.includes(learner)) {
+        return this.changeMembership(group, { type: "removeVoter", node: learner });
+      }
+      // Promoted only once nearly caught up, so the new voter does not stall commits.
+      if (status.lastIndex - (group.followerMatch(learner) ?? 0) <= CATCH_UP_ENTRIES) {
+        return this.changeMembership(group, { type: "addVoter", node: learner });
+      }
+    }
+    if (learners.length > 0) return;
+    const leaving = voters.filter((id) => !target.includes(id));
+    if (leaving.length > 0) {
+      if (leaving.includes(this.nodeId)) {
+        // The leader leaves last: it hands leadership to a caught-up new replica first.
+        const heir =
+          target.find((id) => group.followerMatch(id) === status.lastIndex) ?? target[0]!;
+        group.transferLeadership(heir);
+        return;
+      }
+      return this.changeMembership(group, { type: "removeVoter", node: leaving[0]! });
+    }
+    // Voters are the target: the move is done (resubmitted each round until applied).
+    this.submit({ type: "reassignDone", topic: move.topic, partition: move.partition, target });
+  }
+
+  /** Tells every other broker which partitions this one leads (for their Metadata). */
+  private announceLeaders(): void {
+    const led: [string, NodeId, number][] = [];
+    for (const [name, group] of this.groups) {
+      if (group.isLeader()) led.push([name, this.nodeId, group.status().term]);
+    }
+    if (led.length === 0) return;
+    const payload = Buffer.from(JSON.stringify(led));
+    for (const id of this.brokers.keys()) {
+      if (id !== this.nodeId) this.transport?.notify(id, LEADERS, payload);
+    }
+  }
+
+  private leadersNoticed(payload: Buffer): void {
+    let led: unknown;
+    try {
+      led = JSON.parse(payload.toString("utf8"));
+    } catch {
+      return;
+    }
+    if (!Array.isArray(led)) return;
+    const now = Date.now();
+    for (const item of led as unknown[]) {
+      if (!Array.isArray(item) || item.length !== 3) continue;
+      const [name, leader, term] = item as [unknown, unknown, unknown];
+      if (typeof name !== "string" || typeof leader !== "number" || typeof term !== "number") {
+        continue;
+      }
+      const known = this.remoteLeaders.get(name);
+      if (known !== undefined && known.term > term && now - known.at < 3000) continue;
+      this.remoteLeaders.set(name, { leader, term, at: now });
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.balanceTimer !== null) clearInterval(this.balanceTimer);
+    if (this.driveTimer !== null) clearInterval(this.driveTimer);
     await this.transport?.close();
     for (const group of this.groups.values()) await group.close();
     await this.controller?.close();

@@ -10,6 +10,12 @@ export class RaftProbe {
   private readonly commitSeconds: Histogram<"group">;
   private readonly followerLag: Gauge<"group" | "follower">;
   private readonly electionSeconds: Histogram<"group">;
+  private readonly reassignmentsActive: Gauge;
+  private readonly reassignmentsStarted: Counter;
+  private readonly reassignmentsDone: Counter;
+  private readonly membershipChanges: Counter<"group" | "change">;
+  private readonly snapshots: Counter<"group" | "kind">;
+  private readonly snapshotBytes: Gauge<"group">;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -51,6 +57,39 @@ export class RaftProbe {
       buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10],
       registers,
     });
+    this.reassignmentsActive = new Gauge({
+      name: "logkv_raft_reassignments_in_progress",
+      help: "Partition moves the controller has started and not finished",
+      registers,
+    });
+    this.reassignmentsStarted = new Counter({
+      name: "logkv_raft_reassignments_started_total",
+      help: "Partition moves started (applied controller commands)",
+      registers,
+    });
+    this.reassignmentsDone = new Counter({
+      name: "logkv_raft_reassignments_completed_total",
+      help: "Partition moves completed (applied controller commands)",
+      registers,
+    });
+    this.membershipChanges = new Counter({
+      name: "logkv_raft_membership_changes_total",
+      help: "Membership changes this broker proposed as leader and saw applied",
+      labelNames: ["group", "change"],
+      registers,
+    });
+    this.snapshots = new Counter({
+      name: "logkv_raft_snapshots_total",
+      help: "Snapshots taken (log compaction) or installed (sent by the leader), by group",
+      labelNames: ["group", "kind"],
+      registers,
+    });
+    this.snapshotBytes = new Gauge({
+      name: "logkv_raft_snapshot_bytes",
+      help: "Size of the group's latest snapshot",
+      labelNames: ["group"],
+      registers,
+    });
   }
 
   leaderChanged(group: string, term: number, leading: boolean, electionSeconds: number | null) {
@@ -66,5 +105,28 @@ export class RaftProbe {
 
   followerBehind(group: string, follower: number, entries: number): void {
     this.followerLag.set({ group, follower: String(follower) }, entries);
+  }
+
+  reassignmentStarted(): void {
+    this.reassignmentsStarted.inc();
+    this.reassignmentsActive.inc();
+  }
+
+  reassignmentFinished(): void {
+    this.reassignmentsDone.inc();
+    this.reassignmentsActive.dec();
+  }
+
+  snapshot(group: string, kind: "taken" | "installed", bytes: number): void {
+    this.snapshots.inc({ group, kind });
+    this.snapshotBytes.set({ group }, bytes);
+  }
+
+  reassignmentsInProgress(count: number): void {
+    this.reassignmentsActive.set(count);
+  }
+
+  membershipChanged(group: string, change: string): void {
+    this.membershipChanges.inc({ group, change });
   }
 }

@@ -268,6 +268,13 @@ export class TopicManager {
 
   async addPartitions(name: string, total: number, validateOnly: boolean): Promise<void> {
     this.refuseIfReplicated("adding partitions");
+    this.checkAddPartitions(name, total);
+    if (validateOnly) return;
+    await this.addPartitionsLocal(name, total);
+  }
+
+  /** Throws unless `name` may grow to `total` partitions. */
+  checkAddPartitions(name: string, total: number): void {
     const topic = this.topics.get(name);
     if (topic === undefined) throw new DbError("NOT_FOUND", `unknown topic '${name}'`);
     const current = topic.definition.partitions;
@@ -283,7 +290,14 @@ export class TopicManager {
         `partitions must be <= ${this.config.limits.partitionsPerTopicMax}`,
       );
     }
-    if (validateOnly) return;
+  }
+
+  /** Grows a topic to `total` partitions (also as the controller group committed it). */
+  async addPartitionsLocal(name: string, total: number): Promise<void> {
+    const topic = this.topics.get(name);
+    if (topic === undefined) throw new DbError("NOT_FOUND", `unknown topic '${name}'`);
+    const current = topic.definition.partitions;
+    if (total <= current) return;
     const definition = { ...topic.definition, partitions: total };
     for (let index = current; index < total; index++) {
       topic.partitions.push(await this.openPartition(name, index, topic.config));

@@ -151,17 +151,33 @@ export function readHardState(r: Reader): HardState {
   return { term, vote: vote === 0 ? null : vote, commit: r.u64() };
 }
 
+// Conf: voter count u32 | voters u64... [| learner count u32 | learners u64...]. The
+// learner part is present only when the count's top bit is set, so encodings written
+// before learners existed still read the same.
+const HAS_LEARNERS = 0x8000_0000;
+
 function writeConf(w: Writer, conf: ConfState): void {
-  w.u32(conf.voters.length);
+  const learners = conf.learners ?? [];
+  w.u32(conf.voters.length + (learners.length > 0 ? HAS_LEARNERS : 0));
   for (const v of conf.voters) w.u64(v);
+  if (learners.length === 0) return;
+  w.u32(learners.length);
+  for (const v of learners) w.u64(v);
+}
+
+function readIds(r: Reader, count: number, what: string): number[] {
+  if (count > 1024) throw new CodecError(`too many ${what}`);
+  const ids: number[] = [];
+  for (let i = 0; i < count; i++) ids.push(r.u64());
+  return ids;
 }
 
 function readConf(r: Reader): ConfState {
-  const count = r.u32();
-  if (count > 1024) throw new CodecError("too many voters");
-  const voters: number[] = [];
-  for (let i = 0; i < count; i++) voters.push(r.u64());
-  return { voters };
+  const head = r.u32();
+  const voters = readIds(r, (head & ~HAS_LEARNERS) >>> 0, "voters");
+  if ((head & HAS_LEARNERS) === 0) return { voters };
+  const learners = readIds(r, r.u32(), "learners");
+  return learners.length === 0 ? { voters } : { voters, learners };
 }
 
 export function writeSnapshot(w: Writer, s: Snapshot): void {

@@ -19,12 +19,19 @@
 import { DbError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
 import { FileRaftStorage } from "./file-storage.js";
-import { RaftNode, type RaftOptions, type RaftStatus } from "./raft.js";
-import type { Entry, Message, NodeId, Ready, SoftState } from "./types.js";
+import { RaftNode, type ConfChange, type RaftOptions, type RaftStatus } from "./raft.js";
+import type { Entry, Message, NodeId, Ready, Snapshot, SoftState } from "./types.js";
 
-/** The application replicated by a group; apply runs once per committed entry, in order. */
+/**
+ * The application replicated by a group; apply runs once per committed entry, in order.
+ * A state machine that can snapshot lets the group compact its log: snapshot() returns its
+ * whole state as of the last entry applied; restore() replaces its state with a snapshot's
+ * (one a leader sent, or the group's own at open). Without them the log grows forever.
+ */
 export interface StateMachine {
   apply(entry: Entry): Promise<unknown> | unknown;
+  snapshot?(): Promise<Uint8Array> | Uint8Array;
+  restore?(snapshot: Snapshot): Promise<void> | void;
 }
 
 export interface RaftGroupOptions {
@@ -42,7 +49,14 @@ export interface RaftGroupOptions {
   inputsMax?: number;
   onSoftState?: (state: SoftState) => void;
   onCommitLatency?: (seconds: number) => void;
+  /** A snapshot was taken (compaction) or installed (sent by the leader). */
+  onSnapshot?: (event: { kind: "taken" | "installed"; index: number; bytes: number }) => void;
   fsync?: boolean;
+  /**
+   * Compact once this many entries were applied since the last snapshot (only with a
+   * state machine that snapshots). Default 10 000.
+   */
+  snapshotEntries?: number;
 }
 
 export const defaultGroupRaftOptions = {
@@ -107,6 +121,15 @@ export class RaftGroup {
       storage.state(),
     );
     const group = new RaftGroup(options, raft, storage);
+    const snapshot = storage.state().snapshot;
+    if (snapshot.meta.index > 0) {
+      // The state machine starts from the last snapshot; the entries after it replay.
+      if (options.stateMachine.restore === undefined) {
+        await storage.close();
+        throw new DbError("CORRUPT_DATA", `raft group ${options.group} has a snapshot`);
+      }
+      await options.stateMachine.restore(snapshot);
+    }
     group.timer = setInterval(() => group.enqueue(() => group.raft.tick()), options.tickMs);
     return group;
   }
@@ -155,6 +178,23 @@ export class RaftGroup {
           term: result.term,
           startedAt: performance.now(),
           resolve,
+          reject,
+        });
+      });
+    });
+  }
+
+  /** Proposes a single-server membership change; resolves once it is applied here. */
+  proposeConfChange(change: ConfChange): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (!this.admit(reject)) return;
+      this.enqueue(() => {
+        const result = this.raft.proposeConfChange(change);
+        if (!result.ok) return reject(notLeader(this.name, result.error, result.leader));
+        this.waiters.set(result.index, {
+          term: result.term,
+          startedAt: performance.now(),
+          resolve: () => resolve(),
           reject,
         });
       });
@@ -223,6 +263,7 @@ export class RaftGroup {
         }
         await this.handleReady(this.raft.ready());
         if (this.closed) break;
+        await this.maybeCompact();
       }
     } catch (error) {
       this.stop(error);
@@ -232,8 +273,8 @@ export class RaftGroup {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
-    if (rd.snapshot !== null) {
-      // Groups never compact (see README), so no leader ever sends a snapshot.
+    const restore = this.options.stateMachine.restore;
+    if (rd.snapshot !== null && restore === undefined) {
       throw new DbError("INTERNAL", `raft group ${this.name} got a snapshot it cannot install`);
     }
     await this.storage.persist({
@@ -242,11 +283,49 @@ export class RaftGroup {
       hardState: rd.hardState,
     });
     for (const m of rd.messages) this.options.send(this.name, m);
+    if (rd.snapshot !== null) {
+      // Persisted first: a crash before the restore finishes restores it again at open.
+      await restore!.call(this.options.stateMachine, rd.snapshot);
+      this.applied = rd.snapshot.meta.index;
+      // Proposals the snapshot covers were never applied here one by one: their outcome is
+      // unknown to this node (as after losing leadership); reads it covers may go ahead.
+      for (const [index, waiter] of this.waiters) {
+        if (index > this.applied) continue;
+        this.waiters.delete(index);
+        waiter.reject(notLeader(this.name, "NOT_LEADER", rd.softState.leader));
+      }
+      while (this.applyWaits.length > 0 && this.applyWaits[0]!.index <= this.applied) {
+        this.applyWaits.shift()!.waiter.resolve();
+      }
+      this.options.onSnapshot?.({
+        kind: "installed",
+        index: rd.snapshot.meta.index,
+        bytes: rd.snapshot.data.byteLength,
+      });
+    }
     for (const entry of rd.committedEntries) await this.apply(entry);
     for (const rs of rd.readStates) this.readConfirmed(rs.ctx, rs.index);
     for (const ctx of rd.droppedReads) this.readFailed(ctx);
     this.raft.advance(rd);
     this.softStateChanged(rd.softState);
+  }
+
+  /**
+   * Takes a snapshot once enough entries were applied since the last one, between two
+   * Readies (nothing is in flight then): the state machine's state as of the applied index
+   * replaces the log up to it, in the core and on disk (saveSnapshot rewrites the file
+   * through a temporary file and a rename, so a crash leaves the old file or the new one).
+   */
+  private async maybeCompact(): Promise<void> {
+    const takeSnapshot = this.options.stateMachine.snapshot;
+    if (takeSnapshot === undefined) return;
+    const status = this.raft.status();
+    const since = status.applied - this.raft.snapshot().meta.index;
+    if (since < (this.options.snapshotEntries ?? 10_000)) return;
+    const data = await takeSnapshot.call(this.options.stateMachine);
+    this.raft.compact(status.applied, data);
+    await this.storage.saveSnapshot(this.raft.snapshot());
+    this.options.onSnapshot?.({ kind: "taken", index: status.applied, bytes: data.byteLength });
   }
 
   private async apply(entry: Entry): Promise<void> {

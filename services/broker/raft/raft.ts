@@ -75,7 +75,11 @@ export type RaftResult =
   | { ok: true; index: number; term: number }
   | { ok: false; error: RaftErrorCode; leader: NodeId | null };
 
-export type ConfChange = { type: "addVoter" | "removeVoter"; node: NodeId };
+/**
+ * addLearner: a new non-voting member that receives the log. addVoter: a new voter, or the
+ * promotion of a learner. removeVoter: removes a voter or a learner.
+ */
+export type ConfChange = { type: "addVoter" | "addLearner" | "removeVoter"; node: NodeId };
 
 export interface RaftStatus {
   id: NodeId;
@@ -88,6 +92,7 @@ export interface RaftStatus {
   firstIndex: number;
   lastIndex: number;
   voters: readonly NodeId[];
+  learners: readonly NodeId[];
   transferee: NodeId | null;
 }
 
@@ -158,6 +163,7 @@ export class RaftNode {
       firstIndex: this.log.firstIndex(),
       lastIndex: this.log.lastIndex(),
       voters: this.voters(),
+      learners: this.learners(),
       transferee: this.transferee,
     };
   }
@@ -181,6 +187,15 @@ export class RaftNode {
 
   private voters(): readonly NodeId[] {
     return this.log.conf().voters;
+  }
+
+  private learners(): readonly NodeId[] {
+    return this.log.conf().learners ?? [];
+  }
+
+  /** Voters and learners: everyone the leader replicates to. */
+  private members(): NodeId[] {
+    return [...this.voters(), ...this.learners()];
   }
 
   private isVoter(id: NodeId): boolean {
@@ -223,17 +238,26 @@ export class RaftNode {
     if (this.log.term(this.log.committed) !== this.term) return this.fail("NOT_COMMITTED_IN_TERM");
     if (this.log.lastConfigIndex() > this.log.committed) return this.fail("CONF_CHANGE_PENDING");
     const voters = this.voters();
-    let next: NodeId[];
+    const learners = this.learners();
+    const node = change.node;
+    let next: NodeId[] = [...voters];
+    let nextLearners: NodeId[] = learners.filter((id) => id !== node);
     if (change.type === "addVoter") {
-      if (voters.includes(change.node)) return this.fail("INVALID_CONF_CHANGE");
-      next = [...voters, change.node];
-    } else {
-      if (!voters.includes(change.node) || voters.length === 1) {
+      // A learner's promotion, or a brand-new voter: either way one voter more.
+      if (voters.includes(node)) return this.fail("INVALID_CONF_CHANGE");
+      next = [...voters, node];
+    } else if (change.type === "addLearner") {
+      if (voters.includes(node) || learners.includes(node)) {
         return this.fail("INVALID_CONF_CHANGE");
       }
-      next = voters.filter((v) => v !== change.node);
+      nextLearners = [...learners, node];
+    } else if (!learners.includes(node)) {
+      if (!voters.includes(node) || voters.length === 1) return this.fail("INVALID_CONF_CHANGE");
+      next = voters.filter((v) => v !== node);
     }
-    return this.appendAndBroadcast("config", encodeConf({ voters: next }));
+    const conf =
+      nextLearners.length === 0 ? { voters: next } : { voters: next, learners: nextLearners };
+    return this.appendAndBroadcast("config", encodeConf(conf));
   }
 
   /** Asks for a linearizable read; the answer comes as a ReadState (or a dropped ctx). */
@@ -389,7 +413,7 @@ export class RaftNode {
     this.role = "leader";
     this.leader = this.id;
     this.readSeq = 0;
-    for (const v of this.voters()) this.addProgress(v);
+    for (const v of this.members()) this.addProgress(v);
     this.progress.get(this.id)?.maybeUpdate(this.log.stabled);
     // The no-op commits the previous terms' entries (§5.4.2) and unblocks reads and config
     // changes, which wait for an entry of this term to commit.
@@ -705,16 +729,16 @@ export class RaftNode {
   private appendEntry(type: EntryType, data: Uint8Array): number {
     const index = this.log.lastIndex() + 1;
     this.log.append([{ term: this.term, index, type, data }]);
-    if (type === "config") this.applyConfToProgress(this.voters());
+    if (type === "config") this.applyConfToProgress(this.members());
     return index;
   }
 
-  private applyConfToProgress(voters: readonly NodeId[]): void {
-    for (const v of voters) this.addProgress(v);
+  private applyConfToProgress(members: readonly NodeId[]): void {
+    for (const v of members) this.addProgress(v);
     for (const id of [...this.progress.keys()]) {
-      if (!voters.includes(id)) this.progress.delete(id);
+      if (!members.includes(id)) this.progress.delete(id);
     }
-    if (this.transferee !== null && !voters.includes(this.transferee)) this.transferee = null;
+    if (this.transferee !== null && !this.isVoter(this.transferee)) this.transferee = null;
   }
 
   /** Advances the commit index to what a quorum of voters holds, if it is of this term. */

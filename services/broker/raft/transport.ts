@@ -133,6 +133,19 @@ export class RaftTransport {
     return { host: address.address, port: address.port };
   }
 
+  /**
+   * Adds a peer this transport did not know: a broker that joined after start, learnt from
+   * the controller log. A known peer keeps its address: --peers (or --join) is the
+   * operator's word on how to reach a broker (it may name a proxy or another interface
+   * than the one the broker listens on).
+   */
+  addPeer(address: PeerAddress): void {
+    if (address.id === this.options.nodeId || this.closed || this.outbound.has(address.id)) return;
+    const peer: Outbound = { address, socket: null, connected: false, retryTimer: null };
+    this.outbound.set(address.id, peer);
+    if (this.server !== null) this.connect(peer);
+  }
+
   peerIds(): NodeId[] {
     return [...this.outbound.keys()];
   }

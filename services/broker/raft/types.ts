@@ -17,9 +17,15 @@ export interface Entry {
   readonly data: Uint8Array;
 }
 
-/** The voters of a configuration. Single-server changes only ever add or remove one. */
+/**
+ * The members of a configuration. Single-server changes only ever add or remove one. Voters
+ * elect and form quorums; learners (non-voters) only receive the log, so a new replica can
+ * catch up before it counts toward commits (thesis §4.2.1).
+ */
 export interface ConfState {
   readonly voters: readonly NodeId[];
+  /** Absent or empty: no learners. */
+  readonly learners?: readonly NodeId[];
 }
 
 export interface SnapshotMeta {
@@ -155,10 +161,14 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export function encodeConf(conf: ConfState): Uint8Array {
-  return encoder.encode(JSON.stringify({ voters: [...conf.voters].sort((a, b) => a - b) }));
+  const voters = [...conf.voters].sort((a, b) => a - b);
+  const learners = [...(conf.learners ?? [])].sort((a, b) => a - b);
+  // Without learners the encoding is the one written before learners existed.
+  return encoder.encode(JSON.stringify(learners.length === 0 ? { voters } : { voters, learners }));
 }
 
 export function decodeConf(data: Uint8Array): ConfState {
-  const parsed = JSON.parse(decoder.decode(data)) as { voters: NodeId[] };
-  return { voters: parsed.voters };
+  const parsed = JSON.parse(decoder.decode(data)) as { voters: NodeId[]; learners?: NodeId[] };
+  const learners = parsed.learners ?? [];
+  return learners.length === 0 ? { voters: parsed.voters } : { voters: parsed.voters, learners };
 }

@@ -66,7 +66,13 @@ const message: fc.Arbitrary<Message> = fc.oneof(
       meta: fc.record({
         index: nat,
         term: nat,
-        conf: fc.record({ voters: fc.array(nodeId, { maxLength: 7 }) }),
+        conf: fc.oneof(
+          fc.record({ voters: fc.array(nodeId, { maxLength: 7 }) }),
+          fc.record({
+            voters: fc.array(nodeId, { maxLength: 7 }),
+            learners: fc.array(nodeId, { minLength: 1, maxLength: 3 }),
+          }),
+        ),
       }),
       data: bytes,
     }),

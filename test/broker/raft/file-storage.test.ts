@@ -137,3 +137,39 @@ test("saveSnapshot compacts the file and keeps later entries and the hard state"
   await reopened.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("a compaction cut short before its rename leaves the old file in force", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "logkv-raft-tmp-"));
+  const storage = await FileRaftStorage.open({ dir, bootstrapVoters: [1, 2, 3] });
+  const entries = [1, 2, 3, 4].map((index) => ({
+    term: 1,
+    index,
+    type: "normal" as const,
+    data: new Uint8Array([index]),
+  }));
+  await storage.persist({ snapshot: null, entries, hardState: { term: 1, vote: 1, commit: 4 } });
+  await storage.close();
+  // A crash while saveSnapshot wrote its temporary file: a half-written raft.log.tmp.
+  fs.writeFileSync(path.join(dir, "raft.log.tmp"), Buffer.from("half a snapshot"));
+  const reopened = await FileRaftStorage.open({ dir, bootstrapVoters: [1, 2, 3] });
+  const state = reopened.state();
+  assert.equal(state.snapshot.meta.index, 0);
+  assert.deepEqual(
+    state.entries.map((e) => e.index),
+    [1, 2, 3, 4],
+  );
+  // The next compaction overwrites the leftover and takes effect.
+  await reopened.saveSnapshot({
+    meta: { index: 3, term: 1, conf: { voters: [1, 2, 3] } },
+    data: new Uint8Array([9]),
+  });
+  await reopened.close();
+  const after = (await FileRaftStorage.open({ dir, bootstrapVoters: [1, 2, 3] })).state();
+  assert.equal(after.snapshot.meta.index, 3);
+  assert.deepEqual(
+    after.entries.map((e) => e.index),
+    [4],
+  );
+  assert.equal(after.hardState.commit, 4);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

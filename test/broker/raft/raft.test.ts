@@ -208,6 +208,55 @@ test("membership: add a voter, remove the leader, and refuse unsafe changes", ()
   assert.equal(leader.status().role, "follower", "the removed node campaigned");
 });
 
+test("a learner catches up without counting toward commits, never campaigns, then is promoted", () => {
+  const c = cluster({ spares: 1 });
+  const leader = c.settle();
+  commit(c, "x");
+  const learner = leader.proposeConfChange({ type: "addLearner", node: 4 });
+  assert.ok(learner.ok, JSON.stringify(learner));
+  for (let i = 0; i < 5; i++) commit(c, `before-${i}`);
+  c.runUntil(() => c.node(4).smIndex >= leader.status().commit, 100, "the learner catching up");
+  assert.deepEqual(leader.status().voters, [1, 2, 3]);
+  assert.deepEqual(leader.status().learners, [4]);
+  assert.equal(c.node(4).smHash, c.node(leader.id).smHash, "the learner applied other entries");
+  // A learner is not part of the quorum: with both other voters cut off nothing commits,
+  // although the learner still receives every entry.
+  const others = [1, 2, 3].filter((id) => id !== leader.id);
+  c.partition([[leader.id, 4], [others[0]!], [others[1]!]]);
+  const stuck = leader.propose(bytes("needs-a-voter"));
+  assert.ok(stuck.ok);
+  steps(c, 8);
+  assert.ok(leader.status().commit < stuck.index, "a learner's ack counted toward a commit");
+  assert.equal(c.raft(4).status().lastIndex, stuck.index, "the learner did not get the entry");
+  c.heal();
+  c.runUntil(() => c.node(4).smIndex >= stuck.index, 200, "committing once voters are back");
+  // Without any leader the learner never campaigns (it is not a voter).
+  const current = c.settle();
+  c.isolate(4);
+  steps(c, 200);
+  assert.equal(c.raft(4).status().term, current.status().term, "the learner campaigned");
+  assert.notEqual(c.raft(4).status().role, "preCandidate");
+  c.heal();
+  steps(c, 20);
+  const again = c.settle().proposeConfChange({ type: "addVoter", node: 4 });
+  assert.ok(again.ok, JSON.stringify(again));
+  c.runUntil(() => c.node(4).smIndex >= again.index, 100, "node 4 applying its promotion");
+  assert.deepEqual(c.raft(4).status().voters, [1, 2, 3, 4]);
+  assert.deepEqual(c.raft(4).status().learners, []);
+  // Once a voter, it may lead.
+  const top = c.settle();
+  if (top.id !== 4) {
+    commit(c, "before-transfer");
+    assert.ok(top.transferLeadership(4).ok);
+    c.runUntil(() => c.leader()?.id === 4, 100, "leadership moving to the promoted node");
+  }
+  commit(c, "under-4");
+  // Removing a learner, and refusing to add a member twice.
+  const s = c.settle();
+  const dup = s.proposeConfChange({ type: "addLearner", node: 4 });
+  assert.equal(dup.ok ? "ok" : dup.error, "INVALID_CONF_CHANGE");
+});
+
 test("pipelining sends several appends before any answer, batching packs entries by bytes", () => {
   const c = cluster({ raft: { appendBytesMax: 1, inflightMax: 4 } });
   const leader = c.settle();

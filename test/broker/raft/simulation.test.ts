@@ -109,13 +109,22 @@ class Chaos {
     const c = this.c;
     const leader = c.leader();
     if (leader === null) return;
-    const voters = leader.status().voters;
-    const outside = c.ids().filter((id) => !voters.includes(id));
+    const { voters, learners } = leader.status();
+    const outside = c.ids().filter((id) => !voters.includes(id) && !learners.includes(id));
+    // Learners are promoted, or removed, as often as they are added.
+    if (learners.length > 0 && c.random() < 0.5) {
+      const node = pickFrom(c.random, learners)!;
+      const type = c.random() < 0.7 ? "addVoter" : "removeVoter";
+      const result = leader.proposeConfChange({ type, node });
+      c.log(`conf learner ${type} ${node} on ${leader.id}: ${JSON.stringify(result)}`);
+      return;
+    }
     const add = voters.length <= this.minVoters || (outside.length > 0 && c.random() < 0.5);
     const node = add ? pickFrom(c.random, outside) : pickFrom(c.random, voters);
     if (node === undefined) return;
-    const result = leader.proposeConfChange({ type: add ? "addVoter" : "removeVoter", node });
-    c.log(`conf ${add ? "+" : "-"}${node} on ${leader.id}: ${JSON.stringify(result)}`);
+    const type = !add ? "removeVoter" : c.random() < 0.5 ? "addLearner" : "addVoter";
+    const result = leader.proposeConfChange({ type, node });
+    c.log(`conf ${type} ${node} on ${leader.id}: ${JSON.stringify(result)}`);
   }
 
   private transfer(): void {

@@ -38,6 +38,8 @@ export const ApiKey = {
   AlterConfigs: 33,
   CreatePartitions: 37,
   DeleteGroups: 42,
+  AlterPartitionReassignments: 45,
+  ListPartitionReassignments: 46,
 } as const;
 
 export type ApiKeyName = keyof typeof ApiKey;
@@ -86,6 +88,9 @@ export const ADVERTISED_APIS: readonly AdvertisedApi[] = Object.freeze([
   api(ApiKey.AlterConfigs, 0, 1),
   api(ApiKey.CreatePartitions, 0, 1),
   api(ApiKey.DeleteGroups, 0, 1),
+  // Flexible (v0 is the only version); used by `logkv reassign` and Kafka's admin tools.
+  api(ApiKey.AlterPartitionReassignments, 0, 0),
+  api(ApiKey.ListPartitionReassignments, 0, 0),
 ]);
 
 const advertisedByKey = new Map(ADVERTISED_APIS.map((a) => [a.apiKey, a]));

@@ -330,6 +330,112 @@ export const MESSAGE_SPECS: readonly MessageSpec[] = [
     ],
   },
   {
+    name: "AlterPartitionReassignmentsRequest",
+    type: "request",
+    apiKey: 45,
+    validVersions: "0",
+    flexibleVersions: "0+",
+    fields: [
+      {
+        name: "TimeoutMs",
+        type: "int32",
+        versions: "0+",
+        default: "60000",
+      },
+      {
+        name: "Topics",
+        type: "[]ReassignableTopic",
+        versions: "0+",
+        fields: [
+          {
+            name: "Name",
+            type: "string",
+            versions: "0+",
+          },
+          {
+            name: "Partitions",
+            type: "[]ReassignablePartition",
+            versions: "0+",
+            fields: [
+              {
+                name: "PartitionIndex",
+                type: "int32",
+                versions: "0+",
+              },
+              {
+                name: "Replicas",
+                type: "[]int32",
+                versions: "0+",
+                nullableVersions: "0+",
+                default: "null",
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  },
+  {
+    name: "AlterPartitionReassignmentsResponse",
+    type: "response",
+    apiKey: 45,
+    validVersions: "0",
+    flexibleVersions: "0+",
+    fields: [
+      {
+        name: "ThrottleTimeMs",
+        type: "int32",
+        versions: "0+",
+      },
+      {
+        name: "ErrorCode",
+        type: "int16",
+        versions: "0+",
+      },
+      {
+        name: "ErrorMessage",
+        type: "string",
+        versions: "0+",
+        nullableVersions: "0+",
+      },
+      {
+        name: "Responses",
+        type: "[]ReassignableTopicResponse",
+        versions: "0+",
+        fields: [
+          {
+            name: "Name",
+            type: "string",
+            versions: "0+",
+          },
+          {
+            name: "Partitions",
+            type: "[]ReassignablePartitionResponse",
+            versions: "0+",
+            fields: [
+              {
+                name: "PartitionIndex",
+                type: "int32",
+                versions: "0+",
+              },
+              {
+                name: "ErrorCode",
+                type: "int16",
+                versions: "0+",
+              },
+              {
+                name: "ErrorMessage",
+                type: "string",
+                versions: "0+",
+                nullableVersions: "0+",
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  },
+  {
     name: "ApiVersionsRequest",
     type: "request",
     apiKey: 18,
@@ -2326,6 +2432,104 @@ export const MESSAGE_SPECS: readonly MessageSpec[] = [
                 type: "int32",
                 versions: "4+",
                 default: "-1",
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  },
+  {
+    name: "ListPartitionReassignmentsRequest",
+    type: "request",
+    apiKey: 46,
+    validVersions: "0",
+    flexibleVersions: "0+",
+    fields: [
+      {
+        name: "TimeoutMs",
+        type: "int32",
+        versions: "0+",
+        default: "60000",
+      },
+      {
+        name: "Topics",
+        type: "[]ListPartitionReassignmentsTopics",
+        versions: "0+",
+        nullableVersions: "0+",
+        default: "null",
+        fields: [
+          {
+            name: "Name",
+            type: "string",
+            versions: "0+",
+          },
+          {
+            name: "PartitionIndexes",
+            type: "[]int32",
+            versions: "0+",
+          },
+        ],
+      },
+    ],
+  },
+  {
+    name: "ListPartitionReassignmentsResponse",
+    type: "response",
+    apiKey: 46,
+    validVersions: "0",
+    flexibleVersions: "0+",
+    fields: [
+      {
+        name: "ThrottleTimeMs",
+        type: "int32",
+        versions: "0+",
+      },
+      {
+        name: "ErrorCode",
+        type: "int16",
+        versions: "0+",
+      },
+      {
+        name: "ErrorMessage",
+        type: "string",
+        versions: "0+",
+        nullableVersions: "0+",
+      },
+      {
+        name: "Topics",
+        type: "[]OngoingTopicReassignment",
+        versions: "0+",
+        fields: [
+          {
+            name: "Name",
+            type: "string",
+            versions: "0+",
+          },
+          {
+            name: "Partitions",
+            type: "[]OngoingPartitionReassignment",
+            versions: "0+",
+            fields: [
+              {
+                name: "PartitionIndex",
+                type: "int32",
+                versions: "0+",
+              },
+              {
+                name: "Replicas",
+                type: "[]int32",
+                versions: "0+",
+              },
+              {
+                name: "AddingReplicas",
+                type: "[]int32",
+                versions: "0+",
+              },
+              {
+                name: "RemovingReplicas",
+                type: "[]int32",
+                versions: "0+",
               },
             ],
           },

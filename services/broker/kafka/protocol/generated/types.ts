@@ -141,6 +141,60 @@ export interface AlterConfigsResponseAlterConfigsResourceResponse {
   resourceName: string;
 }
 
+export interface AlterPartitionReassignmentsRequest {
+  /** The time in ms to wait for the request to complete. */
+  timeoutMs: number;
+  /** The topics to reassign. */
+  topics: AlterPartitionReassignmentsRequestReassignableTopic[];
+}
+
+export interface AlterPartitionReassignmentsRequestReassignableTopic {
+  /** The topic name. */
+  name: string;
+  /** The partitions to reassign. */
+  partitions: AlterPartitionReassignmentsRequestReassignablePartition[];
+}
+
+export interface AlterPartitionReassignmentsRequestReassignablePartition {
+  /** The partition index. */
+  partitionIndex: number;
+  /**
+   * The replicas to place the partitions on, or null to cancel a pending reassignment for this
+   * partition.
+   */
+  replicas: number[] | null;
+}
+
+export interface AlterPartitionReassignmentsResponse {
+  /**
+   * The duration in milliseconds for which the request was throttled due to a quota violation, or
+   * zero if the request did not violate any quota.
+   */
+  throttleTimeMs: number;
+  /** The top-level error code, or 0 if there was no error. */
+  errorCode: number;
+  /** The top-level error message, or null if there was no error. */
+  errorMessage: string | null;
+  /** The responses to topics to reassign. */
+  responses: AlterPartitionReassignmentsResponseReassignableTopicResponse[];
+}
+
+export interface AlterPartitionReassignmentsResponseReassignableTopicResponse {
+  /** The topic name. */
+  name: string;
+  /** The responses to partitions to reassign. */
+  partitions: AlterPartitionReassignmentsResponseReassignablePartitionResponse[];
+}
+
+export interface AlterPartitionReassignmentsResponseReassignablePartitionResponse {
+  /** The partition index. */
+  partitionIndex: number;
+  /** The error code for this partition, or 0 if there was no error. */
+  errorCode: number;
+  /** The error message for this partition, or null if there was no error. */
+  errorMessage: string | null;
+}
+
 export interface ApiVersionsRequest {
   /** The name of the client. */
   clientSoftwareName?: string;
@@ -1077,6 +1131,52 @@ export interface ListOffsetsResponseListOffsetsPartitionResponse {
   leaderEpoch?: number;
 }
 
+export interface ListPartitionReassignmentsRequest {
+  /** The time in ms to wait for the request to complete. */
+  timeoutMs: number;
+  /** The topics to list partition reassignments for, or null to list everything. */
+  topics: ListPartitionReassignmentsRequestListPartitionReassignmentsTopics[] | null;
+}
+
+export interface ListPartitionReassignmentsRequestListPartitionReassignmentsTopics {
+  /** The topic name. */
+  name: string;
+  /** The partitions to list partition reassignments for. */
+  partitionIndexes: number[];
+}
+
+export interface ListPartitionReassignmentsResponse {
+  /**
+   * The duration in milliseconds for which the request was throttled due to a quota violation, or
+   * zero if the request did not violate any quota.
+   */
+  throttleTimeMs: number;
+  /** The top-level error code, or 0 if there was no error */
+  errorCode: number;
+  /** The top-level error message, or null if there was no error. */
+  errorMessage: string | null;
+  /** The ongoing reassignments for each topic. */
+  topics: ListPartitionReassignmentsResponseOngoingTopicReassignment[];
+}
+
+export interface ListPartitionReassignmentsResponseOngoingTopicReassignment {
+  /** The topic name. */
+  name: string;
+  /** The ongoing reassignments for each partition. */
+  partitions: ListPartitionReassignmentsResponseOngoingPartitionReassignment[];
+}
+
+export interface ListPartitionReassignmentsResponseOngoingPartitionReassignment {
+  /** The index of the partition. */
+  partitionIndex: number;
+  /** The current replica set. */
+  replicas: number[];
+  /** The set of replicas we are currently adding. */
+  addingReplicas: number[];
+  /** The set of replicas we are currently removing. */
+  removingReplicas: number[];
+}
+
 export interface MetadataRequest {
   /** The topics to fetch metadata for. */
   topics: MetadataRequestMetadataRequestTopic[] | null;
@@ -1554,6 +1654,7 @@ export interface RequestBodyByApiKey {
   25: AddOffsetsToTxnRequest;
   24: AddPartitionsToTxnRequest;
   33: AlterConfigsRequest;
+  45: AlterPartitionReassignmentsRequest;
   18: ApiVersionsRequest;
   37: CreatePartitionsRequest;
   19: CreateTopicsRequest;
@@ -1571,6 +1672,7 @@ export interface RequestBodyByApiKey {
   13: LeaveGroupRequest;
   16: ListGroupsRequest;
   2: ListOffsetsRequest;
+  46: ListPartitionReassignmentsRequest;
   3: MetadataRequest;
   8: OffsetCommitRequest;
   9: OffsetFetchRequest;
@@ -1584,6 +1686,7 @@ export interface ResponseBodyByApiKey {
   25: AddOffsetsToTxnResponse;
   24: AddPartitionsToTxnResponse;
   33: AlterConfigsResponse;
+  45: AlterPartitionReassignmentsResponse;
   18: ApiVersionsResponse;
   37: CreatePartitionsResponse;
   19: CreateTopicsResponse;
@@ -1601,6 +1704,7 @@ export interface ResponseBodyByApiKey {
   13: LeaveGroupResponse;
   16: ListGroupsResponse;
   2: ListOffsetsResponse;
+  46: ListPartitionReassignmentsResponse;
   3: MetadataResponse;
   8: OffsetCommitResponse;
   9: OffsetFetchResponse;

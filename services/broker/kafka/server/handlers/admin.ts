@@ -133,7 +133,11 @@ export async function handleCreatePartitions(
   const results = [];
   for (const topic of request.topics) {
     try {
-      await broker.topics.addPartitions(topic.name, topic.count, request.validateOnly);
+      if (broker.cluster !== undefined) {
+        await broker.cluster.createPartitions(topic.name, topic.count, request.validateOnly);
+      } else {
+        await broker.topics.addPartitions(topic.name, topic.count, request.validateOnly);
+      }
       results.push({ name: topic.name, errorCode: 0, errorMessage: null });
     } catch (error) {
       const code =

@@ -11,6 +11,7 @@ import * as groups from "./groups.js";
 import { handleListOffsets } from "./list-offsets.js";
 import { handleMetadata } from "./metadata.js";
 import { handleProduce } from "./produce.js";
+import * as reassignments from "./reassignments.js";
 import * as txn from "./transactions.js";
 
 type Handler = (
@@ -49,6 +50,8 @@ const handlers: Record<number, Handler> = {
   [ApiKey.AlterConfigs]: admin.handleAlterConfigs,
   [ApiKey.CreatePartitions]: admin.handleCreatePartitions,
   [ApiKey.DeleteGroups]: groups.handleDeleteGroups,
+  [ApiKey.AlterPartitionReassignments]: reassignments.handleAlterPartitionReassignments,
+  [ApiKey.ListPartitionReassignments]: reassignments.handleListPartitionReassignments,
 };
 
 for (const api of ADVERTISED_APIS) {
