@@ -192,9 +192,9 @@ export class RestoreService {
     const every = this.options.checkpointIntervalMs ?? 3600_000;
     if (every > 0) {
       this.timer = setInterval(() => {
-        this.checkpointing = this.checkpointing
-          .then(() => this.checkpointAll())
-          .catch((error: unknown) => this.options.logger.error("checkpoint failed", { error }));
+        this.checkpointAll().catch((error: unknown) =>
+          this.options.logger.error("checkpoint failed", { error }),
+        );
       }, every);
       this.timer.unref();
     }
@@ -642,8 +642,20 @@ export class RestoreService {
     return deleted;
   }
 
-  /** Writes a checkpoint of every table that moved since its last one; prunes old ones. */
-  async checkpointAll(nowMs = Date.now()): Promise<TableCheckpointManifest[]> {
+  /**
+   * Writes a checkpoint of every table that moved since its last one; prunes old ones. Runs
+   * one at a time (the timer's and any caller's): a run removes the interrupted writes it
+   * finds, which would otherwise include another run's checkpoint still being written.
+   */
+  checkpointAll(nowMs = Date.now()): Promise<TableCheckpointManifest[]> {
+    const run = this.checkpointing
+      .catch(() => undefined)
+      .then(() => this.writeCheckpoints(nowMs));
+    this.checkpointing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeCheckpoints(nowMs: number): Promise<TableCheckpointManifest[]> {
     await this.ensureRetentionAll();
     await this.pruneDropped().catch((error: unknown) =>
       this.options.logger.warn("could not prune checkpoints of dropped tables", { error }),

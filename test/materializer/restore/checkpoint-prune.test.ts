@@ -85,4 +85,19 @@ describe("checkpoints of dropped tables", () => {
     );
     assert.deepEqual(await service.pruneDropped(), [], "nothing left to prune");
   });
+
+  it("runs concurrent checkpointAll calls one at a time", async () => {
+    // Each run removes interrupted writes it finds; concurrent runs used to delete each
+    // other's checkpoint while it was being written (ENOENT on its temporary folder).
+    await create("busy");
+    for (let i = 0; i < 200; i++) await put("busy", `k${i}`);
+    const runs = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, i) => service.checkpointAll(Date.now() + i)),
+    );
+    for (const run of runs)
+      assert.equal(run.status, "fulfilled", String((run as PromiseRejectedResult).reason));
+    const written = runs.flatMap((r) => (r as PromiseFulfilledResult<{ table: string }[]>).value);
+    assert.equal(written.filter((m) => m.table === "busy").length, 1, "unchanged table: once");
+    assert.equal((await service.checkpointNames("busy")).length, 1);
+  });
 });
