@@ -35,6 +35,17 @@ import { RaftGroup } from "../raft/raft-group.js";
 import { RaftTransport, type PeerAddress } from "../raft/transport.js";
 import type { Entry, NodeId, SoftState } from "../raft/types.js";
 import { RaftProbe } from "./raft-probe.js";
+import {
+  ClusterTransactions,
+  type ClusterTransactionsOptions,
+  type TxnCommand,
+} from "./cluster-transactions.js";
+import {
+  ENTRY_PRODUCE,
+  ReplicatedTxnPartition,
+  encodeTxnProduceEntry,
+  entryKind,
+} from "./txn-entries.js";
 import type { Registry } from "prom-client";
 
 export interface RaftClusterConfig {
@@ -77,7 +88,8 @@ export interface OffsetsSink {
 type ControllerCommand =
   | { type: "registerBroker"; id: NodeId; host: string; port: number }
   | { type: "createTopic"; definition: TopicDefinition; replicas: NodeId[][] }
-  | { type: "commitOffsets"; origin: string; groupId: string; topics: ReplicatedOffsets[] };
+  | { type: "commitOffsets"; origin: string; groupId: string; topics: ReplicatedOffsets[] }
+  | { type: "txn"; command: TxnCommand };
 
 export interface PartitionView {
   replicas: NodeId[];
@@ -166,6 +178,7 @@ export class BrokerCluster {
   private closed = false;
   private readonly probe: RaftProbe;
   private offsetsSink: OffsetsSink | null = null;
+  private txns: ClusterTransactions | null = null;
   /** Tells this process's own offset commits apart in the controller log (see below). */
   private readonly incarnation = randomUUID();
 
@@ -241,10 +254,49 @@ export class BrokerCluster {
       this.lostLeaderAt.delete(group);
     }
     this.probe.leaderChanged(group, soft.term, soft.role === "leader", electionSeconds);
+    if (group === CONTROLLER) this.txns?.controllerChanged(soft);
     this.logger.debug("leadership changed", { group, ...soft });
   }
 
   // ---- the controller ----
+
+  /** Kafka transactions on this cluster (cluster-transactions.ts); call before start(). */
+  enableTransactions(options: ClusterTransactionsOptions): ClusterTransactions {
+    this.txns = new ClusterTransactions(
+      {
+        nodeId: this.nodeId,
+        proposeAt: async (term, command) => {
+          const controller = this.controller;
+          if (controller === null || !controller.isLeader() || controller.status().term !== term) {
+            throw new DbError("NOT_LEADER", "this broker no longer coordinates transactions");
+          }
+          const entry: ControllerCommand = { type: "txn", command };
+          await controller.propose(Buffer.from(encoder.encode(JSON.stringify(entry))));
+        },
+        submit: (command) => this.submit({ type: "txn", command }),
+        controllerBarrier: async () => {
+          if (this.controller === null) throw new DbError("NOT_LEADER", "no controller yet");
+          await this.controller.barrier();
+        },
+        controllerTerm: () => ({
+          leader: this.controller?.isLeader() === true,
+          term: this.controller?.status().term ?? -1,
+        }),
+        proposeMarker: (target, entry) => {
+          const group = this.partitionGroup(target.topic, target.partition);
+          return group?.isLeader() === true ? group.propose(entry) : null;
+        },
+        isLeaderOf: (topic, index) => this.isLeaderOf(topic, index),
+        replicateOffsets: (groupId, topics) => this.replicateOffsets(groupId, topics),
+      },
+      options,
+    );
+    return this.txns;
+  }
+
+  get transactions(): ClusterTransactions | null {
+    return this.txns;
+  }
 
   /** Where replicated committed offsets go (the broker's group coordinator). */
   useOffsetsSink(sink: OffsetsSink): void {
@@ -294,6 +346,7 @@ export class BrokerCluster {
       return;
     }
     if (command.type === "commitOffsets") return this.applyOffsets(command);
+    if (command.type === "txn") return this.txns?.applyCommand(command.command);
     const name = command.definition.name;
     if (this.assignments.has(name)) return;
     this.assignments.set(name, command.replicas);
@@ -304,8 +357,10 @@ export class BrokerCluster {
       const partition = topic.partitions[index]!;
       const group = partitionGroupName(name, index);
       const dir = join(this.config.dataDir, "raft", "partitions", name, String(index));
+      const txnPartition = new ReplicatedTxnPartition(partition);
       const opened = await this.openGroup(group, replicas, dir, {
-        apply: (e) => applyProduceEntry(partition, e),
+        apply: (e) =>
+          entryKind(e) === ENTRY_PRODUCE ? applyProduceEntry(partition, e) : txnPartition.apply(e),
       });
       this.groups.set(group, opened);
       // A brand-new group's preferred replica campaigns at once rather than after an
@@ -388,13 +443,18 @@ export class BrokerCluster {
     batch: Buffer,
     logAppendTime: boolean,
     timeoutMs: number,
+    txnStartedMs?: number,
   ): Promise<ReplicatedOutcome> {
     const group = this.partitionGroup(target.topic, target.index);
     if (group === undefined || !group.isLeader()) {
       throw new DbError("NOT_LEADER", `not the leader of ${target.topic}-${target.index}`);
     }
     // Proposed synchronously, so appends keep the order the produce handler's turns gave.
-    const applied = group.propose(encodeProduceEntry(batch, logAppendTime, Date.now()));
+    const entry =
+      txnStartedMs === undefined
+        ? encodeProduceEntry(batch, logAppendTime, Date.now())
+        : encodeTxnProduceEntry(batch, logAppendTime, Date.now(), txnStartedMs);
+    const applied = group.propose(entry);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(
@@ -511,6 +571,7 @@ export class BrokerCluster {
   async close(): Promise<void> {
     this.closed = true;
     if (this.balanceTimer !== null) clearInterval(this.balanceTimer);
+    await this.txns?.close();
     await this.transport?.close();
     for (const group of this.groups.values()) await group.close();
     await this.controller?.close();
