@@ -21,7 +21,9 @@ import { readTopic } from "./helpers/txn-clients.js";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function kafkaOf(cluster: ClusterProcesses, alive?: number[]): Kafka {
-  const addresses = cluster.addresses().filter((_, i) => alive === undefined || alive.includes(i + 1));
+  const addresses = cluster
+    .addresses()
+    .filter((_, i) => alive === undefined || alive.includes(i + 1));
   return new Kafka({
     clientId: "raft-txn",
     brokers: addresses,
@@ -46,7 +48,10 @@ async function createTopic(
 ): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+  await admin.createTopics({
+    topics: [{ topic, numPartitions: partitions }],
+    waitForLeaders: true,
+  });
   await admin.disconnect();
   await waitForAgreedLeaders(cluster, topic, partitions);
 }

@@ -337,7 +337,10 @@ export class ClusterTransactions {
     // Leadership may have moved on while loading; follow where it is now.
     const now = this.host.controllerTerm();
     if (!this.closed && now.leader && now.term !== this.coordinatorTerm) {
-      setTimeout(() => this.controllerChanged({ role: "leader", leader: null, term: now.term }), 50);
+      setTimeout(
+        () => this.controllerChanged({ role: "leader", leader: null, term: now.term }),
+        50,
+      );
     }
   }
 
