@@ -63,10 +63,7 @@ export async function handleInitProducerId(
   const transactionalId = request.transactionalId;
   let result = { errorCode: 0, producerId: -1n, producerEpoch: -1 };
   const errorCode = await step(broker, "InitProducerId", async (coordinator) => {
-    result = await coordinator.initProducerId(
-      transactionalId,
-      request.transactionTimeoutMs,
-    );
+    result = await coordinator.initProducerId(transactionalId, request.transactionTimeoutMs);
     return result.errorCode;
   });
   if (errorCode !== 0) return { throttleTimeMs: 0, errorCode, producerId: -1n, producerEpoch: -1 };
