@@ -250,6 +250,7 @@ describe("exactly-once pipeline on a Raft cluster through leader and coordinator
       let killsDone = 0;
       const kills: { kind: string; nodeId: number; atMs: number }[] = [];
       let instances = 0;
+      const reasons = new Map<string, number>();
       let chunks = 0;
       const chaos = (async () => {
         for (let i = 0; i < KILLS; i++) {
@@ -285,6 +286,12 @@ describe("exactly-once pipeline on a Raft cluster through leader and coordinator
             break;
           }
         }
+        if (failure !== null) {
+          const reason = failure instanceof Error ? failure.message.slice(0, 80) : String(failure);
+          reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+          // Mostly a killed broker refusing connections: don't spin while it is down.
+          await sleep(200);
+        }
         chunks += instance.committedChunks;
         await instance.stop();
       }
@@ -294,6 +301,7 @@ describe("exactly-once pipeline on a Raft cluster through leader and coordinator
         `${instances} pipeline instances, ${chunks} committed chunks; kills mid-run: ` +
           midRun.map((k) => `${k.kind} ${k.nodeId}`).join(", "),
       );
+      t.diagnostic(`instances replaced because: ${JSON.stringify([...reasons])}`);
       assert.ok(
         midRun.some((k) => k.kind === "leader") && midRun.some((k) => k.kind === "coordinator"),
         "a partition leader and the coordinator were killed while the pipeline was working",
