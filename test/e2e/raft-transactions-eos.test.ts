@@ -17,6 +17,7 @@ import assert from "node:assert/strict";
 import { Kafka, logLevel, type Consumer, type EachBatchPayload, type Producer } from "kafkajs";
 import { mulberry32 } from "../../services/shared/prng.js";
 import { ClusterProcesses } from "../helpers/cluster-process.js";
+import { RawKafkaClient } from "../helpers/raw-client.js";
 import { readTopic } from "./helpers/txn-clients.js";
 
 const LONG = process.env.LOGKV_LONG === "1";
@@ -306,11 +307,57 @@ describe("exactly-once pipeline on a Raft cluster through leader and coordinator
         midRun.some((k) => k.kind === "leader") && midRun.some((k) => k.kind === "coordinator"),
         "a partition leader and the coordinator were killed while the pipeline was working",
       );
+      const admin = kafka.admin();
+      await admin.connect();
+      const latest = await admin.fetchTopicOffsets(OUTPUT);
+      await admin.disconnect();
+      t.diagnostic(
+        `output high watermarks: ${latest.map((p) => `${p.partition}:${p.high}`).join(" ")}`,
+      );
       const output = await readTopic(kafka, OUTPUT, {
         readUncommitted: false,
         done: (records) => records.length >= RECORDS,
         settleMs: 1500,
-        timeoutMs: 60_000,
+        timeoutMs: 30_000,
+      }).catch(async (error: unknown) => {
+        for (const b of cluster.brokers) {
+          const problems = b.stderr
+            .split("\n")
+            .filter((line) => /"level":"(warn|error)"/.test(line))
+            .slice(-5);
+          t.diagnostic(`${b.address} pid ${b.pid} warnings: ${problems.join(" | ")}`);
+          const client = await RawKafkaClient.connect(b.address).catch(() => null);
+          if (client === null) continue;
+          const ask = (isolationLevel: number) =>
+            client.request<{
+              topics: {
+                partitions: { partitionIndex: number; errorCode: number; offset: bigint }[];
+              }[];
+            }>(2, 2, {
+              replicaId: -1,
+              isolationLevel,
+              topics: [
+                {
+                  name: OUTPUT,
+                  partitions: [0, 1, 2].map((p) => ({ partitionIndex: p, timestamp: -1n })),
+                },
+              ],
+            });
+          const fmt = (r: Awaited<ReturnType<typeof ask>>) =>
+            r.topics[0]!.partitions.map(
+              (p) => `${p.partitionIndex}:${p.errorCode}:${p.offset}`,
+            ).join(" ");
+          t.diagnostic(`${b.address} lso ${fmt(await ask(1))} hw ${fmt(await ask(0))}`);
+          client.close();
+        }
+        const all = await readTopic(kafka, OUTPUT, {
+          readUncommitted: true,
+          done: (r) => r.length >= 1100,
+          settleMs: 100,
+          timeoutMs: 8000,
+        }).catch(() => []);
+        t.diagnostic(`uncommitted read ${all.length}`);
+        throw error;
       });
       const counts = new Map<string, number>();
       for (const r of output) counts.set(r.value, (counts.get(r.value) ?? 0) + 1);

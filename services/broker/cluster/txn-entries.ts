@@ -14,10 +14,11 @@
 //
 // Apply is deterministic, so every replica decides the same: a data entry opens the
 // producer's transaction here (remembering its startedMs) and is appended like any batch; a
-// marker entry appends a COMMIT or ABORT control batch only if it ends the transaction that
-// is open here for that producer with the same startedMs. A marker written twice (a retry
-// after a failover) or one that arrives late, after the producer's next transaction began,
-// therefore changes nothing. The Partition derives the last stable offset and the aborted
+// marker entry appends a COMMIT or ABORT control batch only if the producer has a
+// transaction open here that started no later than the marker's (startedMs grows from one
+// transaction of an id to the next). A marker written twice (a retry after a failover) or
+// one that arrives late, after the producer's next transaction began, therefore changes
+// nothing. The Partition derives the last stable offset and the aborted
 // index from the batches as it always does, on every replica, at apply time.
 //
 // The open-transaction table is derived state like the partition log: a restart replays
@@ -133,7 +134,12 @@ export class ReplicatedTxnPartition {
 
   private async applyMarker(marker: TxnMarkerEntry): Promise<{ marked: boolean }> {
     const started = this.open.get(marker.producerId);
-    if (started === undefined || started !== marker.txnStartedMs) return { marked: false };
+    // Only a marker of the open transaction or of a later one ends it: a late marker of an
+    // earlier transaction must not end the next one. A later one does, because a leader
+    // whose replica of the coordinator state lagged (just restarted, still replaying the
+    // controller log) may have labelled a batch with the previous transaction's startedMs
+    // of the same producer epoch.
+    if (started === undefined || started > marker.txnStartedMs) return { marked: false };
     this.open.delete(marker.producerId);
     await this.partition.appendMarker({
       producerId: marker.producerId,

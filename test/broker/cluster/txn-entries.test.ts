@@ -85,6 +85,12 @@ describe("replicated transactional entries", () => {
         partition.abortedTransactions(0n, 4n).map((a) => [a.firstOffset, a.lastOffset]),
         [[0n, 1n]],
       );
+      // A batch a lagging leader labelled with the previous transaction (200) is ended by
+      // the marker of the transaction it belongs to (300), not left hanging.
+      await txn.apply(await data(2, 200));
+      assert.equal(partition.lastStableOffset, 4n);
+      assert.deepEqual(await txn.apply(marker(true, 300)), { marked: true });
+      assert.equal(partition.lastStableOffset, 6n);
     } finally {
       await partition.close();
       removeDir(dir);
