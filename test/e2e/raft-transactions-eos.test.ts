@@ -25,7 +25,7 @@ const SEED =
   process.env.LOGKV_SEED !== undefined
     ? Number(process.env.LOGKV_SEED) >>> 0
     : (Math.random() * 2 ** 32) >>> 0;
-const RECORDS = LONG ? 4000 : 1000;
+const RECORDS = LONG ? 4000 : 1500;
 const KILLS = LONG ? 8 : 4;
 const PARTITIONS = 3;
 const INPUT = "ceos-in";
@@ -255,12 +255,12 @@ describe("exactly-once pipeline on a Raft cluster through leader and coordinator
       let chunks = 0;
       const chaos = (async () => {
         for (let i = 0; i < KILLS; i++) {
-          await sleep(1500 + random() * 2000);
+          await sleep(800 + random() * 1200);
           const kind = i % 2 === 0 ? "leader" : "coordinator";
           const nodeId = await victim(kind);
           await cluster.broker(nodeId).kill();
           kills.push({ kind, nodeId, atMs: Date.now() });
-          await sleep(500 + random() * 1500);
+          await sleep(300 + random() * 1000);
           await cluster.broker(nodeId).restart();
           killsDone += 1;
         }
@@ -352,11 +352,15 @@ describe("exactly-once pipeline on a Raft cluster through leader and coordinator
         }
         const all = await readTopic(kafka, OUTPUT, {
           readUncommitted: true,
-          done: (r) => r.length >= 1100,
-          settleMs: 100,
+          done: (r) => r.length >= RECORDS,
+          settleMs: 500,
           timeoutMs: 8000,
         }).catch(() => []);
-        t.diagnostic(`uncommitted read ${all.length}`);
+        const present = new Set(all.map((r) => r.value));
+        const absent = Array.from({ length: RECORDS }, (_, i) => transform(`v${i}`)).filter(
+          (v) => !present.has(v),
+        );
+        t.diagnostic(`read_uncommitted: ${all.length} records, ${absent.length} inputs absent`);
         throw error;
       });
       const counts = new Map<string, number>();
