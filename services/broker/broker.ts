@@ -33,7 +33,8 @@ function transactionSinks(topics: TopicManager, groups: GroupCoordinator): TxnSi
       const partition = topics.get(target.topic)?.partitions[target.partition];
       // A partition deleted since it joined the transaction has nothing left to mark.
       if (partition === undefined) return;
-      await partition.appendMarker({ ...marker, coordinatorEpoch: 0 });
+      const { producerId, producerEpoch, commit } = marker;
+      await partition.appendMarker({ producerId, producerEpoch, commit, coordinatorEpoch: 0 });
     },
     commitOffsets: (groupId, offsets) => {
       const byTopic = new Map<string, typeof offsets>();
@@ -156,6 +157,16 @@ export class KafkaBroker {
         probe.registry,
       );
       topics.replicateWith(cluster);
+      // Transactions on the cluster: coordinator state and markers go through Raft.
+      cluster.enableTransactions({
+        topics,
+        groups,
+        producerIds,
+        limits: config.limits,
+        abortCheckIntervalMs: config.transactionAbortCheckIntervalMs,
+        probe,
+        logger: logger.child("cluster-transactions"),
+      });
     }
     cluster?.useOffsetsSink({
       storeOffsets: (groupId, topics) => groups.commitTransactionalOffsets(groupId, topics),

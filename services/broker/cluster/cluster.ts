@@ -37,6 +37,17 @@ import { RaftTransport, type PeerAddress } from "../raft/transport.js";
 import type { Entry, NodeId, SoftState } from "../raft/types.js";
 import type { ConfChange } from "../raft/raft.js";
 import { RaftProbe } from "./raft-probe.js";
+import {
+  ClusterTransactions,
+  type ClusterTransactionsOptions,
+  type TxnCommand,
+} from "./cluster-transactions.js";
+import {
+  ENTRY_PRODUCE,
+  ReplicatedTxnPartition,
+  encodeTxnProduceEntry,
+  entryKind,
+} from "./txn-entries.js";
 import type { Registry } from "prom-client";
 
 export interface RaftClusterConfig {
@@ -101,7 +112,8 @@ type ControllerCommand =
   /** Starts moving a partition to `target` (its first broker becomes the preferred leader). */
   | { type: "reassign"; topic: string; partition: number; target: NodeId[] }
   /** The partition group's voters are now `target`: the move is over. */
-  | { type: "reassignDone"; topic: string; partition: number; target: NodeId[] };
+  | { type: "reassignDone"; topic: string; partition: number; target: NodeId[] }
+  | { type: "txn"; command: TxnCommand };
 
 /** A partition move in progress (ListPartitionReassignments shows these). */
 export interface Reassignment {
@@ -131,6 +143,8 @@ interface ControllerSnapshot {
   reassignments: Reassignment[];
   /** The latest replicated commit of every group's partitions. */
   offsets: { groupId: string; topics: ReplicatedOffsets[] }[];
+  /** Kafka transactions' coordinator state, as the commands that rebuild it. */
+  transactions?: TxnCommand[];
 }
 
 const CONTROLLER = "controller";
@@ -238,6 +252,7 @@ export class BrokerCluster {
   private closed = false;
   private readonly probe: RaftProbe;
   private offsetsSink: OffsetsSink | null = null;
+  private txns: ClusterTransactions | null = null;
   /** Tells this process's own offset commits apart in the controller log (see below). */
   private readonly incarnation = randomUUID();
 
@@ -329,10 +344,49 @@ export class BrokerCluster {
       this.lostLeaderAt.delete(group);
     }
     this.probe.leaderChanged(group, soft.term, soft.role === "leader", electionSeconds);
+    if (group === CONTROLLER) this.txns?.controllerChanged(soft);
     this.logger.debug("leadership changed", { group, ...soft });
   }
 
   // ---- the controller ----
+
+  /** Kafka transactions on this cluster (cluster-transactions.ts); call before start(). */
+  enableTransactions(options: ClusterTransactionsOptions): ClusterTransactions {
+    this.txns = new ClusterTransactions(
+      {
+        nodeId: this.nodeId,
+        proposeAt: async (term, command) => {
+          const controller = this.controller;
+          if (controller === null || !controller.isLeader() || controller.status().term !== term) {
+            throw new DbError("NOT_LEADER", "this broker no longer coordinates transactions");
+          }
+          const entry: ControllerCommand = { type: "txn", command };
+          await controller.propose(Buffer.from(encoder.encode(JSON.stringify(entry))));
+        },
+        submit: (command) => this.submit({ type: "txn", command }),
+        controllerBarrier: async () => {
+          if (this.controller === null) throw new DbError("NOT_LEADER", "no controller yet");
+          await this.controller.barrier();
+        },
+        controllerTerm: () => ({
+          leader: this.controller?.isLeader() === true,
+          term: this.controller?.status().term ?? -1,
+        }),
+        proposeMarker: (target, entry) => {
+          const group = this.partitionGroup(target.topic, target.partition);
+          return group?.isLeader() === true ? group.propose(entry) : null;
+        },
+        isLeaderOf: (topic, index) => this.isLeaderOf(topic, index),
+        replicateOffsets: (groupId, topics) => this.replicateOffsets(groupId, topics),
+      },
+      options,
+    );
+    return this.txns;
+  }
+
+  get transactions(): ClusterTransactions | null {
+    return this.txns;
+  }
 
   /** Where replicated committed offsets go (the broker's group coordinator). */
   useOffsetsSink(sink: OffsetsSink): void {
@@ -405,6 +459,8 @@ export class BrokerCluster {
       }
       case "commitOffsets":
         return this.applyOffsets(command);
+      case "txn":
+        return this.txns?.applyCommand(command.command);
       case "createTopic": {
         const name = command.definition.name;
         if (this.assignments.has(name)) return;
@@ -479,6 +535,7 @@ export class BrokerCluster {
       topics,
       reassignments: [...this.reassignments.values()],
       offsets,
+      transactions: this.txns?.snapshotCommands() ?? [],
     };
     return encoder.encode(JSON.stringify(snapshot));
   }
@@ -511,6 +568,7 @@ export class BrokerCluster {
       // Origin "": applied by every broker, this one included.
       await this.applyOffsets({ type: "commitOffsets", origin: "", groupId, topics });
     }
+    for (const command of snapshot.transactions ?? []) this.txns?.applyCommand(command);
     if (this.replayed) await this.syncGroups();
   }
 
@@ -555,8 +613,12 @@ export class BrokerCluster {
         // storage is new: at topic creation). A replica being added starts with no voters
         // and learns the configuration from the leader, which adds it as a learner.
         const voters = current.includes(this.nodeId) ? current : [];
+        const txnPartition = new ReplicatedTxnPartition(partition);
         const opened = await this.openGroup(group, voters, this.groupDir(name, index), {
-          apply: (e) => applyProduceEntry(partition, e),
+          apply: (e) =>
+            entryKind(e) === ENTRY_PRODUCE
+              ? applyProduceEntry(partition, e)
+              : txnPartition.apply(e),
         });
         this.groups.set(group, opened);
         // A brand-new group's preferred replica campaigns at once rather than after an
@@ -717,13 +779,18 @@ export class BrokerCluster {
     batch: Buffer,
     logAppendTime: boolean,
     timeoutMs: number,
+    txnStartedMs?: number,
   ): Promise<ReplicatedOutcome> {
     const group = this.partitionGroup(target.topic, target.index);
     if (group === undefined || !group.isLeader()) {
       throw new DbError("NOT_LEADER", `not the leader of ${target.topic}-${target.index}`);
     }
     // Proposed synchronously, so appends keep the order the produce handler's turns gave.
-    const applied = group.propose(encodeProduceEntry(batch, logAppendTime, Date.now()));
+    const entry =
+      txnStartedMs === undefined
+        ? encodeProduceEntry(batch, logAppendTime, Date.now())
+        : encodeTxnProduceEntry(batch, logAppendTime, Date.now(), txnStartedMs);
+    const applied = group.propose(entry);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(
@@ -1028,6 +1095,7 @@ export class BrokerCluster {
     this.closed = true;
     if (this.balanceTimer !== null) clearInterval(this.balanceTimer);
     if (this.driveTimer !== null) clearInterval(this.driveTimer);
+    await this.txns?.close();
     await this.transport?.close();
     for (const group of this.groups.values()) await group.close();
     await this.controller?.close();

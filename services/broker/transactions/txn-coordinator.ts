@@ -49,6 +49,9 @@ export interface Marker {
   producerId: bigint;
   producerEpoch: number;
   commit: boolean;
+  /** Which transaction the marker ends (the cluster's marker entries carry both). */
+  transactionalId: string;
+  txnStartedMs: number;
 }
 
 /** Where markers and committed offsets go: the partitions and groups of this broker. */
@@ -310,7 +313,13 @@ export class TransactionCoordinator {
     const commit = prepare.state === "PrepareCommit";
     this.txns.set(prepare.transactionalId, prepare);
     await this.options.store.write(prepare);
-    const marker = { producerId: prepare.producerId, producerEpoch: prepare.producerEpoch, commit };
+    const marker: Marker = {
+      producerId: prepare.producerId,
+      producerEpoch: prepare.producerEpoch,
+      commit,
+      transactionalId: prepare.transactionalId,
+      txnStartedMs: prepare.startedMs,
+    };
     await Promise.all(prepare.partitions.map((p) => this.options.sinks.writeMarker(p, marker)));
     if (commit) {
       for (const group of prepare.pendingOffsets) {

@@ -55,6 +55,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--deadline-s", type=float, default=40)
+    # A Raft cluster of three brokers gives every topic 3 replicas and refuses other values.
+    parser.add_argument("--replication-factor", type=int, default=1)
     args = parser.parse_args()
     deadline = time.monotonic() + args.deadline_s
     remaining = lambda: max(0.5, deadline - time.monotonic())
@@ -63,7 +65,7 @@ def main():
 
     admin = AdminClient({"bootstrap.servers": args.bootstrap})
     for future in admin.create_topics(
-        [NewTopic(t, num_partitions=2, replication_factor=1) for t in (topic, topic_out)]
+        [NewTopic(t, num_partitions=2, replication_factor=args.replication_factor) for t in (topic, topic_out)]
     ).values():
         future.result(timeout=remaining())
 

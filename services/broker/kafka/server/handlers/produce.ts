@@ -26,7 +26,11 @@ import type { RequestContext } from "../connection.js";
 import { KafkaErrorCode } from "../../protocol/error-codes.js";
 import type { ProduceRequest, ProduceResponse } from "../../protocol/generated/types.js";
 import { validateProducedBatches } from "../../../records/validate.js";
-import { ATTR_COMPRESSION_MASK, ATTRIBUTES_OFFSET } from "../../../records/batch-header.js";
+import {
+  ATTR_COMPRESSION_MASK,
+  ATTR_TRANSACTIONAL,
+  ATTRIBUTES_OFFSET,
+} from "../../../records/batch-header.js";
 import { topicNameError } from "../../../partition/topic-manager.js";
 import { type BrokerContext, errorMessageOf, kafkaErrorCodeOf } from "./context.js";
 
@@ -108,11 +112,40 @@ async function produceToPartition(
   return "replicated" in result ? result.replicated : result;
 }
 
+/**
+ * Clustered: waits until this broker's replica of the coordinator state admits a
+ * transactional batch (it may lag the coordinator by a heartbeat), for a bounded time.
+ * Answers the error code of the last check; the caller checks again before proposing.
+ */
+async function awaitAdmission(
+  broker: BrokerContext,
+  target: { topicName: string; index: number; transactionalId: string | null },
+  header: { producerId: bigint; producerEpoch: number },
+): Promise<number> {
+  const txns = broker.cluster!.transactions;
+  if (txns === null || target.transactionalId === null) return KafkaErrorCode.INVALID_TXN_STATE;
+  const startedAtMs = Date.now();
+  const where = { topic: target.topicName, partition: target.index };
+  for (;;) {
+    const { errorCode } = txns.checkProduce(
+      target.transactionalId,
+      header.producerId,
+      header.producerEpoch,
+      where,
+    );
+    const lagging =
+      errorCode === KafkaErrorCode.INVALID_TXN_STATE ||
+      errorCode === KafkaErrorCode.INVALID_PRODUCER_ID_MAPPING;
+    if (!lagging || !(await txns.waitForState(startedAtMs))) return errorCode;
+  }
+}
+
 async function replicate(
   broker: BrokerContext,
   target: { topicName: string; index: number; timeoutMs: number },
   batch: { header: { recordCount: number }; buffer: Buffer },
   logAppendTime: boolean,
+  txnStartedMs?: number,
 ): Promise<PartitionResult> {
   const cluster = broker.cluster!;
   const { topicName, index } = target;
@@ -123,6 +156,7 @@ async function replicate(
       batch.buffer,
       logAppendTime,
       target.timeoutMs,
+      txnStartedMs,
     );
   } catch (error) {
     return failed(index, kafkaErrorCodeOf(error), errorMessageOf(error));
@@ -220,11 +254,22 @@ async function validateAndAppend(
     );
   await turn;
   if (broker.cluster !== undefined) {
-    if (target.transactionalId !== null) {
-      return failed(index, KafkaErrorCode.INVALID_TXN_STATE, "no transactions on a cluster yet");
-    }
     const logAppendTime = topic.config["message.timestamp.type"] === "LogAppendTime";
-    return { replicated: replicate(broker, target, batch, logAppendTime) };
+    if ((header.attributes & ATTR_TRANSACTIONAL) === 0) {
+      return { replicated: replicate(broker, target, batch, logAppendTime) };
+    }
+    const waited = await awaitAdmission(broker, target, header);
+    if (waited !== 0) return failed(index, waited, null);
+    // Checked again and proposed in one synchronous step: a marker proposed in between
+    // would otherwise precede the batch (cluster-transactions.ts, "Produce").
+    const check = broker.cluster.transactions!.checkProduce(
+      target.transactionalId,
+      header.producerId,
+      header.producerEpoch,
+      { topic: topicName, partition: index },
+    );
+    if (check.errorCode !== 0) return failed(index, check.errorCode, null);
+    return { replicated: replicate(broker, target, batch, logAppendTime, check.txnStartedMs) };
   }
   let outcome;
   try {

@@ -1,6 +1,7 @@
 // Producer ids and transactions: InitProducerId (22, v0..1), AddPartitionsToTxn (24, v0..1),
 // AddOffsetsToTxn (25, v0..1), EndTxn (26, v0..1) and TxnOffsetCommit (28, v0..2). This
 // broker is every transactional id's coordinator; the TransactionCoordinator owns all state.
+// On a Raft cluster the controller's leader is, through cluster/cluster-transactions.ts.
 //
 // Error codes: the coordinator answers with the newest codes; PRODUCER_FENCED exists only
 // from v2 of AddPartitionsToTxn, AddOffsetsToTxn and EndTxn, v4 of InitProducerId, and not
@@ -11,6 +12,7 @@ import type { RequestContext } from "../connection.js";
 import { KafkaErrorCode } from "../../protocol/error-codes.js";
 import type * as T from "../../protocol/generated/types.js";
 import type { PendingOffset, TxnPartition } from "../../../transactions/txn-metadata.js";
+import type { TransactionCoordinator } from "../../../transactions/txn-coordinator.js";
 import type { BrokerContext } from "./context.js";
 
 function downgrade(errorCode: number, apiVersion: number, fencedFrom: number): number {
@@ -20,15 +22,27 @@ function downgrade(errorCode: number, apiVersion: number, fencedFrom: number): n
   return errorCode;
 }
 
+/**
+ * The transaction coordinator to use: this broker's own, or on a cluster the one the
+ * controller's leader runs (cluster/cluster-transactions.ts); elsewhere NOT_COORDINATOR
+ * (or COORDINATOR_LOAD_IN_PROGRESS while it takes over), which clients retry after a new
+ * FindCoordinator.
+ */
+function coordinatorOf(broker: BrokerContext): TransactionCoordinator | number {
+  if (broker.cluster === undefined) return broker.transactions;
+  return broker.cluster.transactions?.coordinator() ?? KafkaErrorCode.NOT_COORDINATOR;
+}
+
 /** Runs a coordinator step; an operating error (storage) becomes a retriable code. */
 async function step(
   broker: BrokerContext,
   api: string,
-  fn: () => Promise<number>,
+  fn: (coordinator: TransactionCoordinator) => Promise<number>,
 ): Promise<number> {
   let errorCode: number;
   try {
-    errorCode = await fn();
+    const coordinator = coordinatorOf(broker);
+    errorCode = typeof coordinator === "number" ? coordinator : await fn(coordinator);
   } catch (error) {
     broker.logger.error("transaction coordinator step failed", { api, error });
     errorCode = KafkaErrorCode.COORDINATOR_NOT_AVAILABLE;
@@ -46,22 +60,10 @@ export async function handleInitProducerId(
     const producerId = await broker.producerIds.allocate();
     return { throttleTimeMs: 0, errorCode: 0, producerId, producerEpoch: 0 };
   }
-  if (broker.cluster !== undefined) {
-    // Transactions would write markers outside Raft; refused until they are replicated.
-    return {
-      throttleTimeMs: 0,
-      errorCode: KafkaErrorCode.INVALID_REQUEST,
-      producerId: -1n,
-      producerEpoch: -1,
-    };
-  }
   const transactionalId = request.transactionalId;
   let result = { errorCode: 0, producerId: -1n, producerEpoch: -1 };
-  const errorCode = await step(broker, "InitProducerId", async () => {
-    result = await broker.transactions.initProducerId(
-      transactionalId,
-      request.transactionTimeoutMs,
-    );
+  const errorCode = await step(broker, "InitProducerId", async (coordinator) => {
+    result = await coordinator.initProducerId(transactionalId, request.transactionTimeoutMs);
     return result.errorCode;
   });
   if (errorCode !== 0) return { throttleTimeMs: 0, errorCode, producerId: -1n, producerEpoch: -1 };
@@ -79,7 +81,7 @@ export async function handleAddPartitionsToTxn(
   );
   const unknown = new Set(
     wanted
-      .filter((p) => !broker.transactions.partitionExists(p))
+      .filter((p) => broker.topics.get(p.topic)?.partitions[p.partition] === undefined)
       .map((p) => `${p.topic}\u0000${p.partition}`),
   );
   let errorCode: number;
@@ -87,8 +89,8 @@ export async function handleAddPartitionsToTxn(
     // As Kafka: the unknown partitions fail, the others were not attempted.
     errorCode = KafkaErrorCode.OPERATION_NOT_ATTEMPTED;
   } else {
-    errorCode = await step(broker, "AddPartitionsToTxn", () =>
-      broker.transactions.addPartitions(
+    errorCode = await step(broker, "AddPartitionsToTxn", (coordinator) =>
+      coordinator.addPartitions(
         request.v3AndBelowTransactionalId ?? "",
         request.v3AndBelowProducerId ?? -1n,
         request.v3AndBelowProducerEpoch ?? -1,
@@ -119,8 +121,8 @@ export async function handleAddOffsetsToTxn(
   if (request.groupId === "") {
     return { throttleTimeMs: 0, errorCode: KafkaErrorCode.INVALID_GROUP_ID };
   }
-  const errorCode = await step(broker, "AddOffsetsToTxn", () =>
-    broker.transactions.addOffsets(
+  const errorCode = await step(broker, "AddOffsetsToTxn", (coordinator) =>
+    coordinator.addOffsets(
       request.transactionalId,
       request.producerId,
       request.producerEpoch,
@@ -135,8 +137,8 @@ export async function handleEndTxn(
   context: RequestContext,
   request: T.EndTxnRequest,
 ): Promise<T.EndTxnResponse> {
-  const errorCode = await step(broker, "EndTxn", () =>
-    broker.transactions.endTxn(
+  const errorCode = await step(broker, "EndTxn", (coordinator) =>
+    coordinator.endTxn(
       request.transactionalId,
       request.producerId,
       request.producerEpoch,
@@ -173,8 +175,8 @@ export async function handleTxnOffsetCommit(
   let errorCode: number =
     request.groupId === "" ? KafkaErrorCode.INVALID_GROUP_ID : KafkaErrorCode.NONE;
   if (errorCode === KafkaErrorCode.NONE && offsets.length > 0) {
-    errorCode = await step(broker, "TxnOffsetCommit", () =>
-      broker.transactions.commitOffsets(request.transactionalId, {
+    errorCode = await step(broker, "TxnOffsetCommit", (coordinator) =>
+      coordinator.commitOffsets(request.transactionalId, {
         producerId: request.producerId,
         producerEpoch: request.producerEpoch,
         groupId: request.groupId,

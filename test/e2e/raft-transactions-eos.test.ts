@@ -1,0 +1,377 @@
+// Goal (issue 6, must show 3, on the Raft cluster): a kafkajs exactly-once
+// consume-transform-produce pipeline on three `logkv broker --peers` processes runs through
+// SIGKILLs of a partition leader and of the transaction coordinator without duplicates or
+// losses in its output topic.
+// Method: as test/e2e/transactions-eos.test.ts (which runs on one broker): input records
+// are written up front; a pipeline instance is a transactional producer and a
+// READ_COMMITTED consumer that processes fetched records in small chunks, one transaction
+// per chunk (send, sendOffsets, commit); any error replaces the instance. Meanwhile a
+// seeded schedule SIGKILLs, in turn, the leader of output partition 0 and the coordinator
+// (the controller's leader, which coordinates transactions and groups), restarting each
+// after a pause; at least one kill of each kind must land while the pipeline works. The
+// run ends when the group's committed offsets reach the end of the input; the output,
+// read READ_COMMITTED, must hold every input record transformed exactly once.
+// LOGKV_SEED=N replays a schedule; LOGKV_LONG=1 runs more records and more kills.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Kafka, logLevel, type Consumer, type EachBatchPayload, type Producer } from "kafkajs";
+import { mulberry32 } from "../../services/shared/prng.js";
+import { ClusterProcesses } from "../helpers/cluster-process.js";
+import { RawKafkaClient } from "../helpers/raw-client.js";
+import { readTopic } from "./helpers/txn-clients.js";
+
+const LONG = process.env.LOGKV_LONG === "1";
+const SEED =
+  process.env.LOGKV_SEED !== undefined
+    ? Number(process.env.LOGKV_SEED) >>> 0
+    : (Math.random() * 2 ** 32) >>> 0;
+const RECORDS = LONG ? 4000 : 1500;
+const KILLS = LONG ? 8 : 4;
+const PARTITIONS = 3;
+const INPUT = "ceos-in";
+const OUTPUT = "ceos-out";
+const GROUP = "ceos-group";
+const TRANSACTIONAL_ID = "ceos-pipeline";
+const RUN_TIMEOUT_MS = LONG ? 600_000 : 180_000;
+
+const transform = (value: string): string => `T(${value})`;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** When the last chunk committed, to tell crashes mid-run from crashes after it. */
+let lastCommitAtMs = 0;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** One incarnation of the pipeline; `failed` resolves when it must be replaced. */
+class PipelineInstance {
+  private producer: Producer;
+  private consumer: Consumer;
+  private signalFailed: (error: unknown) => void = () => {};
+  readonly failed: Promise<unknown>;
+  committedChunks = 0;
+
+  constructor(
+    kafka: Kafka,
+    private readonly random: () => number,
+  ) {
+    this.producer = kafka.producer({
+      transactionalId: TRANSACTIONAL_ID,
+      maxInFlightRequests: 1,
+      idempotent: true,
+      transactionTimeout: 10_000,
+    });
+    this.consumer = kafka.consumer({
+      groupId: GROUP,
+      readUncommitted: false,
+      sessionTimeout: 6000,
+      rebalanceTimeout: 6000,
+      heartbeatInterval: 500,
+      maxWaitTimeInMs: 200,
+      maxBytesPerPartition: 4096,
+      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
+    });
+    this.failed = new Promise((resolve) => (this.signalFailed = resolve));
+    this.consumer.on(this.consumer.events.CRASH, (event) => this.signalFailed(event.payload.error));
+  }
+
+  async start(): Promise<void> {
+    await this.producer.connect();
+    // InitProducerId first: it fences the previous instance and completes or aborts its
+    // transaction, so the offsets the consumer fetches next are final.
+    const first = await this.producer.transaction();
+    await first.abort();
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: INPUT, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.process(payload),
+    });
+  }
+
+  private async process(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    try {
+      let at = 0;
+      while (at < batch.messages.length && payload.isRunning() && !payload.isStale()) {
+        const size = 1 + Math.floor(this.random() * 25);
+        const chunk = batch.messages.slice(at, at + size);
+        at += chunk.length;
+        const last = chunk[chunk.length - 1]!;
+        const txn = await this.producer.transaction();
+        try {
+          await txn.send({
+            topic: OUTPUT,
+            // One output partition per send (the input's): kafkajs 2.2 drops a partition's
+            // messages when its retry after a leader move lands on a broker that already
+            // answered another partition of the same send; a cluster moves leaders.
+            messages: chunk.map((m) => ({
+              key: m.key,
+              value: transform(m.value?.toString() ?? ""),
+              partition: batch.partition,
+            })),
+          });
+          // Hold the transaction open a little, so crashes land inside transactions and the
+          // run spans the crash schedule.
+          await sleep(20 + this.random() * 60);
+          const next = (BigInt(last.offset) + 1n).toString();
+          await txn.sendOffsets({
+            consumerGroupId: GROUP,
+            topics: [
+              { topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] },
+            ],
+          });
+          await txn.commit();
+        } catch (error) {
+          await withTimeout(
+            txn.abort().catch(() => {}),
+            5000,
+          );
+          throw error;
+        }
+        this.committedChunks += 1;
+        lastCommitAtMs = Date.now();
+        payload.resolveOffset(last.offset);
+        await payload.heartbeat();
+      }
+    } catch (error) {
+      this.signalFailed(error);
+      throw error;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await withTimeout(
+      this.consumer.disconnect().catch(() => {}),
+      10_000,
+    );
+    await withTimeout(
+      this.producer.disconnect().catch(() => {}),
+      10_000,
+    );
+  }
+}
+
+describe("exactly-once pipeline on a Raft cluster through leader and coordinator kills", () => {
+  let cluster: ClusterProcesses;
+  let kafka: Kafka;
+
+  before(async () => {
+    cluster = await ClusterProcesses.start(3);
+    kafka = new Kafka({
+      clientId: "raft-eos",
+      brokers: cluster.addresses(),
+      logLevel: logLevel.NOTHING,
+      connectionTimeout: 1000,
+      retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 1000 },
+    });
+  });
+
+  after(async () => {
+    await cluster.destroy();
+  });
+
+  async function writeInput(): Promise<void> {
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({
+      topics: [
+        { topic: INPUT, numPartitions: PARTITIONS },
+        { topic: OUTPUT, numPartitions: PARTITIONS },
+      ],
+      waitForLeaders: true,
+    });
+    await admin.disconnect();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    for (let i = 0; i < RECORDS; i += 200) {
+      const n = Math.min(200, RECORDS - i);
+      await producer.send({
+        topic: INPUT,
+        acks: -1,
+        messages: Array.from({ length: n }, (_, j) => ({ key: `k${i + j}`, value: `v${i + j}` })),
+      });
+    }
+    await producer.disconnect();
+  }
+
+  /** The broker to kill: the output partition 0 leader, or the coordinator (controller). */
+  async function victim(kind: "leader" | "coordinator"): Promise<number> {
+    const admin = kafka.admin({ retry: { retries: 20, initialRetryTime: 50 } });
+    await admin.connect();
+    try {
+      for (let attempt = 0; attempt < 100; attempt++) {
+        if (kind === "coordinator") {
+          const { controller } = await admin.describeCluster();
+          if (controller !== null && controller > 0) return controller;
+        } else {
+          const meta = await admin.fetchTopicMetadata({ topics: [OUTPUT] });
+          const leader = meta.topics[0]?.partitions.find((p) => p.partitionId === 0)?.leader;
+          if (leader !== undefined && leader > 0) return leader;
+        }
+        await sleep(50);
+      }
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+    throw new Error(`no ${kind} to kill`);
+  }
+
+  /** Whether the group's committed offsets cover the whole input (null: not answerable). */
+  async function caughtUp(): Promise<boolean | null> {
+    const admin = kafka.admin({ retry: { retries: 0 } });
+    try {
+      await admin.connect();
+      const ends = await admin.fetchTopicOffsets(INPUT);
+      const [committed] = await admin.fetchOffsets({ groupId: GROUP, topics: [INPUT] });
+      return ends.every((end) => {
+        const c = committed?.partitions.find((p) => p.partition === end.partition);
+        return c !== undefined && c.offset === end.high;
+      });
+    } catch {
+      return null;
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  }
+
+  it(
+    `transforms every input record exactly once (seed ${SEED})`,
+    { timeout: RUN_TIMEOUT_MS + 60_000 },
+    async (t) => {
+      t.diagnostic(`seed ${SEED} (LOGKV_SEED=${SEED} replays it); ${RECORDS} records`);
+      const random = mulberry32(SEED);
+      await writeInput();
+      const deadline = Date.now() + RUN_TIMEOUT_MS;
+      let killsDone = 0;
+      const kills: { kind: string; nodeId: number; atMs: number }[] = [];
+      let instances = 0;
+      const reasons = new Map<string, number>();
+      let chunks = 0;
+      const chaos = (async () => {
+        for (let i = 0; i < KILLS; i++) {
+          await sleep(800 + random() * 1200);
+          const kind = i % 2 === 0 ? "leader" : "coordinator";
+          const nodeId = await victim(kind);
+          await cluster.broker(nodeId).kill();
+          kills.push({ kind, nodeId, atMs: Date.now() });
+          await sleep(300 + random() * 1000);
+          await cluster.broker(nodeId).restart();
+          killsDone += 1;
+        }
+      })();
+      let done = false;
+      while (!done) {
+        assert.ok(Date.now() < deadline, `pipeline did not finish: ${instances} instances`);
+        instances += 1;
+        const instance = new PipelineInstance(kafka, random);
+        let failure: unknown = null;
+        try {
+          await instance.start();
+        } catch (error) {
+          failure = error;
+        }
+        while (failure === null) {
+          const outcome = await withTimeout(instance.failed, 500);
+          if (outcome !== "timeout") {
+            failure = outcome;
+            break;
+          }
+          if (killsDone === KILLS && (await caughtUp()) === true) {
+            done = true;
+            break;
+          }
+        }
+        if (failure !== null) {
+          const reason = failure instanceof Error ? failure.message.slice(0, 80) : String(failure);
+          reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+          // Mostly a killed broker refusing connections: don't spin while it is down.
+          await sleep(200);
+        }
+        chunks += instance.committedChunks;
+        await instance.stop();
+      }
+      await chaos;
+      const midRun = kills.filter((k) => k.atMs < lastCommitAtMs);
+      t.diagnostic(
+        `${instances} pipeline instances, ${chunks} committed chunks; kills mid-run: ` +
+          midRun.map((k) => `${k.kind} ${k.nodeId}`).join(", "),
+      );
+      t.diagnostic(`instances replaced because: ${JSON.stringify([...reasons])}`);
+      assert.ok(
+        midRun.some((k) => k.kind === "leader") && midRun.some((k) => k.kind === "coordinator"),
+        "a partition leader and the coordinator were killed while the pipeline was working",
+      );
+      const admin = kafka.admin();
+      await admin.connect();
+      const latest = await admin.fetchTopicOffsets(OUTPUT);
+      await admin.disconnect();
+      t.diagnostic(
+        `output high watermarks: ${latest.map((p) => `${p.partition}:${p.high}`).join(" ")}`,
+      );
+      const output = await readTopic(kafka, OUTPUT, {
+        readUncommitted: false,
+        done: (records) => records.length >= RECORDS,
+        settleMs: 1500,
+        timeoutMs: 30_000,
+      }).catch(async (error: unknown) => {
+        for (const b of cluster.brokers) {
+          const problems = b.stderr
+            .split("\n")
+            .filter((line) => /"level":"(warn|error)"/.test(line))
+            .slice(-5);
+          t.diagnostic(`${b.address} pid ${b.pid} warnings: ${problems.join(" | ")}`);
+          const client = await RawKafkaClient.connect(b.address).catch(() => null);
+          if (client === null) continue;
+          const ask = (isolationLevel: number) =>
+            client.request<{
+              topics: {
+                partitions: { partitionIndex: number; errorCode: number; offset: bigint }[];
+              }[];
+            }>(2, 2, {
+              replicaId: -1,
+              isolationLevel,
+              topics: [
+                {
+                  name: OUTPUT,
+                  partitions: [0, 1, 2].map((p) => ({ partitionIndex: p, timestamp: -1n })),
+                },
+              ],
+            });
+          const fmt = (r: Awaited<ReturnType<typeof ask>>) =>
+            r.topics[0]!.partitions.map(
+              (p) => `${p.partitionIndex}:${p.errorCode}:${p.offset}`,
+            ).join(" ");
+          t.diagnostic(`${b.address} lso ${fmt(await ask(1))} hw ${fmt(await ask(0))}`);
+          client.close();
+        }
+        const all = await readTopic(kafka, OUTPUT, {
+          readUncommitted: true,
+          done: (r) => r.length >= RECORDS,
+          settleMs: 500,
+          timeoutMs: 8000,
+        }).catch(() => []);
+        const present = new Set(all.map((r) => r.value));
+        const absent = Array.from({ length: RECORDS }, (_, i) => transform(`v${i}`)).filter(
+          (v) => !present.has(v),
+        );
+        t.diagnostic(`read_uncommitted: ${all.length} records, ${absent.length} inputs absent`);
+        throw error;
+      });
+      const counts = new Map<string, number>();
+      for (const r of output) counts.set(r.value, (counts.get(r.value) ?? 0) + 1);
+      const duplicates = [...counts].filter(([, n]) => n > 1);
+      const missing = Array.from({ length: RECORDS }, (_, i) => transform(`v${i}`)).filter(
+        (v) => !counts.has(v),
+      );
+      assert.deepEqual(duplicates, [], "no input record is transformed twice");
+      assert.deepEqual(missing, [], "every input record is transformed");
+      assert.equal(output.length, RECORDS);
+    },
+  );
+});
