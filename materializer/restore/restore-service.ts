@@ -648,9 +648,7 @@ export class RestoreService {
    * finds, which would otherwise include another run's checkpoint still being written.
    */
   checkpointAll(nowMs = Date.now()): Promise<TableCheckpointManifest[]> {
-    const run = this.checkpointing
-      .catch(() => undefined)
-      .then(() => this.writeCheckpoints(nowMs));
+    const run = this.checkpointing.catch(() => undefined).then(() => this.writeCheckpoints(nowMs));
     this.checkpointing = run.catch(() => undefined);
     return run;
   }
