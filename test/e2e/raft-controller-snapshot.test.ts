@@ -144,6 +144,12 @@ test("the controller compacts its log; a broker behind the snapshot catches up b
     [[0, null]],
   );
   for (const address of live) {
+    // The answer comes once a majority committed; the other broker applies the command
+    // when it learns the commit index (its next heartbeat), so it may lag a moment.
+    await until(
+      `${address} to apply CreatePartitions`,
+      async () => (await partitionCount(address, GROWN)) === 3,
+    );
     assert.equal(await partitionCount(address, GROWN), 3, `${address} after CreatePartitions`);
   }
   for (const topic of TOPICS) {
