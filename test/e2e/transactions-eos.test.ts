@@ -12,10 +12,11 @@
 // LOGKV_SEED=N replays a schedule; LOGKV_LONG=1 runs more records and more crashes.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
+import type { Kafka } from "kafkajs";
 import { mulberry32 } from "../../services/shared/prng.js";
 import { BrokerProcess } from "../helpers/broker-process.js";
 import { kafkaFor, metricValue, readTopic } from "./helpers/txn-clients.js";
+import { PipelineInstance, transform, withTimeout } from "./helpers/eos-pipeline.js";
 
 const LONG = process.env.LOGKV_LONG === "1";
 const SEED =
@@ -31,124 +32,6 @@ const GROUP = "eos-group";
 const TRANSACTIONAL_ID = "eos-pipeline";
 const RUN_TIMEOUT_MS = LONG ? 600_000 : 150_000;
 
-const transform = (value: string): string => `T(${value})`;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-/** When the last chunk committed, to tell crashes mid-run from crashes after it. */
-let lastCommitAtMs = 0;
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** One incarnation of the pipeline; `failed` resolves when it must be replaced. */
-class PipelineInstance {
-  private producer: Producer;
-  private consumer: Consumer;
-  private signalFailed: (error: unknown) => void = () => {};
-  readonly failed: Promise<unknown>;
-  committedChunks = 0;
-
-  constructor(
-    kafka: Kafka,
-    private readonly random: () => number,
-  ) {
-    this.producer = kafka.producer({
-      transactionalId: TRANSACTIONAL_ID,
-      maxInFlightRequests: 1,
-      idempotent: true,
-      transactionTimeout: 10_000,
-    });
-    this.consumer = kafka.consumer({
-      groupId: GROUP,
-      readUncommitted: false,
-      sessionTimeout: 6000,
-      rebalanceTimeout: 6000,
-      heartbeatInterval: 500,
-      maxWaitTimeInMs: 200,
-      maxBytesPerPartition: 4096,
-      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
-    });
-    this.failed = new Promise((resolve) => (this.signalFailed = resolve));
-    this.consumer.on(this.consumer.events.CRASH, (event) => this.signalFailed(event.payload.error));
-  }
-
-  async start(): Promise<void> {
-    await this.producer.connect();
-    // InitProducerId first: it fences the previous instance and completes or aborts its
-    // transaction, so the offsets the consumer fetches next are final.
-    const first = await this.producer.transaction();
-    await first.abort();
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic: INPUT, fromBeginning: true });
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      eachBatch: (payload) => this.process(payload),
-    });
-  }
-
-  private async process(payload: EachBatchPayload): Promise<void> {
-    const { batch } = payload;
-    try {
-      let at = 0;
-      while (at < batch.messages.length && payload.isRunning() && !payload.isStale()) {
-        const size = 1 + Math.floor(this.random() * 25);
-        const chunk = batch.messages.slice(at, at + size);
-        at += chunk.length;
-        const last = chunk[chunk.length - 1]!;
-        const txn = await this.producer.transaction();
-        try {
-          await txn.send({
-            topic: OUTPUT,
-            messages: chunk.map((m) => ({
-              key: m.key,
-              value: transform(m.value?.toString() ?? ""),
-            })),
-          });
-          // Hold the transaction open a little, so crashes land inside transactions and the
-          // run spans the crash schedule.
-          await sleep(20 + this.random() * 60);
-          const next = (BigInt(last.offset) + 1n).toString();
-          await txn.sendOffsets({
-            consumerGroupId: GROUP,
-            topics: [
-              { topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] },
-            ],
-          });
-          await txn.commit();
-        } catch (error) {
-          await withTimeout(
-            txn.abort().catch(() => {}),
-            5000,
-          );
-          throw error;
-        }
-        this.committedChunks += 1;
-        lastCommitAtMs = Date.now();
-        payload.resolveOffset(last.offset);
-        await payload.heartbeat();
-      }
-    } catch (error) {
-      this.signalFailed(error);
-      throw error;
-    }
-  }
-
-  async stop(): Promise<void> {
-    await withTimeout(
-      this.consumer.disconnect().catch(() => {}),
-      10_000,
-    );
-    await withTimeout(
-      this.producer.disconnect().catch(() => {}),
-      10_000,
-    );
-  }
-}
 
 describe("exactly-once consume-transform-produce through broker crashes", () => {
   let broker: BrokerProcess;
@@ -232,10 +115,17 @@ describe("exactly-once consume-transform-produce through broker crashes", () => 
         }
       })();
       let done = false;
+      /** When the last chunk committed, to tell crashes mid-run from crashes after it. */
+      let lastCommitAtMs = 0;
       while (!done) {
         assert.ok(Date.now() < deadline, `pipeline did not finish: ${instances} instances`);
         instances += 1;
-        const instance = new PipelineInstance(kafka, random);
+        const instance = new PipelineInstance(kafka, random, {
+          input: INPUT,
+          output: OUTPUT,
+          group: GROUP,
+          transactionalId: TRANSACTIONAL_ID,
+        });
         let failure: unknown = null;
         try {
           await instance.start();
@@ -254,6 +144,7 @@ describe("exactly-once consume-transform-produce through broker crashes", () => 
           }
         }
         chunks += instance.committedChunks;
+        lastCommitAtMs = Math.max(lastCommitAtMs, instance.lastCommitAtMs);
         await instance.stop();
       }
       await chaos;

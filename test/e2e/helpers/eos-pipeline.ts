@@ -1,0 +1,141 @@
+// The consume-transform-produce pipeline of the exactly-once tests (issue 6, must show 3),
+// on one broker (transactions-eos.test.ts) and on a Raft cluster (raft-transactions-eos):
+// a transactional producer and a READ_COMMITTED consumer that processes each fetched batch
+// in small random chunks, one transaction per chunk (send, sendOffsets, commit). Any error
+// ends the instance (`failed`); the test replaces it with a new one, whose InitProducerId
+// fences the old producer and completes or aborts its transaction.
+import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
+
+export interface PipelineNames {
+  input: string;
+  output: string;
+  group: string;
+  transactionalId: string;
+  /** Send each chunk to the input record's partition number (see below). */
+  samePartition?: boolean;
+}
+
+export const transform = (value: string): string => `T(${value})`;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** One incarnation of the pipeline; `failed` resolves when it must be replaced. */
+export class PipelineInstance {
+  private producer: Producer;
+  private consumer: Consumer;
+  private signalFailed: (error: unknown) => void = () => {};
+  readonly failed: Promise<unknown>;
+  committedChunks = 0;
+
+  /** When this instance last committed a chunk (ms), 0 before. */
+  lastCommitAtMs = 0;
+
+  constructor(
+    kafka: Kafka,
+    private readonly random: () => number,
+    private readonly names: PipelineNames,
+  ) {
+    this.producer = kafka.producer({
+      transactionalId: names.transactionalId,
+      maxInFlightRequests: 1,
+      idempotent: true,
+      transactionTimeout: 10_000,
+    });
+    this.consumer = kafka.consumer({
+      groupId: names.group,
+      readUncommitted: false,
+      sessionTimeout: 6000,
+      rebalanceTimeout: 6000,
+      heartbeatInterval: 500,
+      maxWaitTimeInMs: 200,
+      maxBytesPerPartition: 4096,
+      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
+    });
+    this.failed = new Promise((resolve) => (this.signalFailed = resolve));
+    this.consumer.on(this.consumer.events.CRASH, (event) => this.signalFailed(event.payload.error));
+  }
+
+  async start(): Promise<void> {
+    await this.producer.connect();
+    // InitProducerId first: it fences the previous instance and completes or aborts its
+    // transaction, so the offsets the consumer fetches next are final.
+    const first = await this.producer.transaction();
+    await first.abort();
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: this.names.input, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.process(payload),
+    });
+  }
+
+  private async process(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    try {
+      let at = 0;
+      while (at < batch.messages.length && payload.isRunning() && !payload.isStale()) {
+        const size = 1 + Math.floor(this.random() * 25);
+        const chunk = batch.messages.slice(at, at + size);
+        at += chunk.length;
+        const last = chunk[chunk.length - 1]!;
+        const txn = await this.producer.transaction();
+        try {
+          await txn.send({
+            topic: this.names.output,
+            // With samePartition, one output partition per send (the input's): kafkajs 2.2
+            // drops a partition's messages when its retry after a leader move lands on a
+            // broker that already answered another partition of the same send.
+            messages: chunk.map((m) => ({
+              key: m.key,
+              value: transform(m.value?.toString() ?? ""),
+              ...(this.names.samePartition === true ? { partition: batch.partition } : {}),
+            })),
+          });
+          // Hold the transaction open a little, so crashes land inside transactions and the
+          // run spans the crash schedule.
+          await sleep(20 + this.random() * 60);
+          const next = (BigInt(last.offset) + 1n).toString();
+          await txn.sendOffsets({
+            consumerGroupId: this.names.group,
+            topics: [
+              { topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] },
+            ],
+          });
+          await txn.commit();
+        } catch (error) {
+          await withTimeout(
+            txn.abort().catch(() => {}),
+            5000,
+          );
+          throw error;
+        }
+        this.committedChunks += 1;
+        this.lastCommitAtMs = Date.now();
+        payload.resolveOffset(last.offset);
+        await payload.heartbeat();
+      }
+    } catch (error) {
+      this.signalFailed(error);
+      throw error;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await withTimeout(
+      this.consumer.disconnect().catch(() => {}),
+      10_000,
+    );
+    await withTimeout(
+      this.producer.disconnect().catch(() => {}),
+      10_000,
+    );
+  }
+}
