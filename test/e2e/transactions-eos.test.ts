@@ -32,7 +32,6 @@ const GROUP = "eos-group";
 const TRANSACTIONAL_ID = "eos-pipeline";
 const RUN_TIMEOUT_MS = LONG ? 600_000 : 150_000;
 
-
 describe("exactly-once consume-transform-produce through broker crashes", () => {
   let broker: BrokerProcess;
   let kafka: Kafka;
