@@ -6,7 +6,7 @@
 // Lifecycle: start() opens storage (running recovery), then starts listening; stop() stops
 // accepting, closes connections, then flushes and closes storage, so a clean stop leaves
 // nothing for the next start to recover.
-import { rm } from "node:fs/promises";
+
 import { join } from "node:path";
 import { systemClock } from "../shared/clock.js";
 import { Semaphore } from "../shared/semaphore.js";
@@ -14,6 +14,7 @@ import { serveMetrics, type MetricsServer } from "../shared/metrics-server.js";
 import type { Logger } from "../shared/log.js";
 import { BrokerProbe } from "./broker-probe.js";
 import { BrokerCluster } from "./cluster/cluster.js";
+import { prepareReplicatedTopics } from "./cluster/partition-machine.js";
 import { type BrokerConfig, validateBrokerConfig } from "./config.js";
 import { GroupCoordinator } from "./coordinator/group-coordinator.js";
 import { FileOffsetStore } from "./coordinator/offset-store.js";
@@ -97,9 +98,10 @@ export class KafkaBroker {
     validateBrokerConfig(config);
     const probe = new BrokerProbe({ defaultMetrics: true });
     if (config.raft !== undefined) {
-      // Clustered: the Raft logs are the durable truth and topic folders are rebuilt from
-      // them at start (cluster/cluster.ts), so partition logs need no fsync of their own.
-      await rm(join(config.dataDir, "topics"), { recursive: true, force: true });
+      // Clustered: the Raft logs are the durable truth. A partition log is kept up to its
+      // group's snapshot (fsynced when taken) and the rest replays from the Raft log; logs
+      // of groups without a snapshot are rebuilt whole (cluster/partition-machine.ts).
+      await prepareReplicatedTopics(config, logger.child("cluster"));
     }
     const topicsConfig: BrokerConfig =
       config.raft === undefined ? config : { ...config, logFlush: "never" };
@@ -145,7 +147,8 @@ export class KafkaBroker {
       abortCheckIntervalMs: config.transactionAbortCheckIntervalMs,
       probe,
     });
-    await abortHangingTransactions(topics, transactions, logger);
+    // Clustered partitions change only through their Raft groups (markers included).
+    if (config.raft === undefined) await abortHangingTransactions(topics, transactions, logger);
     let broker: KafkaBroker | null = null;
     let cluster: BrokerCluster | undefined;
     if (config.raft !== undefined) {

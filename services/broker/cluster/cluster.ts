@@ -24,7 +24,7 @@
 // group and registers this broker; close() stops every group and the transport.
 // Concurrency: event-loop only; controller entries apply one at a time in log order.
 import { randomUUID } from "node:crypto";
-import { rm } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { DbError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
@@ -37,6 +37,14 @@ import { RaftTransport, type PeerAddress } from "../raft/transport.js";
 import type { Entry, NodeId, SoftState } from "../raft/types.js";
 import type { ConfChange } from "../raft/raft.js";
 import { RaftProbe } from "./raft-probe.js";
+import {
+  CHUNK_BYTES,
+  FetchClient,
+  PartitionStateMachine,
+  decodeFetchRequest,
+  encodeFetchAnswer,
+  serveFetch,
+} from "./partition-machine.js";
 import {
   ClusterTransactions,
   type ClusterTransactionsOptions,
@@ -64,8 +72,13 @@ export interface RaftClusterConfig {
   tickMs: number;
   /** Replication factor of new topics, capped by the number of brokers. */
   replicationFactor: number;
-  /** The controller group snapshots every this many applied entries (default 10 000). */
+  /**
+   * Every group snapshots every this many applied entries (default 10 000); partition
+   * groups also once the entries since their last snapshot hold snapshotBytes of data.
+   */
   snapshotEntries?: number;
+  /** Default 64 MiB. */
+  snapshotBytes?: number;
 }
 
 /** Committed offsets as they travel in a controller entry (offsets as decimal strings). */
@@ -151,6 +164,9 @@ const CONTROLLER = "controller";
 const FORWARD = "controller-forward";
 /** Notices from partition leaders naming themselves, for brokers that host no replica. */
 const LEADERS = "leaders";
+/** A replica asks another for partition batches to install a snapshot (partition-machine.ts). */
+const SNAPSHOT_FETCH = "snapshot-fetch";
+const SNAPSHOT_DATA = "snapshot-data";
 /** How often leaders drive reassignments and announce themselves. */
 const DRIVE_MS = 200;
 /** A learner this close to the leader's last index is promoted to voter. */
@@ -161,6 +177,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function partitionGroupName(topic: string, index: number): string {
   return `p/${topic}/${index}`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const sameSet = (a: readonly NodeId[], b: readonly NodeId[]): boolean =>
@@ -253,6 +278,7 @@ export class BrokerCluster {
   private readonly probe: RaftProbe;
   private offsetsSink: OffsetsSink | null = null;
   private txns: ClusterTransactions | null = null;
+  private fetchClient: FetchClient | null = null;
   /** Tells this process's own offset commits apart in the controller log (see below). */
   private readonly incarnation = randomUUID();
 
@@ -283,10 +309,16 @@ export class BrokerCluster {
       },
       onNotice: (group, payload) => {
         if (group === LEADERS) return this.leadersNoticed(payload);
+        if (group === SNAPSHOT_FETCH) return void this.serveSnapshotFetch(payload);
+        if (group === SNAPSHOT_DATA) return this.fetchClient?.answered(payload);
         if (group !== FORWARD || this.controller?.isLeader() !== true) return;
         this.controller.propose(payload).catch(() => undefined);
       },
     });
+    const transport = this.transport;
+    this.fetchClient = new FetchClient(this.nodeId, (to, payload) =>
+      transport.notify(to, SNAPSHOT_FETCH, payload),
+    );
     // A joining broker starts with no voters: it never campaigns, and learns the
     // controller's configuration from the log once the leader adds it as a learner.
     const voters = this.raft.joining === true ? [] : this.raft.peers.map((p) => p.id);
@@ -317,6 +349,7 @@ export class BrokerCluster {
     dir: string,
     stateMachine: StateMachine,
     snapshotEntries?: number,
+    snapshotBytes?: number,
   ): Promise<RaftGroup> {
     return RaftGroup.open({
       group: name,
@@ -330,7 +363,9 @@ export class BrokerCluster {
       onSoftState: (soft) => this.leadershipChanged(name, soft),
       onCommitLatency: (seconds) => this.probe.committed(name, seconds),
       onSnapshot: (event) => this.probe.snapshot(name, event.kind, event.bytes),
+      onOpened: (event) => this.probe.opened(name, event.entries),
       snapshotEntries,
+      snapshotBytes,
     });
   }
 
@@ -601,7 +636,10 @@ export class BrokerCluster {
         wanted.add(group);
         if (this.groups.has(group)) continue;
         const partition = topic.partitions[index]!;
-        if (partition.logEndOffset > 0n) {
+        const dir = this.groupDir(name, index);
+        // A partition log kept from this group's snapshot at start is its own (see
+        // prepareReplicatedTopics); one with no Raft log beside it is a leftover.
+        if (partition.logEndOffset > 0n && !(await exists(join(dir, "raft.log")))) {
           // It held this replica earlier in this process's life: its derived partition log
           // would be appended to twice. It stays out until a restart rebuilds the log.
           this.logger.error("replica returns to a broker holding old data; restart it", {
@@ -614,12 +652,30 @@ export class BrokerCluster {
         // and learns the configuration from the leader, which adds it as a learner.
         const voters = current.includes(this.nodeId) ? current : [];
         const txnPartition = new ReplicatedTxnPartition(partition);
-        const opened = await this.openGroup(group, voters, this.groupDir(name, index), {
+        const machine = new PartitionStateMachine({
+          group,
+          nodeId: this.nodeId,
+          partition,
+          txns: txnPartition,
           apply: (e) =>
             entryKind(e) === ENTRY_PRODUCE
               ? applyProduceEntry(partition, e)
               : txnPartition.apply(e),
+          fetch: (peer, offset, maxOffset) =>
+            this.fetchClient?.fetch(peer, group, offset, maxOffset) ?? Promise.resolve(null),
+          leader: () => this.groups.get(group)?.leader() ?? null,
+          isClosed: () => this.closed,
+          onCopied: (bytes) => this.probe.snapshotCopied(group, "received", bytes),
+          logger: this.logger.child(group),
         });
+        const opened = await this.openGroup(
+          group,
+          voters,
+          dir,
+          machine,
+          this.raft.snapshotEntries,
+          this.raft.snapshotBytes ?? 64 * 1024 * 1024,
+        );
         this.groups.set(group, opened);
         // A brand-new group's preferred replica campaigns at once rather than after an
         // election timeout, so a new topic takes produces sooner (an ordinary Raft campaign).
@@ -636,6 +692,42 @@ export class BrokerCluster {
       await rm(opened.options.dir, { recursive: true, force: true });
       this.logger.info("replica moved away", { group });
     }
+  }
+
+  /** Answers another replica's request for partition batches (a snapshot install there). */
+  private async serveSnapshotFetch(payload: Buffer): Promise<void> {
+    const request = decodeFetchRequest(payload);
+    if (request === null) return;
+    const [, topic, index] = /^p\/(.+)\/(\d+)$/.exec(request.group) ?? [];
+    const partition = this.topics.get(topic ?? "")?.partitions[Number(index)];
+    let answer;
+    if (partition === undefined || !this.groups.has(request.group)) {
+      answer = {
+        logStartOffset: 0n,
+        logEndOffset: 0n,
+        records: Buffer.alloc(0),
+        error: "not hosted",
+      };
+    } else {
+      try {
+        answer = await serveFetch(
+          partition,
+          BigInt(request.offset),
+          BigInt(request.maxOffset),
+          CHUNK_BYTES,
+        );
+      } catch (error) {
+        this.logger.warn("snapshot fetch not served", { group: request.group, error });
+        answer = {
+          logStartOffset: 0n,
+          logEndOffset: 0n,
+          records: Buffer.alloc(0),
+          error: "read failed",
+        };
+      }
+    }
+    this.probe.snapshotCopied(request.group, "sent", answer.records.length);
+    this.transport?.notify(request.from, SNAPSHOT_DATA, encodeFetchAnswer(request.id, answer));
   }
 
   private groupDir(topic: string, index: number): string {
@@ -1096,6 +1188,7 @@ export class BrokerCluster {
     if (this.balanceTimer !== null) clearInterval(this.balanceTimer);
     if (this.driveTimer !== null) clearInterval(this.driveTimer);
     await this.txns?.close();
+    this.fetchClient?.close();
     await this.transport?.close();
     for (const group of this.groups.values()) await group.close();
     await this.controller?.close();

@@ -16,6 +16,8 @@ export class RaftProbe {
   private readonly membershipChanges: Counter<"group" | "change">;
   private readonly snapshots: Counter<"group" | "kind">;
   private readonly snapshotBytes: Gauge<"group">;
+  private readonly snapshotCopiedBytes: Counter<"group" | "direction">;
+  private readonly replayedEntries: Gauge<"group">;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -90,6 +92,18 @@ export class RaftProbe {
       labelNames: ["group"],
       registers,
     });
+    this.snapshotCopiedBytes = new Counter({
+      name: "logkv_raft_snapshot_transfer_bytes_total",
+      help: "Partition data sent to or received by replicas installing a snapshot",
+      labelNames: ["group", "direction"],
+      registers,
+    });
+    this.replayedEntries = new Gauge({
+      name: "logkv_raft_open_replay_entries",
+      help: "Entries the group found after its snapshot when it opened (replayed at start)",
+      labelNames: ["group"],
+      registers,
+    });
   }
 
   leaderChanged(group: string, term: number, leading: boolean, electionSeconds: number | null) {
@@ -120,6 +134,14 @@ export class RaftProbe {
   snapshot(group: string, kind: "taken" | "installed", bytes: number): void {
     this.snapshots.inc({ group, kind });
     this.snapshotBytes.set({ group }, bytes);
+  }
+
+  snapshotCopied(group: string, direction: "sent" | "received", bytes: number): void {
+    this.snapshotCopiedBytes.inc({ group, direction }, bytes);
+  }
+
+  opened(group: string, entries: number): void {
+    this.replayedEntries.set({ group }, entries);
   }
 
   reassignmentsInProgress(count: number): void {

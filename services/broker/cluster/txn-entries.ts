@@ -21,8 +21,8 @@
 // nothing. The Partition derives the last stable offset and the aborted
 // index from the batches as it always does, on every replica, at apply time.
 //
-// The open-transaction table is derived state like the partition log: a restart replays
-// the group from its first entry and rebuilds both.
+// The open-transaction table is derived state like the partition log: a partition group's
+// snapshot carries it (openTable/restoreOpen) and a restart replays the entries after it.
 import { DbError } from "../../shared/errors.js";
 import { readBatchHeader } from "../records/batch-header.js";
 import type { Partition, ProduceOutcome } from "../partition/partition.js";
@@ -97,6 +97,17 @@ export class ReplicatedTxnPartition {
 
   get openCount(): number {
     return this.open.size;
+  }
+
+  /** The open transactions (producer id, txnStartedMs), for a partition group's snapshot. */
+  openTable(): [bigint, number][] {
+    return [...this.open];
+  }
+
+  /** Replaces the open transactions with a snapshot's (partition-machine.ts). */
+  restoreOpen(table: readonly [bigint, number][]): void {
+    this.open.clear();
+    for (const [producerId, startedMs] of table) this.open.set(producerId, startedMs);
   }
 
   /** Applies a type-2 or type-3 entry. */

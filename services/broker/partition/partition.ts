@@ -27,6 +27,7 @@ import {
 } from "../records/records.js";
 import { PartitionTxnIndex, type AbortedTxn } from "../transactions/partition-txn-index.js";
 import { PartitionLog, type PartitionLogConfig } from "../storage/partition-log.js";
+import { DbError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
 import { OffsetMonitor } from "../../shared/offset-monitor.js";
 
@@ -216,6 +217,40 @@ export class Partition {
     const durable = this.waitVisible(baseOffset + 1n);
     this.reportOffsets();
     await durable;
+  }
+
+  /**
+   * Appends whole batches copied verbatim from another replica's log (a Raft snapshot being
+   * installed, cluster/partition-machine.ts). Their offsets must continue this log exactly;
+   * producer state and the transaction index follow them as the rebuild at open does.
+   */
+  async appendCopied(records: Buffer): Promise<void> {
+    for (let pos = 0; pos < records.length;) {
+      const size = batchSizeAt(records, pos);
+      const batch = Buffer.from(records.subarray(pos, pos + size));
+      pos += size;
+      const header = readBatchHeader(batch);
+      if (header.baseOffset !== this.log.logEndOffset) {
+        throw new DbError(
+          "CORRUPT_DATA",
+          `copied batch at ${header.baseOffset}, log end ${this.log.logEndOffset}`,
+        );
+      }
+      let marker: "commit" | "abort" | null = null;
+      const transactional = (header.attributes & ATTR_TRANSACTIONAL) !== 0;
+      const control = (header.attributes & ATTR_CONTROL) !== 0;
+      if (transactional && control) {
+        const [record] = await decodeBatchRecords(batch);
+        marker = parseControlRecordKey(record?.key ?? null);
+      }
+      if (this.closed) return;
+      const { baseOffset } = this.log.append([batch]);
+      this.producers.rebuildFrom({ ...header, baseOffset });
+      if (transactional && !control) this.txns.onData(header.producerId, baseOffset);
+      if (marker !== null) this.txns.onMarker(header.producerId, marker === "commit", baseOffset);
+    }
+    this.reportOffsets();
+    await this.waitVisible(this.log.logEndOffset);
   }
 
   /**

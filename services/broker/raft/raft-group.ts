@@ -57,6 +57,13 @@ export interface RaftGroupOptions {
    * state machine that snapshots). Default 10 000.
    */
   snapshotEntries?: number;
+  /**
+   * Also compact once the entries applied since the last snapshot hold this many bytes of
+   * data (partition groups, whose entries are record batches). Default: no byte limit.
+   */
+  snapshotBytes?: number;
+  /** Reported once at open: the stored snapshot's index and how many entries replay after it. */
+  onOpened?: (event: { snapshotIndex: number; entries: number }) => void;
 }
 
 export const defaultGroupRaftOptions = {
@@ -96,6 +103,8 @@ export class RaftGroup {
   private nextRound: ReadWaiter[] = [];
   private readCtx = 0;
   private applied = 0;
+  /** Data bytes of the entries applied since the last snapshot (snapshotBytes). */
+  private appliedBytes = 0;
   private soft: SoftState;
   private readonly inputsMax: number;
 
@@ -130,6 +139,10 @@ export class RaftGroup {
       }
       await options.stateMachine.restore(snapshot);
     }
+    options.onOpened?.({
+      snapshotIndex: snapshot.meta.index,
+      entries: storage.state().entries.length,
+    });
     group.timer = setInterval(() => group.enqueue(() => group.raft.tick()), options.tickMs);
     return group;
   }
@@ -287,6 +300,7 @@ export class RaftGroup {
       // Persisted first: a crash before the restore finishes restores it again at open.
       await restore!.call(this.options.stateMachine, rd.snapshot);
       this.applied = rd.snapshot.meta.index;
+      this.appliedBytes = 0;
       // Proposals the snapshot covers were never applied here one by one: their outcome is
       // unknown to this node (as after losing leadership); reads it covers may go ahead.
       for (const [index, waiter] of this.waiters) {
@@ -321,10 +335,13 @@ export class RaftGroup {
     if (takeSnapshot === undefined) return;
     const status = this.raft.status();
     const since = status.applied - this.raft.snapshot().meta.index;
-    if (since < (this.options.snapshotEntries ?? 10_000)) return;
+    if (since <= 0) return;
+    const bytesMax = this.options.snapshotBytes ?? Infinity;
+    if (since < (this.options.snapshotEntries ?? 10_000) && this.appliedBytes < bytesMax) return;
     const data = await takeSnapshot.call(this.options.stateMachine);
     this.raft.compact(status.applied, data);
     await this.storage.saveSnapshot(this.raft.snapshot());
+    this.appliedBytes = 0;
     this.options.onSnapshot?.({ kind: "taken", index: status.applied, bytes: data.byteLength });
   }
 
@@ -339,6 +356,7 @@ export class RaftGroup {
       }
     }
     this.applied = entry.index;
+    this.appliedBytes += entry.data.byteLength;
     const waiter = this.waiters.get(entry.index);
     if (waiter !== undefined) {
       this.waiters.delete(entry.index);
