@@ -1,0 +1,273 @@
+// Goal: a partition group's snapshot (cluster/partition-machine.ts) carries everything its
+// apply keeps. A replica that installs one by copying the batches it lacks, in chunks,
+// from another replica ends with the same bytes, producer state (an idempotent retry is a
+// duplicate), last stable offset, aborted index and open transactions; a broken snapshot or
+// fetch message is a typed error or ignored, never a crash; at start, a partition log is
+// truncated to its group's snapshot and logs of groups without one are removed.
+// Method: real Partitions in temporary folders fed entries as a partition group's apply
+// does; the copy reads the source through serveFetch (the code that answers a peer's
+// request) with a tiny chunk limit; a real FileRaftStorage holds the snapshot at start.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import {
+  PartitionStateMachine,
+  decodeFetchAnswer,
+  decodeFetchRequest,
+  decodePartitionSnapshot,
+  encodeFetchAnswer,
+  prepareReplicatedTopics,
+  serveFetch,
+} from "../../../services/broker/cluster/partition-machine.js";
+import {
+  ReplicatedTxnPartition,
+  encodeTxnMarkerEntry,
+  encodeTxnProduceEntry,
+} from "../../../services/broker/cluster/txn-entries.js";
+import { defaultBrokerConfig } from "../../../services/broker/config.js";
+import { Partition } from "../../../services/broker/partition/partition.js";
+import { readBatchHeader } from "../../../services/broker/records/batch-header.js";
+import { encodeBatch } from "../../../services/broker/records/records.js";
+import { FileRaftStorage } from "../../../services/broker/raft/file-storage.js";
+import type { Entry, Snapshot } from "../../../services/broker/raft/types.js";
+import { DbError } from "../../../services/shared/errors.js";
+import { silentLogger } from "../coordinator/helpers.js";
+import { makeTempDir, removeDir, testConfig } from "../storage/helpers.js";
+
+let index = 0;
+const entry = (data: Buffer): Entry => ({ index: ++index, term: 1, type: "normal", data });
+
+async function replica(dir: string) {
+  const partition = await Partition.open({
+    topic: "t",
+    index: 0,
+    logConfig: { ...testConfig(dir), flush: "never" },
+    producersMax: 100,
+    waitersMax: 100,
+    logger: silentLogger,
+  });
+  return { partition, txns: new ReplicatedTxnPartition(partition) };
+}
+
+function machineOf(
+  r: Awaited<ReturnType<typeof replica>>,
+  fetch: ConstructorParameters<typeof PartitionStateMachine>[0]["fetch"],
+  leader: number | null = null,
+) {
+  return new PartitionStateMachine({
+    group: "p/t/0",
+    nodeId: 2,
+    partition: r.partition,
+    txns: r.txns,
+    apply: () => undefined,
+    fetch,
+    leader: () => leader,
+    isClosed: () => false,
+    onCopied: () => undefined,
+    logger: silentLogger,
+  });
+}
+
+async function idempotent(seq: number, values = 1): Promise<Buffer> {
+  return encodeBatch({
+    records: Array.from({ length: values }, (_, i) => ({
+      key: null,
+      value: Buffer.from(`i${seq}-${i}`),
+    })),
+    producerId: 9n,
+    producerEpoch: 0,
+    baseSequence: seq,
+  });
+}
+
+async function txnData(pid: bigint, startedMs: number): Promise<Entry> {
+  const batch = await encodeBatch({
+    records: [{ key: null, value: Buffer.from(`t${pid}-${startedMs}`) }],
+    producerId: pid,
+    producerEpoch: 0,
+    baseSequence: startedMs,
+    transactional: true,
+  });
+  return entry(encodeTxnProduceEntry(batch, false, 1000, startedMs));
+}
+
+function txnMarker(pid: bigint, commit: boolean, startedMs: number): Entry {
+  return entry(
+    encodeTxnMarkerEntry({ producerId: pid, producerEpoch: 0, commit, txnStartedMs: startedMs }, 1),
+  );
+}
+
+async function allBytes(partition: Partition): Promise<Buffer> {
+  return partition.read(partition.logStartOffset, 64 * 1024 * 1024);
+}
+
+describe("partition group snapshots", () => {
+  it("an install copies the batches in chunks and rebuilds every derived state", async () => {
+    const sourceDir = makeTempDir();
+    const targetDir = makeTempDir();
+    const source = await replica(sourceDir);
+    const target = await replica(targetDir);
+    try {
+      // Idempotent batches, an aborted, a committed and an open transaction.
+      const first = await idempotent(0, 2);
+      for (let seq = 0; seq < 6; seq += 2) {
+        const batch = seq === 0 ? Buffer.from(first) : await idempotent(seq, 2);
+        assert.equal(
+          source.partition.produce(readBatchHeader(batch), batch, "CreateTime", 1).errorCode,
+          0,
+        );
+      }
+      await source.txns.apply(await txnData(20n, 0));
+      await source.txns.apply(txnMarker(20n, false, 0));
+      await source.txns.apply(await txnData(21n, 0));
+      await source.txns.apply(await txnData(20n, 1));
+      await source.txns.apply(txnMarker(21n, true, 0));
+      await source.txns.apply(await txnData(22n, 0));
+      const snapshotData = await machineOf(source, () => Promise.resolve(null)).snapshot();
+      const decoded = decodePartitionSnapshot(snapshotData);
+      assert.equal(decoded.endOffset, source.partition.logEndOffset);
+      assert.equal(decoded.openTxns.length, 2);
+
+      // The target already holds a prefix (it applied the first entries), then installs.
+      target.partition.produce(readBatchHeader(first), first, "CreateTime", 1);
+      const asked: number[] = [];
+      const fetch = async (peer: number, offset: bigint, maxOffset: bigint) => {
+        asked.push(peer);
+        if (peer === 3) return null; // the leader is unreachable: another replica serves
+        return serveFetch(source.partition, offset, maxOffset, 1);
+      };
+      const snapshot: Snapshot = {
+        meta: { index: 50, term: 2, conf: { voters: [1, 2, 3] } },
+        data: snapshotData,
+      };
+      await machineOf(target, fetch, 3).restore(snapshot);
+      assert.equal(asked[0], 3, "the leader is asked first");
+      assert.ok(asked.filter((p) => p === 1).length >= 8, "one batch per chunk at most 1 byte");
+      assert.ok(!asked.includes(2), "never itself");
+
+      assert.ok((await allBytes(target.partition)).equals(await allBytes(source.partition)));
+      assert.equal(target.partition.logEndOffset, source.partition.logEndOffset);
+      assert.equal(target.partition.lastStableOffset, source.partition.lastStableOffset);
+      assert.deepEqual(
+        target.partition.abortedTransactions(0n, target.partition.logEndOffset),
+        source.partition.abortedTransactions(0n, source.partition.logEndOffset),
+      );
+      assert.deepEqual(target.partition.openTransactions(), source.partition.openTransactions());
+      assert.deepEqual(target.txns.openTable(), source.txns.openTable());
+      // The producer state came with the copied batches: a retry is a duplicate.
+      const retry = await idempotent(4, 2);
+      const again = target.partition.produce(readBatchHeader(retry), retry, "CreateTime", 1);
+      assert.equal(again.duplicate, true);
+      assert.equal(again.baseOffset, 4n);
+      // A marker for the transaction the snapshot left open ends it on the target too.
+      assert.deepEqual(await target.txns.apply(txnMarker(22n, true, 0)), { marked: true });
+    } finally {
+      await source.partition.close();
+      await target.partition.close();
+      removeDir(sourceDir);
+      removeDir(targetDir);
+    }
+  });
+
+  it("refuses a log longer than the snapshot and broken messages", async () => {
+    const dir = makeTempDir();
+    const r = await replica(dir);
+    try {
+      const batch = await idempotent(0, 3);
+      r.partition.produce(readBatchHeader(batch), batch, "CreateTime", 1);
+      const machine = machineOf(r, () => Promise.resolve(null));
+      const small: Snapshot = {
+        meta: { index: 5, term: 1, conf: { voters: [1, 2] } },
+        data: Buffer.from(
+          JSON.stringify({ version: 1, endOffset: "1", logStartOffset: "0", openTxns: [] }),
+        ),
+      };
+      await assert.rejects(
+        machine.restore(small),
+        (e) => e instanceof DbError && e.code === "CORRUPT_DATA",
+      );
+      for (const bad of ["", "{", '{"version":2}', '{"version":1,"endOffset":"x"}']) {
+        assert.throws(
+          () => decodePartitionSnapshot(Buffer.from(bad)),
+          (e) => e instanceof DbError && e.code === "CORRUPT_DATA",
+        );
+      }
+      assert.equal(decodeFetchRequest(Buffer.from("nope")), null);
+      assert.equal(
+        decodeFetchRequest(Buffer.from('{"id":1,"from":2,"group":"g","offset":"z"}')),
+        null,
+      );
+      assert.equal(decodeFetchAnswer(Buffer.from([0, 0, 0, 99, 1])), null);
+      const answer = await serveFetch(r.partition, 0n, 3n, 1024);
+      const round = decodeFetchAnswer(encodeFetchAnswer(7, answer));
+      assert.equal(round?.id, 7);
+      assert.ok(round?.answer.records.equals(answer.records));
+      // Out of range: no records, and the range the replica holds.
+      const past = await serveFetch(r.partition, 10n, 20n, 1024);
+      assert.equal(past.records.length, 0);
+      assert.equal(past.logEndOffset, 3n);
+    } finally {
+      await r.partition.close();
+      removeDir(dir);
+    }
+  });
+
+  it("at start keeps logs up to their group's snapshot and removes the others", async () => {
+    const dataDir = makeTempDir();
+    try {
+      const config = defaultBrokerConfig({ dataDir });
+      const open = (topic: string, idx: number) =>
+        Partition.open({
+          topic,
+          index: idx,
+          logConfig: { ...testConfig(join(dataDir, "topics", topic, String(idx))), flush: "never" },
+          producersMax: 100,
+          waitersMax: 100,
+          logger: silentLogger,
+        });
+      for (const [topic, idx] of [
+        ["t", 0],
+        ["t", 1],
+        ["u", 0],
+      ] as const) {
+        const p = await open(topic, idx);
+        for (let i = 0; i < 5; i++) {
+          const b = await encodeBatch({ records: [{ key: null, value: Buffer.from(`${i}`) }] });
+          p.produce(readBatchHeader(b), b, "CreateTime", 1);
+        }
+        await p.close();
+      }
+      const storage = await FileRaftStorage.open({
+        dir: join(dataDir, "raft", "partitions", "t", "0"),
+        bootstrapVoters: [1],
+      });
+      const data = Buffer.from(
+        JSON.stringify({ version: 1, endOffset: "3", logStartOffset: "0", openTxns: [] }),
+      );
+      await storage.persist({
+        snapshot: { meta: { index: 7, term: 1, conf: { voters: [1] } }, data },
+        entries: [],
+        hardState: { term: 1, vote: 1, commit: 7 },
+      });
+      await storage.close();
+      // t/1 has a Raft log without a snapshot: it replays whole, so its log goes.
+      await (
+        await FileRaftStorage.open({
+          dir: join(dataDir, "raft", "partitions", "t", "1"),
+          bootstrapVoters: [1],
+        })
+      ).close();
+
+      const result = await prepareReplicatedTopics(config, silentLogger);
+      assert.deepEqual(result, { kept: 1, removed: 2 });
+      const kept = await open("t", 0);
+      assert.equal(kept.logEndOffset, 3n);
+      await kept.close();
+      assert.equal(existsSync(join(dataDir, "topics", "t", "1")), false);
+      assert.equal(existsSync(join(dataDir, "topics", "u")), false);
+    } finally {
+      removeDir(dataDir);
+    }
+  });
+});
