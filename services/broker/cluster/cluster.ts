@@ -15,10 +15,10 @@
 // the commit index (in offsets) and no consumer can see an uncommitted record. Reads on the
 // leader first pass a read-index barrier, so a deposed leader cannot answer with stale data.
 //
-// Derived state. The Raft logs are the only durable truth (fsynced before any ack); the
-// topic folders and partition logs are rebuilt from them at every start: the folder is
-// wiped, the controller log replays the topics, each partition group replays its records.
-// Simple and crash-proof, at the cost of a replay per restart (groups never compact yet).
+// Derived state. The Raft logs are the only durable truth (fsynced before any ack). A
+// partition log is derived from its group: groups snapshot (partition-machine.ts) as "the
+// partition log up to offset O", fsynced when taken; at start each partition log is cut
+// back to its group's snapshot (or removed if the group has none) and the tail replays.
 //
 // Lifecycle: start() (before the Kafka listener) opens the transport and the controller
 // group and registers this broker; close() stops every group and the transport.
