@@ -24,7 +24,7 @@
 // group and registers this broker; close() stops every group and the transport.
 // Concurrency: event-loop only; controller entries apply one at a time in log order.
 import { randomUUID } from "node:crypto";
-import { rm, stat } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DbError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
@@ -119,6 +119,8 @@ type ControllerCommand =
       raftPort?: number;
     }
   | { type: "createTopic"; definition: TopicDefinition; replicas: NodeId[][] }
+  /** Removes a topic everywhere; `topicId` names the incarnation (a re-created topic has another). */
+  | { type: "deleteTopic"; name: string; topicId: string }
   /** Grows a topic to `total` partitions; `replicas` are those of the new ones. */
   | { type: "addPartitions"; topic: string; total: number; replicas: NodeId[][] }
   | { type: "commitOffsets"; origin: string; groupId: string; topics: ReplicatedOffsets[] }
@@ -279,6 +281,8 @@ export class BrokerCluster {
   private offsetsSink: OffsetsSink | null = null;
   private txns: ClusterTransactions | null = null;
   private fetchClient: FetchClient | null = null;
+  /** Partition group name → the topicId of the topic incarnation it was opened for. */
+  private readonly groupTopicIds = new Map<string, string>();
   /** Tells this process's own offset commits apart in the controller log (see below). */
   private readonly incarnation = randomUUID();
 
@@ -304,8 +308,12 @@ export class BrokerCluster {
       peers: this.raft.peers,
       logger: this.logger.child("transport"),
       onMessage: (group, message) => {
-        if (group === CONTROLLER) this.controller?.step(message);
-        else this.groups.get(group)?.step(message);
+        if (group === CONTROLLER) return this.controller?.step(message);
+        // Partition groups travel as "p/topic/index#topicId": a message of a deleted
+        // topic's group never reaches the group of a re-created topic of the same name.
+        const [name, topicId] = group.split("#");
+        if (this.groupTopicIds.get(name ?? "") !== topicId) return;
+        this.groups.get(name!)?.step(message);
       },
       onNotice: (group, payload) => {
         if (group === LEADERS) return this.leadersNoticed(payload);
@@ -343,6 +351,12 @@ export class BrokerCluster {
     this.driveTimer.unref();
   }
 
+  /** The group's name on the wire: partition groups carry their topic's id. */
+  private wireName(group: string): string {
+    const topicId = this.groupTopicIds.get(group);
+    return topicId === undefined ? group : `${group}#${topicId}`;
+  }
+
   private async openGroup(
     name: string,
     voters: NodeId[],
@@ -356,7 +370,7 @@ export class BrokerCluster {
       nodeId: this.nodeId,
       voters,
       dir,
-      send: (group, message) => this.transport?.send(group, message),
+      send: (group, message) => this.transport?.send(this.wireName(group), message),
       stateMachine,
       logger: this.logger.child(name),
       tickMs: this.raft.tickMs,
@@ -499,8 +513,23 @@ export class BrokerCluster {
       case "createTopic": {
         const name = command.definition.name;
         if (this.assignments.has(name)) return;
+        // A topic of this name kept on disk from before a deletion this broker missed.
+        const local = this.topics.get(name);
+        if (local !== undefined && local.definition.topicId !== command.definition.topicId) {
+          await this.removeTopicLocally(name);
+        }
         this.assignments.set(name, command.replicas);
         await this.topics.createLocal(command.definition);
+        return;
+      }
+      case "deleteTopic": {
+        const local = this.topics.get(command.name);
+        if (!this.assignments.has(command.name)) return;
+        // A late retry of the deletion of an earlier incarnation leaves a re-created one be.
+        if (local !== undefined && local.definition.topicId !== command.topicId) return;
+        this.assignments.delete(command.name);
+        await this.removeTopicLocally(command.name);
+        this.logger.info("topic deleted", { topic: command.name });
         return;
       }
       case "addPartitions": {
@@ -588,6 +617,16 @@ export class BrokerCluster {
     for (const [id, address] of snapshot.brokers) {
       await this.applyCommand({ type: "registerBroker", id, ...address });
     }
+    // Topics deleted (or deleted and re-created) after this broker's state: gone here too.
+    const inSnapshot = new Map(snapshot.topics.map((t) => [t.definition.name, t.definition]));
+    for (const name of [...this.assignments.keys()]) {
+      const kept = inSnapshot.get(name);
+      if (kept !== undefined && kept.topicId === this.topics.get(name)?.definition.topicId) {
+        continue;
+      }
+      this.assignments.delete(name);
+      await this.removeTopicLocally(name);
+    }
     for (const { definition, replicas } of snapshot.topics) {
       await this.applyCommand({ type: "createTopic", definition, replicas });
       this.assignments.set(definition.name, replicas);
@@ -636,6 +675,7 @@ export class BrokerCluster {
         wanted.add(group);
         if (this.groups.has(group)) continue;
         const partition = topic.partitions[index]!;
+        await this.claimRaftDir(name, topic.definition.topicId);
         const dir = this.groupDir(name, index);
         // A partition log kept from this group's snapshot at start is its own (see
         // prepareReplicatedTopics); one with no Raft log beside it is a leftover.
@@ -651,6 +691,7 @@ export class BrokerCluster {
         // storage is new: at topic creation). A replica being added starts with no voters
         // and learns the configuration from the leader, which adds it as a learner.
         const voters = current.includes(this.nodeId) ? current : [];
+        this.groupTopicIds.set(group, topic.definition.topicId);
         const txnPartition = new ReplicatedTxnPartition(partition);
         const machine = new PartitionStateMachine({
           group,
@@ -662,7 +703,8 @@ export class BrokerCluster {
               ? applyProduceEntry(partition, e)
               : txnPartition.apply(e),
           fetch: (peer, offset, maxOffset) =>
-            this.fetchClient?.fetch(peer, group, offset, maxOffset) ?? Promise.resolve(null),
+            this.fetchClient?.fetch(peer, this.wireName(group), offset, maxOffset) ??
+            Promise.resolve(null),
           leader: () => this.groups.get(group)?.leader() ?? null,
           isClosed: () => this.closed,
           onCopied: (bytes) => this.probe.snapshotCopied(group, "received", bytes),
@@ -689,19 +731,70 @@ export class BrokerCluster {
       // partition log stays until the next start wipes it (README, "Not done yet").
       this.groups.delete(group);
       await opened.close();
+      this.groupTopicIds.delete(group);
       await rm(opened.options.dir, { recursive: true, force: true });
       this.logger.info("replica moved away", { group });
     }
+  }
+
+  /**
+   * Removes a topic from this broker: its partition groups close and their Raft logs go,
+   * then its partition logs. Moves in progress of its partitions are forgotten.
+   */
+  private async removeTopicLocally(name: string): Promise<void> {
+    for (const [group, move] of [...this.reassignments]) {
+      if (move.topic !== name) continue;
+      this.reassignments.delete(group);
+      this.probe.reassignmentFinished();
+    }
+    // Serialized with opens: syncGroupsNow closes every group the assignment lacks.
+    await this.syncGroups().catch(() => undefined);
+    await this.syncing;
+    for (const [group, opened] of [...this.groups]) {
+      if (!group.startsWith(`p/${name}/`)) continue;
+      this.groups.delete(group);
+      await opened.close();
+    }
+    for (const group of [...this.groupTopicIds.keys()]) {
+      if (group.startsWith(`p/${name}/`)) this.groupTopicIds.delete(group);
+    }
+    await rm(join(this.config.dataDir, "raft", "partitions", name), {
+      recursive: true,
+      force: true,
+    });
+    await this.topics.deleteLocal(name);
+  }
+
+  /** Deletes a topic cluster-wide and waits until this broker has removed it. */
+  async deleteTopic(name: string, topicId: string, timeoutMs = 10_000): Promise<void> {
+    const command: ControllerCommand = { type: "deleteTopic", name, topicId };
+    const deadline = Date.now() + timeoutMs;
+    let lastSubmit = 0;
+    while (Date.now() < deadline && !this.closed) {
+      if (this.topics.get(name)?.definition.topicId !== topicId) return;
+      if (Date.now() - lastSubmit > 500) {
+        this.submit(command);
+        lastSubmit = Date.now();
+      }
+      await sleep(10);
+    }
+    throw new DbError("TIMEOUT", `topic '${name}' was not deleted within ${timeoutMs} ms`);
   }
 
   /** Answers another replica's request for partition batches (a snapshot install there). */
   private async serveSnapshotFetch(payload: Buffer): Promise<void> {
     const request = decodeFetchRequest(payload);
     if (request === null) return;
-    const [, topic, index] = /^p\/(.+)\/(\d+)$/.exec(request.group) ?? [];
+    const [name, topicId] = request.group.split("#");
+    const [, topic, index] = /^p\/(.+)\/(\d+)$/.exec(name ?? "") ?? [];
     const partition = this.topics.get(topic ?? "")?.partitions[Number(index)];
     let answer;
-    if (partition === undefined || !this.groups.has(request.group)) {
+    // Only the same incarnation of the topic, from a replica that runs the group.
+    if (
+      partition === undefined ||
+      !this.groups.has(name!) ||
+      this.groupTopicIds.get(name!) !== topicId
+    ) {
       answer = {
         logStartOffset: 0n,
         logEndOffset: 0n,
@@ -726,8 +819,26 @@ export class BrokerCluster {
         };
       }
     }
-    this.probe.snapshotCopied(request.group, "sent", answer.records.length);
+    this.probe.snapshotCopied(name!, "sent", answer.records.length);
     this.transport?.notify(request.from, SNAPSHOT_DATA, encodeFetchAnswer(request.id, answer));
+  }
+
+  /**
+   * Makes raft/partitions/<topic> the Raft logs of this incarnation of the topic: a
+   * `topic-id` file names it; logs left by a deleted incarnation (this broker missed the
+   * deletion, e.g. it was down and caught up from a controller snapshot) are removed.
+   */
+  private async claimRaftDir(topic: string, topicId: string): Promise<void> {
+    const dir = join(this.config.dataDir, "raft", "partitions", topic);
+    const idFile = join(dir, "topic-id");
+    const known = await readFile(idFile, "utf8").catch(() => null);
+    if (known === topicId) return;
+    if (known !== null) {
+      this.logger.info("removing the Raft logs of a deleted topic", { topic, topicId: known });
+      await rm(dir, { recursive: true, force: true });
+    }
+    await mkdir(dir, { recursive: true });
+    await writeFile(idFile, topicId);
   }
 
   private groupDir(topic: string, index: number): string {

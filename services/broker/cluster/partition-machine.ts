@@ -28,7 +28,7 @@
 //
 // Concurrency: restore() runs inside the group's pump (or its open), so no apply
 // interleaves with a copy. Fetch requests are matched to answers by id.
-import { readdir, rm, stat } from "node:fs/promises";
+import { readFile, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { DbError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
@@ -375,9 +375,15 @@ export async function prepareReplicatedTopics(
     const partitions = (await readdir(dir, { withFileTypes: true }))
       .filter((e) => e.isDirectory() && /^\d+$/.test(e.name))
       .map((e) => e.name);
+    // Raft logs of another incarnation of the topic (deleted, re-created) are not its own.
+    const raftId = await readFile(join(raftDir, topic, "topic-id"), "utf8").catch(() => null);
+    const localId = await readFile(join(dir, "topic.json"), "utf8")
+      .then((text) => (JSON.parse(text) as { topicId?: string }).topicId ?? null)
+      .catch(() => null);
+    const sameTopic = raftId === null || raftId === localId;
     let keptHere = 0;
     for (const index of partitions) {
-      const snapshot = await storedSnapshot(join(raftDir, topic, index));
+      const snapshot = sameTopic ? await storedSnapshot(join(raftDir, topic, index)) : null;
       const partitionDir = join(dir, index);
       if (snapshot === null) {
         await rm(partitionDir, { recursive: true, force: true });

@@ -87,6 +87,8 @@ export interface ReplicatedTopicCreator {
     partitions: number,
     configs: TopicDefinition["configs"],
   ): Promise<Topic>;
+  /** Deletes the topic cluster-wide; resolves once this broker has removed it. */
+  deleteTopic(name: string, topicId: string): Promise<void>;
 }
 
 export class TopicManager {
@@ -128,9 +130,9 @@ export class TopicManager {
   }
 
   /**
-   * Clustered brokers: creation goes through `creator` (the controller group), which calls
-   * createLocal() on every broker as it applies the topic; changes that are not replicated
-   * yet (delete, add partitions, alter configs) are refused rather than let replicas differ.
+   * Clustered brokers: creation and deletion go through `creator` (the controller group),
+   * which calls createLocal()/deleteLocal() on every broker as it applies them; changes that
+   * are not replicated this way (alter configs) are refused rather than let replicas differ.
    */
   replicateWith(creator: ReplicatedTopicCreator): void {
     this.creator = creator;
@@ -321,9 +323,16 @@ export class TopicManager {
   }
 
   async delete(name: string): Promise<void> {
-    this.refuseIfReplicated("deleting topics");
     const topic = this.topics.get(name);
     if (topic === undefined) throw new DbError("NOT_FOUND", `unknown topic '${name}'`);
+    if (this.creator !== null) return this.creator.deleteTopic(name, topic.definition.topicId);
+    await this.deleteLocal(name);
+  }
+
+  /** Removes a topic here (also as the controller group committed its deletion). */
+  async deleteLocal(name: string): Promise<void> {
+    const topic = this.topics.get(name);
+    if (topic === undefined) return;
     this.topics.delete(name);
     for (const partition of topic.partitions) {
       await partition.close();
