@@ -1176,6 +1176,24 @@ export class BrokerCluster {
     throw new DbError("TIMEOUT", `the controller did not take the reassignment of ${group}`);
   }
 
+  /**
+   * Cancels the move of a partition (AlterPartitionReassignments with `replicas: null`):
+   * the partition moves back to the replicas it had before the move, as Kafka reverts a
+   * cancelled reassignment, through the same single-server steps. Resolves once the
+   * controller has taken it; false when no move of the partition is in progress.
+   */
+  async cancelReassignment(topic: string, partition: number, timeoutMs = 10_000): Promise<boolean> {
+    const replicasOf = this.assignments.get(topic);
+    if (replicasOf === undefined) throw new DbError("INVALID_ARGUMENT", `unknown topic '${topic}'`);
+    if (!Number.isInteger(partition) || partition < 0 || partition >= replicasOf.length) {
+      throw new DbError("INVALID_ARGUMENT", `topic '${topic}' has no partition ${partition}`);
+    }
+    const pending = this.reassignments.get(partitionGroupName(topic, partition));
+    if (pending === undefined) return false;
+    await this.reassign(topic, partition, [...pending.current], timeoutMs);
+    return true;
+  }
+
   /** Moves in progress, as this broker's controller state has them. */
   listReassignments(): Reassignment[] {
     return [...this.reassignments.values()].map((r) => ({

@@ -2,8 +2,10 @@
 // a partition's replicas to a new broker list, ListPartitionReassignments (46, v0) shows the
 // moves in progress. On a cluster any broker takes them (cluster.reassign forwards to the
 // controller); the move itself runs in the partition's Raft group (cluster/cluster.ts). A
-// single-node broker has nothing to move and answers INVALID_REQUEST. Each partition gets
-// its own error; one bad entry never fails the others.
+// single-node broker has nothing to move and answers INVALID_REQUEST. `replicas: null`
+// cancels a move in progress (the partition goes back to its old replicas;
+// NO_REASSIGNMENT_IN_PROGRESS when there is none). Each partition gets its own error; one
+// bad entry never fails the others.
 import type { RequestContext } from "../connection.js";
 import { DbError } from "../../../../shared/errors.js";
 import { KafkaErrorCode } from "../../protocol/error-codes.js";
@@ -46,16 +48,20 @@ export async function handleAlterPartitionReassignments(
     const partitions = [];
     for (const p of topic.partitions) {
       const answer = { partitionIndex: p.partitionIndex, errorCode: 0, errorMessage: null };
-      if (p.replicas === null) {
-        partitions.push({
-          ...answer,
-          errorCode: KafkaErrorCode.INVALID_REQUEST,
-          errorMessage: "cancelling a reassignment is not supported; reassign to the old replicas",
-        });
-        continue;
-      }
       try {
-        await cluster.reassign(topic.name, p.partitionIndex, p.replicas, timeoutMs);
+        if (p.replicas === null) {
+          // Cancel: back to the replicas the partition had before the move.
+          if (!(await cluster.cancelReassignment(topic.name, p.partitionIndex, timeoutMs))) {
+            partitions.push({
+              ...answer,
+              errorCode: KafkaErrorCode.NO_REASSIGNMENT_IN_PROGRESS,
+              errorMessage: `no reassignment of ${topic.name}-${p.partitionIndex} in progress`,
+            });
+            continue;
+          }
+        } else {
+          await cluster.reassign(topic.name, p.partitionIndex, p.replicas, timeoutMs);
+        }
         partitions.push(answer);
       } catch (error) {
         partitions.push({
