@@ -317,7 +317,12 @@ export class BrokerCluster {
       },
       onNotice: (group, payload) => {
         if (group === LEADERS) return this.leadersNoticed(payload);
-        if (group === SNAPSHOT_FETCH) return void this.serveSnapshotFetch(payload);
+        if (group === SNAPSHOT_FETCH) {
+          this.serveSnapshotFetch(payload).catch((error) =>
+            this.logger.warn("snapshot fetch failed", { error }),
+          );
+          return;
+        }
         if (group === SNAPSHOT_DATA) return this.fetchClient?.answered(payload);
         if (group !== FORWARD || this.controller?.isLeader() !== true) return;
         this.controller.propose(payload).catch(() => undefined);
