@@ -183,12 +183,14 @@ test("DeleteTopics goes through the controller; a re-created topic starts clean 
   await until("broker 3 knowing the re-created topic", async () =>
     (await partitionsOf(cluster.broker(3).address)) === 1 ? true : null,
   );
-  // It caught up from a controller snapshot, not by replaying the deletion.
-  const metrics = await (await fetch(cluster.broker(3).metricsUrl!)).text();
-  const installed = /logkv_raft_snapshots_total\{group="controller",kind="installed"\} (\d+)/.exec(
-    metrics,
-  );
-  assert.ok(Number(installed?.[1] ?? 0) >= 1, "broker 3 installed a controller snapshot");
+  // It caught up from a controller snapshot, not by replaying the deletion (counted once
+  // the restore, which also opens the partition groups, has returned).
+  await until("broker 3 counting an installed controller snapshot", async () => {
+    const text = await (await fetch(cluster.broker(3).metricsUrl!)).text();
+    const installed =
+      /logkv_raft_snapshots_total\{group="controller",kind="installed"\} (\d+)/.exec(text);
+    return Number(installed?.[1] ?? 0) >= 1 ? true : null;
+  });
   for (const value of newValues.slice(5)) {
     await producer2.send({ topic: TOPIC, acks: -1, messages: [{ value }] });
   }
