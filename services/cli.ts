@@ -114,8 +114,9 @@ broker options:
                                   hosts the replicas \`logkv reassign\` moves to it
   --raft-listen HOST:PORT         this broker's Raft address (default: its entry in --peers)
   --raft-tick-ms N                Raft tick (default 25; elections after 12-24 ticks)
-  --raft-snapshot-entries N       the controller group snapshots and compacts its log every
-                                  N applied entries (default 10000)
+  --raft-snapshot-entries N       every Raft group (controller, partitions) snapshots and
+                                  compacts its log every N applied entries (default 10000;
+                                  partition groups also every 64 MiB of entries)
 `;
 
 function splitHostPort(value: string, flag: string): { host: string; port: number } {
