@@ -84,8 +84,13 @@ export function tableEntry(context: GatewayContext, name: string): CatalogEntry 
   if (entry === undefined) {
     throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${name} not found`);
   }
-  // A table whose restore is unfinished is never served, so partial contents never leak.
-  if (context.gateway.restores?.servable(name, entry.generation) === false) {
+  // A table whose restore is unfinished is never served, so partial contents never leak:
+  // its catalog entry says so from its CreateTable to the restore's FINISH_RESTORE (every
+  // gateway, stateless ones too), and the restore registry for restores older than that.
+  if (
+    entry.restore !== undefined ||
+    context.gateway.restores?.servable(name, entry.generation) === false
+  ) {
     throw gatewayError("NOT_FOUND", `Table ${name} is being restored`, {
       tableStatus: "RESTORING",
     });

@@ -249,7 +249,10 @@ export class RestoreService {
     }
   }
 
-  /** Whether a table may be served (no unfinished restore into it). */
+  /**
+   * Whether a table may be served as far as the registry knows (no unfinished restore into
+   * it). A table whose catalog entry still names its restore is refused besides (args.ts).
+   */
   servable(name: string, generation: bigint): boolean {
     return this.registry?.servable(name, generation) ?? true;
   }
@@ -324,7 +327,10 @@ export class RestoreService {
       record.source === source &&
       record.timeMs === timeMs;
     const existing = this.options.materializer.table(target);
-    if (existing !== undefined && !(resumable && !this.servable(target, existing.generation))) {
+    const unfinished =
+      existing !== undefined &&
+      (existing.restore !== undefined || !this.servable(target, existing.generation));
+    if (existing !== undefined && !(resumable && unfinished)) {
       throw new DbError("ALREADY_EXISTS", `Table already exists: ${target}`);
     }
   }
@@ -474,6 +480,9 @@ export class RestoreService {
     if (source.globalIndexes.length > 0) {
       await materializer.waitGlobalIndexes(status.target, waitMs);
     }
+    // The completion record in the catalog first (every node serves the table from there
+    // on), then ACTIVE: a kill between the two leaves RESTORING, which is resumed.
+    await this.finishInCatalog(job);
     // The job reports ACTIVE only once the registry (which gates serving) says so.
     await this.requireRegistry().record({
       ...recordOf(job),
@@ -484,6 +493,26 @@ export class RestoreService {
     status.phase = "DONE";
     status.state = "ACTIVE";
     this.options.logger.info("restore done", { target: status.target, items: itemsTotal });
+  }
+
+  /** Appends the target's FINISH_RESTORE to the catalog, unless it is there already. */
+  private async finishInCatalog(job: Job): Promise<void> {
+    const materializer = this.options.materializer;
+    const entry = materializer.table(job.status.target);
+    if (entry === undefined) {
+      throw new DbError("NOT_FOUND", `${job.status.target} was deleted while being restored`);
+    }
+    if (entry.restore === undefined) return;
+    const at = await this.options.log.appendCatalog({
+      type: "UpdateTable",
+      table: entry.definition,
+      changes: [{ kind: "FINISH_RESTORE", jobId: job.id }],
+    });
+    const outcome = await materializer.awaitOutcome(at.topic, at.partition, at.offset, 30_000);
+    if (outcome.status !== "OK") {
+      const message = outcome.status === "VALIDATION" ? outcome.message : "condition failed";
+      throw new DbError("ABORTED", `finishing ${job.status.target}: ${message}`);
+    }
   }
 
   /** The target's generation: created now, or by the earlier run this one resumes. */
@@ -498,7 +527,15 @@ export class RestoreService {
       state: "CREATING",
       catalogAfter: String(catalogEnd ?? 0n),
     });
-    const at = await this.options.log.createTable({ ...source, name: status.target });
+    // The CreateTable names the restore (CreateTable v2): every node refuses the table from
+    // the moment it learns of it until the FINISH_RESTORE (finishInCatalog).
+    const definition = { ...source, name: status.target };
+    const at = await this.options.log.appendCatalog({
+      type: "CreateTable",
+      table: definition,
+      restore: { source: status.source, timeMs: BigInt(status.timeMs), jobId: job.id },
+    });
+    await this.options.log.ensureTopic(tableTopic(status.target, at.offset), source.partitions);
     const outcome = await materializer.awaitOutcome(at.topic, at.partition, at.offset, 30_000);
     if (outcome.status !== "OK") {
       const message = outcome.status === "VALIDATION" ? outcome.message : "condition failed";
