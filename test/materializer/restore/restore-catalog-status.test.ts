@@ -181,9 +181,12 @@ describe("restore status travels in the catalog", () => {
       ["B", b!.url],
       ["C (stateless)", stateless!.url],
     ];
-    // Poll until a while after the restore is done, so the first served answers are seen.
-    let extra = 0;
-    while (!done || extra++ < 10) {
+    // Poll until the restore is done and both gateways have served the target (bounded).
+    const servedBy = (name: string) => observations.some((o) => o.gateway === name && o.served);
+    let deadline = Infinity;
+    while (!done || !gateways.every(([name]) => servedBy(name))) {
+      if (done && deadline === Infinity) deadline = Date.now() + 30_000;
+      if (Date.now() > deadline) break;
       for (const [name, url] of gateways) observations.push(...(await observe(name, url)));
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
