@@ -20,13 +20,21 @@ import { partitionRange, tableKey } from "../store/layout.js";
 import { MemoryStore, type BatchOp } from "../store/store.js";
 import type { AttributeValue } from "../values/attribute-value.js";
 import { keyBytes } from "../values/limits.js";
-import { consumeRange } from "./replay.js";
+import { consumeRange, replayPartitions } from "./replay.js";
+import { chooseBase, eventsToReplay } from "./time-offsets.js";
+import { globalIndexEntry } from "../apply/global-index.js";
+import { scanRange } from "../store/layout.js";
 import { checkpointItems, type StoredCheckpoint } from "./table-checkpoint.js";
 
-export const asOfLimits = {
-  /** Records of the partition one time-travel read scans at most. */
+export const asOfLimits: {
+  /** Records of the partition (or, for a whole table, all partitions) one read scans. */
+  asOfScanRecordsMax: bigint;
+  /** Items a whole-table time-travel read (a GSI query) may hold in memory. */
+  asOfTableItemsMax: number;
+} = {
   asOfScanRecordsMax: 1_000_000n,
-} as const;
+  asOfTableItemsMax: 200_000,
+};
 
 export interface AsOfRequest {
   entry: CatalogEntry;
@@ -129,4 +137,106 @@ async function replayKey(kafka: Kafka, applier: Applier, request: AsOfRequest, f
     }
     if (records.length > 0) await applier.applyBatch(topic, partition, records);
   });
+}
+
+// ---- the whole table at an instant (time-travel reads of global secondary indexes) -------
+
+export interface TableAsOfRequest {
+  entry: CatalogEntry;
+  /** Every partition's cut at the instant. */
+  cut: bigint[];
+  timeMs: number;
+  logStart: bigint[];
+  checkpoints: readonly StoredCheckpoint[];
+}
+
+function tooLarge(what: string): DbError {
+  return new DbError(
+    "LIMIT_EXCEEDED",
+    `asOf on a global index needs ${what}; restore the table to that time instead`,
+  );
+}
+
+/**
+ * An in-memory store holding the whole table as of the instant, with the entries of every
+ * global secondary index of its (current) definition derived from the items, as the GSI
+ * builder derives them from the change stream; LSI entries as apply writes them. Built
+ * from the newest checkpoint at or below every partition's cut and a replay of each
+ * partition up to it. Bounded: at most asOfScanRecordsMax records replayed and
+ * asOfTableItemsMax items held (LIMIT_EXCEEDED past either).
+ */
+export async function tableStateAsOf(kafka: Kafka, request: TableAsOfRequest) {
+  const { entry, cut, timeMs } = request;
+  const definition = entry.definition;
+  const topic = tableTopic(definition.name, entry.generation);
+  const base = chooseBase(request.checkpoints, entry.generation, cut, request.logStart);
+  if (base === null) {
+    throw new DbError("INVALID_ARGUMENT", "asOf is before the oldest checkpoint and log");
+  }
+  const records = eventsToReplay(base, cut);
+  if (records > asOfLimits.asOfScanRecordsMax) {
+    throw tooLarge(`${records} records replayed (at most ${asOfLimits.asOfScanRecordsMax})`);
+  }
+  const seeded = base.checkpoint?.manifest.items ?? 0;
+  if (seeded > asOfLimits.asOfTableItemsMax) {
+    throw tooLarge(`${seeded} items (at most ${asOfLimits.asOfTableItemsMax})`);
+  }
+  const store = new MemoryStore();
+  try {
+    await store.batch([
+      { type: "put", key: tableKey(definition.name), value: encodeCatalogEntry(entry) },
+      ...base.offsets.map((offset, p) => appliedOffsetOp(topic, p, offset)),
+    ]);
+    if (base.checkpoint !== null) await seedTable(store, entry, base.checkpoint);
+    const applier = await Applier.open(store, {
+      ...defaultApplierLimits,
+      outcomesRetained: 1n,
+      changesRetained: 1n,
+    });
+    try {
+      await replayPartitions(kafka, applier, entry, cut, timeMs, { replayed: 0n });
+    } finally {
+      await applier.close();
+    }
+    await deriveGlobalIndexes(store, entry);
+    return store;
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/** Every item of the checkpoint, with its LSI entries (derived, as apply does). */
+async function seedTable(store: MemoryStore, entry: CatalogEntry, checkpoint: StoredCheckpoint) {
+  const definition = entry.definition;
+  let ops: BatchOp[] = [];
+  for await (const [key, value] of checkpointItems(checkpoint.dir, checkpoint.manifest)) {
+    ops.push({ type: "put", key: Buffer.from(key), value: Buffer.from(value) });
+    const item = decodeStoredItem(value).attributes;
+    const writes = localIndexWrites(definition, keyOf(definition, item), undefined, item);
+    ops.push(...writeOps(writes, () => entry));
+    if (ops.length >= 5_000) {
+      await store.batch(ops);
+      ops = [];
+    }
+  }
+  await store.batch(ops);
+}
+
+/** Writes every GSI entry of the table's items; LIMIT_EXCEEDED past asOfTableItemsMax. */
+async function deriveGlobalIndexes(store: MemoryStore, entry: CatalogEntry): Promise<void> {
+  const definition = entry.definition;
+  let count = 0;
+  const ops: BatchOp[] = [];
+  for await (const [, value] of store.iterate(scanRange({ table: definition.name }))) {
+    if (++count > asOfLimits.asOfTableItemsMax) {
+      throw tooLarge(`more than ${asOfLimits.asOfTableItemsMax} items`);
+    }
+    const item = decodeStoredItem(value).attributes;
+    for (const index of definition.globalIndexes) {
+      const indexed = globalIndexEntry(definition, index, item);
+      if (indexed !== null) ops.push({ type: "put", key: indexed.key, value: indexed.value });
+    }
+  }
+  await store.batch(ops);
 }

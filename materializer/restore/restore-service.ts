@@ -19,7 +19,7 @@ import type { Materializer } from "../materializer.js";
 import { validateTableDefinition } from "../catalog/table.js";
 import { CATALOG_TOPIC, tableTopic, type CatalogEntry } from "../state/records.js";
 import { replayInWorker, type ScratchTable } from "./replay.js";
-import { stateAsOf } from "./as-of.js";
+import { stateAsOf, tableStateAsOf } from "./as-of.js";
 import type { MemoryStore } from "../store/store.js";
 import type { AttributeValue } from "../values/attribute-value.js";
 import { RestoreRegistry, type RestoreRecord, type RestoreState } from "./status.js";
@@ -772,6 +772,30 @@ export class RestoreService {
     });
     const nowMs = BigInt("timeMs" in at ? at.timeMs : Date.now());
     return { store, entry, nowMs };
+  }
+
+  /**
+   * The whole of `table` as of an instant, global secondary indexes derived: a store to run
+   * the ordinary read functions on (GSI queries asOf; as-of.ts, tableStateAsOf).
+   */
+  async tableStateAsOf(
+    table: string,
+    timeMs: number,
+  ): Promise<{ store: MemoryStore; entry: CatalogEntry; nowMs: bigint }> {
+    const entry = this.options.materializer.table(table);
+    if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${table}`);
+    if (timeMs > Date.now()) throw new DbError("INVALID_ARGUMENT", "asOf is in the future");
+    const { partitions } = entry.definition;
+    const topic = tableTopic(table, entry.generation);
+    const admin = this.requireAdmin();
+    const store = await tableStateAsOf(this.options.log.kafkaClient, {
+      entry,
+      cut: await cutOffsets(admin, topic, partitions, timeMs),
+      timeMs,
+      logStart: await logStartOffsets(admin, topic, partitions),
+      checkpoints: await this.checkpointsOf(table),
+    });
+    return { store, entry, nowMs: BigInt(timeMs) };
   }
 
   // ---- checkpoints and backups -----------------------------------------------------------
