@@ -360,15 +360,15 @@ async function queryGlobalIndexAsOf(context: GatewayContext, args: QueryAsOfArgs
   if (timeMs === undefined) {
     throw gatewayError("VALIDATION", "asOf on a global index takes an instant, not a token");
   }
-  const { store, entry, nowMs } = await service(context)
+  const { reader, entry, nowMs, release } = await service(context)
     .tableStateAsOf(args.table, timeMs)
     .catch((error: unknown) => {
       throw limitTyped(error);
     });
   try {
-    const page = await queryPage(store, entry.definition, nowMs, args);
+    const page = await queryPage(reader, entry.definition, nowMs, args);
     return { ...page, token: context.state.token(args.after).encode() };
   } finally {
-    await store.close();
+    await release();
   }
 }

@@ -17,11 +17,11 @@ import { decodeStoredItem } from "../../schemas/events.js";
 import { keyOf } from "../catalog/table.js";
 import { localIndexWrites } from "../apply/index-entries.js";
 import { partitionRange, tableKey } from "../store/layout.js";
-import { MemoryStore, type BatchOp } from "../store/store.js";
+import { MemoryStore, type BatchOp, type KvStore } from "../store/store.js";
 import type { AttributeValue } from "../values/attribute-value.js";
 import { keyBytes } from "../values/limits.js";
-import { consumeRange, replayPartitions } from "./replay.js";
-import { chooseBase, eventsToReplay } from "./time-offsets.js";
+import { consumeRange } from "./replay.js";
+import { chooseBase, eventsToReplay, type ReplayBase } from "./time-offsets.js";
 import { globalIndexEntry } from "../apply/global-index.js";
 import { scanRange } from "../store/layout.js";
 import { checkpointItems, type StoredCheckpoint } from "./table-checkpoint.js";
@@ -145,7 +145,6 @@ export interface TableAsOfRequest {
   entry: CatalogEntry;
   /** Every partition's cut at the instant. */
   cut: bigint[];
-  timeMs: number;
   logStart: bigint[];
   checkpoints: readonly StoredCheckpoint[];
 }
@@ -158,17 +157,12 @@ function tooLarge(what: string): DbError {
 }
 
 /**
- * An in-memory store holding the whole table as of the instant, with the entries of every
- * global secondary index of its (current) definition derived from the items, as the GSI
- * builder derives them from the change stream; LSI entries as apply writes them. Built
- * from the newest checkpoint at or below every partition's cut and a replay of each
- * partition up to it. Bounded: at most asOfScanRecordsMax records replayed and
- * asOfTableItemsMax items held (LIMIT_EXCEEDED past either).
+ * The base a whole-table time-travel read replays from (the newest checkpoint at or below
+ * every partition's cut, as a restore chooses), checked against the bounds: at most
+ * asOfScanRecordsMax records replayed and asOfTableItemsMax items seeded (LIMIT_EXCEEDED).
  */
-export async function tableStateAsOf(kafka: Kafka, request: TableAsOfRequest) {
-  const { entry, cut, timeMs } = request;
-  const definition = entry.definition;
-  const topic = tableTopic(definition.name, entry.generation);
+export function tableAsOfBase(request: TableAsOfRequest): ReplayBase {
+  const { entry, cut } = request;
   const base = chooseBase(request.checkpoints, entry.generation, cut, request.logStart);
   if (base === null) {
     throw new DbError("INVALID_ARGUMENT", "asOf is before the oldest checkpoint and log");
@@ -181,50 +175,15 @@ export async function tableStateAsOf(kafka: Kafka, request: TableAsOfRequest) {
   if (seeded > asOfLimits.asOfTableItemsMax) {
     throw tooLarge(`${seeded} items (at most ${asOfLimits.asOfTableItemsMax})`);
   }
-  const store = new MemoryStore();
-  try {
-    await store.batch([
-      { type: "put", key: tableKey(definition.name), value: encodeCatalogEntry(entry) },
-      ...base.offsets.map((offset, p) => appliedOffsetOp(topic, p, offset)),
-    ]);
-    if (base.checkpoint !== null) await seedTable(store, entry, base.checkpoint);
-    const applier = await Applier.open(store, {
-      ...defaultApplierLimits,
-      outcomesRetained: 1n,
-      changesRetained: 1n,
-    });
-    try {
-      await replayPartitions(kafka, applier, entry, cut, timeMs, { replayed: 0n });
-    } finally {
-      await applier.close();
-    }
-    await deriveGlobalIndexes(store, entry);
-    return store;
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
+  return base;
 }
 
-/** Every item of the checkpoint, with its LSI entries (derived, as apply does). */
-async function seedTable(store: MemoryStore, entry: CatalogEntry, checkpoint: StoredCheckpoint) {
-  const definition = entry.definition;
-  let ops: BatchOp[] = [];
-  for await (const [key, value] of checkpointItems(checkpoint.dir, checkpoint.manifest)) {
-    ops.push({ type: "put", key: Buffer.from(key), value: Buffer.from(value) });
-    const item = decodeStoredItem(value).attributes;
-    const writes = localIndexWrites(definition, keyOf(definition, item), undefined, item);
-    ops.push(...writeOps(writes, () => entry));
-    if (ops.length >= 5_000) {
-      await store.batch(ops);
-      ops = [];
-    }
-  }
-  await store.batch(ops);
-}
-
-/** Writes every GSI entry of the table's items; LIMIT_EXCEEDED past asOfTableItemsMax. */
-async function deriveGlobalIndexes(store: MemoryStore, entry: CatalogEntry): Promise<void> {
+/**
+ * Writes the entry of every item of the table in every global secondary index of its
+ * definition, as the GSI builder derives them from the change stream; LIMIT_EXCEEDED past
+ * asOfTableItemsMax items. The entries are collected first and written after the scan.
+ */
+export async function deriveGlobalIndexes(store: KvStore, entry: CatalogEntry): Promise<void> {
   const definition = entry.definition;
   let count = 0;
   const ops: BatchOp[] = [];
@@ -238,5 +197,7 @@ async function deriveGlobalIndexes(store: MemoryStore, entry: CatalogEntry): Pro
       if (indexed !== null) ops.push({ type: "put", key: indexed.key, value: indexed.value });
     }
   }
-  await store.batch(ops);
+  for (let i = 0; i < ops.length; i += 5_000) {
+    await store.batch(ops.slice(i, i + 5_000), { sync: false });
+  }
 }

@@ -87,6 +87,11 @@ export class ScratchTable {
     await this.store.close();
   }
 
+  /** The scratch store itself (time-travel reads run the read functions on it). */
+  get kv(): LevelStore {
+    return this.store;
+  }
+
   /** The replayed table's stored items, [store key, stored item bytes], in key order. */
   items() {
     return this.store.iterate(scanRange({ table: this.entry.definition.name }));

@@ -19,8 +19,8 @@ import type { Materializer } from "../materializer.js";
 import { validateTableDefinition } from "../catalog/table.js";
 import { CATALOG_TOPIC, tableTopic, type CatalogEntry } from "../state/records.js";
 import { replayInWorker, type ScratchTable } from "./replay.js";
-import { stateAsOf, tableStateAsOf } from "./as-of.js";
-import type { MemoryStore } from "../store/store.js";
+import { deriveGlobalIndexes, stateAsOf, tableAsOfBase } from "./as-of.js";
+import type { KvReader, MemoryStore } from "../store/store.js";
 import type { AttributeValue } from "../values/attribute-value.js";
 import { RestoreRegistry, type RestoreRecord, type RestoreState } from "./status.js";
 import {
@@ -775,27 +775,50 @@ export class RestoreService {
   }
 
   /**
-   * The whole of `table` as of an instant, global secondary indexes derived: a store to run
-   * the ordinary read functions on (GSI queries asOf; as-of.ts, tableStateAsOf).
+   * The whole of `table` as of an instant, global secondary indexes derived, in a scratch
+   * store replayed in a worker thread like a restore's (as-of.ts bounds it): the reader to
+   * run the ordinary read functions on, and release() to delete it.
    */
   async tableStateAsOf(
     table: string,
     timeMs: number,
-  ): Promise<{ store: MemoryStore; entry: CatalogEntry; nowMs: bigint }> {
+  ): Promise<{
+    reader: KvReader;
+    entry: CatalogEntry;
+    nowMs: bigint;
+    release: () => Promise<void>;
+  }> {
     const entry = this.options.materializer.table(table);
     if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${table}`);
     if (timeMs > Date.now()) throw new DbError("INVALID_ARGUMENT", "asOf is in the future");
     const { partitions } = entry.definition;
     const topic = tableTopic(table, entry.generation);
     const admin = this.requireAdmin();
-    const store = await tableStateAsOf(this.options.log.kafkaClient, {
+    const cut = await cutOffsets(admin, topic, partitions, timeMs);
+    const base = tableAsOfBase({
       entry,
-      cut: await cutOffsets(admin, topic, partitions, timeMs),
-      timeMs,
+      cut,
       logStart: await logStartOffsets(admin, topic, partitions),
       checkpoints: await this.checkpointsOf(table),
     });
-    return { store, entry, nowMs: BigInt(timeMs) };
+    await mkdir(join(this.root, "work"), { recursive: true });
+    const input = {
+      dir: join(this.root, "work", `asof-${table}-${randomUUID()}`),
+      entry,
+      base,
+      brokers: this.options.brokers,
+      kafkaTls: this.options.kafkaTls,
+      cut,
+      timeMs,
+    };
+    const scratch = await replayInWorker(input, () => undefined);
+    try {
+      await deriveGlobalIndexes(scratch.kv, entry);
+    } catch (error) {
+      await scratch.destroy();
+      throw error;
+    }
+    return { reader: scratch.kv, entry, nowMs: BigInt(timeMs), release: () => scratch.destroy() };
   }
 
   // ---- checkpoints and backups -----------------------------------------------------------
