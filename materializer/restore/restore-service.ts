@@ -133,6 +133,8 @@ export class RestoreService {
   private watcher: NodeJS.Timeout | null = null;
   /** Targets this node is taking over (between the decision and the job's launch). */
   private readonly takingOver = new Set<string>();
+  /** Records a takeover could not start from (a source gone, say): not tried every tick. */
+  private readonly notTakenOver = new WeakSet<RestoreRecord>();
   /** This node's id (DATA/restore/node-id): whose unfinished restores it resumes. */
   private nodeId = "";
   private stopping = false;
@@ -273,8 +275,8 @@ export class RestoreService {
       .catch(() => undefined);
   }
 
-  /** Runs the restore of `record` again here (same source and instant). */
-  private async rerun(record: RestoreRecord, what: string): Promise<void> {
+  /** Runs the restore of `record` again here (same source and instant); false if it could not. */
+  private async rerun(record: RestoreRecord, what: string): Promise<boolean> {
     const { target, source, timeMs } = record;
     try {
       if (source.startsWith("backup:s3://")) {
@@ -286,8 +288,10 @@ export class RestoreService {
         this.restoreTable({ source, target, timeMs, resuming: true });
       }
       this.options.logger.info(what, { target, source, from: record.owner });
+      return true;
     } catch (error) {
       this.options.logger.warn(`could not run again: ${what}`, { target, source, error });
+      return false;
     }
   }
 
@@ -305,6 +309,7 @@ export class RestoreService {
       const { target } = record;
       if (record.state !== "CREATING" && record.state !== "RESTORING") continue;
       if (this.jobs.has(target) || this.takingOver.has(target)) continue;
+      if (this.notTakenOver.has(record)) continue;
       if (registry.silentForMs(target) < this.takeoverAfterMs) continue;
       const localBackup =
         record.source.startsWith("backup:") && !record.source.startsWith("backup:s3://");
@@ -317,7 +322,7 @@ export class RestoreService {
           // Still silent, and nobody here started it meanwhile?
           const now = registry.get(target);
           if (now !== record || this.jobs.has(target) || this.stopping) return;
-          await this.rerun(record, "restore taken over");
+          if (!(await this.rerun(record, "restore taken over"))) this.notTakenOver.add(record);
         } finally {
           this.takingOver.delete(target);
         }
