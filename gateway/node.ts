@@ -53,7 +53,11 @@ export interface GatewayNodeOptions {
 
 export type RestoreTuning = Pick<
   RestoreServiceOptions,
-  "checkpointIntervalMs" | "recoveryWindowMs" | "restoreItemsPerSecondMax" | "s3"
+  | "checkpointIntervalMs"
+  | "recoveryWindowMs"
+  | "restoreItemsPerSecondMax"
+  | "restoreTakeoverAfterMs"
+  | "s3"
 >;
 
 export interface RunningNode {

@@ -52,16 +52,36 @@ export type ExpressionNames = { [placeholder: string]: string };
 /** Expression attribute values: ":v" -> value. */
 export type ExpressionValues = AttributeMap;
 
+/**
+ * The restore that creates a table (CreateTable v2): the table is refused by every node
+ * until that restore's completion record (materializer/restore/README.md).
+ */
+export interface RestoreOrigin {
+  /** Source table, or "backup:<name or s3 url>". */
+  source: string;
+  /** The instant restored, epoch ms. */
+  timeMs: bigint;
+  /** The restore job that created the table. */
+  jobId: string;
+}
+
+/**
+ * `restore` is absent (not null) for an ordinary table, so events written before
+ * CreateTable v2 decode to what they always decoded to.
+ */
 export interface CreateTableEvent {
   type: "CreateTable";
   table: TableDefinition;
+  restore?: RestoreOrigin;
 }
 
 export type TableChange =
   | { kind: "ADD_GLOBAL_INDEX"; index: GlobalSecondaryIndex }
   | { kind: "REMOVE_GLOBAL_INDEX"; indexName: string }
   /** A null ttlAttribute turns TTL off. */
-  | { kind: "SET_TTL_ATTRIBUTE"; ttlAttribute: string | null };
+  | { kind: "SET_TTL_ATTRIBUTE"; ttlAttribute: string | null }
+  /** The restore that created the table is complete (UpdateTable v2). */
+  | { kind: "FINISH_RESTORE"; jobId: string };
 
 /** The full new definition plus what changed, so apply need not diff definitions. */
 export interface UpdateTableEvent {
@@ -171,6 +191,8 @@ function toAvroChange(change: TableChange): AvroUnion {
       return {
         [`${AV}SetTtlAttribute`]: { ttlAttribute: toAvroOptional("string", change.ttlAttribute) },
       };
+    case "FINISH_RESTORE":
+      return { [`${AV}FinishRestore`]: { jobId: change.jobId } };
     default:
       return unreachable(change);
   }
@@ -188,6 +210,8 @@ function fromAvroChange(union: AvroUnion): TableChange {
       const ttlAttribute = fromAvroOptional(b.ttlAttribute, "string", (s: string) => s);
       return { kind: "SET_TTL_ATTRIBUTE", ttlAttribute };
     }
+    case `${AV}FinishRestore`:
+      return { kind: "FINISH_RESTORE", jobId: b.jobId as string };
     default:
       throw new AssertionError(`table change branch ${branch} has no conversion`);
   }
@@ -196,7 +220,19 @@ function fromAvroChange(union: AvroUnion): TableChange {
 function toAvroEventBody(event: LogEvent): unknown {
   switch (event.type) {
     case "CreateTable":
-      return { table: toAvroTableDefinition(event.table) };
+      return {
+        table: toAvroTableDefinition(event.table),
+        restore: toAvroOptional(
+          `${AV}RestoreOrigin`,
+          event.restore === undefined
+            ? null
+            : {
+                source: event.restore.source,
+                timeMs: int64(event.restore.timeMs, "restore.timeMs"),
+                jobId: event.restore.jobId,
+              },
+        ),
+      };
     case "UpdateTable":
       return {
         table: toAvroTableDefinition(event.table),
@@ -224,8 +260,22 @@ function toAvroEventBody(event: LogEvent): unknown {
 function fromAvroEventBody(type: LogEventType, body: unknown): LogEvent {
   const b = body as { [field: string]: unknown };
   switch (type) {
-    case "CreateTable":
-      return { type, table: fromAvroTableDefinition(b.table as AvroTableDefinition) };
+    case "CreateTable": {
+      const table = fromAvroTableDefinition(b.table as AvroTableDefinition);
+      // A v1 CreateTable has no restore field: the resolver fills in its default, null.
+      const restore = fromAvroOptional(
+        b.restore ?? null,
+        `${AV}RestoreOrigin`,
+        (r: { source: string; timeMs: bigint; jobId: string }) => r,
+      );
+      return restore === null
+        ? { type, table }
+        : {
+            type,
+            table,
+            restore: { source: restore.source, timeMs: restore.timeMs, jobId: restore.jobId },
+          };
+    }
     case "UpdateTable":
       return {
         type,

@@ -78,7 +78,8 @@ ${sslUsage}
 
 start and gateway also take --checkpoint-interval-ms N (table checkpoints for restores,
 default 3600000; 0 = none), --recovery-window-days N (default 35) and --restore-rate N
-(items a restore appends per second at most; default 0 = no limit); for s3:// backup
+(items a restore appends per second at most; default 0 = no limit), --restore-takeover-ms N
+(another node's restore silent this long is taken over here; default 30000; 0 = never); for s3:// backup
 locations --s3-endpoint URL, --s3-region R and --s3-path-style, with the credentials from
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the SDK's other default sources).
 
@@ -452,6 +453,7 @@ const restoreFlags = {
   "checkpoint-interval-ms": { type: "string" },
   "recovery-window-days": { type: "string" },
   "restore-rate": { type: "string" },
+  "restore-takeover-ms": { type: "string" },
   "s3-endpoint": { type: "string" },
   "s3-region": { type: "string" },
   "s3-path-style": { type: "boolean" },
@@ -466,6 +468,7 @@ function restoreTuning(
   const interval = values["checkpoint-interval-ms"];
   const days = values["recovery-window-days"];
   const rate = values["restore-rate"];
+  const takeover = values["restore-takeover-ms"];
   return {
     checkpointIntervalMs:
       interval === undefined ? undefined : parseIntFlag(interval, "--checkpoint-interval-ms"),
@@ -474,6 +477,8 @@ function restoreTuning(
         ? undefined
         : parseIntFlag(days, "--recovery-window-days") * 24 * 3600 * 1000,
     restoreItemsPerSecondMax: rate === undefined ? undefined : parseIntFlag(rate, "--restore-rate"),
+    restoreTakeoverAfterMs:
+      takeover === undefined ? undefined : parseIntFlag(takeover, "--restore-takeover-ms"),
     // s3:// backup locations; credentials only from the environment (AWS_ACCESS_KEY_ID…).
     s3: {
       endpoint: values["s3-endpoint"],

@@ -69,12 +69,17 @@ export function optionalNumber(value: number | null | undefined): number | undef
 
 /**
  * The tables' entries exist where the catalog is only a copy (a stateless gateway): a name
- * missing from it may be a table newer than the copy, so the copy is refreshed first.
+ * missing from it may be a table newer than the copy, so the copy is refreshed first (as
+ * for a table the copy has as being restored: its restore may have finished since).
  */
 export async function knownTables(context: GatewayContext, names: string[]): Promise<void> {
   const backend = context.gateway.materializer;
   if (backend.catalogMiss === undefined) return;
-  const missing = names.filter((name) => backend.table(name) === undefined);
+  // A table being restored in the copy may have finished since: refreshed too.
+  const missing = names.filter((name) => {
+    const entry = backend.table(name);
+    return entry === undefined || entry.restore !== undefined;
+  });
   if (missing.length > 0) await backend.catalogMiss(missing[0]!);
 }
 
@@ -84,8 +89,13 @@ export function tableEntry(context: GatewayContext, name: string): CatalogEntry 
   if (entry === undefined) {
     throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${name} not found`);
   }
-  // A table whose restore is unfinished is never served, so partial contents never leak.
-  if (context.gateway.restores?.servable(name, entry.generation) === false) {
+  // A table whose restore is unfinished is never served, so partial contents never leak:
+  // its catalog entry says so from its CreateTable to the restore's FINISH_RESTORE (every
+  // gateway, stateless ones too), and the restore registry for restores older than that.
+  if (
+    entry.restore !== undefined ||
+    context.gateway.restores?.servable(name, entry.generation) === false
+  ) {
     throw gatewayError("NOT_FOUND", `Table ${name} is being restored`, {
       tableStatus: "RESTORING",
     });

@@ -237,6 +237,16 @@ function asOfTarget(text: string) {
   };
 }
 
+/**
+ * A time-travel read past its bounds is VALIDATION (as every LIMIT_EXCEEDED) with
+ * extensions.reason LIMIT_EXCEEDED, so a client can tell it from a malformed request and
+ * restore the table instead.
+ */
+function limitTyped(error: unknown): unknown {
+  if (!(error instanceof DbError) || error.code !== "LIMIT_EXCEEDED") return error;
+  return gatewayError("VALIDATION", error.message, { reason: "LIMIT_EXCEEDED" });
+}
+
 /** Runs `read` on the state of one partition key as of args.asOf. */
 async function readAsOf<T>(
   context: GatewayContext,
@@ -246,11 +256,11 @@ async function readAsOf<T>(
 ): Promise<T & { token: string }> {
   const entry = tableEntry(context, args.table);
   const partition = partitionOf(partitionKey, entry.definition.partitions);
-  const { store, nowMs } = await service(context).stateAsOf(
-    args.table,
-    { value: partitionKey, partition },
-    asOfTarget(args.asOf!),
-  );
+  const { store, nowMs } = await service(context)
+    .stateAsOf(args.table, { value: partitionKey, partition }, asOfTarget(args.asOf!))
+    .catch((error: unknown) => {
+      throw limitTyped(error);
+    });
   try {
     const result = await read(store, entry.definition, nowMs);
     return { ...result, token: context.state.token(args.after).encode() };
@@ -296,7 +306,7 @@ export function queryAsOf(_: unknown, args: QueryAsOfArgs, context: GatewayConte
   return timed(context, info, "NONE", async () => {
     const definition = tableEntry(context, args.table).definition;
     if (definition.globalIndexes.some((gsi) => gsi.name === args.index)) {
-      throw gatewayError("VALIDATION", "asOf reads a table or a local index, not a global one");
+      return queryGlobalIndexAsOf(context, args);
     }
     const local = definition.localIndexes.find((lsi) => lsi.name === args.index);
     const schema =
@@ -307,27 +317,58 @@ export function queryAsOf(_: unknown, args: QueryAsOfArgs, context: GatewayConte
     const values = valuesOf(args.values);
     const range = resolveKeyCondition(parseKeyCondition(args.keyCondition), names, values, schema);
     const pk = canonicalizeValue(range.partitionKeyValue);
-    return readAsOf(context, args, pk, async (store, d, nowMs) => {
-      const page = await query(store, d, {
-        nowMs,
-        keyCondition: args.keyCondition,
-        forward: args.forward ?? true,
-        index: optionalText(args.index),
-        filter: optionalText(args.filter),
-        projection: optionalText(args.projection),
-        names,
-        values,
-        limit: optionalNumber(args.limit),
-        cursor: optionalText(args.cursor),
-        exclusiveStartKey: optionalItem(args.exclusiveStartKey),
-      });
-      return {
-        items: page.items.map(itemToJson),
-        count: page.count,
-        scannedCount: page.scannedCount,
-        cursor: page.cursor,
-        lastEvaluatedKey: page.lastEvaluatedKey === null ? null : itemToJson(page.lastEvaluatedKey),
-      };
-    });
+    return readAsOf(context, args, pk, (store, d, nowMs) => queryPage(store, d, nowMs, args));
   });
+}
+
+/** One page of the ordinary query function on a time-travel store. */
+async function queryPage(
+  store: KvReader,
+  definition: TableDefinition,
+  nowMs: bigint,
+  args: QueryAsOfArgs,
+) {
+  const page = await query(store, definition, {
+    nowMs,
+    keyCondition: args.keyCondition,
+    forward: args.forward ?? true,
+    index: optionalText(args.index),
+    filter: optionalText(args.filter),
+    projection: optionalText(args.projection),
+    names: namesOf(args.names),
+    values: valuesOf(args.values),
+    limit: optionalNumber(args.limit),
+    cursor: optionalText(args.cursor),
+    exclusiveStartKey: optionalItem(args.exclusiveStartKey),
+  });
+  return {
+    items: page.items.map(itemToJson),
+    count: page.count,
+    scannedCount: page.scannedCount,
+    cursor: page.cursor,
+    lastEvaluatedKey: page.lastEvaluatedKey === null ? null : itemToJson(page.lastEvaluatedKey),
+  };
+}
+
+/**
+ * A global index spans every partition, so its state at an instant is the whole table's:
+ * rebuilt for the read (bounded; as-of.ts, tableStateAsOf). Only an instant: a session
+ * token names the partitions its session wrote, not a cut of all of them.
+ */
+async function queryGlobalIndexAsOf(context: GatewayContext, args: QueryAsOfArgs) {
+  const { timeMs } = asOfTarget(args.asOf!);
+  if (timeMs === undefined) {
+    throw gatewayError("VALIDATION", "asOf on a global index takes an instant, not a token");
+  }
+  const { reader, entry, nowMs, release } = await service(context)
+    .tableStateAsOf(args.table, timeMs)
+    .catch((error: unknown) => {
+      throw limitTyped(error);
+    });
+  try {
+    const page = await queryPage(reader, entry.definition, nowMs, args);
+    return { ...page, token: context.state.token(args.after).encode() };
+  } finally {
+    await release();
+  }
 }

@@ -10,11 +10,13 @@
 // outcomes. Operating errors in an event (a bad expression, an oversized item) become a
 // VALIDATION outcome with no writes; they never throw.
 import type {
+  CreateTableEvent,
   DeleteItemEvent,
   LogEvent,
   PutItemEvent,
   ReturnValues,
   StoredItem,
+  TableChange,
   TableDefinition,
   TtlDeleteEvent,
   UpdateItemEvent,
@@ -75,9 +77,9 @@ export function apply(state: StateView, event: LogEvent, at: EventPosition): App
   try {
     switch (event.type) {
       case "CreateTable":
-        return createTable(state, event.table, at);
+        return createTable(state, event, at);
       case "UpdateTable":
-        return updateTable(state, event.table);
+        return updateTable(state, event.table, event.changes);
       case "DeleteTable":
         return deleteTable(state, event.table);
       case "PutItem":
@@ -100,25 +102,42 @@ export function apply(state: StateView, event: LogEvent, at: EventPosition): App
 
 // ---- catalog ----------------------------------------------------------------------------
 
-function createTable(state: StateView, table: TableDefinition, at: EventPosition): ApplyResult {
+function createTable(state: StateView, event: CreateTableEvent, at: EventPosition): ApplyResult {
+  const table = event.table;
   if (state.table(table.name) !== undefined) {
     return validation(`Table already exists: ${table.name}`);
   }
   validateTableDefinition(table);
+  const restore = event.restore;
   return {
-    writes: [{ type: "table", definition: table, generation: at.offset }],
+    writes: [
+      {
+        type: "table",
+        definition: table,
+        generation: at.offset,
+        ...(restore !== undefined && { restore }),
+      },
+    ],
     outcome: ok(),
     change: null,
   };
 }
 
-function updateTable(state: StateView, table: TableDefinition): ApplyResult {
+function updateTable(
+  state: StateView,
+  table: TableDefinition,
+  changes: readonly TableChange[],
+): ApplyResult {
   const before = state.table(table.name);
   if (before === undefined) return validation(`Requested resource not found: Table: ${table.name}`);
   validateTableUpdate(before, table);
+  // FINISH_RESTORE ends the restore that created the table: an ordinary table from here.
+  const finish = changes.some((change) => change.kind === "FINISH_RESTORE");
   // The generation stays that of the CreateTable; the shell keeps it (see consume/).
   return {
-    writes: [{ type: "table", definition: table, generation: -1n }],
+    writes: [
+      { type: "table", definition: table, generation: -1n, ...(finish && { restore: null }) },
+    ],
     outcome: ok(),
     change: null,
   };

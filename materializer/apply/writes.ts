@@ -1,12 +1,21 @@
 // What apply decides to write, in logical terms. The shell (materializer/consume) turns
 // these into LevelDB operations with store/layout.ts and the Avro codecs; apply itself knows
 // nothing of bytes or storage.
-import type { StoredItem, TableDefinition } from "../../schemas/events.js";
+import type { RestoreOrigin, StoredItem, TableDefinition } from "../../schemas/events.js";
 import type { Item } from "../values/attribute-value.js";
 
 export type Write =
-  /** A table created or changed; `generation` is the catalog offset of its CreateTable. */
-  | { type: "table"; definition: TableDefinition; generation: bigint }
+  /**
+   * A table created or changed; `generation` is the catalog offset of its CreateTable
+   * (-1 for a change: the shell keeps the table's generation). `restore`: on a creation,
+   * the restore creating it (absent: none); on a change, null ends it, absent keeps it.
+   */
+  | {
+      type: "table";
+      definition: TableDefinition;
+      generation: bigint;
+      restore?: RestoreOrigin | null;
+    }
   /** A table dropped with everything stored under it. */
   | { type: "dropTable"; name: string }
   /** An item written (stored) or deleted (null). `key` holds only its key attributes. */

@@ -335,7 +335,14 @@ export class Applier {
       if (!dropped.has(name)) ops.push(...(await this.removedIndexOps(final)));
       ops.push(
         ...writeOps(
-          [{ type: "table", definition: final.definition, generation: final.generation }],
+          [
+            {
+              type: "table",
+              definition: final.definition,
+              generation: final.generation,
+              ...(final.restore !== undefined && { restore: final.restore }),
+            },
+          ],
           () => final,
         ),
       );
@@ -683,11 +690,15 @@ class BatchState implements StateView {
   fold(writes: readonly Write[], at: EventPosition): void {
     for (const write of writes) {
       if (write.type === "table") {
-        const generation =
-          write.generation >= 0n
-            ? write.generation
-            : (this.entry(write.definition.name)?.generation ?? at.offset);
-        this.tables.set(write.definition.name, { definition: write.definition, generation });
+        const created = write.generation >= 0n;
+        const before = this.entry(write.definition.name);
+        const generation = created ? write.generation : (before?.generation ?? at.offset);
+        const restore = created || write.restore !== undefined ? write.restore : before?.restore;
+        this.tables.set(write.definition.name, {
+          definition: write.definition,
+          generation,
+          ...(restore !== undefined && restore !== null && { restore }),
+        });
       } else if (write.type === "dropTable") {
         this.tables.set(write.name, null);
       } else if (write.type === "item") {

@@ -17,16 +17,24 @@ import { decodeStoredItem } from "../../schemas/events.js";
 import { keyOf } from "../catalog/table.js";
 import { localIndexWrites } from "../apply/index-entries.js";
 import { partitionRange, tableKey } from "../store/layout.js";
-import { MemoryStore, type BatchOp } from "../store/store.js";
+import { MemoryStore, type BatchOp, type KvStore } from "../store/store.js";
 import type { AttributeValue } from "../values/attribute-value.js";
 import { keyBytes } from "../values/limits.js";
 import { consumeRange } from "./replay.js";
+import { chooseBase, eventsToReplay, type ReplayBase } from "./time-offsets.js";
+import { globalIndexEntry } from "../apply/global-index.js";
+import { scanRange } from "../store/layout.js";
 import { checkpointItems, type StoredCheckpoint } from "./table-checkpoint.js";
 
-export const asOfLimits = {
-  /** Records of the partition one time-travel read scans at most. */
+export const asOfLimits: {
+  /** Records of the partition (or, for a whole table, all partitions) one read scans. */
+  asOfScanRecordsMax: bigint;
+  /** Items a whole-table time-travel read (a GSI query) may hold in memory. */
+  asOfTableItemsMax: number;
+} = {
   asOfScanRecordsMax: 1_000_000n,
-} as const;
+  asOfTableItemsMax: 200_000,
+};
 
 export interface AsOfRequest {
   entry: CatalogEntry;
@@ -129,4 +137,67 @@ async function replayKey(kafka: Kafka, applier: Applier, request: AsOfRequest, f
     }
     if (records.length > 0) await applier.applyBatch(topic, partition, records);
   });
+}
+
+// ---- the whole table at an instant (time-travel reads of global secondary indexes) -------
+
+export interface TableAsOfRequest {
+  entry: CatalogEntry;
+  /** Every partition's cut at the instant. */
+  cut: bigint[];
+  logStart: bigint[];
+  checkpoints: readonly StoredCheckpoint[];
+}
+
+function tooLarge(what: string): DbError {
+  return new DbError(
+    "LIMIT_EXCEEDED",
+    `asOf on a global index needs ${what}; restore the table to that time instead`,
+  );
+}
+
+/**
+ * The base a whole-table time-travel read replays from (the newest checkpoint at or below
+ * every partition's cut, as a restore chooses), checked against the bounds: at most
+ * asOfScanRecordsMax records replayed and asOfTableItemsMax items seeded (LIMIT_EXCEEDED).
+ */
+export function tableAsOfBase(request: TableAsOfRequest): ReplayBase {
+  const { entry, cut } = request;
+  const base = chooseBase(request.checkpoints, entry.generation, cut, request.logStart);
+  if (base === null) {
+    throw new DbError("INVALID_ARGUMENT", "asOf is before the oldest checkpoint and log");
+  }
+  const records = eventsToReplay(base, cut);
+  if (records > asOfLimits.asOfScanRecordsMax) {
+    throw tooLarge(`${records} records replayed (at most ${asOfLimits.asOfScanRecordsMax})`);
+  }
+  const seeded = base.checkpoint?.manifest.items ?? 0;
+  if (seeded > asOfLimits.asOfTableItemsMax) {
+    throw tooLarge(`${seeded} items (at most ${asOfLimits.asOfTableItemsMax})`);
+  }
+  return base;
+}
+
+/**
+ * Writes the entry of every item of the table in every global secondary index of its
+ * definition, as the GSI builder derives them from the change stream; LIMIT_EXCEEDED past
+ * asOfTableItemsMax items. The entries are collected first and written after the scan.
+ */
+export async function deriveGlobalIndexes(store: KvStore, entry: CatalogEntry): Promise<void> {
+  const definition = entry.definition;
+  let count = 0;
+  const ops: BatchOp[] = [];
+  for await (const [, value] of store.iterate(scanRange({ table: definition.name }))) {
+    if (++count > asOfLimits.asOfTableItemsMax) {
+      throw tooLarge(`more than ${asOfLimits.asOfTableItemsMax} items`);
+    }
+    const item = decodeStoredItem(value).attributes;
+    for (const index of definition.globalIndexes) {
+      const indexed = globalIndexEntry(definition, index, item);
+      if (indexed !== null) ops.push({ type: "put", key: indexed.key, value: indexed.value });
+    }
+  }
+  for (let i = 0; i < ops.length; i += 5_000) {
+    await store.batch(ops.slice(i, i + 5_000), { sync: false });
+  }
 }

@@ -71,28 +71,7 @@ export class ScratchTable {
     timeMs: number,
     progress: ReplayProgress,
   ): Promise<void> {
-    const topic = `logkv.table.${this.entry.definition.name}.${this.entry.generation}`;
-    const from = cut.map((_, p) => this.applier.appliedOffset(topic, p));
-    const pending = new Set(cut.flatMap((c, p) => (from[p]! < c ? [p] : [])));
-    if (pending.size === 0) return;
-    const limit = [...cut];
-    const reached = (partition: number, lastOffset: bigint) => lastOffset + 1n >= limit[partition]!;
-    await consumeRange(kafka, topic, from, pending, reached, async (partition, messages) => {
-      const records: LogRecord[] = [];
-      for (const message of messages) {
-        const offset = BigInt(message.offset);
-        if (offset >= limit[partition]!) break;
-        if (BigInt(message.timestamp) > BigInt(timeMs)) {
-          limit[partition] = offset;
-          break;
-        }
-        records.push({ offset, timestampMs: BigInt(message.timestamp), value: message.value });
-      }
-      if (records.length > 0) {
-        const applied = await this.applier.applyBatch(topic, partition, records);
-        progress.replayed += BigInt(applied.outcomes.length);
-      }
-    });
+    await replayPartitions(kafka, this.applier, this.entry, cut, timeMs, progress);
   }
 
   /** Opens a scratch store a replay (in a worker) built and closed. */
@@ -108,6 +87,11 @@ export class ScratchTable {
     await this.store.close();
   }
 
+  /** The scratch store itself (time-travel reads run the read functions on it). */
+  get kv(): LevelStore {
+    return this.store;
+  }
+
   /** The replayed table's stored items, [store key, stored item bytes], in key order. */
   items() {
     return this.store.iterate(scanRange({ table: this.entry.definition.name }));
@@ -117,6 +101,43 @@ export class ScratchTable {
     await this.close();
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Applies every partition's records of the entry's topic from where `applier` stands up to
+ * `cut` (exclusive), stopping a partition early at its first record stamped after `timeMs`
+ * (README.md: a prefix). The applier's store must hold the entry and the applied offsets.
+ */
+export async function replayPartitions(
+  kafka: Kafka,
+  applier: Applier,
+  entry: CatalogEntry,
+  cut: readonly bigint[],
+  timeMs: number,
+  progress: ReplayProgress,
+): Promise<void> {
+  const topic = `logkv.table.${entry.definition.name}.${entry.generation}`;
+  const from = cut.map((_, p) => applier.appliedOffset(topic, p));
+  const pending = new Set(cut.flatMap((c, p) => (from[p]! < c ? [p] : [])));
+  if (pending.size === 0) return;
+  const limit = [...cut];
+  const reached = (partition: number, lastOffset: bigint) => lastOffset + 1n >= limit[partition]!;
+  await consumeRange(kafka, topic, from, pending, reached, async (partition, messages) => {
+    const records: LogRecord[] = [];
+    for (const message of messages) {
+      const offset = BigInt(message.offset);
+      if (offset >= limit[partition]!) break;
+      if (BigInt(message.timestamp) > BigInt(timeMs)) {
+        limit[partition] = offset;
+        break;
+      }
+      records.push({ offset, timestampMs: BigInt(message.timestamp), value: message.value });
+    }
+    if (records.length > 0) {
+      const applied = await applier.applyBatch(topic, partition, records);
+      progress.replayed += BigInt(applied.outcomes.length);
+    }
+  });
 }
 
 /** What replay-worker.ts needs (structured-cloned: bigints and plain objects). */

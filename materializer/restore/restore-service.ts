@@ -19,8 +19,8 @@ import type { Materializer } from "../materializer.js";
 import { validateTableDefinition } from "../catalog/table.js";
 import { CATALOG_TOPIC, tableTopic, type CatalogEntry } from "../state/records.js";
 import { replayInWorker, type ScratchTable } from "./replay.js";
-import { stateAsOf } from "./as-of.js";
-import type { MemoryStore } from "../store/store.js";
+import { deriveGlobalIndexes, stateAsOf, tableAsOfBase } from "./as-of.js";
+import type { KvReader, MemoryStore } from "../store/store.js";
 import type { AttributeValue } from "../values/attribute-value.js";
 import { RestoreRegistry, type RestoreRecord, type RestoreState } from "./status.js";
 import {
@@ -69,6 +69,11 @@ export interface RestoreServiceOptions {
   restoreItemsPerSecondMax?: number;
   /** Restores running at once at most. */
   restoresMax?: number;
+  /**
+   * A restore whose records have been silent this long (its owner writes a heartbeat six
+   * times per period) is taken over by this node. Default 30 s; 0: never take over.
+   */
+  restoreTakeoverAfterMs?: number;
   /** Endpoint, region, addressing and credentials of s3:// backup locations (s3-backups.ts). */
   s3?: S3Options;
 }
@@ -102,6 +107,14 @@ interface Job {
   generation: bigint | null;
   /** The node running it (its id): the one that resumes it after a crash. */
   owner: string;
+  /** The owner epoch it claimed in logkv.restores (status.ts, fenced). */
+  epoch: number;
+  /** Catalog end offset before the target's CreateTable, once known (its records keep it). */
+  catalogAfter: string | null;
+  /** Set once another job holds the restore: this one stops without recording anything. */
+  fenced: boolean;
+  /** The heartbeat record in flight, if any. */
+  beating: Promise<unknown> | null;
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -117,6 +130,11 @@ export class RestoreService {
   private readonly root: string;
   private readonly lastCheckpoint = new Map<string, string>();
   private s3Client: S3Backups | null = null;
+  private watcher: NodeJS.Timeout | null = null;
+  /** Targets this node is taking over (between the decision and the job's launch). */
+  private readonly takingOver = new Set<string>();
+  /** Records a takeover could not start from (a source gone, say): not tried every tick. */
+  private readonly notTakenOver = new WeakSet<RestoreRecord>();
   /** This node's id (DATA/restore/node-id): whose unfinished restores it resumes. */
   private nodeId = "";
   private stopping = false;
@@ -189,6 +207,11 @@ export class RestoreService {
     );
     // In the background: startup must not wait on one DescribeConfigs per table.
     this.checkpointing = this.ensureRetentionAll();
+    const takeoverMs = this.takeoverAfterMs;
+    if (takeoverMs > 0) {
+      this.watcher = setInterval(() => this.takeOverSilent(), this.heartbeatMs);
+      this.watcher.unref();
+    }
     const every = this.options.checkpointIntervalMs ?? 3600_000;
     if (every > 0) {
       this.timer = setInterval(() => {
@@ -211,11 +234,21 @@ export class RestoreService {
     return id;
   }
 
+  private get takeoverAfterMs(): number {
+    return this.options.restoreTakeoverAfterMs ?? 30_000;
+  }
+
+  /** How often a running job writes a heartbeat record (and the watcher looks). */
+  private get heartbeatMs(): number {
+    return Math.max(50, Math.floor((this.takeoverAfterMs || 30_000) / 6));
+  }
+
   /**
    * Restarts the restores this node was running when it stopped or was killed (their last
    * record is CREATING or RESTORING and names this node): the same source and instant, so
    * the run resumes as a manual rerun would. A FAILED restore is left for a person to rerun
-   * or drop. Restores another node ran are that node's to resume.
+   * or drop. Restores of other nodes are theirs, until their records fall silent
+   * (takeOverSilent).
    */
   private async resumeUnfinished(): Promise<void> {
     const mine = this.requireRegistry()
@@ -224,32 +257,83 @@ export class RestoreService {
         (r) => (r.state === "CREATING" || r.state === "RESTORING") && r.owner === this.nodeId,
       );
     if (mine.length === 0) return;
-    // The catalog applied to its end first: a target created before the kill is known, so
-    // the resumed run reuses it instead of asking for it again.
+    await this.catalogApplied();
+    for (const record of mine) {
+      if (this.stopping) return;
+      await this.rerun(record, "restore resumed");
+    }
+  }
+
+  /**
+   * The catalog applied to its end: a target created before its owner died is known, so
+   * the resumed or taken-over run reuses it instead of asking for it again.
+   */
+  private async catalogApplied(): Promise<void> {
     const [catalogEnd] = await this.options.log.endOffsets(CATALOG_TOPIC);
     await this.options.materializer
       .waitApplied(CATALOG_TOPIC, 0, catalogEnd ?? 0n, APPLY_WAIT_MIN_MS)
       .catch(() => undefined);
-    for (const record of mine) {
-      if (this.stopping) return;
-      const { target, source, timeMs } = record;
-      try {
-        if (source.startsWith("backup:s3://")) {
-          const { location, name } = splitBackupUrl(source.slice("backup:".length));
-          await this.restoreBackup({ backup: name, target, location: s3Url(location) });
-        } else if (source.startsWith("backup:")) {
-          await this.restoreBackup({ backup: source.slice("backup:".length), target });
-        } else {
-          this.restoreTable({ source, target, timeMs, resuming: true });
-        }
-        this.options.logger.info("restore resumed", { target, source });
-      } catch (error) {
-        this.options.logger.warn("could not resume restore", { target, source, error });
+  }
+
+  /** Runs the restore of `record` again here (same source and instant); false if it could not. */
+  private async rerun(record: RestoreRecord, what: string): Promise<boolean> {
+    const { target, source, timeMs } = record;
+    try {
+      if (source.startsWith("backup:s3://")) {
+        const { location, name } = splitBackupUrl(source.slice("backup:".length));
+        await this.restoreBackup({ backup: name, target, location: s3Url(location) });
+      } else if (source.startsWith("backup:")) {
+        await this.restoreBackup({ backup: source.slice("backup:".length), target });
+      } else {
+        this.restoreTable({ source, target, timeMs, resuming: true });
       }
+      this.options.logger.info(what, { target, source, from: record.owner });
+      return true;
+    } catch (error) {
+      this.options.logger.warn(`could not run again: ${what}`, { target, source, error });
+      return false;
     }
   }
 
-  /** Whether a table may be served (no unfinished restore into it). */
+  /**
+   * Takes over the unfinished restores whose records have been silent for the takeover
+   * period (their owner died, or stopped and has not come back): the run claims the next
+   * owner epoch, so the old owner, if it was only slow, is fenced off at its next record
+   * (status.ts, fenced). Restores from another node's local backup folder are left alone
+   * (the backup is not here).
+   */
+  private takeOverSilent(): void {
+    const registry = this.registry;
+    if (registry === null || this.stopping) return;
+    for (const record of registry.all()) {
+      const { target } = record;
+      if (record.state !== "CREATING" && record.state !== "RESTORING") continue;
+      if (this.jobs.has(target) || this.takingOver.has(target)) continue;
+      if (this.notTakenOver.has(record)) continue;
+      if (registry.silentForMs(target) < this.takeoverAfterMs) continue;
+      const localBackup =
+        record.source.startsWith("backup:") && !record.source.startsWith("backup:s3://");
+      if (localBackup && record.owner !== this.nodeId) continue;
+      if (this.jobs.size >= (this.options.restoresMax ?? 4)) return;
+      this.takingOver.add(target);
+      void (async () => {
+        try {
+          await this.catalogApplied();
+          // Still silent, and nobody here started it meanwhile?
+          const now = registry.get(target);
+          if (now !== record || this.jobs.has(target) || this.stopping) return;
+          if (!(await this.rerun(record, "restore taken over"))) this.notTakenOver.add(record);
+        } finally {
+          this.takingOver.delete(target);
+        }
+      })();
+    }
+  }
+
+  /**
+   * Whether a table may be served as far as the registry knows (no unfinished restore into
+   * it). A table whose catalog entry still names its restore is refused besides (args.ts).
+   */
   servable(name: string, generation: bigint): boolean {
     return this.registry?.servable(name, generation) ?? true;
   }
@@ -324,7 +408,10 @@ export class RestoreService {
       record.source === source &&
       record.timeMs === timeMs;
     const existing = this.options.materializer.table(target);
-    if (existing !== undefined && !(resumable && !this.servable(target, existing.generation))) {
+    const unfinished =
+      existing !== undefined &&
+      (existing.restore !== undefined || !this.servable(target, existing.generation));
+    if (existing !== undefined && !(resumable && unfinished)) {
       throw new DbError("ALREADY_EXISTS", `Table already exists: ${target}`);
     }
   }
@@ -359,14 +446,36 @@ export class RestoreService {
       id: randomUUID(),
       generation: null,
       owner: this.nodeId,
+      epoch: (known?.epoch ?? 0) + 1,
+      catalogAfter: null,
+      fenced: false,
+      beating: null,
     };
     this.jobs.set(target, job);
-    job.done = run(job)
+    let heartbeat: NodeJS.Timeout | null = null;
+    const claimAndRun = async () => {
+      await this.claim(job, known);
+      heartbeat = setInterval(() => this.beat(job), this.heartbeatMs);
+      heartbeat.unref();
+      try {
+        await run(job);
+      } finally {
+        clearInterval(heartbeat);
+        await job.beating;
+      }
+    };
+    job.done = claimAndRun()
       .catch(async (error: unknown) => {
+        if (heartbeat !== null) clearInterval(heartbeat);
+        await job.beating;
         const message = error instanceof Error ? error.message : String(error);
-        this.options.logger.error("restore failed", { target, error });
         status.state = "FAILED";
         status.message = message;
+        if (job.fenced) {
+          this.options.logger.warn("restore taken over by another job", { target });
+          return;
+        }
+        this.options.logger.error("restore failed", { target, error });
         // Only over this job's own record: a job that lost a race for the target (another
         // node's restore created it) must not overwrite that restore's state. The record
         // keeps the generation, so a failed restore's partial table stays refused.
@@ -382,6 +491,49 @@ export class RestoreService {
         this.jobs.delete(target);
       });
     return { ...status };
+  }
+
+  /**
+   * The job's first record: it claims the next owner epoch of the target. An unfinished
+   * restore it resumes or takes over keeps its state, generation and catalogAfter (so the
+   * partial target stays refused). Throws if another job's claim came first in the log.
+   */
+  private async claim(job: Job, known: RestoreRecord | undefined): Promise<void> {
+    const unfinished = known !== undefined && known.state !== "ACTIVE";
+    const same =
+      unfinished && known.source === job.status.source && known.timeMs === job.status.timeMs;
+    if (same && known.catalogAfter !== undefined) job.catalogAfter = known.catalogAfter;
+    if (same && known.generation !== undefined && known.state !== "CREATING") {
+      job.generation = BigInt(known.generation);
+    }
+    await this.mark(job);
+  }
+
+  /** Appends the job's current record; throws (and marks the job fenced) if it lost. */
+  private async mark(job: Job, extra: Partial<RestoreRecord> = {}): Promise<void> {
+    const registry = this.requireRegistry();
+    await registry.record({ ...recordOf(job), ...extra });
+    this.checkOwner(job);
+  }
+
+  /** Throws once another job holds the target's restore (a later epoch, or a race lost). */
+  private checkOwner(job: Job): void {
+    if (!job.fenced && this.registry?.get(job.status.target)?.jobId === job.id) return;
+    job.fenced = true;
+    throw new DbError(
+      "ABORTED",
+      `the restore into ${job.status.target} is held by another job (epoch > ${job.epoch})`,
+    );
+  }
+
+  /** A heartbeat record with the job's progress, one at a time. */
+  private beat(job: Job): void {
+    if (job.beating !== null || job.fenced || this.stopping) return;
+    job.beating = this.mark(job)
+      .catch((error: unknown) => {
+        if (!job.fenced) this.options.logger.warn("restore heartbeat failed", { error });
+      })
+      .finally(() => (job.beating = null));
   }
 
   private async runRestore(job: Job, entry: CatalogEntry): Promise<void> {
@@ -462,10 +614,10 @@ export class RestoreService {
     const created = this.options.materializer.table(status.target);
     if (created !== undefined) await this.ensureRetention(created);
     status.state = "RESTORING";
-    await this.requireRegistry().record(recordOf(job));
+    await this.mark(job);
     status.phase = "LOADING";
     const topic = tableTopic(status.target, generation);
-    await this.appendItems(status, source, topic, items);
+    await this.appendItems(job, status, source, topic, items);
     status.phase = "INDEXING";
     const materializer = this.options.materializer;
     const ends = await this.options.log.endOffsets(topic);
@@ -474,9 +626,14 @@ export class RestoreService {
     if (source.globalIndexes.length > 0) {
       await materializer.waitGlobalIndexes(status.target, waitMs);
     }
+    // The completion record in the catalog first (every node serves the table from there
+    // on), then ACTIVE: a kill between the two leaves RESTORING, which is resumed.
+    this.checkOwner(job);
+    await this.finishInCatalog(job);
+    // A heartbeat still in flight lands before ACTIVE; one after it is ignored (fenced()).
+    await job.beating;
     // The job reports ACTIVE only once the registry (which gates serving) says so.
-    await this.requireRegistry().record({
-      ...recordOf(job),
+    await this.mark(job, {
       state: "ACTIVE",
       generation: String(generation),
       items: itemsTotal,
@@ -486,19 +643,45 @@ export class RestoreService {
     this.options.logger.info("restore done", { target: status.target, items: itemsTotal });
   }
 
+  /** Appends the target's FINISH_RESTORE to the catalog, unless it is there already. */
+  private async finishInCatalog(job: Job): Promise<void> {
+    const materializer = this.options.materializer;
+    const entry = materializer.table(job.status.target);
+    if (entry === undefined) {
+      throw new DbError("NOT_FOUND", `${job.status.target} was deleted while being restored`);
+    }
+    if (entry.restore === undefined) return;
+    const at = await this.options.log.appendCatalog({
+      type: "UpdateTable",
+      table: entry.definition,
+      changes: [{ kind: "FINISH_RESTORE", jobId: job.id }],
+    });
+    const outcome = await materializer.awaitOutcome(at.topic, at.partition, at.offset, 30_000);
+    if (outcome.status !== "OK") {
+      const message = outcome.status === "VALIDATION" ? outcome.message : "condition failed";
+      throw new DbError("ABORTED", `finishing ${job.status.target}: ${message}`);
+    }
+  }
+
   /** The target's generation: created now, or by the earlier run this one resumes. */
   private async createTarget(job: Job, source: TableDefinition): Promise<bigint> {
     const status = job.status;
     const materializer = this.options.materializer;
     const existing = materializer.table(status.target);
     if (existing !== undefined) return existing.generation;
+    this.checkOwner(job);
     const [catalogEnd] = await this.options.log.endOffsets(CATALOG_TOPIC);
-    await this.requireRegistry().record({
-      ...recordOf(job),
-      state: "CREATING",
-      catalogAfter: String(catalogEnd ?? 0n),
+    job.catalogAfter = String(catalogEnd ?? 0n);
+    await this.mark(job, { state: "CREATING" });
+    // The CreateTable names the restore (CreateTable v2): every node refuses the table from
+    // the moment it learns of it until the FINISH_RESTORE (finishInCatalog).
+    const definition = { ...source, name: status.target };
+    const at = await this.options.log.appendCatalog({
+      type: "CreateTable",
+      table: definition,
+      restore: { source: status.source, timeMs: BigInt(status.timeMs), jobId: job.id },
     });
-    const at = await this.options.log.createTable({ ...source, name: status.target });
+    await this.options.log.ensureTopic(tableTopic(status.target, at.offset), source.partitions);
     const outcome = await materializer.awaitOutcome(at.topic, at.partition, at.offset, 30_000);
     if (outcome.status !== "OK") {
       const message = outcome.status === "VALIDATION" ? outcome.message : "condition failed";
@@ -508,6 +691,7 @@ export class RestoreService {
   }
 
   private async appendItems(
+    job: Job,
     status: RestoreStatus,
     source: TableDefinition,
     topic: string,
@@ -520,6 +704,7 @@ export class RestoreService {
     let failure: unknown = null;
     for await (const [, value] of items) {
       if (failure !== null) break;
+      if (job.fenced) throw new DbError("ABORTED", `${status.target} was taken over`);
       const item = decodeStoredItem(value).attributes;
       const partitionKey = item[source.partitionKey.name];
       if (partitionKey === undefined) throw new DbError("CORRUPT_DATA", "item without its key");
@@ -592,6 +777,53 @@ export class RestoreService {
     });
     const nowMs = BigInt("timeMs" in at ? at.timeMs : Date.now());
     return { store, entry, nowMs };
+  }
+
+  /**
+   * The whole of `table` as of an instant, global secondary indexes derived, in a scratch
+   * store replayed in a worker thread like a restore's (as-of.ts bounds it): the reader to
+   * run the ordinary read functions on, and release() to delete it.
+   */
+  async tableStateAsOf(
+    table: string,
+    timeMs: number,
+  ): Promise<{
+    reader: KvReader;
+    entry: CatalogEntry;
+    nowMs: bigint;
+    release: () => Promise<void>;
+  }> {
+    const entry = this.options.materializer.table(table);
+    if (entry === undefined) throw new DbError("NOT_FOUND", `Table not found: ${table}`);
+    if (timeMs > Date.now()) throw new DbError("INVALID_ARGUMENT", "asOf is in the future");
+    const { partitions } = entry.definition;
+    const topic = tableTopic(table, entry.generation);
+    const admin = this.requireAdmin();
+    const cut = await cutOffsets(admin, topic, partitions, timeMs);
+    const base = tableAsOfBase({
+      entry,
+      cut,
+      logStart: await logStartOffsets(admin, topic, partitions),
+      checkpoints: await this.checkpointsOf(table),
+    });
+    await mkdir(join(this.root, "work"), { recursive: true });
+    const input = {
+      dir: join(this.root, "work", `asof-${table}-${randomUUID()}`),
+      entry,
+      base,
+      brokers: this.options.brokers,
+      kafkaTls: this.options.kafkaTls,
+      cut,
+      timeMs,
+    };
+    const scratch = await replayInWorker(input, () => undefined);
+    try {
+      await deriveGlobalIndexes(scratch.kv, entry);
+    } catch (error) {
+      await scratch.destroy();
+      throw error;
+    }
+    return { reader: scratch.kv, entry, nowMs: BigInt(timeMs), release: () => scratch.destroy() };
   }
 
   // ---- checkpoints and backups -----------------------------------------------------------
@@ -815,6 +1047,7 @@ export class RestoreService {
     // A job cut short by this stop records no FAILED: it is resumed at the next start.
     this.stopping = true;
     if (this.timer !== null) clearInterval(this.timer);
+    if (this.watcher !== null) clearInterval(this.watcher);
     await this.checkpointing;
     await this.admin?.disconnect().catch(() => undefined);
     await this.registry?.close();
@@ -836,7 +1069,9 @@ function recordOf(job: Job): Omit<RestoreRecord, "format" | "atMs"> {
     state: status.state,
     jobId: job.id,
     owner: job.owner,
+    epoch: job.epoch,
     ...(job.generation !== null && { generation: String(job.generation) }),
+    ...(job.catalogAfter !== null && { catalogAfter: job.catalogAfter }),
     eventsReplayed: status.eventsReplayed.toString(),
     checkpoint: status.checkpoint,
   };

@@ -5,7 +5,9 @@
 //
 // Lifecycle: open() reads the topic to its end before returning (a node never serves a
 // half-restored table it has not heard of yet), then tails it; record() appends with
-// acks=-1 and folds the record in at once; close() stops the consumer and producer.
+// acks=-1 and resolves once the tail has folded it (records are folded strictly in log
+// order, which is what makes the owner-epoch fence the same on every node); close() stops
+// the consumer and producer.
 import { randomUUID } from "node:crypto";
 import type { Consumer, Kafka, Producer } from "kafkajs";
 import { DbError } from "../../services/shared/errors.js";
@@ -33,6 +35,12 @@ export interface RestoreRecord {
   jobId?: string;
   /** The node that runs the job (its DATA/restore/node-id): it resumes it after a crash. */
   owner?: string;
+  /**
+   * The owner epoch: a job's records carry the epoch it claimed (1 + the epoch before it),
+   * and a record with a lower epoch, or the same epoch from another job, is ignored by
+   * every node (foldRecord): the fence of takeovers. Absent (0): records of older nodes.
+   */
+  epoch?: number;
   /** Catalog end offset before the target's CreateTable: its generation is at least this. */
   catalogAfter?: string;
   items?: number;
@@ -44,8 +52,14 @@ export interface RestoreRecord {
 }
 
 export class RestoreRegistry {
-  private readonly records = new Map<string, { offset: bigint; record: RestoreRecord }>();
+  private readonly records = new Map<
+    string,
+    { offset: bigint; record: RestoreRecord; seenAtMs: number }
+  >();
   private readonly windows = new Map<string, { offset: bigint; windowMs: number }>();
+  /** The next offset the tail will fold, and who waits for their record to be folded. */
+  private next = 0n;
+  private readonly waiters: { offset: bigint; resolve: () => void }[] = [];
 
   private constructor(
     private readonly consumer: Consumer,
@@ -81,16 +95,17 @@ export class RestoreRegistry {
   private async follow(high: bigint): Promise<void> {
     let caughtUp: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => (caughtUp = resolve));
-    let next = 0n;
     if (high === 0n) caughtUp();
     await this.consumer.subscribe({ topic: RESTORES_TOPIC, fromBeginning: true });
     await this.consumer.run({
       autoCommit: false,
       eachMessage: async ({ message }) => {
         const offset = BigInt(message.offset);
-        next = offset + 1n;
+        if (offset < this.next) return;
+        this.next = offset + 1n;
         if (message.value !== null) this.fold(offset, parseRecord(message.value));
-        if (next >= high) caughtUp();
+        if (this.next >= high) caughtUp();
+        this.wake();
       },
     });
     this.consumer.seek({ topic: RESTORES_TOPIC, partition: 0, offset: "0" });
@@ -120,10 +135,45 @@ export class RestoreRegistry {
     }
     const known = this.records.get(record.target);
     if (known !== undefined && known.offset >= offset) return;
-    this.records.set(record.target, { offset, record: foldRecord(known?.record, record) });
+    const folded = foldRecord(known?.record, record);
+    if (known !== undefined && folded === known.record) return; // fenced: ignored
+    this.records.set(record.target, { offset, record: folded, seenAtMs: Date.now() });
   }
 
-  /** Appends a record durably and folds it in before resolving. */
+  private wake(): void {
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const waiter = this.waiters[i]!;
+      if (waiter.offset < this.next) {
+        this.waiters.splice(i, 1);
+        waiter.resolve();
+      }
+    }
+  }
+
+  /** Resolves once the tail has folded every record up to `offset`, in log order. */
+  private async folded(offset: bigint): Promise<void> {
+    if (offset < this.next) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        new Promise<void>((resolve) => this.waiters.push({ offset, resolve })),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new DbError("TIMEOUT", `${RESTORES_TOPIC} not read up to ${offset}`)),
+            OPEN_TIMEOUT_MS,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Appends a record durably and resolves once the tail has folded it, with every record
+   * before it, in log order: then get(target) says whether it stands or was fenced (a
+   * record of a lower epoch, or of another job with the same epoch, is ignored everywhere).
+   */
   async record(record: Omit<RestoreRecord, "format" | "atMs">): Promise<RestoreRecord> {
     const full: RestoreRecord = { format: RECORD_FORMAT, ...record, atMs: Date.now() };
     const [meta] = await this.producer.send({
@@ -137,8 +187,14 @@ export class RestoreRegistry {
       ],
     });
     const offset = BigInt(meta?.baseOffset ?? "-1");
-    this.fold(offset, full);
+    await this.folded(offset);
     return full;
+  }
+
+  /** How long ago (this node's clock) the target's last standing record was read. */
+  silentForMs(target: string, nowMs = Date.now()): number {
+    const known = this.records.get(target);
+    return known === undefined ? 0 : nowMs - known.seenAtMs;
   }
 
   /** A table's recovery window, if one was set for it. */
@@ -175,10 +231,31 @@ export class RestoreRegistry {
  * record (a restore starting, maybe on another node) keeps the generation an unfinished
  * restore already created, so that partial table stays refused. Pure.
  */
-export function foldRecord(known: RestoreRecord | undefined, incoming: RestoreRecord) {
+export function foldRecord(
+  known: RestoreRecord | undefined,
+  incoming: RestoreRecord,
+): RestoreRecord {
+  if (known !== undefined && fenced(known, incoming)) return known;
   const unfinished = known !== undefined && known.state !== "ACTIVE";
   const inherits = incoming.generation === undefined && incoming.state === "CREATING";
   return unfinished && inherits ? { ...incoming, generation: known.generation } : incoming;
+}
+
+/**
+ * Whether `incoming` is ignored after `known` (same target): a lower owner epoch (a job
+ * another node has taken over), the same epoch from another job (the loser of a race to
+ * claim it), or the same job going back from ACTIVE or FAILED (a heartbeat that was in
+ * flight when the job ended). Records of older nodes (no epoch) are never fenced. Pure.
+ */
+export function fenced(known: RestoreRecord, incoming: RestoreRecord): boolean {
+  const was = known.epoch ?? 0;
+  const now = incoming.epoch ?? 0;
+  if (now === 0) return false;
+  if (now < was) return true;
+  if (now > was) return false;
+  if (incoming.jobId !== known.jobId) return true;
+  const ended = known.state === "ACTIVE" || known.state === "FAILED";
+  return ended && incoming.state !== known.state;
 }
 
 /** Whether a table of that generation may be served under the target's last record. Pure. */

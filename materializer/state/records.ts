@@ -7,6 +7,7 @@ import {
   encodeOutcome,
   encodeStoredItem,
   encodeTableDefinition,
+  type RestoreOrigin,
   type TableDefinition,
 } from "../../schemas/events.js";
 import type { ChangeEvent, Outcome } from "../../schemas/records.js";
@@ -31,20 +32,78 @@ export interface CatalogEntry {
   definition: TableDefinition;
   /** Catalog offset of the CreateTable; part of the table's topic name. */
   generation: bigint;
+  /**
+   * Set when a restore created the table (its CreateTable's `restore`): the table is
+   * refused until that restore's completion record. Absent for every other table.
+   */
+  restore?: RestoreOrigin;
+}
+
+// Layout: generation (int64 BE), then the TableDefinition's single-object bytes, which
+// begin with C3 01. A restored table's entry puts its origin between the two, after a
+// RESTORE_MARK byte (never C3): u32 length + UTF-8 source, int64 timeMs, u32 length +
+// UTF-8 jobId. Entries without an origin keep the original layout byte for byte.
+const RESTORE_MARK = 0x01;
+
+function lengthPrefixed(text: string): Buffer {
+  const bytes = Buffer.from(text, "utf8");
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(bytes.length);
+  return Buffer.concat([head, bytes]);
 }
 
 export function encodeCatalogEntry(entry: CatalogEntry): Buffer {
   const head = Buffer.alloc(8);
   head.writeBigInt64BE(entry.generation);
-  return Buffer.concat([head, encodeTableDefinition(entry.definition)]);
+  const definition = encodeTableDefinition(entry.definition);
+  if (entry.restore === undefined) return Buffer.concat([head, definition]);
+  const time = Buffer.alloc(8);
+  time.writeBigInt64BE(entry.restore.timeMs);
+  return Buffer.concat([
+    head,
+    Buffer.from([RESTORE_MARK]),
+    lengthPrefixed(entry.restore.source),
+    time,
+    lengthPrefixed(entry.restore.jobId),
+    definition,
+  ]);
 }
 
 export function decodeCatalogEntry(bytes: Buffer): CatalogEntry {
   if (bytes.length < 8) throw new DbError("CORRUPT_DATA", "catalog entry shorter than 8 bytes");
-  return {
-    generation: bytes.readBigInt64BE(0),
-    definition: decodeTableDefinition(bytes.subarray(8)),
+  const generation = bytes.readBigInt64BE(0);
+  if (bytes[8] !== RESTORE_MARK) {
+    return { generation, definition: decodeTableDefinition(bytes.subarray(8)) };
+  }
+  let at = 9;
+  const need = (n: number) => {
+    if (at + n > bytes.length) throw new DbError("CORRUPT_DATA", "catalog entry truncated");
   };
+  const text = (): string => {
+    need(4);
+    const length = bytes.readUInt32BE(at);
+    need(4 + length);
+    const value = new TextDecoder("utf-8", { fatal: true }).decode(
+      bytes.subarray(at + 4, at + 4 + length),
+    );
+    at += 4 + length;
+    return value;
+  };
+  let source: string;
+  let jobId: string;
+  let timeMs: bigint;
+  try {
+    source = text();
+    need(8);
+    timeMs = bytes.readBigInt64BE(at);
+    at += 8;
+    jobId = text();
+  } catch (error) {
+    if (error instanceof DbError) throw error;
+    throw new DbError("CORRUPT_DATA", "catalog entry: invalid restore origin");
+  }
+  const definition = decodeTableDefinition(bytes.subarray(at));
+  return { generation, definition, restore: { source, timeMs, jobId } };
 }
 
 /** The topic that carries a table's item events. */
@@ -87,9 +146,16 @@ export function writeOps(
   for (const write of writes) {
     if (write.type === "table") {
       const existing = tables(write.definition.name);
-      const generation = write.generation >= 0n ? write.generation : existing?.generation;
+      const created = write.generation >= 0n;
+      const generation = created ? write.generation : existing?.generation;
       assert(generation !== undefined, "table update without a generation");
-      const value = encodeCatalogEntry({ definition: write.definition, generation });
+      // An update keeps the origin of the restore that created the table.
+      const restore = created || write.restore !== undefined ? write.restore : existing?.restore;
+      const value = encodeCatalogEntry({
+        definition: write.definition,
+        generation,
+        ...(restore !== undefined && restore !== null && { restore }),
+      });
       ops.push({ type: "put", key: tableKey(write.definition.name), value });
     } else if (write.type === "item") {
       const entry = tables(write.table);

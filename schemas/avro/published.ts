@@ -51,6 +51,25 @@ export const PUBLISHED = {
         "ttl-delete-v1.avsc",
       ],
     },
+    {
+      // CreateTable v2: `restore`, the restore that creates the table; UpdateTable v2: the
+      // FinishRestore change that ends it (issue 7).
+      version: 2,
+      root: "log-event-v1.avsc",
+      parts: [
+        ...TABLE_DEFINITION_V1_PARTS,
+        "table-definition-v1.avsc",
+        "restore-origin-v1.avsc",
+        "create-table-v2.avsc",
+        "update-table-v2.avsc",
+        "delete-table-v1.avsc",
+        ...ITEM_EVENT_V1_PARTS,
+        "put-item-v1.avsc",
+        "update-item-v1.avsc",
+        "delete-item-v1.avsc",
+        "ttl-delete-v1.avsc",
+      ],
+    },
   ],
   "logkv.TableDefinition": [
     { version: 1, root: "table-definition-v1.avsc", parts: TABLE_DEFINITION_V1_PARTS },

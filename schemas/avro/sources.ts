@@ -135,6 +135,17 @@ export const AVSC_SOURCES: Readonly<Record<string, string>> = {
   "fields": [{ "name": "table", "type": "logkv.TableDefinition" }]
 }
 `,
+  "create-table-v2.avsc": `{
+  "type": "record",
+  "name": "CreateTable",
+  "namespace": "logkv",
+  "doc": "Catalog event: a new table with its full definition; restore is set when a restore creates it.",
+  "fields": [
+    { "name": "table", "type": "logkv.TableDefinition" },
+    { "name": "restore", "type": ["null", "logkv.RestoreOrigin"], "default": null }
+  ]
+}
+`,
   "delete-item-v1.avsc": `{
   "type": "record",
   "name": "DeleteItem",
@@ -275,6 +286,18 @@ export const AVSC_SOURCES: Readonly<Record<string, string>> = {
     { "name": "values", "type": { "type": "map", "values": "logkv.AttributeValue" } },
     { "name": "returnValues", "type": "logkv.ReturnValues" },
     { "name": "requestId", "type": ["null", "string"], "default": null }
+  ]
+}
+`,
+  "restore-origin-v1.avsc": `{
+  "type": "record",
+  "name": "RestoreOrigin",
+  "namespace": "logkv",
+  "doc": "A table created by a restore: refused by every node until the restore's completion record (materializer/restore/README.md).",
+  "fields": [
+    { "name": "source", "type": "string", "doc": "Source table, or backup:<name|url>." },
+    { "name": "timeMs", "type": "long", "doc": "The instant restored, epoch ms." },
+    { "name": "jobId", "type": "string", "doc": "The restore job that created the table." }
   ]
 }
 `,
@@ -513,6 +536,46 @@ export const AVSC_SOURCES: Readonly<Record<string, string>> = {
             "name": "SetTtlAttribute",
             "doc": "A null ttlAttribute turns TTL off.",
             "fields": [{ "name": "ttlAttribute", "type": ["null", "string"], "default": null }]
+          }
+        ]
+      }
+    }
+  ]
+}
+`,
+  "update-table-v2.avsc": `{
+  "type": "record",
+  "name": "UpdateTable",
+  "namespace": "logkv",
+  "doc": "Catalog event: the full new definition plus the changes that led to it.",
+  "fields": [
+    { "name": "table", "type": "logkv.TableDefinition" },
+    {
+      "name": "changes",
+      "type": {
+        "type": "array",
+        "items": [
+          {
+            "type": "record",
+            "name": "AddGlobalIndex",
+            "fields": [{ "name": "index", "type": "logkv.GlobalSecondaryIndex" }]
+          },
+          {
+            "type": "record",
+            "name": "RemoveGlobalIndex",
+            "fields": [{ "name": "indexName", "type": "string" }]
+          },
+          {
+            "type": "record",
+            "name": "SetTtlAttribute",
+            "doc": "A null ttlAttribute turns TTL off.",
+            "fields": [{ "name": "ttlAttribute", "type": ["null", "string"], "default": null }]
+          },
+          {
+            "type": "record",
+            "name": "FinishRestore",
+            "doc": "The restore that created the table is complete: from here on it is an ordinary table.",
+            "fields": [{ "name": "jobId", "type": "string" }]
           }
         ]
       }

@@ -115,7 +115,13 @@ const tableChange: fc.Arbitrary<TableChange> = fc.oneof(
   globalIndex.map((index) => ({ kind: "ADD_GLOBAL_INDEX" as const, index })),
   text.map((indexName) => ({ kind: "REMOVE_GLOBAL_INDEX" as const, indexName })),
   optionalText.map((ttlAttribute) => ({ kind: "SET_TTL_ATTRIBUTE" as const, ttlAttribute })),
+  text.map((jobId) => ({ kind: "FINISH_RESTORE" as const, jobId })),
 );
+
+/** CreateTable v2's restore origin; absent on most tables. */
+const restoreOrigin = fc.option(record({ source: text, timeMs: int64, jobId: text }), {
+  nil: undefined,
+});
 
 const itemWrite = record({
   table: text,
@@ -133,7 +139,13 @@ const itemWrite = record({
 });
 
 export const logEvent: fc.Arbitrary<LogEvent> = fc.oneof(
-  tableDefinition.map((table) => ({ type: "CreateTable" as const, table })),
+  fc
+    .tuple(tableDefinition, restoreOrigin)
+    .map(([table, restore]) =>
+      restore === undefined
+        ? { type: "CreateTable" as const, table }
+        : { type: "CreateTable" as const, table, restore },
+    ),
   fc
     .tuple(tableDefinition, fc.array(tableChange, { maxLength: 3 }))
     .map(([table, changes]) => ({ type: "UpdateTable" as const, table, changes })),

@@ -161,7 +161,7 @@ describe("corrupt input is CORRUPT_DATA", () => {
 
   it("every truncation of the body, and trailing bytes", () => {
     for (let n = 10; n < good.length; n++) {
-      assertCorrupt(() => decodeEvent(good.subarray(0, n)), /malformed v1 body/);
+      assertCorrupt(() => decodeEvent(good.subarray(0, n)), /malformed v[0-9]+ body/);
     }
     assertCorrupt(() => decodeEvent(Buffer.concat([good, Buffer.from([0])])), /trailing/);
   });

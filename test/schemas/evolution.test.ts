@@ -48,7 +48,10 @@ const LOG_EVENT_V2: SchemaJson = (() => {
   };
 })();
 
-const V1 = PUBLISHED["logkv.LogEvent"][0];
+// "v1" here is the newest published LogEvent (today's writer) and "v2" the test-only next
+// version: the rules hold between any published version and the next.
+const PUBLISHED_LOG_EVENT = PUBLISHED["logkv.LogEvent"];
+const V1 = PUBLISHED_LOG_EVENT[PUBLISHED_LOG_EVENT.length - 1]!;
 const V2_PARTS: SchemaJson[] = [
   ...V1.parts.filter((file) => file !== "put-item-v1.avsc").map(avscJson),
   PUT_ITEM_V2,
@@ -56,10 +59,13 @@ const V2_PARTS: SchemaJson[] = [
 ];
 
 function v2(root: SchemaJson = LOG_EVENT_V2, parts = V2_PARTS): SchemaVersion {
-  return { version: 2, schema: composeSchema(root, parts) };
+  return { version: V1.version + 1, schema: composeSchema(root, parts) };
 }
 
-const codecV2 = createRecordCodec("logkv.LogEvent", [composeVersion(V1), v2()]);
+const codecV2 = createRecordCodec("logkv.LogEvent", [
+  ...PUBLISHED_LOG_EVENT.map(composeVersion),
+  v2(),
+]);
 
 /** What the v2 reader should see for v1 bytes: the v1 reading plus v2's defaults. */
 function expectedUnderV2(v1Reading: unknown): unknown {
@@ -131,7 +137,11 @@ describe("v2 data", () => {
 describe("breaking changes fail when the registry is built", () => {
   function assertRefused(root: SchemaJson, parts: SchemaJson[], why: string): void {
     assert.throws(
-      () => createRecordCodec("logkv.LogEvent", [composeVersion(V1), v2(root, parts)]),
+      () =>
+        createRecordCodec("logkv.LogEvent", [
+          ...PUBLISHED_LOG_EVENT.map(composeVersion),
+          v2(root, parts),
+        ]),
       /cannot read/,
       why,
     );

@@ -143,12 +143,37 @@ export async function startNode(
   extraArgs: string[] = [],
   env: Record<string, string> = {},
 ): Promise<Node> {
+  return spawnNode(
+    ["start", ...["--data", dataDir, "--graphql", "127.0.0.1:0", "--kafka", "127.0.0.1:0"]],
+    extraArgs,
+    env,
+  );
+}
+
+/** `logkv gateway` (a gateway with its own materializer and restore service) on `brokers`. */
+export async function startGateway(
+  brokers: string,
+  dataDir: string,
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<Node> {
+  return spawnNode(
+    ["gateway", "--brokers", brokers, "--data", dataDir, "--graphql", "127.0.0.1:0"],
+    extraArgs,
+    env,
+  );
+}
+
+async function spawnNode(
+  command: string[],
+  extraArgs: string[],
+  env: Record<string, string>,
+): Promise<Node> {
   const child = spawn(
     process.execPath,
     [
       cliPath,
-      "start",
-      ...["--data", dataDir, "--graphql", "127.0.0.1:0", "--kafka", "127.0.0.1:0"],
+      ...command,
       ...["--restore-rate", "1500", "--checkpoint-interval-ms", "0"],
       ...extraArgs,
     ],
