@@ -11,8 +11,7 @@
 // both transports send one result with a typed error and then complete.
 import type { GraphQLError, GraphQLSchema } from "graphql";
 import { tableKeySchema } from "../../materializer/catalog/table.js";
-import type { ChangeStream } from "../../materializer/consume/change-stream.js";
-import type { Materializer } from "../../materializer/materializer.js";
+import type { GatewayBackend, ChangeCursor } from "../backend.js";
 import type { CatalogEntry } from "../../materializer/state/records.js";
 import { attributeValuesEqual } from "../../materializer/values/compare.js";
 import { validateKey } from "../../materializer/values/limits.js";
@@ -62,7 +61,7 @@ export class ChangeSubscriptions {
   readonly limits: SubscriptionLimits;
 
   constructor(
-    private readonly materializer: Pick<Materializer, "table" | "changes">,
+    private readonly materializer: Pick<GatewayBackend, "table" | "changes">,
     limits: Partial<SubscriptionLimits> = {},
     private readonly probe: SubscriptionsProbe | null = null,
   ) {
@@ -181,7 +180,7 @@ class ChangeFeed implements AsyncIterableIterator<Delivery> {
   private finished = false;
 
   constructor(
-    private readonly stream: ChangeStream,
+    private readonly stream: ChangeCursor,
     private readonly options: FeedOptions,
   ) {}
 

@@ -4,9 +4,9 @@
 // the client wrote through the other; a table created through one is usable at once
 // through the other; a STRONG read sees another client's acknowledged
 // write; when a materializer is SIGKILLed mid-load, reads keep being served by the other
-// (none fails, none misses an acknowledged write of its session); transactions and
-// subscriptions are refused with the typed UNSUPPORTED; the gateways' metrics show the
-// routing view and the retries.
+// (none fails, none misses an acknowledged write of its session); transactions are served
+// (the gateway coordinates, the owners vote) and bad ones get typed errors; the gateways'
+// metrics show the routing view and the retries.
 // Method: real processes on loopback; fetch to the gateways' GraphQL endpoints.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -100,17 +100,36 @@ test("a table created through one gateway is usable at once through the other", 
   assert.equal(described.data?.describeTable?.name, "fresh2");
 });
 
-test("transactions and subscriptions are refused with UNSUPPORTED, not a crash", async () => {
+test("transactions are served by a stateless gateway; bad ones get typed errors", async () => {
   const g1 = gateways[0]!;
-  const txn = await g1.graphql(
-    `query { transactGetItems(gets: [{table: "kvs", key: {pk: "s0"}}]) { items } }`,
-  );
-  assert.equal(txn.errors?.[0]?.extensions?.code, "UNSUPPORTED");
   const write = await g1.graphql(
-    `mutation { transactWriteItems(actions: [{put: {table: "kvs", item: {pk: "t"}}}]) {
+    `mutation { transactWriteItems(actions: [{put: {table: "kvs", item: {pk: "t", n: 1}}},
+      {put: {table: "kvs", item: {pk: "u", n: 2}}}]) { token } }`,
+  );
+  assert.equal(write.errors, undefined, JSON.stringify(write));
+  const txn = await gateways[1]!.graphql(
+    `query { transactGetItems(gets: [{table: "kvs", key: {pk: "t"}},
+      {table: "kvs", key: {pk: "u"}}]) { items } }`,
+  );
+  assert.equal(txn.errors, undefined, JSON.stringify(txn));
+  assert.deepEqual(txn.data!.transactGetItems!.items, [
+    { pk: "t", n: 1 },
+    { pk: "u", n: 2 },
+  ]);
+  const failed = await g1.graphql(
+    `mutation { transactWriteItems(actions: [{put: {table: "kvs", item: {pk: "t"},
+      condition: "attribute_not_exists(pk)"}}]) { token } }`,
+  );
+  assert.equal(
+    failed.errors?.[0]?.extensions?.code,
+    "TRANSACTION_CANCELED",
+    JSON.stringify(failed),
+  );
+  const unknown = await g1.graphql(
+    `mutation { transactWriteItems(actions: [{put: {table: "nope", item: {pk: "t"}}}]) {
       token } }`,
   );
-  assert.equal(write.errors?.[0]?.extensions?.code, "UNSUPPORTED", JSON.stringify(write));
+  assert.equal(unknown.errors?.[0]?.extensions?.code, "NOT_FOUND", JSON.stringify(unknown));
   assert.equal(g1.exited, false);
   assert.equal((await get(g1, "s0", "EVENTUAL")) !== null, true);
 });
