@@ -23,6 +23,11 @@ import type { TxnParticipants } from "../services/transactions/coordinator.js";
 /** What a subscription reads: a ChangeStream, or a remote one (gateway/remote/). */
 export type ChangeCursor = Pick<ChangeStream, "next" | "return" | "positions">;
 
+export interface ChangeCursorOptions extends ChangeStreamOptions {
+  /** The partitions the subscription follows (a remote stream polls only these). */
+  partitions?: readonly number[];
+}
+
 export interface ReadFence {
   /** The table partitions the read spans (the key's, or all of them for scans and GSIs). */
   partitions?: readonly number[];
@@ -72,7 +77,7 @@ export interface GatewayBackend {
     options: NoNow<ScanOptions>,
     fence?: ReadFence,
   ): Promise<ReadAnswer<ReadPage>>;
-  changes(table: string, options?: ChangeStreamOptions): ChangeCursor;
+  changes(table: string, options?: ChangeCursorOptions): ChangeCursor;
   /** Where a transaction coordinator reads votes (absent: the in-process materializer). */
   readonly participants?: TxnParticipants;
   /**

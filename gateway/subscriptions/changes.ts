@@ -108,6 +108,7 @@ export class ChangeSubscriptions {
     const from =
       after === null ? undefined : new Map(followed.map((p) => [p, after.offset(topic, p)]));
     const stream = this.materializer.changes(args.table, {
+      partitions: followed,
       from,
       bufferMax: this.limits.bufferMax,
     });
