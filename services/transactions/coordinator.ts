@@ -292,7 +292,8 @@ export class TxnCoordinator {
    * consistent snapshot across partitions and owners. No BEGIN is written: a prepare that no
    * BEGIN names is aborted by recovery past its deadline, so a reader that dies holds its
    * keys no longer than a transaction would. Null when a participant voted no (a key was
-   * held by a transaction, or the vote timed out): the caller may try again.
+   * held by a transaction, or the vote timed out) or the read ended past the deadline (when
+   * recovery may abort the holds): the caller may try again.
    */
   async readHeld<T>(
     groups: readonly TxnGroup[],
@@ -322,7 +323,9 @@ export class TxnCoordinator {
       });
       const votes = await Promise.all(prepares.map((at, i) => this.voteAt(at, parts[i]!.actions)));
       if (!votes.every((v) => v.kind === "VOTE" && v.commit)) return null;
-      return await read(prepares);
+      const value = await read(prepares);
+      // Past the deadline, recovery may have released the holds before the read: try again.
+      return Date.now() < Number(deadlineMs) ? value : null;
     } finally {
       await Promise.all(
         parts.map(async (group, i) => {

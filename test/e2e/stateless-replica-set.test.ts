@@ -82,12 +82,12 @@ after(async () => {
   await broker?.stop();
 });
 
-async function ownedPartitions(m: MaterializerProcess): Promise<Set<number>> {
+async function ownedPartitions(m: MaterializerProcess, table = "acct"): Promise<Set<number>> {
   const text = await (await fetch(m.metricsUrl!)).text();
   const owned = new Set<number>();
   for (const line of text.split("\n")) {
     const match = /^logkv_materializer_partition_owned\{.*partition="(\d+)".*\} 1$/.exec(line);
-    if (match !== null && line.includes("logkv.table.acct.")) owned.add(Number(match[1]));
+    if (match !== null && line.includes(`logkv.table.${table}.`)) owned.add(Number(match[1]));
   }
   return owned;
 }
@@ -315,7 +315,7 @@ async function sseEvents(
   let text = "";
   try {
     while (!enough(events)) {
-      const timer = sleep(idleMs).then(() => null);
+      const timer = sleep(idleMs, null, { ref: false });
       const chunk = await Promise.race([reader.read(), timer]);
       if (chunk === null || chunk.done) break;
       text += Buffer.from(chunk.value).toString();
@@ -362,7 +362,7 @@ async function wsEvents(
       const seen = new Set(events.map((e) => e.keys.id));
       const complete = keys.every((k) => seen.has(k));
       const wait = complete ? idleMs : Math.max(1, limitMs - (Date.now() - startedAt));
-      const result = await Promise.race([iterator.next(), sleep(wait).then(() => null)]);
+      const result = await Promise.race([iterator.next(), sleep(wait, null, { ref: false })]);
       if (result === null || result.done === true) break;
       assert.equal(result.value.errors, undefined, JSON.stringify(result.value.errors));
       events.push((result.value.data as { changes: Change }).changes);
@@ -395,6 +395,16 @@ test("a subscription resumed through the other gateway after its owner is SIGKIL
       partitions: ${PARTITIONS}}) { token } }`,
   );
   assert.equal(created.errors, undefined, JSON.stringify(created.errors));
+  // Both members own a share of the new table before the test starts.
+  let split: Set<number>[] = [];
+  for (let i = 0; i < 150; i++) {
+    split = await Promise.all(members.map((m) => ownedPartitions(m, "feed")));
+    if (split[0]!.size > 0 && split[1]!.size > 0 && split[0]!.size + split[1]!.size === PARTITIONS)
+      break;
+    await sleep(200);
+  }
+  const killed = split[0]!;
+  assert.ok(killed.size > 0 && split[1]!.size > 0, `feed owned: ${split.map((o) => [...o])}`);
   const seed = await putSure(gateways[0]!, "seed");
   const first = Array.from({ length: 8 }, (_, i) => `c${i}`);
   for (const key of first) await putSure(gateways[0]!, key);
@@ -407,10 +417,18 @@ test("a subscription resumed through the other gateway after its owner is SIGKIL
   const killedAt = Date.now();
   const second = Array.from({ length: 8 }, (_, i) => `d${i}`);
   for (const key of second) await putSure(gateways[1]!, key);
+  const putsMs = Date.now() - killedAt;
   // Over graphql-ws through gateway 2, from the token: everything else, once.
-  const tail = await wsEvents(gateways[1]!, resumeFrom, [...first, ...second], 1_500, 60_000);
-  t.diagnostic(`resumed stream complete ${Date.now() - killedAt} ms after the SIGKILL`);
+  const rest = [...first, ...second].filter((k) => !head.some((e) => e.keys.id === k));
+  const tail = await wsEvents(gateways[1]!, resumeFrom, rest, 1_500, 60_000);
+  t.diagnostic(
+    `puts acknowledged ${putsMs} ms, resumed stream complete ${Date.now() - killedAt} ms after the SIGKILL`,
+  );
   const ours = [...head, ...tail];
+  assert.ok(
+    tail.some((e) => killed.has(e.partition)),
+    "the tail has changes of partitions the killed member owned",
+  );
   assert.equal(new Set(ours.map(id)).size, ours.length, "no change delivered twice");
   const seen = new Set(ours.map((e) => e.keys.id));
   for (const key of [...first, ...second]) assert.ok(seen.has(key), `change of ${key} delivered`);
