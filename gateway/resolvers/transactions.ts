@@ -43,7 +43,15 @@ import { gatewayError } from "../errors.js";
 import type { Materializer } from "../../materializer/materializer.js";
 import { itemToJson } from "../json-items.js";
 import { SessionToken } from "../consistency/token.js";
-import { canonicalItem, namesOf, optionalText, tableEntry, topicOf, valuesOf } from "./args.js";
+import {
+  canonicalItem,
+  knownTables,
+  namesOf,
+  optionalText,
+  tableEntry,
+  topicOf,
+  valuesOf,
+} from "./args.js";
 import { gateRead, readDone, timed, writeDone } from "./observe.js";
 
 /** DynamoDB's limit on a client request token. */
@@ -213,6 +221,17 @@ function groupsOf(context: GatewayContext, inputs: readonly TransactWriteInput[]
   return [...groups.values()];
 }
 
+/** The tables a transactWriteItems names (for the catalog copy of a stateless gateway). */
+function tablesOf(inputs: readonly TransactWriteInput[]): string[] {
+  const names = new Set<string>();
+  for (const input of inputs ?? []) {
+    for (const fields of [input.put, input.update, input.delete, input.conditionCheck]) {
+      if (fields !== null && fields !== undefined) names.add(fields.table);
+    }
+  }
+  return [...names];
+}
+
 function checkToken(token: string | null | undefined): string | null {
   if (token === null || token === undefined) return null;
   if (token.length === 0 || token.length > CLIENT_TOKEN_CHARS_MAX) {
@@ -227,6 +246,7 @@ const transactWriteItems: Resolver<
 > = (_parent, args, context, info) =>
   timed(context, info, "NONE", async () => {
     const clientToken = checkToken(args.clientRequestToken);
+    await knownTables(context, tablesOf(args.actions));
     const groups = groupsOf(context, args.actions);
     const coordinator = await transactionsOf(context.gateway);
     const result = await coordinator.transactWrite(groups, clientToken);
@@ -375,6 +395,10 @@ const transactGetItems: Resolver<
   { items: unknown[]; token: string }
 > = (_parent, args, context, info) =>
   timed(context, info, "STRONG", async () => {
+    await knownTables(
+      context,
+      (args.gets ?? []).map((g) => g.table),
+    );
     const parsed = parseGets(context, args.gets);
     const session = context.state.token(args.after);
     const materializer = localOf(context.gateway);

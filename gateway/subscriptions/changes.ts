@@ -61,7 +61,7 @@ export class ChangeSubscriptions {
   readonly limits: SubscriptionLimits;
 
   constructor(
-    private readonly materializer: Pick<GatewayBackend, "table" | "changes">,
+    private readonly materializer: Pick<GatewayBackend, "table" | "changes" | "catalogMiss">,
     limits: Partial<SubscriptionLimits> = {},
     private readonly probe: SubscriptionsProbe | null = null,
   ) {
@@ -70,6 +70,15 @@ export class ChangeSubscriptions {
 
   get active(): number {
     return this.open.size;
+  }
+
+  /**
+   * A table missing from a catalog copy (a stateless gateway) may be newer than the copy:
+   * refresh it once before the subscription answers NOT_FOUND.
+   */
+  async knownTable(name: unknown): Promise<void> {
+    if (typeof name !== "string" || this.materializer.catalogMiss === undefined) return;
+    if (this.materializer.table(name) === undefined) await this.materializer.catalogMiss(name);
   }
 
   /** The source stream of one subscription; throws typed errors for bad arguments. */
@@ -278,8 +287,10 @@ export function withChangeSubscriptions(
 ): GraphQLSchema {
   const field = schema.getSubscriptionType()?.getFields().changes;
   assert(field !== undefined, "the SDL declares Subscription.changes");
-  field.subscribe = (_parent, args, context) =>
-    subscriptions.subscribe(args as ChangesArgs, transportOf(context));
+  field.subscribe = async (_parent, args, context) => {
+    await subscriptions.knownTable((args as ChangesArgs).table);
+    return subscriptions.subscribe(args as ChangesArgs, transportOf(context));
+  };
   field.resolve = (delivery) => changeEventOf(delivery as Delivery);
   return schema;
 }

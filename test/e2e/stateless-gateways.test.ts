@@ -98,6 +98,47 @@ test("a table created through one gateway is usable at once through the other", 
   }
   const described = await g2.graphql(`query { describeTable(name: "fresh2") { name } }`);
   assert.equal(described.data?.describeTable?.name, "fresh2");
+  // Transactions and subscriptions too.
+  const created = await g1.graphql(
+    `mutation { createTable(input: {name: "freshtx", partitionKey: {name: "pk", type: S}}) {
+      token } }`,
+  );
+  assert.equal(created.errors, undefined, JSON.stringify(created.errors));
+  const txn = await g2.graphql(`mutation { transactWriteItems(actions: [
+    {put: {table: "freshtx", item: {pk: "a"}}}]) { token } }`);
+  assert.equal(txn.errors, undefined, JSON.stringify(txn.errors));
+  const subscribed = await g1.graphql(
+    `mutation { createTable(input: {name: "freshsub", partitionKey: {name: "pk", type: S}}) {
+      token } }`,
+  );
+  assert.equal(subscribed.errors, undefined, JSON.stringify(subscribed.errors));
+  const controller = new AbortController();
+  const stream = await fetch(g2.url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream" },
+    body: JSON.stringify({ query: `subscription { changes(table: "freshsub") { offset } }` }),
+    signal: controller.signal,
+  });
+  const reader = stream.body!.getReader();
+  // Puts until the stream (which starts at the owners' applied offsets) shows one.
+  let text = "";
+  const putter = (async () => {
+    for (let i = 0; i < 50 && !text.includes('"offset"'); i++) {
+      const put = await g1.graphql(
+        `mutation { putItem(table: "freshsub", item: {pk: "a${i}"}) { token } }`,
+      );
+      assert.equal(put.errors, undefined, JSON.stringify(put.errors));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  while (!/"offset"|"errors"/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += Buffer.from(value).toString();
+  }
+  controller.abort();
+  await putter;
+  assert.match(text, /"offset":"\d+"/, text);
 });
 
 test("transactions are served by a stateless gateway; bad ones get typed errors", async () => {
