@@ -18,6 +18,15 @@ import type {
 import type { CatalogEntry } from "../materializer/state/records.js";
 import type { Outcome } from "../schemas/records.js";
 import type { Item } from "../materializer/values/attribute-value.js";
+import type { TxnParticipants } from "../services/transactions/coordinator.js";
+
+/** What a subscription reads: a ChangeStream, or a remote one (gateway/remote/). */
+export type ChangeCursor = Pick<ChangeStream, "next" | "return" | "positions">;
+
+export interface ChangeCursorOptions extends ChangeStreamOptions {
+  /** The partitions the subscription follows (a remote stream polls only these). */
+  partitions?: readonly number[];
+}
 
 export interface ReadFence {
   /** The table partitions the read spans (the key's, or all of them for scans and GSIs). */
@@ -68,7 +77,9 @@ export interface GatewayBackend {
     options: NoNow<ScanOptions>,
     fence?: ReadFence,
   ): Promise<ReadAnswer<ReadPage>>;
-  changes(table: string, options?: ChangeStreamOptions): ChangeStream;
+  changes(table: string, options?: ChangeCursorOptions): ChangeCursor;
+  /** Where a transaction coordinator reads votes (absent: the in-process materializer). */
+  readonly participants?: TxnParticipants;
   /**
    * A table was not in the catalog: a backend whose catalog is a copy brings it up to date
    * before the gateway answers NOT_FOUND (absent: the catalog is the materializer's own).

@@ -154,8 +154,9 @@ export interface StatelessGatewayOptions {
 }
 
 /**
- * A gateway with no store: no transactions, subscriptions or restores (they answer
- * UNSUPPORTED or "off"); everything else is routed (gateway/remote/README.md).
+ * A gateway with no store: reads, writes, transactions (the coordinator runs here, votes are
+ * read at the owners) and subscriptions are routed to the materializers that own the
+ * partitions; restores and time travel answer UNSUPPORTED or "off" (gateway/remote/README.md).
  */
 export interface StatelessNode {
   gateway: Gateway;
@@ -194,11 +195,17 @@ export async function startStatelessGateway(
       tls: options.tls,
       extraMetrics: () => backend.probe.render(),
     });
+    // Recovery of transactions whose coordinator died runs from the start, as in a node.
+    await startTransactions(gateway.core).catch(async (error: unknown) => {
+      await gateway.close();
+      throw error;
+    });
     const client = log;
     return {
       gateway,
       backend,
       async stop() {
+        await stopTransactions(gateway.core);
         await gateway.close();
         await client.close().catch(() => undefined);
         await backend.stop();

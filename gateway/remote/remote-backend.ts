@@ -15,13 +15,14 @@
 //
 // Scans and GSI queries span all partitions: they go to one node that owns them all (today
 // every node owns every partition). Fanning out across nodes that split a table is not done.
-// Change streams and transactions are refused with UNSUPPORTED.
+// Transactions: the gateway runs the coordinator itself, and `participants` reads the votes
+// and applied offsets at each partition's owners and the prepared entries of every live node.
+// Change streams: one long poll per followed partition at its owners (remote-changes.ts).
 //
 // Lifecycle: start() follows the view and waits for the first catalog; stop() closes the
 // RPC connections and the follower. Single event loop.
 import type { TlsClientFiles } from "../../services/shared/tls.js";
 import { readFileSync } from "node:fs";
-import type { ChangeStream } from "../../materializer/consume/change-stream.js";
 import type { ReadPage } from "../../materializer/read/index.js";
 import { CATALOG_TOPIC, tableTopic, type CatalogEntry } from "../../materializer/state/records.js";
 import type { Item } from "../../materializer/values/attribute-value.js";
@@ -33,9 +34,19 @@ import { RoutingFollower } from "../../services/routing/follower.js";
 import type { RoutedNode } from "../../services/routing/view.js";
 import { DbError, isDbError } from "../../services/shared/errors.js";
 import type { Logger } from "../../services/shared/log.js";
-import type { GatewayBackend, ReadAnswer, ReadFence } from "../backend.js";
+import type {
+  ChangeCursor,
+  ChangeCursorOptions,
+  GatewayBackend,
+  ReadAnswer,
+  ReadFence,
+} from "../backend.js";
+import type { ChangeEvent } from "../../schemas/records.js";
+import type { PreparedEntry, TxnParticipants } from "../../services/transactions/coordinator.js";
+import type { TxnOutcome } from "../../schemas/transactions.js";
+import { PAGE_MAX, RemoteChangeStream } from "./remote-changes.js";
 import { partitionOf } from "../consistency/partition.js";
-import { gatewayError, throttledIfLimit } from "../errors.js";
+import { throttledIfLimit } from "../errors.js";
 import { RemoteProbe, type RetryReason } from "./remote-probe.js";
 
 export interface RemoteBackendOptions {
@@ -226,8 +237,71 @@ export class RemoteBackend implements GatewayBackend {
     return this.tableRead<ReadPage>("scan", entry, allOf(entry), fence, { options });
   }
 
-  changes(): ChangeStream {
-    throw gatewayError("UNSUPPORTED", "Subscriptions are not served by a stateless gateway yet");
+  /** The table's changes, polled from each partition's owners (remote-changes.ts). */
+  changes(table: string, options: ChangeCursorOptions = {}): ChangeCursor {
+    const entry = this.entry(table);
+    const topic = tableTopic(entry.definition.name, entry.generation);
+    const poll = async (partition: number, from: bigint | null) => {
+      const deadline = Date.now() + CHANGES_POLL_MS + 1_000;
+      return (await this.route(
+        "changes",
+        topic,
+        [partition],
+        deadline,
+        (ms) => ({
+          table: entry.definition.name,
+          partition,
+          from,
+          limit: PAGE_MAX,
+          timeoutMs: Math.min(ms, CHANGES_POLL_MS),
+        }),
+        "changes",
+      )) as { changes: ChangeEvent[]; next: bigint };
+    };
+    const partitions = options.partitions ?? allOf(entry);
+    return new RemoteChangeStream(poll, partitions, options.from, () =>
+      this.probe.retried("no_owner"),
+    );
+  }
+
+  // ---- transactions: the coordinator's participants ----------------------------------
+
+  readonly participants: TxnParticipants = {
+    voteAt: async (topic, partition, offset, timeoutMs) => {
+      const answer = (await this.route(
+        "txnVote",
+        topic,
+        [partition],
+        Date.now() + timeoutMs,
+        (ms) => ({ topic, partition, offset, timeoutMs: ms }),
+      )) as { vote: TxnOutcome | null };
+      return answer.vote ?? undefined;
+    },
+    waitApplied: (topic, partition, offset, timeoutMs) =>
+      this.waitApplied(topic, partition, offset, timeoutMs),
+    partitionsOf: (table) => this.catalog.get(table)?.definition.partitions,
+    prepared: () => this.prepared(),
+  };
+
+  /**
+   * Every participant entry still prepared, from every live node (each lists the partitions
+   * it owns). A node that cannot answer is skipped: recovery sweeps again a second later.
+   */
+  private async prepared(): Promise<PreparedEntry[]> {
+    const nodes = this.follower.view.liveNodes(Date.now());
+    const answers = await Promise.all(
+      nodes.map((node) =>
+        this.call(node, "txnPrepared", {}).then(
+          (answer) => (answer as { entries: PreparedEntry[] }).entries,
+          () => [] as PreparedEntry[],
+        ),
+      ),
+    );
+    const found = new Map<string, PreparedEntry>();
+    for (const entry of answers.flat()) {
+      found.set(`${entry.topic}/${entry.partition}/${entry.txnId}`, entry);
+    }
+    return [...found.values()];
   }
 
   private entry(table: string): CatalogEntry {
@@ -275,6 +349,7 @@ export class RemoteBackend implements GatewayBackend {
     partitions: readonly number[],
     deadline: number,
     body: (timeoutMs: number) => Record<string, unknown>,
+    lane: Lane = "requests",
   ): Promise<unknown> {
     const tried = new Set<string>();
     let last: unknown = null;
@@ -292,7 +367,7 @@ export class RemoteBackend implements GatewayBackend {
       }
       tried.add(node.record.node);
       try {
-        return await this.call(node, method, body(Math.max(1, deadline - now)));
+        return await this.call(node, method, body(Math.max(1, deadline - now)), lane);
       } catch (error) {
         const reason = retryReason(error);
         if (reason === null) throw error;
@@ -301,7 +376,7 @@ export class RemoteBackend implements GatewayBackend {
         last = error;
         this.probe.retried(reason);
         if (reason === "unreachable") {
-          this.clients.delete(node.record.rpc);
+          this.clients.delete(`${lane}:${node.record.rpc}`);
           this.suspects.set(node.record.node, Date.now() + SUSPECT_MS);
         }
       }
@@ -326,8 +401,13 @@ export class RemoteBackend implements GatewayBackend {
     return [...turns, ...healthy.slice(caughtUp.length), ...owners.filter(suspect)];
   }
 
-  private async call(node: RoutedNode, method: RpcMethod, body: Record<string, unknown>) {
-    const client = await this.client(node);
+  private async call(
+    node: RoutedNode,
+    method: RpcMethod,
+    body: Record<string, unknown>,
+    lane: Lane = "requests",
+  ) {
+    const client = await this.client(node, lane);
     const timeoutMs = typeof body.timeoutMs === "number" ? body.timeoutMs : 5_000;
     this.probe.started();
     const started = performance.now();
@@ -346,14 +426,15 @@ export class RemoteBackend implements GatewayBackend {
     }
   }
 
-  private client(node: RoutedNode): Promise<RpcClient> {
+  private client(node: RoutedNode, lane: Lane): Promise<RpcClient> {
     const address = node.record.rpc;
-    const open = this.clients.get(address);
+    const id = `${lane}:${address}`;
+    const open = this.clients.get(id);
     if (open !== undefined) {
       return open.then((client) => {
         if (!client.closed) return client;
-        this.clients.delete(address);
-        return this.client(node);
+        this.clients.delete(id);
+        return this.client(node, lane);
       });
     }
     const colon = address.lastIndexOf(":");
@@ -368,14 +449,22 @@ export class RemoteBackend implements GatewayBackend {
       encoding: this.options.encoding,
       ...(node.record.tls && { tlsCa: this.tlsCa }),
     });
-    this.clients.set(address, connecting);
+    this.clients.set(id, connecting);
     connecting.catch(() => {
-      if (this.clients.get(address) === connecting) this.clients.delete(address);
+      if (this.clients.get(id) === connecting) this.clients.delete(id);
     });
     return connecting;
   }
 }
 
+/**
+ * Connections per node: requests (reads, waits, votes) and change polls, which stay in
+ * flight up to CHANGES_POLL_MS each, so that open subscriptions never use up the in-flight
+ * bound that reads need.
+ */
+type Lane = "requests" | "changes";
+/** How long an owner holds a changes poll open when nothing new is applied. */
+const CHANGES_POLL_MS = 5_000;
 /** How long a node that could not be reached goes last (it leaves the view within 5 s). */
 const SUSPECT_MS = 5_000;
 /** Owners this close (records per partition) to the most caught-up one share the load. */

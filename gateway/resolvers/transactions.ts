@@ -6,6 +6,11 @@
 // two-phase commit over the log. transactGetItems waits STRONG on every partition it reads,
 // then reads all items from one store snapshot in which none of them is held by a prepared
 // transaction (retrying on a fresh snapshot while one is).
+//
+// In a stateless gateway (no store) the coordinator runs here all the same, reading votes
+// and applied offsets from the partitions' owners (backend.participants, over the RPC);
+// transactGetItems then holds its keys as read locks (TxnCoordinator.readHeld) and reads
+// them at their owners while held, since no single store snapshot spans the owners.
 import type { GraphQLResolveInfo } from "graphql";
 import { isExpired, keyOf, tableKeySchema } from "../../materializer/catalog/table.js";
 import {
@@ -26,8 +31,10 @@ import type { LogEvent } from "../../schemas/events.js";
 import { DbError } from "../../services/shared/errors.js";
 import {
   defaultTxnCoordinatorOptions,
+  localParticipants,
   TxnCoordinator,
   type TxnGroup,
+  type TxnParticipants,
 } from "../../services/transactions/coordinator.js";
 import { TxnProbe } from "../../services/transactions/txn-probe.js";
 import { partitionOf } from "../consistency/partition.js";
@@ -35,7 +42,16 @@ import type { GatewayContext, GatewayCore } from "../context.js";
 import { gatewayError } from "../errors.js";
 import type { Materializer } from "../../materializer/materializer.js";
 import { itemToJson } from "../json-items.js";
-import { canonicalItem, namesOf, optionalText, tableEntry, topicOf, valuesOf } from "./args.js";
+import { SessionToken } from "../consistency/token.js";
+import {
+  canonicalItem,
+  knownTables,
+  namesOf,
+  optionalText,
+  tableEntry,
+  topicOf,
+  valuesOf,
+} from "./args.js";
 import { gateRead, readDone, timed, writeDone } from "./observe.js";
 
 /** DynamoDB's limit on a client request token. */
@@ -64,7 +80,7 @@ export function transactionsOf(core: GatewayCore): Promise<TxnCoordinator> {
   if (started === undefined) {
     started = TxnCoordinator.start(
       core.log,
-      localOf(core),
+      participantsOf(core),
       new TxnProbe(core.probe.registry),
       coordinatorOptions(),
     );
@@ -74,13 +90,17 @@ export function transactionsOf(core: GatewayCore): Promise<TxnCoordinator> {
   return started;
 }
 
-/** The in-process materializer transactions need; a typed refusal in a stateless gateway. */
-export function localOf(core: GatewayCore): Materializer {
-  if (core.local !== null) return core.local;
-  throw gatewayError(
-    "UNSUPPORTED",
-    "Transactions (and client request tokens) are not served by a stateless gateway yet",
-  );
+/** Where the coordinator reads votes: the in-process materializer, or the remote owners. */
+function participantsOf(core: GatewayCore): TxnParticipants {
+  if (core.local !== null) return localParticipants(core.local);
+  const remote = core.materializer.participants;
+  if (remote !== undefined) return remote;
+  throw gatewayError("UNSUPPORTED", "Transactions are not served by this gateway");
+}
+
+/** The in-process materializer, or null in a stateless gateway. */
+function localOf(core: GatewayCore): Materializer | null {
+  return core.local;
 }
 
 /** Starts the coordinator with the node, so recovery runs before the first request. */
@@ -201,6 +221,17 @@ function groupsOf(context: GatewayContext, inputs: readonly TransactWriteInput[]
   return [...groups.values()];
 }
 
+/** The tables a transactWriteItems names (for the catalog copy of a stateless gateway). */
+function tablesOf(inputs: readonly TransactWriteInput[]): string[] {
+  const names = new Set<string>();
+  for (const input of inputs ?? []) {
+    for (const fields of [input.put, input.update, input.delete, input.conditionCheck]) {
+      if (fields !== null && fields !== undefined) names.add(fields.table);
+    }
+  }
+  return [...names];
+}
+
 function checkToken(token: string | null | undefined): string | null {
   if (token === null || token === undefined) return null;
   if (token.length === 0 || token.length > CLIENT_TOKEN_CHARS_MAX) {
@@ -215,6 +246,7 @@ const transactWriteItems: Resolver<
 > = (_parent, args, context, info) =>
   timed(context, info, "NONE", async () => {
     const clientToken = checkToken(args.clientRequestToken);
+    await knownTables(context, tablesOf(args.actions));
     const groups = groupsOf(context, args.actions);
     const coordinator = await transactionsOf(context.gateway);
     const result = await coordinator.transactWrite(groups, clientToken);
@@ -332,8 +364,12 @@ function parseGets(context: GatewayContext, gets: readonly TransactGetInput[]): 
 }
 
 /** Reads every item from one snapshot in which none is held; null while one is. */
-async function readUnheld(context: GatewayContext, parsed: readonly ParsedGet[]) {
-  const snapshot = localOf(context.gateway).store.snapshot();
+async function readUnheld(
+  context: GatewayContext,
+  materializer: Materializer,
+  parsed: readonly ParsedGet[],
+) {
+  const snapshot = materializer.store.snapshot();
   try {
     const keys = parsed.map((g) => itemStoreKey(g.entry.definition, g.key));
     const holders = await holdersOf(snapshot, keys);
@@ -359,8 +395,14 @@ const transactGetItems: Resolver<
   { items: unknown[]; token: string }
 > = (_parent, args, context, info) =>
   timed(context, info, "STRONG", async () => {
+    await knownTables(
+      context,
+      (args.gets ?? []).map((g) => g.table),
+    );
     const parsed = parseGets(context, args.gets);
     const session = context.state.token(args.after);
+    const materializer = localOf(context.gateway);
+    if (materializer === null) return readHeldRemote(context, info, parsed, session);
     const byTopic = new Map<string, { table: string; partitions: Set<number> }>();
     for (const g of parsed) {
       const topic = topicOf(g.entry);
@@ -375,16 +417,15 @@ const transactGetItems: Resolver<
       })),
     );
     const deadline = Date.now() + context.gateway.limits.waitTimeoutMs;
-    let items = await readUnheld(context, parsed);
+    let items = await readUnheld(context, materializer, parsed);
     while (items === null) {
       if (Date.now() > deadline) {
         throw gatewayError("TRANSACTION_CONFLICT", "Transactions kept holding the items");
       }
       await new Promise((resolve) => setTimeout(resolve, HELD_RETRY_MS));
-      items = await readUnheld(context, parsed);
+      items = await readUnheld(context, materializer, parsed);
     }
     let token = session.encode();
-    const materializer = localOf(context.gateway);
     for (const { slot, point } of points) {
       const applied = point.partitions.map((p) => materializer.appliedOffset(point.topic, p));
       const dense: bigint[] = [];
@@ -393,6 +434,107 @@ const transactGetItems: Resolver<
     }
     return { items: items.map((item) => (item === null ? null : itemToJson(item))), token };
   });
+
+/** A condition every item meets, present or not: a ConditionCheck that only holds the key. */
+const HOLD_ONLY = "attribute_exists(#k) OR attribute_not_exists(#k)";
+/** Pause between read-lock attempts while a transaction holds a key (plus jitter). */
+const HELD_RETRY_REMOTE_MS = 10;
+
+/**
+ * transactGetItems in a stateless gateway: the keys are held as read locks by one
+ * transaction that never commits (a ConditionCheck per key, TxnCoordinator.readHeld), and
+ * each item is read at an owner of its partition fenced just past its prepare, while every
+ * hold is in place. No transaction can change a held item, so the values are those of the
+ * moment every hold coexists: one consistent snapshot across partitions and owners, never
+ * part of a transaction. It is at least STRONG: each prepare is appended after the request
+ * started. A key held by a transaction makes the attempt vote no; it is tried again until
+ * the wait limit, then TRANSACTION_CONFLICT.
+ */
+async function readHeldRemote(
+  context: GatewayContext,
+  info: GraphQLResolveInfo,
+  parsed: readonly ParsedGet[],
+  session: SessionToken,
+): Promise<{ items: unknown[]; token: string }> {
+  const coordinator = await transactionsOf(context.gateway);
+  const groups = new Map<string, TxnGroup>();
+  const slotOf: string[] = [];
+  parsed.forEach((g, index) => {
+    const topic = topicOf(g.entry);
+    const slot = `${topic}/${g.partition}`;
+    slotOf.push(slot);
+    let group = groups.get(slot);
+    if (group === undefined) {
+      const partitions = g.entry.definition.partitions;
+      group = { topic, partition: g.partition, partitions, actions: [] };
+      groups.set(slot, group);
+    }
+    group.actions.push({
+      index,
+      kind: "ConditionCheck",
+      table: g.entry.definition.name,
+      item: g.key,
+      update: null,
+      condition: HOLD_ONLY,
+      names: { "#k": g.entry.definition.partitionKey.name },
+      values: {},
+      returnValuesOnConditionCheckFailure: "NONE",
+    });
+  });
+  const list = [...groups.values()];
+  const slots = [...groups.keys()];
+  const backend = context.gateway.materializer;
+  const waitMs = context.gateway.limits.waitTimeoutMs;
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const reads = await coordinator.readHeld(list, (prepares) =>
+      Promise.all(
+        parsed.map(async (g, i) => {
+          const at = prepares[slots.indexOf(slotOf[i]!)]!;
+          const answer = await backend.getItem(
+            g.entry.definition.name,
+            g.key,
+            { projection: optionalText(g.input.projection), names: namesOf(g.input.names) },
+            {
+              partitions: [g.partition],
+              floor: new Map([[g.partition, at.offset + 1n]]),
+              timeoutMs: Math.max(1, deadline - Date.now()),
+            },
+          );
+          return { g, answer };
+        }),
+      ),
+    );
+    if (reads !== null) {
+      const nowMs = BigInt(Date.now());
+      let seen = session;
+      for (const { g, answer } of reads) {
+        const point = {
+          consistency: "STRONG" as const,
+          topic: answer.topic,
+          partitions: [g.partition],
+          waitedMs: 0,
+        };
+        const table = g.entry.definition.name;
+        const read = readDone(context, info, table, point, session, answer.offsets);
+        seen = seen.merge(SessionToken.decode(read));
+      }
+      const token = seen.encode();
+      const items = reads.map(({ g, answer }) => {
+        const item = answer.result.item;
+        return item === null || isExpired(g.entry.definition, item, nowMs)
+          ? null
+          : itemToJson(item);
+      });
+      return { items, token };
+    }
+    if (Date.now() > deadline) {
+      throw gatewayError("TRANSACTION_CONFLICT", "Transactions kept holding the items");
+    }
+    const jitter = Math.random() * HELD_RETRY_REMOTE_MS;
+    await new Promise((resolve) => setTimeout(resolve, HELD_RETRY_REMOTE_MS + jitter));
+  }
+}
 
 export const transactionQueries = { transactGetItems };
 export const transactionMutations = { transactWriteItems };

@@ -11,8 +11,7 @@
 // both transports send one result with a typed error and then complete.
 import type { GraphQLError, GraphQLSchema } from "graphql";
 import { tableKeySchema } from "../../materializer/catalog/table.js";
-import type { ChangeStream } from "../../materializer/consume/change-stream.js";
-import type { Materializer } from "../../materializer/materializer.js";
+import type { GatewayBackend, ChangeCursor } from "../backend.js";
 import type { CatalogEntry } from "../../materializer/state/records.js";
 import { attributeValuesEqual } from "../../materializer/values/compare.js";
 import { validateKey } from "../../materializer/values/limits.js";
@@ -62,7 +61,7 @@ export class ChangeSubscriptions {
   readonly limits: SubscriptionLimits;
 
   constructor(
-    private readonly materializer: Pick<Materializer, "table" | "changes">,
+    private readonly materializer: Pick<GatewayBackend, "table" | "changes" | "catalogMiss">,
     limits: Partial<SubscriptionLimits> = {},
     private readonly probe: SubscriptionsProbe | null = null,
   ) {
@@ -71,6 +70,15 @@ export class ChangeSubscriptions {
 
   get active(): number {
     return this.open.size;
+  }
+
+  /**
+   * A table missing from a catalog copy (a stateless gateway) may be newer than the copy:
+   * refresh it once before the subscription answers NOT_FOUND.
+   */
+  async knownTable(name: unknown): Promise<void> {
+    if (typeof name !== "string" || this.materializer.catalogMiss === undefined) return;
+    if (this.materializer.table(name) === undefined) await this.materializer.catalogMiss(name);
   }
 
   /** The source stream of one subscription; throws typed errors for bad arguments. */
@@ -109,6 +117,7 @@ export class ChangeSubscriptions {
     const from =
       after === null ? undefined : new Map(followed.map((p) => [p, after.offset(topic, p)]));
     const stream = this.materializer.changes(args.table, {
+      partitions: followed,
       from,
       bufferMax: this.limits.bufferMax,
     });
@@ -181,7 +190,7 @@ class ChangeFeed implements AsyncIterableIterator<Delivery> {
   private finished = false;
 
   constructor(
-    private readonly stream: ChangeStream,
+    private readonly stream: ChangeCursor,
     private readonly options: FeedOptions,
   ) {}
 
@@ -278,8 +287,10 @@ export function withChangeSubscriptions(
 ): GraphQLSchema {
   const field = schema.getSubscriptionType()?.getFields().changes;
   assert(field !== undefined, "the SDL declares Subscription.changes");
-  field.subscribe = (_parent, args, context) =>
-    subscriptions.subscribe(args as ChangesArgs, transportOf(context));
+  field.subscribe = async (_parent, args, context) => {
+    await subscriptions.knownTable((args as ChangesArgs).table);
+    return subscriptions.subscribe(args as ChangesArgs, transportOf(context));
+  };
   field.resolve = (delivery) => changeEventOf(delivery as Delivery);
   return schema;
 }

@@ -11,6 +11,9 @@ export const RPC_METHODS = [
   "catalog",
   "waitApplied",
   "awaitOutcome",
+  "txnVote",
+  "txnPrepared",
+  "changes",
   "getItem",
   "getItems",
   "query",
@@ -39,6 +42,17 @@ export type RpcRequest =
   | { method: "catalog"; atLeast: bigint; timeoutMs: number }
   | { method: "waitApplied"; topic: string; partition: number; offset: bigint; timeoutMs: number }
   | { method: "awaitOutcome"; topic: string; partition: number; offset: bigint; timeoutMs: number }
+  | { method: "txnVote"; topic: string; partition: number; offset: bigint; timeoutMs: number }
+  | { method: "txnPrepared" }
+  | {
+      method: "changes";
+      table: string;
+      partition: number;
+      /** The next offset the caller has not seen; null: from the owner's applied offset. */
+      from: bigint | null;
+      limit: number;
+      timeoutMs: number;
+    }
   | ({ method: "getItem"; key: Record<string, unknown> } & TableRead)
   | ({ method: "getItems"; keys: Record<string, unknown>[] } & TableRead)
   | ({ method: "query" } & TableRead)
@@ -48,6 +62,8 @@ export type RpcRequest =
 export const RPC_TIMEOUT_MS_MAX = 60_000;
 /** Most keys one getItems request reads. */
 export const RPC_KEYS_MAX = 100;
+/** Most change events one changes request returns. */
+export const RPC_CHANGES_MAX = 1_000;
 
 function bad(message: string): never {
   throw new DbError("INVALID_ARGUMENT", `RPC request: ${message}`);
@@ -118,8 +134,23 @@ export function parseRequest(value: unknown): RpcRequest {
         atLeast: offset(body.atLeast, "atLeast"),
         timeoutMs: timeout(body.timeoutMs),
       };
+    case "txnPrepared":
+      return { method };
+    case "changes": {
+      const limit = count(body.limit, "limit");
+      if (limit === 0 || limit > RPC_CHANGES_MAX) bad("limit");
+      return {
+        method,
+        table: text(body.table, "table"),
+        partition: count(body.partition, "partition"),
+        from: body.from === null || body.from === undefined ? null : offset(body.from, "from"),
+        limit,
+        timeoutMs: timeout(body.timeoutMs),
+      };
+    }
     case "waitApplied":
     case "awaitOutcome":
+    case "txnVote":
       return {
         method,
         topic: text(body.topic, "topic"),

@@ -19,6 +19,8 @@ import { createServer as createTlsServer, type SecureContextOptions } from "node
 import type { Materializer } from "../materializer.js";
 import type { PartitionOwnership } from "../ownership/ownership.js";
 import { CATALOG_TOPIC, tableTopic } from "../state/records.js";
+import { preparedEntries, txnOutcomeKey } from "../transactions/store-state.js";
+import { decodeTxnOutcome } from "../../schemas/transactions.js";
 import { DbError, isDbError } from "../../services/shared/errors.js";
 import type { Logger } from "../../services/shared/log.js";
 import { encodeFrame, FrameDecoder, FrameKind, type Frame } from "./frame.js";
@@ -217,6 +219,23 @@ async function handle(request: RpcRequest, served: Served, node: string): Promis
       mustOwn(served, topic, [partition]);
       return m.awaitOutcome(topic, partition, request.offset, request.timeoutMs);
     }
+    case "txnVote": {
+      // A transaction's vote at its prepare's offset (services/transactions/coordinator.ts).
+      const { topic, partition, offset } = request;
+      mustOwn(served, topic, [partition]);
+      await m.waitApplied(topic, partition, offset + 1n, request.timeoutMs);
+      const bytes = await m.store.get(txnOutcomeKey(topic, partition, offset));
+      mustOwn(served, topic, [partition]);
+      return { vote: bytes === undefined ? null : decodeTxnOutcome(bytes) };
+    }
+    case "txnPrepared": {
+      // Recovery's input: participant entries still prepared, of partitions owned here only
+      // (a partition this member lost may be behind its new owner).
+      const entries = await preparedEntries(m.store);
+      return { entries: entries.filter((e) => served.ownership.owns(e.topic, e.partition)) };
+    }
+    case "changes":
+      return changesFrom(served, request);
     case "getItem":
       return tableRead(served, request, () =>
         m.getItem(request.table, request.key as never, request.options),
@@ -272,4 +291,46 @@ async function tableRead<T>(served: Served, request: TableRead, read: () => Prom
   const result = await read();
   mustOwn(served, topic, request.partitions);
   return result;
+}
+
+/**
+ * A page of a table partition's change events from `from` (a long poll: waits up to
+ * timeoutMs for anything past `from` to be applied), and `next`, where the caller goes on:
+ * after the last change returned, or the applied offset read before the page when the page
+ * holds every change below it (offsets with no change event are skipped). `from` null:
+ * nothing, and `next` is the applied offset (a stream that starts now).
+ */
+async function changesFrom(
+  served: Served,
+  request: Extract<RpcRequest, { method: "changes" }>,
+): Promise<{ changes: unknown[]; next: bigint }> {
+  const { m } = served;
+  const entry = m.table(request.table);
+  if (entry === undefined)
+    throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${request.table}`);
+  const topic = tableTopic(request.table, entry.generation);
+  const { partition, from } = request;
+  if (partition >= entry.definition.partitions)
+    throw new DbError("INVALID_ARGUMENT", `no partition ${partition} in ${request.table}`);
+  mustOwn(served, topic, [partition]);
+  if (from === null) return { changes: [], next: m.appliedOffset(topic, partition) };
+  // The retention check (OFFSET_OUT_OF_RANGE) is the change stream's own.
+  void m.changes(request.table, { from: new Map([[partition, from]]) }).return();
+  if (m.appliedOffset(topic, partition) <= from) {
+    try {
+      await m.waitApplied(topic, partition, from + 1n, request.timeoutMs);
+    } catch (error) {
+      if (!isDbError(error, "TIMEOUT")) throw error;
+      mustOwn(served, topic, [partition]);
+      return { changes: [], next: from };
+    }
+  }
+  const applied = m.appliedOffset(topic, partition);
+  const page = await m.applier.changesFrom(request.table, partition, from, request.limit);
+  const changes = page.filter((c) => c.offset < applied);
+  const last = changes[changes.length - 1];
+  const complete = page.length < request.limit || changes.length < page.length;
+  const next = complete ? applied : last === undefined ? from : last.offset + 1n;
+  mustOwn(served, topic, [partition]);
+  return { changes, next: next > from ? next : from };
 }

@@ -4,6 +4,11 @@
 // coordinator died (abort when undecided past the deadline; re-send a decision it never
 // finished sending), from the participants the store shows still prepared.
 //
+// The participants' side (votes, applied offsets, prepared entries) is read through
+// TxnParticipants: the in-process materializer (localParticipants), or, in a stateless
+// gateway, the materializers that own each partition over the internal RPC
+// (gateway/remote/remote-backend.ts).
+//
 // Lifecycle: start() reads the state log and runs a first sweep; stop(). Concurrency: any
 // number of transactions at once; each waits only on its own records.
 import { createHash, randomUUID } from "node:crypto";
@@ -41,6 +46,45 @@ export const defaultTxnCoordinatorOptions: TxnCoordinatorOptions = {
   idempotencyWindowMs: 10 * 60_000,
   sweepIntervalMs: 1_000,
 };
+
+/** A participant entry a store shows still PREPARED (recovery's input). */
+export interface PreparedEntry {
+  topic: string;
+  partition: number;
+  txnId: string;
+  deadlineMs: bigint;
+}
+
+/** Where the coordinator reads votes and applied offsets: the partitions' materializers. */
+export interface TxnParticipants {
+  /** The vote stored at a prepare's offset once applied (undefined: no vote stored). */
+  voteAt(
+    topic: string,
+    partition: number,
+    offset: bigint,
+    timeoutMs: number,
+  ): Promise<TxnOutcome | undefined>;
+  waitApplied(topic: string, partition: number, offset: bigint, timeoutMs: number): Promise<void>;
+  /** Partition count of a table (undefined: no such table). */
+  partitionsOf(table: string): number | undefined;
+  /** Every participant entry still PREPARED, over all partitions. */
+  prepared(): Promise<PreparedEntry[]>;
+}
+
+/** The in-process materializer as the participants (it applies every partition). */
+export function localParticipants(materializer: Materializer): TxnParticipants {
+  return {
+    async voteAt(topic, partition, offset, timeoutMs) {
+      await materializer.waitApplied(topic, partition, offset + 1n, timeoutMs);
+      const bytes = await materializer.store.get(txnOutcomeKey(topic, partition, offset));
+      return bytes === undefined ? undefined : decodeTxnOutcome(bytes);
+    },
+    waitApplied: (topic, partition, offset, timeoutMs) =>
+      materializer.waitApplied(topic, partition, offset, timeoutMs),
+    partitionsOf: (table) => materializer.table(table)?.definition.partitions,
+    prepared: () => preparedEntries(materializer.store),
+  };
+}
 
 /** One participant's share of a transaction. */
 export interface TxnGroup extends TopicPartition {
@@ -120,7 +164,7 @@ export class TxnCoordinator {
 
   private constructor(
     private readonly log: LogClient,
-    private readonly materializer: Materializer,
+    private readonly participants: TxnParticipants,
     readonly state: TxnStateLog,
     private readonly probe: TxnProbe,
     private readonly options: TxnCoordinatorOptions,
@@ -128,12 +172,12 @@ export class TxnCoordinator {
 
   static async start(
     log: LogClient,
-    materializer: Materializer,
+    participants: TxnParticipants,
     probe: TxnProbe,
     options: TxnCoordinatorOptions = defaultTxnCoordinatorOptions,
   ): Promise<TxnCoordinator> {
     const state = await TxnStateLog.start(log.kafkaClient, log);
-    const coordinator = new TxnCoordinator(log, materializer, state, probe, options);
+    const coordinator = new TxnCoordinator(log, participants, state, probe, options);
     await state.catchUp(options.waitTimeoutMs);
     const sweep = () => {
       coordinator.sweep().catch(() => undefined);
@@ -239,19 +283,72 @@ export class TxnCoordinator {
     return this.complete(status.begin, status.decision, parts);
   }
 
+  /**
+   * Runs `read` while every key of `groups` (ConditionCheck actions only) is held as a read
+   * lock by one transaction that never commits: its prepares hold the keys, `read` runs
+   * once every participant voted yes (given the prepares' positions: a read fenced just
+   * past them sees the held versions, which cannot change until the abort), then the
+   * transaction is aborted. Every value read is the one at the moment all holds coexist: a
+   * consistent snapshot across partitions and owners. No BEGIN is written: a prepare that no
+   * BEGIN names is aborted by recovery past its deadline, so a reader that dies holds its
+   * keys no longer than a transaction would. Null when a participant voted no (a key was
+   * held by a transaction, or the vote timed out) or the read ended past the deadline (when
+   * recovery may abort the holds): the caller may try again.
+   */
+  async readHeld<T>(
+    groups: readonly TxnGroup[],
+    read: (prepares: readonly LogPosition[]) => Promise<T>,
+  ): Promise<T | null> {
+    const txnId = `r${randomUUID()}`;
+    const parts = participantParts(groups);
+    const participants = parts.map(({ topic, partition }) => ({ topic, partition }));
+    const deadlineMs = BigInt(Date.now() + this.options.txnTimeoutMs);
+    const appended = await Promise.allSettled(
+      parts.map((group, i) => {
+        const record = {
+          type: "TxnPrepare" as const,
+          txnId: partId(txnId, i),
+          deadlineMs,
+          participants,
+          actions: group.actions,
+        };
+        const key = keyForPartition(group.partition, group.partitions);
+        return this.log.appendBytes(group.topic, key, encodeTxnRecord(record));
+      }),
+    );
+    try {
+      const prepares = appended.map((a) => {
+        if (a.status === "rejected") throw a.reason;
+        return a.value;
+      });
+      const votes = await Promise.all(prepares.map((at, i) => this.voteAt(at, parts[i]!.actions)));
+      if (!votes.every((v) => v.kind === "VOTE" && v.commit)) return null;
+      const value = await read(prepares);
+      // Past the deadline, recovery may have released the holds before the read: try again.
+      return Date.now() < Number(deadlineMs) ? value : null;
+    } finally {
+      await Promise.all(
+        parts.map(async (group, i) => {
+          if (appended[i]!.status === "rejected") return;
+          const bytes = encodeTxnRecord({ type: "TxnAbort", txnId: partId(txnId, i), deadlineMs });
+          const key = keyForPartition(group.partition, group.partitions);
+          // Recovery aborts it past the deadline if this append fails.
+          await this.log.appendBytes(group.topic, key, bytes).catch(() => undefined);
+        }),
+      );
+    }
+  }
+
   /** The vote at a prepare's offset; a vote that cannot be read is a no. */
   private async voteAt(at: LogPosition, actions: readonly TxnAction[]): Promise<TxnOutcome> {
     try {
-      await this.materializer.waitApplied(
+      const vote = await this.participants.voteAt(
         at.topic,
         at.partition,
-        at.offset + 1n,
+        at.offset,
         this.options.waitTimeoutMs,
       );
-      const bytes = await this.materializer.store.get(
-        txnOutcomeKey(at.topic, at.partition, at.offset),
-      );
-      if (bytes !== undefined) return decodeTxnOutcome(bytes);
+      if (vote !== undefined) return vote;
     } catch (error) {
       if (!(error instanceof DbError)) throw error;
     }
@@ -291,7 +388,7 @@ export class TxnCoordinator {
           keyForPartition(g.partition, g.partitions),
           bytes,
         );
-        await this.materializer.waitApplied(
+        await this.participants.waitApplied(
           at.topic,
           at.partition,
           at.offset + 1n,
@@ -308,9 +405,9 @@ export class TxnCoordinator {
   }
 
   private partitionsOf(topic: string): number {
-    const entry = this.materializer.table(tableOfTopic(topic));
-    if (entry === undefined) throw new DbError("NOT_FOUND", `no table for topic ${topic}`);
-    return entry.definition.partitions;
+    const partitions = this.participants.partitionsOf(tableOfTopic(topic));
+    if (partitions === undefined) throw new DbError("NOT_FOUND", `no table for topic ${topic}`);
+    return partitions;
   }
 
   /** A retried request: wait for the first transaction's decision, make sure it is applied. */
@@ -343,7 +440,7 @@ export class TxnCoordinator {
    * appended, so it is indexed by then.
    */
   private async finishPrepared(now: number): Promise<void> {
-    const late = (await preparedEntries(this.materializer.store)).filter(
+    const late = (await this.participants.prepared()).filter(
       (e) => now > Number(e.deadlineMs) + this.options.sweepIntervalMs,
     );
     if (late.length === 0) return;
@@ -354,7 +451,7 @@ export class TxnCoordinator {
       const commit = status?.decision?.kind === "COMMIT";
       const type = commit ? ("TxnCommit" as const) : ("TxnAbort" as const);
       const bytes = encodeTxnRecord({ type, txnId: entry.txnId, deadlineMs: entry.deadlineMs });
-      const partitions = this.materializer.table(tableOfTopic(entry.topic))?.definition.partitions;
+      const partitions = this.participants.partitionsOf(tableOfTopic(entry.topic));
       if (partitions === undefined) continue; // a dropped table holds nothing any more
       await this.log.appendBytes(entry.topic, keyForPartition(entry.partition, partitions), bytes);
       this.probe.recoveredOne(status === undefined ? "orphan" : "resent");

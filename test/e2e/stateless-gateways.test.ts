@@ -4,9 +4,9 @@
 // the client wrote through the other; a table created through one is usable at once
 // through the other; a STRONG read sees another client's acknowledged
 // write; when a materializer is SIGKILLed mid-load, reads keep being served by the other
-// (none fails, none misses an acknowledged write of its session); transactions and
-// subscriptions are refused with the typed UNSUPPORTED; the gateways' metrics show the
-// routing view and the retries.
+// (none fails, none misses an acknowledged write of its session); transactions are served
+// (the gateway coordinates, the owners vote) and bad ones get typed errors; the gateways'
+// metrics show the routing view and the retries.
 // Method: real processes on loopback; fetch to the gateways' GraphQL endpoints.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -98,19 +98,79 @@ test("a table created through one gateway is usable at once through the other", 
   }
   const described = await g2.graphql(`query { describeTable(name: "fresh2") { name } }`);
   assert.equal(described.data?.describeTable?.name, "fresh2");
-});
-
-test("transactions and subscriptions are refused with UNSUPPORTED, not a crash", async () => {
-  const g1 = gateways[0]!;
-  const txn = await g1.graphql(
-    `query { transactGetItems(gets: [{table: "kvs", key: {pk: "s0"}}]) { items } }`,
-  );
-  assert.equal(txn.errors?.[0]?.extensions?.code, "UNSUPPORTED");
-  const write = await g1.graphql(
-    `mutation { transactWriteItems(actions: [{put: {table: "kvs", item: {pk: "t"}}}]) {
+  // Transactions and subscriptions too.
+  const created = await g1.graphql(
+    `mutation { createTable(input: {name: "freshtx", partitionKey: {name: "pk", type: S}}) {
       token } }`,
   );
-  assert.equal(write.errors?.[0]?.extensions?.code, "UNSUPPORTED", JSON.stringify(write));
+  assert.equal(created.errors, undefined, JSON.stringify(created.errors));
+  const txn = await g2.graphql(`mutation { transactWriteItems(actions: [
+    {put: {table: "freshtx", item: {pk: "a"}}}]) { token } }`);
+  assert.equal(txn.errors, undefined, JSON.stringify(txn.errors));
+  const subscribed = await g1.graphql(
+    `mutation { createTable(input: {name: "freshsub", partitionKey: {name: "pk", type: S}}) {
+      token } }`,
+  );
+  assert.equal(subscribed.errors, undefined, JSON.stringify(subscribed.errors));
+  const controller = new AbortController();
+  const stream = await fetch(g2.url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream" },
+    body: JSON.stringify({ query: `subscription { changes(table: "freshsub") { offset } }` }),
+    signal: controller.signal,
+  });
+  const reader = stream.body!.getReader();
+  // Puts until the stream (which starts at the owners' applied offsets) shows one.
+  let text = "";
+  const putter = (async () => {
+    for (let i = 0; i < 50 && !text.includes('"offset"'); i++) {
+      const put = await g1.graphql(
+        `mutation { putItem(table: "freshsub", item: {pk: "a${i}"}) { token } }`,
+      );
+      assert.equal(put.errors, undefined, JSON.stringify(put.errors));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  while (!/"offset"|"errors"/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += Buffer.from(value).toString();
+  }
+  controller.abort();
+  await putter;
+  assert.match(text, /"offset":"\d+"/, text);
+});
+
+test("transactions are served by a stateless gateway; bad ones get typed errors", async () => {
+  const g1 = gateways[0]!;
+  const write = await g1.graphql(
+    `mutation { transactWriteItems(actions: [{put: {table: "kvs", item: {pk: "t", n: 1}}},
+      {put: {table: "kvs", item: {pk: "u", n: 2}}}]) { token } }`,
+  );
+  assert.equal(write.errors, undefined, JSON.stringify(write));
+  const txn = await gateways[1]!.graphql(
+    `query { transactGetItems(gets: [{table: "kvs", key: {pk: "t"}},
+      {table: "kvs", key: {pk: "u"}}]) { items } }`,
+  );
+  assert.equal(txn.errors, undefined, JSON.stringify(txn));
+  assert.deepEqual(txn.data!.transactGetItems!.items, [
+    { pk: "t", n: 1 },
+    { pk: "u", n: 2 },
+  ]);
+  const failed = await g1.graphql(
+    `mutation { transactWriteItems(actions: [{put: {table: "kvs", item: {pk: "t"},
+      condition: "attribute_not_exists(pk)"}}]) { token } }`,
+  );
+  assert.equal(
+    failed.errors?.[0]?.extensions?.code,
+    "TRANSACTION_CANCELED",
+    JSON.stringify(failed),
+  );
+  const unknown = await g1.graphql(
+    `mutation { transactWriteItems(actions: [{put: {table: "nope", item: {pk: "t"}}}]) {
+      token } }`,
+  );
+  assert.equal(unknown.errors?.[0]?.extensions?.code, "NOT_FOUND", JSON.stringify(unknown));
   assert.equal(g1.exited, false);
   assert.equal((await get(g1, "s0", "EVENTUAL")) !== null, true);
 });

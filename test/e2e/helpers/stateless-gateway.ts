@@ -1,5 +1,5 @@
 // Starts `logkv gateway --stateless` as a real process on a free loopback port and waits for
-// its GraphiQL line; graphql() posts to it with fetch; stop() sends SIGTERM.
+// its GraphiQL line; graphql() posts to it with fetch; stop() sends SIGTERM, kill() SIGKILL.
 import { spawn, type ChildProcess } from "node:child_process";
 import { cliPath } from "../../helpers/broker-process.js";
 
@@ -64,6 +64,15 @@ export class StatelessGatewayProcess {
 
   get exited(): boolean {
     return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  /** Crash: SIGKILL, nothing finished or closed. */
+  async kill(): Promise<void> {
+    if (this.exited) return;
+    await new Promise((resolve) => {
+      this.child.once("exit", resolve);
+      this.child.kill("SIGKILL");
+    });
   }
 
   async stop(): Promise<number | null> {

@@ -1,7 +1,9 @@
 // The internal RPC server and client against a real materializer. Goal: a client reads,
 // waits and awaits outcomes over one pipelined connection; a read fenced at an offset
 // waits for it and a fence never reached times out; partitions the node does not own are
-// refused with NOT_OWNER; the server bounds in-flight requests; malformed frames and
+// refused with NOT_OWNER; change pages long-poll, skip offsets with no change and refuse bad
+// arguments; a transaction's vote and the prepared entries are served (a stateless
+// gateway's coordinator reads them); the server bounds in-flight requests; malformed frames and
 // payloads get typed errors and the server keeps serving; TLS works with a trusted CA and
 // refuses a client that does not trust it.
 // Method: a real broker process, an in-process Materializer (EveryPartition ownership)
@@ -25,6 +27,8 @@ import { isDbError } from "../../../services/shared/errors.js";
 import { createLogger } from "../../../services/shared/log.js";
 import { BrokerProcess } from "../../helpers/broker-process.js";
 import { ordersTable, putEvent } from "../../helpers/materializer-fixture.js";
+import { encodeTxnRecord } from "../../../schemas/transactions.js";
+import { abort, prepare, txPut } from "../transactions/builders.js";
 
 const logger = createLogger("test");
 let broker: BrokerProcess;
@@ -127,6 +131,99 @@ test("reads, fenced reads, catalog, outcomes and batch gets over one connection"
     for (let i = 0; i < 8; i++) scans.push(c.call("scan", page, 1000));
     const pages = (await Promise.all(scans)) as { result: { count: number } }[];
     assert.ok(pages.every((p) => p.result.count === 1));
+  } finally {
+    c.close();
+  }
+});
+
+test("changes: pages from an offset, long polls, skipped offsets, bad arguments", async () => {
+  const c = await client();
+  try {
+    const ask = (from: bigint | null, timeoutMs = 1000, extra: Record<string, unknown> = {}) =>
+      c.call(
+        "changes",
+        { table: "orders", partition: written.partition, from, limit: 10, timeoutMs, ...extra },
+        timeoutMs + 1000,
+      ) as Promise<{ changes: { offset: bigint; keys: unknown }[]; next: bigint }>;
+    const start = await ask(null);
+    assert.deepEqual(start.changes, []);
+    assert.ok(start.next >= written.next, "a stream with no position starts at applied");
+    const all = await ask(0n);
+    assert.ok(
+      all.changes.some((ch) => ch.offset === written.next - 1n),
+      "alice's put is there",
+    );
+    assert.equal(all.next, materializer.appliedOffset(topic, written.partition));
+    // Nothing new: the poll holds until its timeout, then answers where to go on.
+    const began = Date.now();
+    const idle = await ask(all.next, 300);
+    assert.ok(Date.now() - began >= 250, "held open");
+    assert.deepEqual(idle, { changes: [], next: all.next });
+    // A write during the poll answers it at once.
+    const waiting = ask(all.next, 10_000);
+    const item = { customer: { S: "alice" }, orderId: { N: "7" }, total: { N: "1" } };
+    const at = await log.appendItemEvent(topic, item.customer, putEvent("orders", item));
+    const woke = await waiting;
+    assert.deepEqual(
+      woke.changes.map((ch) => ch.offset),
+      [at.offset],
+    );
+    assert.equal(woke.next, at.offset + 1n);
+    // An offset with no change event (an aborted prepare) is skipped by `next`.
+    const bytes = encodeTxnRecord(prepare("rpc-skip#0", [txPut(0, "orders", item)], 1n));
+    const skip = await log.appendBytes(topic, Buffer.from("alice"), bytes);
+    assert.equal(skip.partition, written.partition);
+    const skipped = await ask(woke.next, 5_000);
+    assert.deepEqual(skipped, { changes: [], next: skip.offset + 1n });
+    for (const [bad, code] of [
+      [{ limit: 0 }, "INVALID_ARGUMENT"],
+      [{ partition: 99 }, "INVALID_ARGUMENT"],
+      [{ table: "nope" }, "NOT_FOUND"],
+      [{ from: -1n }, "INVALID_ARGUMENT"],
+    ] as const) {
+      await assert.rejects(ask(0n, 500, bad), (e) => isDbError(e, code), Object.keys(bad)[0]);
+    }
+  } finally {
+    c.close();
+  }
+});
+
+test("a transaction's vote and the prepared entries are served", async () => {
+  const c = await client();
+  try {
+    const item = { customer: { S: "carol" }, orderId: { N: "1" }, total: { N: "5" } };
+    const deadlineMs = BigInt(Date.now() + 60_000);
+    const record = prepare("rpc-vote#0", [txPut(0, "orders", item)], deadlineMs);
+    const at = await log.appendBytes(topic, Buffer.from("carol"), encodeTxnRecord(record));
+    const vote = (await c.call(
+      "txnVote",
+      { topic, partition: at.partition, offset: at.offset, timeoutMs: 5000 },
+      6000,
+    )) as { vote: { kind: string; commit: boolean } | null };
+    assert.equal(vote.vote?.kind, "VOTE");
+    assert.equal(vote.vote?.commit, true);
+    const prepared = (await c.call("txnPrepared", {}, 2000)) as {
+      entries: { topic: string; partition: number; txnId: string }[];
+    };
+    assert.ok(prepared.entries.some((e) => e.txnId === "rpc-vote#0" && e.topic === topic));
+    // An offset that holds no prepare has no vote.
+    const none = (await c.call(
+      "txnVote",
+      { topic, partition: written.partition, offset: written.next - 1n, timeoutMs: 1000 },
+      2000,
+    )) as { vote: unknown };
+    assert.equal(none.vote, null);
+    const done = await log.appendBytes(
+      topic,
+      Buffer.from("carol"),
+      encodeTxnRecord(abort("rpc-vote#0", deadlineMs)),
+    );
+    await materializer.waitApplied(topic, done.partition, done.offset + 1n, 5000);
+    const after = (await c.call("txnPrepared", {}, 2000)) as { entries: { txnId: string }[] };
+    assert.equal(
+      after.entries.some((e) => e.txnId === "rpc-vote#0"),
+      false,
+    );
   } finally {
     c.close();
   }
