@@ -16,6 +16,65 @@ export interface PipelineNames {
 }
 
 export const transform = (value: string): string => `T(${value})`;
+
+/**
+ * Creates the input and output topics and writes `records` input records (key `k<i>`,
+ * value `v<i>`, partition i mod `partitions`), then checks that the input holds them all.
+ * One partition per `send`: kafkajs 2.2's sendMessages keeps one response per broker across
+ * its retries, so when a partition's leader moves onto a broker that already answered
+ * another partition of the same send, that partition's messages are silently dropped and
+ * the send still succeeds. On a Raft cluster, Metadata right after CreateTopics may name a
+ * leader hint that is not the elected leader, which made a multi-partition send lose
+ * whole partitions of the input (issue 6: the output then "missed" records the pipeline
+ * never had to transform).
+ */
+export async function writeInput(
+  kafka: Kafka,
+  names: { input: string; output: string },
+  partitions: number,
+  records: number,
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      topics: [
+        { topic: names.input, numPartitions: partitions },
+        { topic: names.output, numPartitions: partitions },
+      ],
+      waitForLeaders: true,
+    });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    try {
+      for (let partition = 0; partition < partitions; partition++) {
+        const values: number[] = [];
+        for (let i = partition; i < records; i += partitions) values.push(i);
+        for (let at = 0; at < values.length; at += 200) {
+          await producer.send({
+            topic: names.input,
+            acks: -1,
+            messages: values
+              .slice(at, at + 200)
+              .map((i) => ({ key: `k${i}`, value: `v${i}`, partition })),
+          });
+        }
+      }
+    } finally {
+      await producer.disconnect();
+    }
+    const ends = await admin.fetchTopicOffsets(names.input);
+    const held = ends.reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
+    if (held !== records) {
+      throw new Error(
+        `input holds ${held} records, not ${records}: ` +
+          ends.map((p) => `${p.partition}:${p.low}-${p.high}`).join(" "),
+      );
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
