@@ -78,13 +78,17 @@ describe("exactly-once pipeline on a Raft cluster through leader and coordinator
     await admin.connect();
     try {
       for (let attempt = 0; attempt < 100; attempt++) {
-        if (kind === "coordinator") {
-          const { controller } = await admin.describeCluster();
-          if (controller !== null && controller > 0) return controller;
-        } else {
-          const meta = await admin.fetchTopicMetadata({ topics: [OUTPUT] });
-          const leader = meta.topics[0]?.partitions.find((p) => p.partitionId === 0)?.leader;
-          if (leader !== undefined && leader > 0) return leader;
+        try {
+          if (kind === "coordinator") {
+            const { controller } = await admin.describeCluster();
+            if (controller !== null && controller > 0) return controller;
+          } else {
+            const meta = await admin.fetchTopicMetadata({ topics: [OUTPUT] });
+            const leader = meta.topics[0]?.partitions.find((p) => p.partitionId === 0)?.leader;
+            if (leader !== undefined && leader > 0) return leader;
+          }
+        } catch {
+          // A broker restarted a moment ago may not know the topic yet: ask again.
         }
         await sleep(50);
       }
@@ -200,6 +204,8 @@ describe("exactly-once pipeline on a Raft cluster through leader and coordinator
       let instances = 0;
       const reasons = new Map<string, number>();
       let chunks = 0;
+      let redelivered = 0;
+      const trails: string[] = [];
       const chaos = (async () => {
         for (let i = 0; i < KILLS; i++) {
           await sleep(800 + random() * 1200);
@@ -249,6 +255,8 @@ describe("exactly-once pipeline on a Raft cluster through leader and coordinator
           await sleep(200);
         }
         chunks += instance.committedChunks;
+        redelivered += instance.redelivered;
+        trails.push(...instance.trail);
         lastCommitAtMs = Math.max(lastCommitAtMs, instance.lastCommitAtMs);
         await instance.stop();
       }
@@ -259,6 +267,8 @@ describe("exactly-once pipeline on a Raft cluster through leader and coordinator
           midRun.map((k) => `${k.kind} ${k.nodeId}`).join(", "),
       );
       t.diagnostic(`instances replaced because: ${JSON.stringify([...reasons])}`);
+      t.diagnostic(`records kafkajs handed over again after their commit: ${redelivered}`);
+      for (const trail of trails.slice(0, 5)) t.diagnostic(trail);
       assert.ok(
         midRun.some((k) => k.kind === "leader") && midRun.some((k) => k.kind === "coordinator"),
         "a partition leader and the coordinator were killed while the pipeline was working",
