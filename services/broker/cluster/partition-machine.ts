@@ -37,6 +37,7 @@ import type { Partition } from "../partition/partition.js";
 import { PartitionLog } from "../storage/partition-log.js";
 import { FileRaftStorage } from "../raft/file-storage.js";
 import type { StateMachine } from "../raft/raft-group.js";
+import type { TxnPartitionState } from "./txn-entries.js";
 import type { Entry, NodeId, Snapshot } from "../raft/types.js";
 import type { ReplicatedTxnPartition } from "./txn-entries.js";
 
@@ -52,17 +53,22 @@ export interface PartitionSnapshot {
   /** The partition log's end after the snapshot's last entry. */
   endOffset: bigint;
   logStartOffset: bigint;
-  /** ReplicatedTxnPartition's open transactions: producer id → txnStartedMs. */
-  openTxns: [bigint, number][];
+  /** ReplicatedTxnPartition's transaction state (open and last ended transactions). */
+  txns: TxnPartitionState;
 }
 
 export function encodePartitionSnapshot(snapshot: PartitionSnapshot): Uint8Array {
   return encoder.encode(
     JSON.stringify({
-      version: 1,
+      version: 2,
       endOffset: snapshot.endOffset.toString(),
       logStartOffset: snapshot.logStartOffset.toString(),
-      openTxns: snapshot.openTxns.map(([id, startedMs]) => [id.toString(), startedMs]),
+      openTxns: snapshot.txns.open.map(([id, startedMs, stale]) => [
+        id.toString(),
+        startedMs,
+        stale,
+      ]),
+      endedTxns: snapshot.txns.ended.map(([id, startedMs]) => [id.toString(), startedMs]),
     }),
   );
 }
@@ -73,17 +79,23 @@ export function decodePartitionSnapshot(data: Uint8Array): PartitionSnapshot {
       version: number;
       endOffset: string;
       logStartOffset: string;
-      openTxns: [string, number][];
+      openTxns: [string, number, boolean?][];
+      endedTxns?: [string, number][];
     };
-    if (parsed.version !== 1) throw new Error(`version ${parsed.version}`);
-    const openTxns = parsed.openTxns.map(([id, startedMs]): [bigint, number] => {
+    // Version 1 (before ended transactions were tracked) has no endedTxns and no stale flags.
+    if (parsed.version !== 1 && parsed.version !== 2) throw new Error(`version ${parsed.version}`);
+    const open = parsed.openTxns.map(([id, startedMs, stale]): [bigint, number, boolean] => {
       if (typeof startedMs !== "number") throw new Error("bad open transaction");
+      return [BigInt(id), startedMs, stale === true];
+    });
+    const ended = (parsed.endedTxns ?? []).map(([id, startedMs]): [bigint, number] => {
+      if (typeof startedMs !== "number") throw new Error("bad ended transaction");
       return [BigInt(id), startedMs];
     });
     const endOffset = BigInt(parsed.endOffset);
     const logStartOffset = BigInt(parsed.logStartOffset);
     if (endOffset < 0n || logStartOffset < 0n) throw new Error("negative offset");
-    return { endOffset, logStartOffset, openTxns };
+    return { endOffset, logStartOffset, txns: { open, ended } };
   } catch (error) {
     throw new DbError("CORRUPT_DATA", "bad partition snapshot", { cause: error });
   }
@@ -128,7 +140,7 @@ export class PartitionStateMachine implements StateMachine {
     return encodePartitionSnapshot({
       endOffset,
       logStartOffset: partition.logStartOffset,
-      openTxns: txns.openTable(),
+      txns: txns.txnState(),
     });
   }
 
@@ -148,7 +160,7 @@ export class PartitionStateMachine implements StateMachine {
       const peers = [...snapshot.meta.conf.voters, ...(snapshot.meta.conf.learners ?? [])];
       await this.copyUpTo(data.endOffset, peers);
     }
-    this.options.txns.restoreOpen(data.openTxns);
+    this.options.txns.restoreTxnState(data.txns);
   }
 
   /** Pulls whole batches from other replicas until the log ends at `endOffset`. */

@@ -18,11 +18,15 @@
 // transaction open here that started no later than the marker's (startedMs grows from one
 // transaction of an id to the next). A marker written twice (a retry after a failover) or
 // one that arrives late, after the producer's next transaction began, therefore changes
-// nothing. The Partition derives the last stable offset and the aborted
-// index from the batches as it always does, on every replica, at apply time.
+// nothing. A data entry labelled with the startedMs of the producer's transaction that
+// already ended here (a lagging leader's label) belongs to a later transaction: only a
+// marker with a later startedMs ends it, never a duplicate of the ended one's marker. The
+// Partition derives the last stable offset and the aborted index from the batches as it
+// always does, on every replica, at apply time.
 //
-// The open-transaction table is derived state like the partition log: a partition group's
-// snapshot carries it (openTable/restoreOpen) and a restart replays the entries after it.
+// The open-transaction table and the last ended startedMs of each producer are derived
+// state like the partition log: a partition group's snapshot carries both (txnState /
+// restoreTxnState) and a restart replays the entries after it.
 import { DbError } from "../../shared/errors.js";
 import { readBatchHeader } from "../records/batch-header.js";
 import type { Partition, ProduceOutcome } from "../partition/partition.js";
@@ -90,8 +94,19 @@ export function entryKind(entry: Entry): number {
  * The transactions open in one replicated partition, by producer id → txnStartedMs, kept
  * beside the Partition and fed only by apply (so identical on every replica).
  */
+/** A replicated partition's transaction state: open (producer id, txnStartedMs, label
+ *  stale) and ended (producer id, txnStartedMs of its last ended transaction). */
+export interface TxnPartitionState {
+  open: [bigint, number, boolean][];
+  ended: [bigint, number][];
+}
+
 export class ReplicatedTxnPartition {
-  private readonly open = new Map<bigint, number>();
+  /** Producer id → its open transaction here: the startedMs it was labelled with, and
+   *  whether that label is stale (the transaction it names had already ended here). */
+  private readonly open = new Map<bigint, { startedMs: number; afterEnded: boolean }>();
+  /** Producer id → startedMs of the last transaction a marker ended here. */
+  private readonly ended = new Map<bigint, number>();
 
   constructor(private readonly partition: Partition) {}
 
@@ -99,15 +114,22 @@ export class ReplicatedTxnPartition {
     return this.open.size;
   }
 
-  /** The open transactions (producer id, txnStartedMs), for a partition group's snapshot. */
-  openTable(): [bigint, number][] {
-    return [...this.open];
+  /** The open and last ended transactions, for a partition group's snapshot. */
+  txnState(): TxnPartitionState {
+    return {
+      open: [...this.open].map(([id, { startedMs, afterEnded }]) => [id, startedMs, afterEnded]),
+      ended: [...this.ended],
+    };
   }
 
-  /** Replaces the open transactions with a snapshot's (partition-machine.ts). */
-  restoreOpen(table: readonly [bigint, number][]): void {
+  /** Replaces the transaction state with a snapshot's (partition-machine.ts). */
+  restoreTxnState(state: TxnPartitionState): void {
     this.open.clear();
-    for (const [producerId, startedMs] of table) this.open.set(producerId, startedMs);
+    this.ended.clear();
+    for (const [producerId, startedMs, afterEnded] of state.open) {
+      this.open.set(producerId, { startedMs, afterEnded });
+    }
+    for (const [producerId, startedMs] of state.ended) this.ended.set(producerId, startedMs);
   }
 
   /** Applies a type-2 or type-3 entry. */
@@ -138,20 +160,30 @@ export class ReplicatedTxnPartition {
       () => 0,
     );
     if (outcome.errorCode === 0 && !outcome.duplicate && !this.open.has(header.producerId)) {
-      this.open.set(header.producerId, txnStartedMs);
+      // A label naming a transaction that already ended here is stale: a leader whose
+      // replica of the coordinator state lagged admitted a batch of the producer's next
+      // transaction under the previous one's startedMs. A duplicate of that previous
+      // transaction's marker (re-proposed after a failover) must not end it.
+      const afterEnded = this.ended.get(header.producerId) === txnStartedMs;
+      this.open.set(header.producerId, { startedMs: txnStartedMs, afterEnded });
     }
     return outcome;
   }
 
   private async applyMarker(marker: TxnMarkerEntry): Promise<{ marked: boolean }> {
-    const started = this.open.get(marker.producerId);
+    const open = this.open.get(marker.producerId);
     // Only a marker of the open transaction or of a later one ends it: a late marker of an
     // earlier transaction must not end the next one. A later one does, because a leader
     // whose replica of the coordinator state lagged (just restarted, still replaying the
     // controller log) may have labelled a batch with the previous transaction's startedMs
-    // of the same producer epoch.
-    if (started === undefined || started > marker.txnStartedMs) return { marked: false };
+    // of the same producer epoch; such a stale label is ended only by a later marker.
+    if (open === undefined) return { marked: false };
+    const ends =
+      open.startedMs < marker.txnStartedMs ||
+      (open.startedMs === marker.txnStartedMs && !open.afterEnded);
+    if (!ends) return { marked: false };
     this.open.delete(marker.producerId);
+    this.ended.set(marker.producerId, marker.txnStartedMs);
     await this.partition.appendMarker({
       producerId: marker.producerId,
       producerEpoch: marker.producerEpoch,

@@ -127,7 +127,8 @@ describe("partition group snapshots", () => {
       const snapshotData = await machineOf(source, () => Promise.resolve(null)).snapshot();
       const decoded = decodePartitionSnapshot(snapshotData);
       assert.equal(decoded.endOffset, source.partition.logEndOffset);
-      assert.equal(decoded.openTxns.length, 2);
+      assert.equal(decoded.txns.open.length, 2);
+      assert.equal(decoded.txns.ended.length, 2, "the ended transactions of producers 20 and 21");
 
       // The target already holds a prefix (it applied the first entries), then installs.
       target.partition.produce(readBatchHeader(first), first, "CreateTime", 1);
@@ -154,7 +155,7 @@ describe("partition group snapshots", () => {
         source.partition.abortedTransactions(0n, source.partition.logEndOffset),
       );
       assert.deepEqual(target.partition.openTransactions(), source.partition.openTransactions());
-      assert.deepEqual(target.txns.openTable(), source.txns.openTable());
+      assert.deepEqual(target.txns.txnState(), source.txns.txnState());
       // The producer state came with the copied batches: a retry is a duplicate.
       const retry = await idempotent(4, 2);
       const again = target.partition.produce(readBatchHeader(retry), retry, "CreateTime", 1);

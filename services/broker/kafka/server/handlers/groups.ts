@@ -54,11 +54,39 @@ export function handleFindCoordinator(
   };
 }
 
+/**
+ * Clustered: NOT_COORDINATOR for a group request on a broker that is not the group
+ * coordinator (the controller's leader, as FindCoordinator names it); null where it is
+ * served. Without it a broker that had just lost the controller's leadership, or that a
+ * client found as coordinator from a stale view, served the group locally, from replicated
+ * offsets a controller round behind: kafkajs then fetched already committed input again in
+ * the exactly-once pipeline (issue 6). The client looks the coordinator up again.
+ */
+function notCoordinator(broker: BrokerContext): number | null {
+  if (broker.cluster === undefined) return null;
+  return broker.cluster.coordinator()?.nodeId === broker.config.nodeId
+    ? null
+    : KafkaErrorCode.NOT_COORDINATOR;
+}
+
 export async function handleJoinGroup(
   broker: BrokerContext,
   context: RequestContext,
   request: T.JoinGroupRequest,
 ): Promise<T.JoinGroupResponse> {
+  const refused = notCoordinator(broker);
+  if (refused !== null) {
+    return {
+      throttleTimeMs: 0,
+      errorCode: refused,
+      generationId: -1,
+      protocolType: null,
+      protocolName: context.apiVersion >= 7 ? null : "",
+      leader: "",
+      memberId: request.memberId,
+      members: [],
+    };
+  }
   const result = await broker.groups.joinGroup({
     groupId: request.groupId,
     sessionTimeoutMs: request.sessionTimeoutMs,
@@ -96,6 +124,16 @@ export async function handleSyncGroup(
   _context: RequestContext,
   request: T.SyncGroupRequest,
 ): Promise<T.SyncGroupResponse> {
+  const refused = notCoordinator(broker);
+  if (refused !== null) {
+    return {
+      throttleTimeMs: 0,
+      errorCode: refused,
+      protocolType: null,
+      protocolName: null,
+      assignment: Buffer.alloc(0),
+    };
+  }
   const result = await broker.groups.syncGroup({
     groupId: request.groupId,
     generationId: request.generationId,
@@ -117,6 +155,8 @@ export async function handleHeartbeat(
   _context: RequestContext,
   request: T.HeartbeatRequest,
 ): Promise<T.HeartbeatResponse> {
+  const refused = notCoordinator(broker);
+  if (refused !== null) return { throttleTimeMs: 0, errorCode: refused };
   const errorCode = await broker.groups.heartbeat({
     groupId: request.groupId,
     generationId: request.generationId,
@@ -131,6 +171,12 @@ export async function handleLeaveGroup(
   context: RequestContext,
   request: T.LeaveGroupRequest,
 ): Promise<T.LeaveGroupResponse> {
+  const refused = notCoordinator(broker);
+  if (refused !== null) {
+    return context.apiVersion < 3
+      ? { throttleTimeMs: 0, errorCode: refused }
+      : { throttleTimeMs: 0, errorCode: refused, members: [] };
+  }
   const members =
     context.apiVersion >= 3
       ? (request.members ?? []).map((m) => ({
@@ -154,6 +200,19 @@ export async function handleOffsetCommit(
   _context: RequestContext,
   request: T.OffsetCommitRequest,
 ): Promise<T.OffsetCommitResponse> {
+  const refused = notCoordinator(broker);
+  if (refused !== null) {
+    return {
+      throttleTimeMs: 0,
+      topics: request.topics.map((t) => ({
+        name: t.name,
+        partitions: t.partitions.map((p) => ({
+          partitionIndex: p.partitionIndex,
+          errorCode: refused,
+        })),
+      })),
+    };
+  }
   const result = await broker.groups.commitOffsets({
     groupId: request.groupId,
     generationId: request.generationIdOrMemberEpoch ?? -1,
@@ -221,6 +280,24 @@ export async function handleOffsetFetch(
   _context: RequestContext,
   request: T.OffsetFetchRequest,
 ): Promise<T.OffsetFetchResponse> {
+  const refused = notCoordinator(broker);
+  if (refused !== null) {
+    // v2+ carry a top-level error; below that each partition carries it.
+    return {
+      throttleTimeMs: 0,
+      errorCode: refused,
+      topics: (request.topics ?? []).map((t) => ({
+        name: t.name,
+        partitions: t.partitionIndexes.map((partitionIndex) => ({
+          partitionIndex,
+          committedOffset: -1n,
+          committedLeaderEpoch: -1,
+          metadata: "",
+          errorCode: refused,
+        })),
+      })),
+    };
+  }
   const topics =
     request.topics === undefined || request.topics === null
       ? null
