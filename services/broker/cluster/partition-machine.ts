@@ -37,9 +37,8 @@ import type { Partition } from "../partition/partition.js";
 import { PartitionLog } from "../storage/partition-log.js";
 import { FileRaftStorage } from "../raft/file-storage.js";
 import type { StateMachine } from "../raft/raft-group.js";
-import type { TxnPartitionState } from "./txn-entries.js";
 import type { Entry, NodeId, Snapshot } from "../raft/types.js";
-import type { ReplicatedTxnPartition } from "./txn-entries.js";
+import type { ReplicatedTxnPartition, TxnPartitionState } from "./txn-entries.js";
 
 /** The most record bytes one fetch answer carries (at least one whole batch). */
 export const CHUNK_BYTES = 1024 * 1024;
