@@ -15,14 +15,10 @@
 // LOGKV_LONG=1 runs more restart rounds.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { Kafka, logLevel, type Producer } from "kafkajs";
 import { ClusterProcesses } from "../helpers/cluster-process.js";
 import { RawKafkaClient } from "../helpers/raw-client.js";
-import { PartitionLog } from "../../services/broker/storage/partition-log.js";
-import { batchSizeAt } from "../../services/broker/records/batch-header.js";
-import { decodeBatchRecords } from "../../services/broker/records/records.js";
-import { createLogger } from "../../services/shared/log.js";
+import { readReplica } from "../helpers/replica-disk.js";
 
 const LONG = process.env.LOGKV_LONG === "1";
 const TOPIC = "replicated";
@@ -162,36 +158,6 @@ async function fetchErrorCode(address: string): Promise<number> {
 }
 
 /** Values of every record in a stopped broker's partition log, in offset order. */
-async function replicaValues(dataDir: string, partition: number): Promise<string[]> {
-  const dir = join(dataDir, "topics", TOPIC, String(partition));
-  const log = await PartitionLog.open(
-    {
-      dir,
-      segmentBytes: 1024 * 1024 * 1024,
-      segmentMs: 7 * 24 * 3600 * 1000,
-      indexIntervalBytes: 4096,
-      retentionMs: -1,
-      retentionBytes: -1,
-      flush: "never",
-    },
-    createLogger("replica-check"),
-  );
-  const values: string[] = [];
-  let offset = log.logStartOffset;
-  while (offset < log.logEndOffset) {
-    const read = await log.read(offset, 1024 * 1024);
-    for (let pos = 0; pos < read.records.length;) {
-      const size = batchSizeAt(read.records, pos);
-      for (const record of await decodeBatchRecords(read.records.subarray(pos, pos + size))) {
-        values.push(record.value?.toString() ?? "");
-      }
-      pos += size;
-    }
-    offset = read.nextOffset;
-  }
-  await log.close();
-  return values;
-}
 
 async function consumeAll(kafka: Kafka, expected: number): Promise<string[][]> {
   const consumer = kafka.consumer({ groupId: "raft-readers", maxWaitTimeInMs: 100 });
@@ -328,7 +294,9 @@ test("acks=-1 idempotent produce loses nothing across leader SIGKILL and rolling
   await sleep(1000);
   for (const broker of cluster.brokers) await broker.stop();
   for (let p = 0; p < PARTITIONS; p++) {
-    const replicas = await Promise.all(cluster.brokers.map((b) => replicaValues(b.dataDir, p)));
+    const replicas = await Promise.all(
+      cluster.brokers.map(async (b) => (await readReplica(b.dataDir, TOPIC, p)).values),
+    );
     for (const [i, values] of replicas.entries()) {
       checkSequence(`broker ${i + 1}, partition ${p}`, values, workload.acked, p);
       assert.deepEqual(values, replicas[0], `broker ${i + 1} partition ${p} differs`);

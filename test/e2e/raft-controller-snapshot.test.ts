@@ -12,14 +12,10 @@
 // broker 1 restarts and must still know every topic.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { ClusterProcesses } from "../helpers/cluster-process.js";
 import { RawKafkaClient } from "../helpers/raw-client.js";
-import { PartitionLog } from "../../services/broker/storage/partition-log.js";
-import { batchSizeAt } from "../../services/broker/records/batch-header.js";
-import { decodeBatchRecords } from "../../services/broker/records/records.js";
-import { createLogger } from "../../services/shared/log.js";
+import { readReplica } from "../helpers/replica-disk.js";
 
 const TOPICS = Array.from({ length: 12 }, (_, i) => `compacted-${i}`);
 const GROWN = "grown";
@@ -69,32 +65,6 @@ async function metric(url: string, pattern: RegExp): Promise<number> {
   const text = await (await fetch(url)).text();
   const match = pattern.exec(text);
   return match === null ? 0 : Number(match[1]);
-}
-
-async function diskValues(dataDir: string, topic: string, partition = 0): Promise<string[]> {
-  const log = await PartitionLog.open(
-    {
-      dir: join(dataDir, "topics", topic, String(partition)),
-      segmentBytes: 1024 * 1024 * 1024,
-      segmentMs: 7 * 24 * 3600 * 1000,
-      indexIntervalBytes: 4096,
-      retentionMs: -1,
-      retentionBytes: -1,
-      flush: "never",
-    },
-    createLogger("replica-check"),
-  );
-  const values: string[] = [];
-  const read = await log.read(log.logStartOffset, 1024 * 1024);
-  for (let pos = 0; pos < read.records.length;) {
-    const size = batchSizeAt(read.records, pos);
-    for (const record of await decodeBatchRecords(read.records.subarray(pos, pos + size))) {
-      values.push(record.value?.toString() ?? "");
-    }
-    pos += size;
-  }
-  await log.close();
-  return values;
 }
 
 test("the controller compacts its log; a broker behind the snapshot catches up by InstallSnapshot", async (t) => {
@@ -220,9 +190,11 @@ test("the controller compacts its log; a broker behind the snapshot catches up b
   await sleep(1000);
   await third.stop();
   for (const topic of TOPICS) {
-    assert.deepEqual(await diskValues(third.dataDir, topic), [`in-${topic}`], topic);
+    assert.deepEqual((await readReplica(third.dataDir, topic)).values, [`in-${topic}`], topic);
   }
   for (let partition = 0; partition < 3; partition++) {
-    assert.deepEqual(await diskValues(third.dataDir, GROWN, partition), [`grown-${partition}`]);
+    assert.deepEqual((await readReplica(third.dataDir, GROWN, partition)).values, [
+      `grown-${partition}`,
+    ]);
   }
 });

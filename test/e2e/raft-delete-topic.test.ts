@@ -13,24 +13,11 @@ import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { ClusterProcesses } from "../helpers/cluster-process.js";
 import { RawKafkaClient } from "../helpers/raw-client.js";
-import { PartitionLog } from "../../services/broker/storage/partition-log.js";
-import { batchSizeAt } from "../../services/broker/records/batch-header.js";
-import { decodeBatchRecords } from "../../services/broker/records/records.js";
 import { FileRaftStorage } from "../../services/broker/raft/file-storage.js";
-import { createLogger } from "../../services/shared/log.js";
+import { readReplica, until } from "../helpers/replica-disk.js";
 
 const TOPIC = "doomed";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | null>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /** Partition count of TOPIC in a broker's Metadata for all topics (0: it does not know it). */
 async function partitionsOf(address: string): Promise<number> {
@@ -54,32 +41,6 @@ async function controllerId(address: string): Promise<number> {
   } finally {
     client.close();
   }
-}
-
-async function diskValues(dataDir: string, partition: number): Promise<string[]> {
-  const log = await PartitionLog.open(
-    {
-      dir: join(dataDir, "topics", TOPIC, String(partition)),
-      segmentBytes: 1024 * 1024 * 1024,
-      segmentMs: 7 * 24 * 3600 * 1000,
-      indexIntervalBytes: 4096,
-      retentionMs: -1,
-      retentionBytes: -1,
-      flush: "never",
-    },
-    createLogger("replica-check"),
-  );
-  const values: string[] = [];
-  const read = await log.read(log.logStartOffset, 4 * 1024 * 1024);
-  for (let pos = 0; pos < read.records.length;) {
-    const size = batchSizeAt(read.records, pos);
-    for (const record of await decodeBatchRecords(read.records.subarray(pos, pos + size))) {
-      values.push(record.value?.toString() ?? "");
-    }
-    pos += size;
-  }
-  await log.close();
-  return values;
 }
 
 test("DeleteTopics goes through the controller; a re-created topic starts clean everywhere", async (t) => {
@@ -199,7 +160,11 @@ test("DeleteTopics goes through the controller; a re-created topic starts clean 
   for (const broker of cluster.brokers) await broker.stop();
   for (const id of [1, 2, 3]) {
     const dataDir = cluster.broker(id).dataDir;
-    assert.deepEqual(await diskValues(dataDir, 0), newValues, `broker ${id} partition 0`);
+    assert.deepEqual(
+      (await readReplica(dataDir, TOPIC, 0)).values,
+      newValues,
+      `broker ${id} partition 0`,
+    );
     assert.equal(existsSync(join(dataDir, "topics", TOPIC, "1")), false, `broker ${id} p1`);
   }
 });

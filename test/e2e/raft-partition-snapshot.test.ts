@@ -17,23 +17,13 @@ import { Kafka, logLevel, type Producer } from "kafkajs";
 import { ClusterProcesses } from "../helpers/cluster-process.js";
 import { RawKafkaClient } from "../helpers/raw-client.js";
 import { PartitionLog } from "../../services/broker/storage/partition-log.js";
-import { batchSizeAt } from "../../services/broker/records/batch-header.js";
-import { decodeBatchRecords, encodeBatch } from "../../services/broker/records/records.js";
+import { encodeBatch } from "../../services/broker/records/records.js";
 import { ApiKey } from "../../services/broker/kafka/protocol/api-versions.js";
 import type * as T from "../../services/broker/kafka/protocol/generated/types.js";
 import { createLogger } from "../../services/shared/log.js";
+import { readReplica, until } from "../helpers/replica-disk.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | null>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 async function metric(url: string | null, name: string, labels: string): Promise<number> {
   assert.ok(url !== null, "broker started without --metrics");
@@ -46,43 +36,6 @@ async function metric(url: string | null, name: string, labels: string): Promise
 }
 
 /** The raw record batches and record values of a stopped broker's partition log. */
-async function replica(
-  dataDir: string,
-  topic: string,
-): Promise<{ bytes: Buffer; values: string[]; start: bigint }> {
-  const log = await PartitionLog.open(
-    {
-      dir: join(dataDir, "topics", topic, "0"),
-      segmentBytes: 1024 * 1024 * 1024,
-      segmentMs: 7 * 24 * 3600 * 1000,
-      indexIntervalBytes: 4096,
-      retentionMs: -1,
-      retentionBytes: -1,
-      flush: "never",
-    },
-    createLogger("replica-check"),
-  );
-  const chunks: Buffer[] = [];
-  const values: string[] = [];
-  let offset = log.logStartOffset;
-  while (offset < log.logEndOffset) {
-    const read = await log.read(offset, 1024 * 1024);
-    if (read.records.length === 0) break;
-    chunks.push(read.records);
-    for (let pos = 0; pos < read.records.length;) {
-      const size = batchSizeAt(read.records, pos);
-      const batch = read.records.subarray(pos, pos + size);
-      for (const record of await decodeBatchRecords(batch)) {
-        values.push(record.value?.toString() ?? "");
-      }
-      offset = batch.readBigInt64BE(0) + BigInt(batch.readInt32BE(23)) + 1n;
-      pos += size;
-    }
-  }
-  const start = log.logStartOffset;
-  await log.close();
-  return { bytes: Buffer.concat(chunks), values, start };
-}
 
 async function leaderOf(address: string, topic: string): Promise<number> {
   const client = await RawKafkaClient.connect(address);
@@ -217,7 +170,7 @@ test("a follower behind the partition snapshot installs it; a restart replays on
   await producer.disconnect();
   for (const broker of cluster.brokers) await broker.stop();
 
-  const replicas = await Promise.all(cluster.brokers.map((b) => replica(b.dataDir, topic)));
+  const replicas = await Promise.all(cluster.brokers.map((b) => readReplica(b.dataDir, topic)));
   assert.deepEqual(replicas[0]!.values, sent, "every acknowledged value once, in order");
   for (const [i, r] of replicas.entries()) {
     assert.equal(r.start, 0n, `replica ${i + 1} starts at 0`);
@@ -258,7 +211,7 @@ test("a follower behind the partition snapshot installs it; a restart replays on
   await again.disconnect();
   await sleep(1000);
   for (const broker of cluster.brokers) await broker.stop();
-  const healed = await Promise.all(cluster.brokers.map((b) => replica(b.dataDir, topic)));
+  const healed = await Promise.all(cluster.brokers.map((b) => readReplica(b.dataDir, topic)));
   assert.deepEqual(healed[follower - 1]!.values, sent, "the follower holds everything again");
   for (const [i, r] of healed.entries()) {
     assert.ok(r.bytes.equals(healed[0]!.bytes), `replica ${i + 1} is byte-identical after repair`);
@@ -316,7 +269,7 @@ test("SIGKILL while snapshots are taken and installed loses nothing acknowledged
   assert.ok(acked.length > 30, `only ${acked.length} acknowledged`);
   await sleep(1500);
   for (const broker of cluster.brokers) await broker.stop();
-  const replicas = await Promise.all(cluster.brokers.map((b) => replica(b.dataDir, topic)));
+  const replicas = await Promise.all(cluster.brokers.map((b) => readReplica(b.dataDir, topic)));
   for (const [i, r] of replicas.entries()) {
     assert.deepEqual(r.values.slice(0, acked.length), acked, `replica ${i + 1}, seed ${seed}`);
     assert.equal(new Set(r.values).size, r.values.length, `replica ${i + 1} has no duplicate`);
@@ -419,7 +372,7 @@ test("an idempotent retry is a duplicate on a replica that got the batch by snap
   assert.equal(next.errorCode, 0, "the sequence continues after the duplicate");
   await sleep(500);
   for (const broker of cluster.brokers) await broker.stop();
-  const values = (await replica(cluster.broker(follower).dataDir, topic)).values;
+  const values = (await readReplica(cluster.broker(follower).dataDir, topic)).values;
   assert.equal(values.filter((v) => v === "i4").length, 1, "the retried batch is stored once");
   assert.equal(values.filter((v) => v === "i5").length, 1);
 });

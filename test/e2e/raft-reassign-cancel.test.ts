@@ -8,28 +8,14 @@
 // Metadata, API 46 and every original replica's disk are checked.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { BrokerProcess } from "../helpers/broker-process.js";
 import { freePort } from "../helpers/cluster-process.js";
 import { RawKafkaClient } from "../helpers/raw-client.js";
-import { PartitionLog } from "../../services/broker/storage/partition-log.js";
-import { batchSizeAt } from "../../services/broker/records/batch-header.js";
-import { decodeBatchRecords } from "../../services/broker/records/records.js";
-import { createLogger } from "../../services/shared/log.js";
+import { readReplica, until } from "../helpers/replica-disk.js";
 
 const TOPIC = "cancelled-move";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | null>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 async function call<T>(address: string, api: number, version: number, body: object): Promise<T> {
   const client = await RawKafkaClient.connect(address);
@@ -73,32 +59,6 @@ async function moving(address: string): Promise<number> {
     topics: null,
   });
   return answer.topics.filter((t) => t.name === TOPIC).length;
-}
-
-async function diskValues(dataDir: string): Promise<string[]> {
-  const log = await PartitionLog.open(
-    {
-      dir: join(dataDir, "topics", TOPIC, "0"),
-      segmentBytes: 1024 * 1024 * 1024,
-      segmentMs: 7 * 24 * 3600 * 1000,
-      indexIntervalBytes: 4096,
-      retentionMs: -1,
-      retentionBytes: -1,
-      flush: "never",
-    },
-    createLogger("replica-check"),
-  );
-  const values: string[] = [];
-  const read = await log.read(log.logStartOffset, 4 * 1024 * 1024);
-  for (let pos = 0; pos < read.records.length;) {
-    const size = batchSizeAt(read.records, pos);
-    for (const record of await decodeBatchRecords(read.records.subarray(pos, pos + size))) {
-      values.push(record.value?.toString() ?? "");
-    }
-    pos += size;
-  }
-  await log.close();
-  return values;
 }
 
 test("a reassignment in progress is cancelled with replicas: null", async (t) => {
@@ -181,6 +141,10 @@ test("a reassignment in progress is cancelled with replicas: null", async (t) =>
   await sleep(1000);
   for (const broker of brokers) await broker.stop();
   for (const id of original) {
-    assert.deepEqual(await diskValues(brokers[id - 1]!.dataDir), sent, `replica ${id}`);
+    assert.deepEqual(
+      (await readReplica(brokers[id - 1]!.dataDir, TOPIC)).values,
+      sent,
+      `replica ${id}`,
+    );
   }
 });

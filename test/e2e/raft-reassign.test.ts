@@ -14,16 +14,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { promisify } from "node:util";
 import { Kafka, logLevel, type Producer } from "kafkajs";
 import { BrokerProcess, cliPath } from "../helpers/broker-process.js";
 import { freePort } from "../helpers/cluster-process.js";
 import { RawKafkaClient } from "../helpers/raw-client.js";
-import { PartitionLog } from "../../services/broker/storage/partition-log.js";
-import { batchSizeAt } from "../../services/broker/records/batch-header.js";
-import { decodeBatchRecords } from "../../services/broker/records/records.js";
-import { createLogger } from "../../services/shared/log.js";
+import { readReplica, until } from "../helpers/replica-disk.js";
 
 const TOPIC = "moving";
 const PARTITIONS = 2;
@@ -103,16 +99,6 @@ async function metadata(
   }
 }
 
-async function until<T>(what: string, probe: () => Promise<T | null>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 interface AlterAnswer {
   errorCode: number;
   responses: { name: string; partitions: { errorCode: number; errorMessage: string | null }[] }[];
@@ -145,35 +131,6 @@ async function ongoing(address: string): Promise<{ name: string; partitions: unk
 }
 
 /** Values of every record in a stopped broker's partition log, in offset order. */
-async function replicaValues(dataDir: string, partition: number): Promise<string[]> {
-  const log = await PartitionLog.open(
-    {
-      dir: join(dataDir, "topics", TOPIC, String(partition)),
-      segmentBytes: 1024 * 1024 * 1024,
-      segmentMs: 7 * 24 * 3600 * 1000,
-      indexIntervalBytes: 4096,
-      retentionMs: -1,
-      retentionBytes: -1,
-      flush: "never",
-    },
-    createLogger("replica-check"),
-  );
-  const values: string[] = [];
-  let offset = log.logStartOffset;
-  while (offset < log.logEndOffset) {
-    const read = await log.read(offset, 1024 * 1024);
-    for (let pos = 0; pos < read.records.length;) {
-      const size = batchSizeAt(read.records, pos);
-      for (const record of await decodeBatchRecords(read.records.subarray(pos, pos + size))) {
-        values.push(record.value?.toString() ?? "");
-      }
-      pos += size;
-    }
-    offset = read.nextOffset;
-  }
-  await log.close();
-  return values;
-}
 
 /** Each acknowledged value exactly once, and each producer's values in send order. */
 function checkSequence(label: string, values: string[], acked: Acked[][], partition: number) {
@@ -362,7 +319,7 @@ test("a fourth broker joins and partitions move onto it while producers keep pro
   for (const broker of all) await broker.stop();
   for (let p = 0; p < PARTITIONS; p++) {
     const replicas = await Promise.all(
-      targets[p]!.map((id) => replicaValues(all[id - 1]!.dataDir, p)),
+      targets[p]!.map(async (id) => (await readReplica(all[id - 1]!.dataDir, TOPIC, p)).values),
     );
     for (const [i, values] of replicas.entries()) {
       const id = targets[p]![i]!;
