@@ -851,6 +851,7 @@ export class Materializer {
         partitions: entry.definition.partitions,
         retained: this.options.limits?.changesRetained ?? defaultApplierLimits.changesRetained,
         appliedOffset: (p) => this.applier.appliedOffset(topic, p),
+        changesFloor: (p) => this.applier.changesFloor(topic, p),
         changesFrom: (p, offset, limit) => this.applier.changesFrom(table, p, offset, limit),
         onApplied: (fn) =>
           this.onApplied((batch) => (batch.topic === topic ? fn(batch) : undefined)),

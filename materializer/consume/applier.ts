@@ -24,6 +24,8 @@ import type { Item } from "../values/attribute-value.js";
 import {
   appliedOffsetsRange,
   catalogRange,
+  changesFloorKey,
+  changesFloorsRange,
   changeKey,
   changesFromRange,
   decodeAppliedOffset,
@@ -135,6 +137,8 @@ const groupBatchesMax = 64;
 export class Applier {
   private queue: Promise<unknown> = Promise.resolve();
   private gathering: Gathering | null = null;
+  /** Per table partition seeded from a checkpoint, the offset its change events start at. */
+  private readonly floors = new Map<string, bigint>();
   private closed = false;
   /** Keys held by prepared transactions, store-wide (materializer/transactions/). */
   private holdCount = 0;
@@ -166,6 +170,14 @@ export class Applier {
     }
     const applier = new Applier(store, catalog, applied, limits);
     applier.holdCount = await countHolds(store);
+    for await (const [key, value] of store.iterate(changesFloorsRange())) {
+      const parts = decodeKey(key);
+      const topic = parts[2];
+      const partition = parts[3];
+      assert(topic !== undefined && "name" in topic, "changes floor key without topic");
+      assert(partition !== undefined && "uint32" in partition, "changes floor without partition");
+      applier.floors.set(`${topic.name}/${partition.uint32}`, decodeAppliedOffset(value));
+    }
     return applier;
   }
 
@@ -175,6 +187,14 @@ export class Applier {
 
   tables(): CatalogEntry[] {
     return [...this.catalog.values()];
+  }
+
+  /**
+   * The first offset of a table partition whose change event this store may hold (0, or
+   * where the partition was seeded from a checkpoint): older positions cannot be resumed.
+   */
+  changesFloor(topic: string, partition: number): bigint {
+    return this.floors.get(`${topic}/${partition}`) ?? 0n;
   }
 
   /** The next offset to apply in a partition (0 when nothing was applied). */
@@ -502,8 +522,14 @@ export class Applier {
         ops.push(...writeOps(localIndexWrites(table, keyOf(table, item), undefined, item), tables));
       }
       ops.push(appliedOffsetOp(topic, partition, offset));
+      ops.push({
+        type: "put",
+        key: changesFloorKey(topic, partition),
+        value: encodeAppliedOffset(offset),
+      });
       await this.store.batch(ops, { sync: true });
       this.applied.set(`${topic}/${partition}`, offset);
+      this.floors.set(`${topic}/${partition}`, offset);
       return true;
     });
   }

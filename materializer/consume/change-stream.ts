@@ -18,6 +18,8 @@ export interface ChangeSource {
   partitions: number;
   /** Change events kept per partition; older positions cannot be resumed. */
   retained: bigint;
+  /** Per partition, the first offset whose change event the store may hold (seeded). */
+  changesFloor(partition: number): bigint;
 }
 
 export interface ChangeStreamOptions {
@@ -48,10 +50,12 @@ export class ChangeStream implements AsyncIterableIterator<ChangeEvent> {
     for (let p = 0; p < source.partitions; p++) {
       const applied = source.appliedOffset(p);
       const from = options.from?.get(p) ?? applied;
-      if (from < applied - source.retained || from < 0n) {
+      const kept = applied - source.retained;
+      const floor = source.changesFloor(p) > kept ? source.changesFloor(p) : kept;
+      if (from < floor || from < 0n) {
         throw new DbError(
           "OFFSET_OUT_OF_RANGE",
-          `partition ${p}: changes before ${applied - source.retained} are no longer kept`,
+          `partition ${p}: changes before ${floor} are not kept here`,
         );
       }
       this.nextOffsets.set(p, from);

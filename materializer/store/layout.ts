@@ -64,6 +64,7 @@ const space = (letter: string): KeyPart => ({ space: letter });
 const name = (text: string): KeyPart => ({ name: text });
 const APPLIED = name("applied");
 const GSI_WATERMARK = name("gsi");
+const CHANGES_FLOOR = name("changes-floor");
 
 /** The bytes DESIGN.md uses as a Kafka record key for this key value. */
 export function keyBytes(value: KeyValue): Buffer {
@@ -245,6 +246,20 @@ export function gsiWatermarkKey(table: string, index: string, basePartition: num
 /** Every entry of one global index. */
 export function gsiIndexRange(table: string, index: string): PrefixRange {
   return prefixRange([space(Space.gsi), name(table), name(index)]);
+}
+
+/**
+ * The first offset of a table partition whose change event the store may hold: set when
+ * the partition was seeded from a checkpoint (which carries items, not change events), so
+ * a change stream never resumes across the gap below it.
+ */
+export function changesFloorKey(topic: string, partition: number): Buffer {
+  return encodeKey([space(Space.meta), CHANGES_FLOOR, name(topic), { uint32: partition }]);
+}
+
+/** Every changes-floor key. */
+export function changesFloorsRange(): PrefixRange {
+  return prefixRange([space(Space.meta), CHANGES_FLOOR]);
 }
 
 export function appliedOffsetsRange(): PrefixRange {

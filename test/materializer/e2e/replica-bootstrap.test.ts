@@ -10,7 +10,8 @@
 // --bootstrap-checkpoints on that folder and a replay threshold of 10 records: it must
 // seed both partitions from the checkpoint (so the outcome of an event before the
 // checkpoint is not in its store: it never replayed it), own them, apply the tail, and
-// then hold items and LSI entries equal to a lone full replay's.
+// then hold items and LSI entries equal to a lone full replay's, and refuse change-stream
+// resumes from below its seed (its store has no change events there).
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -177,5 +178,21 @@ describe("replica-set bootstrap from a table checkpoint", { timeout: 120_000 }, 
     assert.deepEqual(byTotal.result.items, reference.result.items);
     const gone = await member.getItem("orders", keyOf(3));
     assert.equal(gone.result.item, null);
+    // The checkpoint carried items, not change events: a change stream resumed below the
+    // seed is refused here (no silent gap), while the full replay serves it; from the seed
+    // on, the member streams the tail.
+    for (let p = 0; p < PARTITIONS; p++) {
+      const seededAt = BigInt(manifest.offsets[p]!);
+      const below = new Map([[p, seededAt - 1n]]);
+      assert.throws(
+        () => member.changes("orders", { from: below }),
+        (error: unknown) => error instanceof DbError && error.code === "OFFSET_OUT_OF_RANGE",
+      );
+      await lone.changes("orders", { from: below }).return();
+      const stream = member.changes("orders", { from: new Map([[p, seededAt]]) });
+      const first = await stream.next();
+      assert.ok(!first.done && first.value.offset >= seededAt, `partition ${p} streams the tail`);
+      await stream.return();
+    }
   });
 });
