@@ -8,6 +8,8 @@ import { tableKeySchema } from "../../materializer/catalog/table.js";
 import type { CatalogEntry } from "../../materializer/state/records.js";
 import type { ReadPage } from "../../materializer/read/index.js";
 import { canonicalizeValue } from "../../materializer/values/canonical.js";
+import type { AttributeValue } from "../../materializer/values/attribute-value.js";
+import type { TableDefinition } from "../../schemas/events.js";
 import { validateKey } from "../../materializer/values/limits.js";
 import type { ReadFence } from "../backend.js";
 import type { Consistency } from "../consistency/gate.js";
@@ -106,10 +108,11 @@ function isGlobalIndex(entry: CatalogEntry, index: string | null | undefined): b
   return entry.definition.globalIndexes.some((gsi) => gsi.name === index);
 }
 
-/** The one partition a table or LSI query reads, from its key condition. */
-function queryPartitions(args: QueryArgs, entry: CatalogEntry): number[] {
-  const { definition } = entry;
-  if (isGlobalIndex(entry, args.index)) return allPartitions(definition.partitions);
+/** The partition key value a table or LSI query names in its key condition (canonical). */
+export function queryPartitionKey(
+  definition: TableDefinition,
+  args: Pick<QueryArgs, "index" | "keyCondition" | "names" | "values">,
+): AttributeValue {
   const local = definition.localIndexes.find((lsi) => lsi.name === args.index);
   const schema =
     local === undefined
@@ -121,7 +124,14 @@ function queryPartitions(args: QueryArgs, entry: CatalogEntry): number[] {
     valuesOf(args.values),
     schema,
   );
-  return [partitionOf(canonicalizeValue(range.partitionKeyValue), definition.partitions)];
+  return canonicalizeValue(range.partitionKeyValue);
+}
+
+/** The one partition a table or LSI query reads, from its key condition. */
+function queryPartitions(args: QueryArgs, entry: CatalogEntry): number[] {
+  const { definition } = entry;
+  if (isGlobalIndex(entry, args.index)) return allPartitions(definition.partitions);
+  return [partitionOf(queryPartitionKey(definition, args), definition.partitions)];
 }
 
 /** A GSI is fed from the changes topic: STRONG and SESSION also wait for it to catch up. */
@@ -129,7 +139,8 @@ function globalIndexWait(args: PageArgs, entry: CatalogEntry, consistency: Consi
   return consistency !== "EVENTUAL" && isGlobalIndex(entry, args.index);
 }
 
-function pageOptions(args: PageArgs) {
+/** The page options of a query or scan's arguments (also time-travel queries'). */
+export function pageOptions(args: Omit<PageArgs, "table">) {
   return {
     index: optionalText(args.index),
     filter: optionalText(args.filter),

@@ -10,27 +10,17 @@ import { DbError } from "../../services/shared/errors.js";
 import type { GatewayContext } from "../context.js";
 import { gatewayError } from "../errors.js";
 import { timed } from "./observe.js";
-import { itemQueries } from "./reads.js";
-import { parseKeyCondition, resolveKeyCondition } from "../../materializer/expressions/index.js";
+import { itemQueries, pageOptions, queryPartitionKey } from "./reads.js";
 import { tableKeySchema } from "../../materializer/catalog/table.js";
 import { getItem, query } from "../../materializer/read/index.js";
 import type { KvReader } from "../../materializer/store/store.js";
 import type { AttributeValue } from "../../materializer/values/attribute-value.js";
-import { canonicalizeValue } from "../../materializer/values/canonical.js";
 import { validateKey } from "../../materializer/values/limits.js";
 import type { TableDefinition } from "../../schemas/events.js";
 import { partitionOf } from "../consistency/partition.js";
 import { SessionToken } from "../consistency/token.js";
 import { itemToJson } from "../json-items.js";
-import {
-  canonicalItem,
-  namesOf,
-  optionalItem,
-  optionalNumber,
-  optionalText,
-  tableEntry,
-  valuesOf,
-} from "./args.js";
+import { canonicalItem, namesOf, optionalText, tableEntry } from "./args.js";
 
 /** An S3 failure keeps its reason (extensions.s3); refused credentials are FORBIDDEN. */
 function s3Typed(error: unknown): unknown {
@@ -308,15 +298,7 @@ export function queryAsOf(_: unknown, args: QueryAsOfArgs, context: GatewayConte
     if (definition.globalIndexes.some((gsi) => gsi.name === args.index)) {
       return queryGlobalIndexAsOf(context, args);
     }
-    const local = definition.localIndexes.find((lsi) => lsi.name === args.index);
-    const schema =
-      local === undefined
-        ? tableKeySchema(definition)
-        : { partitionKey: definition.partitionKey, sortKey: local.sortKey };
-    const names = namesOf(args.names);
-    const values = valuesOf(args.values);
-    const range = resolveKeyCondition(parseKeyCondition(args.keyCondition), names, values, schema);
-    const pk = canonicalizeValue(range.partitionKeyValue);
+    const pk = queryPartitionKey(definition, args);
     return readAsOf(context, args, pk, (store, d, nowMs) => queryPage(store, d, nowMs, args));
   });
 }
@@ -329,17 +311,10 @@ async function queryPage(
   args: QueryAsOfArgs,
 ) {
   const page = await query(store, definition, {
+    ...pageOptions(args),
     nowMs,
     keyCondition: args.keyCondition,
     forward: args.forward ?? true,
-    index: optionalText(args.index),
-    filter: optionalText(args.filter),
-    projection: optionalText(args.projection),
-    names: namesOf(args.names),
-    values: valuesOf(args.values),
-    limit: optionalNumber(args.limit),
-    cursor: optionalText(args.cursor),
-    exclusiveStartKey: optionalItem(args.exclusiveStartKey),
   });
   return {
     items: page.items.map(itemToJson),

@@ -3,7 +3,7 @@
 //
 // - "json": JSON text with tagged values ({"\u0000n": "12"} for a bigint, {"\u0000b":
 //   base64} for bytes, {"\u0000m": [[k, v], ...]} for a Map). The NUL in the tag keeps it
-//   apart from any attribute or placeholder name a client can send through the gateway.
+//   apart from any attribute name or expression name/value (#n, :v) a client can send.
 // - "v8": node:v8 serialize (the structured-clone format), which knows all three natively.
 //
 // bench/rpc.ts measured both (and HTTP/1.1 keep-alive); the figures and the choice are in

@@ -258,18 +258,9 @@ export class TxnCoordinator {
     // keys); no need to read it back.
     await this.state.append(begin, this.options.waitTimeoutMs, false);
     const votes = await Promise.all(
-      parts.map(async (group, i) => {
-        const record = {
-          type: "TxnPrepare" as const,
-          txnId: partId(txnId, i),
-          deadlineMs,
-          participants,
-          actions: group.actions,
-        };
-        const key = keyForPartition(group.partition, group.partitions);
-        const at = await this.log.appendBytes(group.topic, key, encodeTxnRecord(record));
-        return this.voteAt(at, group.actions);
-      }),
+      this.appendPrepares(txnId, parts, deadlineMs).map(async (appending, i) =>
+        this.voteAt(await appending, parts[i]!.actions),
+      ),
     );
     const commit = votes.every((v) => v.kind === "VOTE" && v.commit);
     const reasons = commit ? [] : this.reasonsOf(parts, votes);
@@ -281,6 +272,26 @@ export class TxnCoordinator {
     if (status?.decision == null)
       throw new DbError("INTERNAL", `no decision read back for ${txnId}`);
     return this.complete(status.begin, status.decision, parts);
+  }
+
+  /** Appends one prepare record per participant partition; their positions, in order. */
+  private appendPrepares(
+    txnId: string,
+    parts: readonly TxnGroup[],
+    deadlineMs: bigint,
+  ): Promise<LogPosition>[] {
+    const participants = parts.map(({ topic, partition }) => ({ topic, partition }));
+    return parts.map((group, i) => {
+      const record = {
+        type: "TxnPrepare" as const,
+        txnId: partId(txnId, i),
+        deadlineMs,
+        participants,
+        actions: group.actions,
+      };
+      const key = keyForPartition(group.partition, group.partitions);
+      return this.log.appendBytes(group.topic, key, encodeTxnRecord(record));
+    });
   }
 
   /**
@@ -301,21 +312,8 @@ export class TxnCoordinator {
   ): Promise<T | null> {
     const txnId = `r${randomUUID()}`;
     const parts = participantParts(groups);
-    const participants = parts.map(({ topic, partition }) => ({ topic, partition }));
     const deadlineMs = BigInt(Date.now() + this.options.txnTimeoutMs);
-    const appended = await Promise.allSettled(
-      parts.map((group, i) => {
-        const record = {
-          type: "TxnPrepare" as const,
-          txnId: partId(txnId, i),
-          deadlineMs,
-          participants,
-          actions: group.actions,
-        };
-        const key = keyForPartition(group.partition, group.partitions);
-        return this.log.appendBytes(group.topic, key, encodeTxnRecord(record));
-      }),
-    );
+    const appended = await Promise.allSettled(this.appendPrepares(txnId, parts, deadlineMs));
     try {
       const prepares = appended.map((a) => {
         if (a.status === "rejected") throw a.reason;

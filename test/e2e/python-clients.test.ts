@@ -10,7 +10,7 @@
 // the skip is reported as a test diagnostic.
 import { after, before, describe, it, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { CLIENT_ENV, runCommand, type RunResult } from "../helpers/run-command.js";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BrokerProcess, repoRoot } from "../helpers/broker-process.js";
@@ -29,7 +29,7 @@ interface Record {
 }
 
 /** Runs a Python client script and parses the JSON object it prints. */
-function runScript(
+async function runScript(
   broker: BrokerProcess,
   script: string,
   args: string[],
@@ -37,36 +37,24 @@ function runScript(
 ): Promise<unknown> {
   const logs = (stderr: string): string =>
     `${stderr.slice(-4000)}\nbroker stderr:\n${broker.stderr.slice(-4000)}`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [join(SCRIPTS, script), ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { PATH: "/usr/bin:/bin", PYTHONUNBUFFERED: "1" },
+  let result: RunResult;
+  try {
+    result = await runCommand(PYTHON, [join(SCRIPTS, script), ...args], {
+      timeoutMs,
+      env: CLIENT_ENV,
     });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${script} timed out after ${timeoutMs} ms:\n${logs(stderr)}`));
-    }, timeoutMs);
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      if (code !== 0) {
-        reject(new Error(`${script} exited with ${code}:\n${logs(stderr)}`));
-        return;
-      }
-      try {
-        resolve(JSON.parse(stdout));
-      } catch {
-        reject(new Error(`${script} printed no JSON:\n${stdout.slice(-2000)}\n${logs(stderr)}`));
-      }
-    });
-  });
+  } catch (error) {
+    throw new Error(`${script}: ${(error as Error).message}\n${logs("")}`);
+  }
+  if (result.code !== 0)
+    throw new Error(`${script} exited with ${result.code}:\n${logs(result.stderr)}`);
+  try {
+    return JSON.parse(result.stdout);
+  } catch {
+    throw new Error(
+      `${script} printed no JSON:\n${result.stdout.slice(-2000)}\n${logs(result.stderr)}`,
+    );
+  }
 }
 
 /**

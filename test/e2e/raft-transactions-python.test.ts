@@ -7,39 +7,13 @@
 // report; then kcat reads the same topic at both isolation levels from the cluster.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { join } from "node:path";
+import { CLIENT_ENV, runCommand } from "../helpers/run-command.js";
 import { repoRoot } from "../helpers/broker-process.js";
 import { ClusterProcesses } from "../helpers/cluster-process.js";
 
 const PYTHON = "/usr/bin/python3";
 const SCRIPT = join(repoRoot, "test/e2e/python/confluent_kafka_txn.py");
-
-function run(
-  command: string,
-  args: string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { PATH: "/usr/bin:/bin", PYTHONUNBUFFERED: "1" },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 const range = (prefix: string, n: number): string[] =>
   Array.from({ length: n }, (_, i) => `${prefix}${i}`);
@@ -58,10 +32,10 @@ describe("librdkafka transactions against a logkv Raft cluster", () => {
   });
 
   it("confluent-kafka commits, aborts and sends offsets in a transaction", async () => {
-    const result = await run(
+    const result = await runCommand(
       PYTHON,
       [SCRIPT, "--bootstrap", bootstrap, "--replication-factor", "3"],
-      90_000,
+      { timeoutMs: 90_000, env: CLIENT_ENV },
     );
     const brokerLogs = cluster.brokers.map((b) => b.stderr.slice(-2000)).join("\n");
     assert.equal(result.code, 0, `${result.stderr.slice(-4000)}\n${brokerLogs}`);
@@ -82,7 +56,10 @@ describe("librdkafka transactions against a logkv Raft cluster", () => {
   it("kcat reads only committed records with isolation.level=read_committed", async () => {
     const read = async (isolation: string): Promise<string[]> => {
       const args = ["-b", bootstrap, "-C", "-t", "ck-txn", "-e", "-q", "-f", "%s\\n"];
-      const result = await run("kcat", [...args, "-X", `isolation.level=${isolation}`], 30_000);
+      const result = await runCommand("kcat", [...args, "-X", `isolation.level=${isolation}`], {
+        timeoutMs: 30_000,
+        env: CLIENT_ENV,
+      });
       assert.equal(result.code, 0, result.stderr);
       return result.stdout
         .split("\n")

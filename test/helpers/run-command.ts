@@ -1,6 +1,10 @@
 // Runs a command (kcat, python3, ...) to completion for end-to-end tests, feeding `input` on
 // stdin and killing it after `timeoutMs`, so a hung client fails its test instead of the run.
+// `env` replaces the environment (default: this process's).
 import { spawn } from "node:child_process";
+
+/** A minimal environment for client tools (kcat, python3): system paths, unbuffered python. */
+export const CLIENT_ENV: NodeJS.ProcessEnv = { PATH: "/usr/bin:/bin", PYTHONUNBUFFERED: "1" };
 
 export interface RunResult {
   code: number | null;
@@ -11,11 +15,11 @@ export interface RunResult {
 export function runCommand(
   command: string,
   args: string[],
-  options: { input?: string; timeoutMs?: number } = {},
+  options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunResult> {
   const timeoutMs = options.timeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: options.env });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));

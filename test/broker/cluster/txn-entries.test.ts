@@ -2,7 +2,8 @@
 // the same thing wherever they are applied: a marker ends only the transaction it names, so
 // a marker applied twice (a retry after a failover) or late (after the producer's next
 // transaction began) changes nothing; two replicas fed the same entries hold the same log,
-// last stable offset and aborted index. Method: real Partitions in temporary folders fed
+// last stable offset and aborted index; a stale-labelled batch (a lagging leader's) is ended
+// only by a later transaction's marker. Method: real Partitions in temporary folders fed
 // encoded entries through ReplicatedTxnPartition, as a partition group's apply does.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -91,6 +92,50 @@ describe("replicated transactional entries", () => {
       assert.equal(partition.lastStableOffset, 4n);
       assert.deepEqual(await txn.apply(marker(true, 300)), { marked: true });
       assert.equal(partition.lastStableOffset, 6n);
+    } finally {
+      await partition.close();
+      removeDir(dir);
+    }
+  });
+
+  // A batch that a lagging partition leader labelled with the startedMs of the producer's
+  // previous transaction (its replica of the coordinator state still showed it Ongoing) is
+  // not ended by a duplicate of that previous transaction's marker (re-proposed after a
+  // failover), only by a later transaction's marker; otherwise the next transaction's
+  // records could be committed by the previous commit marker and stay visible
+  // READ_COMMITTED although that next transaction aborts.
+  it("a duplicate marker of the ended transaction does not end the next one", async () => {
+    const dir = makeTempDir();
+    const { partition, txn } = await replica(dir);
+    try {
+      // Transaction 100 writes offset 0 and commits (marker at offset 1).
+      await txn.apply(await data(0, 100));
+      assert.deepEqual(await txn.apply(marker(true, 100)), { marked: true });
+      assert.equal(partition.lastStableOffset, 2n);
+      // The next transaction (200) writes offset 2 through a lagging leader, labelled 100.
+      await txn.apply(await data(1, 100));
+      assert.equal(partition.lastStableOffset, 2n);
+      // A duplicate of transaction 100's commit marker: nothing is appended, and offset 2
+      // stays unstable (not committed by another transaction's marker).
+      assert.deepEqual(await txn.apply(marker(true, 100)), { marked: false });
+      assert.equal(partition.logEndOffset, 3n);
+      assert.equal(partition.lastStableOffset, 2n);
+      assert.equal(txn.openCount, 1);
+      // Transaction 200 aborts: its marker ends it and offset 2 is in the aborted index.
+      assert.deepEqual(await txn.apply(marker(false, 200)), { marked: true });
+      assert.equal(partition.logEndOffset, 4n);
+      assert.equal(partition.lastStableOffset, 4n);
+      assert.deepEqual(
+        partition.abortedTransactions(0n, 4n).map((a) => [a.firstOffset, a.lastOffset]),
+        [[2n, 3n]],
+      );
+      // A label equal to the ended transaction only counts as stale for that producer's
+      // last ended transaction: the next transaction labelled correctly (300) is ended by
+      // its own marker.
+      await txn.apply(await data(2, 300));
+      assert.deepEqual(await txn.apply(marker(true, 300)), { marked: true });
+      assert.equal(partition.lastStableOffset, 6n);
+      assert.equal(txn.openCount, 0);
     } finally {
       await partition.close();
       removeDir(dir);

@@ -12,18 +12,17 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { startEmbeddedNode, type RunningNode } from "../../../gateway/node.js";
+import { type RunningNode } from "../../../gateway/node.js";
 import { S3BackupError, S3Backups, parseS3Url } from "../../../materializer/restore/s3-backups.js";
 import { checkpointItems } from "../../../materializer/restore/table-checkpoint.js";
-import { createLogger, setLogLevel } from "../../../services/shared/log.js";
+import { setLogLevel } from "../../../services/shared/log.js";
 import { cliPath } from "../../helpers/broker-process.js";
 import { startS3, type LocalS3 } from "../../helpers/s3.js";
-import { ok, post, queryIndex, scanAll, waitRestore } from "./helpers.js";
+import { ok, post, queryIndex, scanAll, waitRestore, startTestNode } from "./helpers.js";
 
 const run = promisify(execFile);
 const BUCKET = "logkv-backups";
@@ -41,16 +40,8 @@ describe("backups on S3", () => {
   before(async () => {
     setLogLevel("warn");
     process.on("warning", onWarning);
-    dir = mkdtempSync(join(tmpdir(), "logkv-backup-s3-"));
     s3 = await startS3([BUCKET]);
-    node = await startEmbeddedNode({
-      dataDir: dir,
-      kafka: { host: "127.0.0.1", port: 0 },
-      graphql: { host: "127.0.0.1", port: 0 },
-      logger: createLogger("test"),
-      limits: { waitTimeoutMs: 30_000 },
-      restore: { checkpointIntervalMs: 0, s3: s3.options },
-    });
+    ({ dir, node } = await startTestNode("logkv-backup-s3-", { restore: { s3: s3.options } }));
     url = node.gateway.url;
   });
 

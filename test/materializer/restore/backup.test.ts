@@ -8,17 +8,23 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { promisify } from "node:util";
 import kafkajs, { Kafka, logLevel } from "kafkajs";
 
 const { ConfigResourceTypes } = kafkajs;
-import { startEmbeddedNode, type RunningNode } from "../../../gateway/node.js";
-import { createLogger, setLogLevel } from "../../../services/shared/log.js";
+import { type RunningNode } from "../../../gateway/node.js";
+import { setLogLevel } from "../../../services/shared/log.js";
 import { cliPath } from "../../helpers/broker-process.js";
-import { ok, post, queryIndex, scanAll, STATUS_FIELDS, waitRestore } from "./helpers.js";
+import {
+  ok,
+  post,
+  queryIndex,
+  scanAll,
+  STATUS_FIELDS,
+  waitRestore,
+  startTestNode,
+} from "./helpers.js";
 
 const run = promisify(execFile);
 const PUT = `mutation($item: JSON!) { putItem(table: "orders", item: $item) { token } }`;
@@ -31,16 +37,7 @@ describe("backups", () => {
 
   before(async () => {
     setLogLevel("warn");
-    dir = mkdtempSync(join(tmpdir(), "logkv-backup-"));
-    node = await startEmbeddedNode({
-      dataDir: dir,
-      kafka: { host: "127.0.0.1", port: 0 },
-      graphql: { host: "127.0.0.1", port: 0 },
-      logger: createLogger("test"),
-      // A loaded shared machine can stall applying for seconds; a slow answer is no failure.
-      limits: { waitTimeoutMs: 30_000 },
-      restore: { checkpointIntervalMs: 0 },
-    });
+    ({ dir, node } = await startTestNode("logkv-backup-"));
     url = node.gateway.url;
   });
 

@@ -5,13 +5,12 @@
 // would), GraphQL over plain HTTP, the checkpoint folders on disk.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { startEmbeddedNode, type RunningNode } from "../../../gateway/node.js";
+import { type RunningNode } from "../../../gateway/node.js";
 import type { RestoreService } from "../../../materializer/restore/restore-service.js";
-import { createLogger, setLogLevel } from "../../../services/shared/log.js";
-import { ok } from "./helpers.js";
+import { setLogLevel } from "../../../services/shared/log.js";
+import { ok, startTestNode } from "./helpers.js";
 
 describe("checkpoints of dropped tables", () => {
   let dir: string;
@@ -21,15 +20,7 @@ describe("checkpoints of dropped tables", () => {
 
   before(async () => {
     setLogLevel("warn");
-    dir = mkdtempSync(join(tmpdir(), "logkv-prune-"));
-    node = await startEmbeddedNode({
-      dataDir: dir,
-      kafka: { host: "127.0.0.1", port: 0 },
-      graphql: { host: "127.0.0.1", port: 0 },
-      logger: createLogger("test"),
-      limits: { waitTimeoutMs: 30_000 },
-      restore: { checkpointIntervalMs: 0 },
-    });
+    ({ dir, node } = await startTestNode("logkv-prune-"));
     url = node.gateway.url;
     service = node.gateway.core.restores!;
   });

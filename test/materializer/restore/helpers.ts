@@ -6,6 +6,15 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { Kafka, logLevel } from "kafkajs";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  startEmbeddedNode,
+  type EmbeddedNodeOptions,
+  type RunningNode,
+} from "../../../gateway/node.js";
+import { createLogger } from "../../../services/shared/log.js";
 import { cliPath } from "../../helpers/broker-process.js";
 
 export interface GraphQLResponse {
@@ -228,5 +237,32 @@ export async function batchWrite(url: string, table: string, requests: unknown[]
       const left = data.batchWriteItem.unprocessedItems[0]?.requests ?? [];
       pending = left.map((r: any) => (r.put !== null ? { put: r.put } : { delete: r.delete }));
     }
+  }
+}
+
+/**
+ * An embedded node in a fresh temporary folder with the restore tests' settings: a 30 s wait
+ * limit (a loaded shared machine can stall applying for seconds; a slow answer is no
+ * failure) and no periodic checkpoints unless `options.restore` asks for them.
+ */
+export async function startTestNode(
+  prefix: string,
+  options: Partial<EmbeddedNodeOptions> = {},
+): Promise<{ dir: string; node: RunningNode }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    const node = await startEmbeddedNode({
+      dataDir: dir,
+      kafka: { host: "127.0.0.1", port: 0 },
+      graphql: { host: "127.0.0.1", port: 0 },
+      logger: createLogger("test"),
+      limits: { waitTimeoutMs: 30_000 },
+      ...options,
+      restore: { checkpointIntervalMs: 0, ...options.restore },
+    });
+    return { dir, node };
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
   }
 }

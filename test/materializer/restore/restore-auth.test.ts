@@ -5,11 +5,10 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL answers are untyped JSON. */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startEmbeddedNode, type RunningNode } from "../../../gateway/node.js";
-import { createLogger, setLogLevel } from "../../../services/shared/log.js";
+import { rmSync } from "node:fs";
+import { type RunningNode } from "../../../gateway/node.js";
+import { startTestNode } from "./helpers.js";
+import { setLogLevel } from "../../../services/shared/log.js";
 
 const KEYS = {
   admin: "restore-admin-0123456789abcdef",
@@ -34,14 +33,7 @@ describe("restore and backups under auth", () => {
 
   before(async () => {
     setLogLevel("warn");
-    dir = mkdtempSync(join(tmpdir(), "logkv-restore-auth-"));
-    node = await startEmbeddedNode({
-      dataDir: dir,
-      kafka: { host: "127.0.0.1", port: 0 },
-      graphql: { host: "127.0.0.1", port: 0 },
-      logger: createLogger("test"),
-      limits: { waitTimeoutMs: 30_000 },
-      restore: { checkpointIntervalMs: 0 },
+    ({ dir, node } = await startTestNode("logkv-restore-auth-", {
       auth: {
         apiKeys: [
           { key: KEYS.admin, role: "admin", tables: ["*"] },
@@ -49,7 +41,7 @@ describe("restore and backups under auth", () => {
           { key: KEYS.ordersAdmin, role: "admin", tables: ["orders"] },
         ],
       },
-    });
+    }));
     url = node.gateway.url;
   });
 

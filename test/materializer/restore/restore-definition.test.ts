@@ -8,14 +8,12 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL answers are untyped JSON. */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startEmbeddedNode, type RunningNode } from "../../../gateway/node.js";
+import { rmSync } from "node:fs";
+import { type RunningNode } from "../../../gateway/node.js";
 import { foldDefinition } from "../../../materializer/restore/definition-at.js";
 import type { TableDefinition } from "../../../schemas/events.js";
-import { createLogger, setLogLevel } from "../../../services/shared/log.js";
-import { ok, queryIndex, scanAll, waitRestore } from "./helpers.js";
+import { setLogLevel } from "../../../services/shared/log.js";
+import { ok, queryIndex, scanAll, waitRestore, startTestNode } from "./helpers.js";
 
 const DESCRIBE = `query($n: String!) { describeTable(name: $n) {
   globalIndexes { name } ttlAttribute partitions } }`;
@@ -29,15 +27,7 @@ describe("the target's definition is the source's at T", () => {
 
   before(async () => {
     setLogLevel("warn");
-    dir = mkdtempSync(join(tmpdir(), "logkv-restore-definition-"));
-    node = await startEmbeddedNode({
-      dataDir: dir,
-      kafka: { host: "127.0.0.1", port: 0 },
-      graphql: { host: "127.0.0.1", port: 0 },
-      logger: createLogger("test"),
-      limits: { waitTimeoutMs: 30_000 },
-      restore: { checkpointIntervalMs: 0 },
-    });
+    ({ dir, node } = await startTestNode("logkv-restore-definition-"));
     url = node.gateway.url;
   });
 

@@ -15,12 +15,10 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL answers are untyped JSON. */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startEmbeddedNode, type RunningNode } from "../../../gateway/node.js";
+import { rmSync } from "node:fs";
+import { type RunningNode } from "../../../gateway/node.js";
 import { mulberry32 } from "../../../services/shared/prng.js";
-import { createLogger, setLogLevel } from "../../../services/shared/log.js";
+import { setLogLevel } from "../../../services/shared/log.js";
 import { asOfLimits } from "../../../materializer/restore/as-of.js";
 import {
   ok,
@@ -30,6 +28,7 @@ import {
   scanAll,
   STATUS_FIELDS,
   waitRestore,
+  startTestNode,
 } from "./helpers.js";
 
 const LONG = process.env["LOGKV_LONG"] === "1";
@@ -76,16 +75,9 @@ describe("restoreTable: the restored table equals a model of the source at the i
 
   before(async () => {
     setLogLevel("warn");
-    dir = mkdtempSync(join(tmpdir(), "logkv-restore-model-"));
-    node = await startEmbeddedNode({
-      dataDir: dir,
-      kafka: { host: "127.0.0.1", port: 0 },
-      graphql: { host: "127.0.0.1", port: 0 },
-      logger: createLogger("test"),
-      // A loaded shared machine can stall applying for seconds; a slow answer is no failure.
-      limits: { waitTimeoutMs: 30_000 },
+    ({ dir, node } = await startTestNode("logkv-restore-model-", {
       restore: { checkpointIntervalMs: 400 },
-    });
+    }));
     url = node.gateway.url;
     brokers = [`${node.kafka!.host}:${node.kafka!.port}`];
   });

@@ -9,14 +9,12 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL answers are untyped JSON. */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { Kafka, logLevel } from "kafkajs";
-import { startEmbeddedNode, type RunningNode } from "../../../gateway/node.js";
+import { type RunningNode } from "../../../gateway/node.js";
 import { encodeEvent } from "../../../schemas/events.js";
-import { createLogger, setLogLevel } from "../../../services/shared/log.js";
-import { ok, scanAll, waitRestore } from "./helpers.js";
+import { setLogLevel } from "../../../services/shared/log.js";
+import { ok, scanAll, waitRestore, startTestNode } from "./helpers.js";
 
 const putEvent = (id: string) =>
   encodeEvent({
@@ -37,15 +35,7 @@ describe("restore across transaction markers", () => {
 
   before(async () => {
     setLogLevel("warn");
-    dir = mkdtempSync(join(tmpdir(), "logkv-restore-txn-"));
-    node = await startEmbeddedNode({
-      dataDir: dir,
-      kafka: { host: "127.0.0.1", port: 0 },
-      graphql: { host: "127.0.0.1", port: 0 },
-      logger: createLogger("test"),
-      limits: { waitTimeoutMs: 30_000 },
-      restore: { checkpointIntervalMs: 0 },
-    });
+    ({ dir, node } = await startTestNode("logkv-restore-txn-"));
     url = node.gateway.url;
   });
 
