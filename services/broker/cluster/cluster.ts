@@ -1027,19 +1027,6 @@ export class BrokerCluster {
     await group.barrier();
   }
 
-  /**
-   * Resolves when this broker may serve reads of the controller state (committed offsets):
-   * it leads the controller group, a quorum confirmed that after the call, and it applied
-   * everything committed before. Throws NOT_LEADER otherwise.
-   */
-  async controllerReadBarrier(): Promise<void> {
-    const controller = this.controller;
-    if (controller === null || !controller.isLeader()) {
-      throw new DbError("NOT_LEADER", "not the controller leader");
-    }
-    await controller.barrier();
-  }
-
   isLeaderOf(topic: string, index: number): boolean {
     return this.partitionGroup(topic, index)?.isLeader() === true;
   }
