@@ -36,6 +36,9 @@ export function runCommand(
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    // A command that exits without reading its input (kcat -L) closes the pipe first; the
+    // exit code tells whether it worked, so the EPIPE is not an error.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(options.input ?? "");
   });
 }
