@@ -22,7 +22,7 @@ import { mulberry32 } from "../../services/shared/prng.js";
 import { ClusterProcesses } from "../helpers/cluster-process.js";
 import { RawKafkaClient } from "../helpers/raw-client.js";
 import { readTopic } from "./helpers/txn-clients.js";
-import { PipelineInstance, transform, withTimeout, writeInput } from "./helpers/eos-pipeline.js";
+import { runPipeline, transform, writeInput } from "./helpers/eos-pipeline.js";
 
 const LONG = process.env.LOGKV_LONG === "1";
 const SEED =
@@ -201,11 +201,6 @@ describe("exactly-once pipeline on a Raft cluster through leader and coordinator
       const deadline = Date.now() + RUN_TIMEOUT_MS;
       let killsDone = 0;
       const kills: { kind: string; nodeId: number; atMs: number }[] = [];
-      let instances = 0;
-      const reasons = new Map<string, number>();
-      let chunks = 0;
-      let redelivered = 0;
-      const trails: string[] = [];
       const chaos = (async () => {
         for (let i = 0; i < KILLS; i++) {
           await sleep(800 + random() * 1200);
@@ -218,57 +213,28 @@ describe("exactly-once pipeline on a Raft cluster through leader and coordinator
           killsDone += 1;
         }
       })();
-      let done = false;
-      /** When the last chunk committed, to tell crashes mid-run from crashes after it. */
-      let lastCommitAtMs = 0;
-      while (!done) {
-        assert.ok(Date.now() < deadline, `pipeline did not finish: ${instances} instances`);
-        instances += 1;
-        const instance = new PipelineInstance(kafka, random, {
+      const run = await runPipeline(
+        kafka,
+        random,
+        {
           input: INPUT,
           output: OUTPUT,
           group: GROUP,
           transactionalId: TRANSACTIONAL_ID,
           samePartition: true,
-        });
-        let failure: unknown = null;
-        try {
-          await instance.start();
-        } catch (error) {
-          failure = error;
-        }
-        while (failure === null) {
-          const outcome = await withTimeout(instance.failed, 500);
-          if (outcome !== "timeout") {
-            failure = outcome;
-            break;
-          }
-          if (killsDone === KILLS && (await caughtUp()) === true) {
-            done = true;
-            break;
-          }
-        }
-        if (failure !== null) {
-          const reason = failure instanceof Error ? failure.message.slice(0, 80) : String(failure);
-          reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
-          // Mostly a killed broker refusing connections: don't spin while it is down.
-          await sleep(200);
-        }
-        chunks += instance.committedChunks;
-        redelivered += instance.redelivered;
-        trails.push(...instance.trail);
-        lastCommitAtMs = Math.max(lastCommitAtMs, instance.lastCommitAtMs);
-        await instance.stop();
-      }
+        },
+        deadline,
+        async () => killsDone === KILLS && (await caughtUp()) === true,
+      );
       await chaos;
-      const midRun = kills.filter((k) => k.atMs < lastCommitAtMs);
+      const midRun = kills.filter((k) => k.atMs < run.lastCommitAtMs);
       t.diagnostic(
-        `${instances} pipeline instances, ${chunks} committed chunks; kills mid-run: ` +
+        `${run.instances} pipeline instances, ${run.committedChunks} committed chunks; kills mid-run: ` +
           midRun.map((k) => `${k.kind} ${k.nodeId}`).join(", "),
       );
-      t.diagnostic(`instances replaced because: ${JSON.stringify([...reasons])}`);
-      t.diagnostic(`records kafkajs handed over again after their commit: ${redelivered}`);
-      for (const trail of trails.slice(0, 5)) t.diagnostic(trail);
+      t.diagnostic(`instances replaced because: ${JSON.stringify([...run.reasons])}`);
+      t.diagnostic(`records kafkajs handed over again after their commit: ${run.redelivered}`);
+      for (const trail of run.trails.slice(0, 5)) t.diagnostic(trail);
       assert.ok(
         midRun.some((k) => k.kind === "leader") && midRun.some((k) => k.kind === "coordinator"),
         "a partition leader and the coordinator were killed while the pipeline was working",

@@ -16,7 +16,7 @@ import type { Kafka } from "kafkajs";
 import { mulberry32 } from "../../services/shared/prng.js";
 import { BrokerProcess } from "../helpers/broker-process.js";
 import { kafkaFor, metricValue, readTopic } from "./helpers/txn-clients.js";
-import { PipelineInstance, transform, withTimeout } from "./helpers/eos-pipeline.js";
+import { runPipeline, transform } from "./helpers/eos-pipeline.js";
 
 const LONG = process.env.LOGKV_LONG === "1";
 const SEED =
@@ -101,8 +101,6 @@ describe("exactly-once consume-transform-produce through broker crashes", () => 
       const deadline = Date.now() + RUN_TIMEOUT_MS;
       let crashesDone = 0;
       const crashTimesMs: number[] = [];
-      let instances = 0;
-      let chunks = 0;
       const chaos = (async () => {
         for (let i = 0; i < CRASHES; i++) {
           await new Promise((resolve) => setTimeout(resolve, 700 + random() * 1800));
@@ -113,43 +111,17 @@ describe("exactly-once consume-transform-produce through broker crashes", () => 
           crashesDone += 1;
         }
       })();
-      let done = false;
-      /** When the last chunk committed, to tell crashes mid-run from crashes after it. */
-      let lastCommitAtMs = 0;
-      while (!done) {
-        assert.ok(Date.now() < deadline, `pipeline did not finish: ${instances} instances`);
-        instances += 1;
-        const instance = new PipelineInstance(kafka, random, {
-          input: INPUT,
-          output: OUTPUT,
-          group: GROUP,
-          transactionalId: TRANSACTIONAL_ID,
-        });
-        let failure: unknown = null;
-        try {
-          await instance.start();
-        } catch (error) {
-          failure = error;
-        }
-        while (failure === null) {
-          const outcome = await withTimeout(instance.failed, 500);
-          if (outcome !== "timeout") {
-            failure = outcome;
-            break;
-          }
-          if (crashesDone === CRASHES && (await caughtUp()) === true) {
-            done = true;
-            break;
-          }
-        }
-        chunks += instance.committedChunks;
-        lastCommitAtMs = Math.max(lastCommitAtMs, instance.lastCommitAtMs);
-        await instance.stop();
-      }
+      const run = await runPipeline(
+        kafka,
+        random,
+        { input: INPUT, output: OUTPUT, group: GROUP, transactionalId: TRANSACTIONAL_ID },
+        deadline,
+        async () => crashesDone === CRASHES && (await caughtUp()) === true,
+      );
       await chaos;
-      const midRun = crashTimesMs.filter((at) => at < lastCommitAtMs).length;
+      const midRun = crashTimesMs.filter((at) => at < run.lastCommitAtMs).length;
       t.diagnostic(
-        `${instances} pipeline instances, ${chunks} committed chunks, ${midRun} crashes mid-run`,
+        `${run.instances} pipeline instances, ${run.committedChunks} committed chunks, ${midRun} crashes mid-run`,
       );
       assert.ok(midRun >= 1, "at least one crash happened while the pipeline was working");
       const output = await readTopic(kafka, OUTPUT, {

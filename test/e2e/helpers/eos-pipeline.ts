@@ -4,6 +4,7 @@
 // in small random chunks, one transaction per chunk (send, sendOffsets, commit). Any error
 // ends the instance (`failed`); the test replaces it with a new one, whose InitProducerId
 // fences the old producer and completes or aborts its transaction.
+import assert from "node:assert/strict";
 import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
 
 export interface PipelineNames {
@@ -246,4 +247,72 @@ export class PipelineInstance {
       10_000,
     );
   }
+}
+
+/** What a run of pipeline instances did (runPipeline). */
+export interface PipelineRun {
+  instances: number;
+  committedChunks: number;
+  /** Records kafkajs handed over again after their commit (skipped; see PipelineInstance). */
+  redelivered: number;
+  /** Diagnostics of the first redeliveries. */
+  trails: string[];
+  /** Why instances were replaced, by error message (first 80 characters). */
+  reasons: Map<string, number>;
+  /** When the last chunk committed (ms), to tell faults mid-run from faults after it. */
+  lastCommitAtMs: number;
+}
+
+/**
+ * Runs pipeline instances one after another until `finished()` (asked every 500 ms while
+ * an instance works) says everything is processed. A failed instance is replaced by a new
+ * one after 200 ms (mostly a killed broker refusing connections: no spinning while it is
+ * down). Fails once `deadline` (ms) passes.
+ */
+export async function runPipeline(
+  kafka: Kafka,
+  random: () => number,
+  names: PipelineNames,
+  deadline: number,
+  finished: () => Promise<boolean>,
+): Promise<PipelineRun> {
+  const run: PipelineRun = {
+    instances: 0,
+    committedChunks: 0,
+    redelivered: 0,
+    trails: [],
+    reasons: new Map(),
+    lastCommitAtMs: 0,
+  };
+  for (let done = false; !done;) {
+    assert.ok(Date.now() < deadline, `pipeline did not finish: ${run.instances} instances`);
+    run.instances += 1;
+    const instance = new PipelineInstance(kafka, random, names);
+    let failure: unknown = null;
+    try {
+      await instance.start();
+    } catch (error) {
+      failure = error;
+    }
+    while (failure === null) {
+      const outcome = await withTimeout(instance.failed, 500);
+      if (outcome !== "timeout") {
+        failure = outcome;
+      } else if (await finished()) {
+        done = true;
+        break;
+      }
+    }
+    if (failure !== null) {
+      const reason = failure instanceof Error ? failure.message.slice(0, 80) : String(failure);
+      run.reasons.set(reason, (run.reasons.get(reason) ?? 0) + 1);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    run.committedChunks += instance.committedChunks;
+    run.redelivered += instance.redelivered;
+    run.trails.push(...instance.trail);
+    run.lastCommitAtMs = Math.max(run.lastCommitAtMs, instance.lastCommitAtMs);
+    await instance.stop();
+  }
+  return run;
 }
