@@ -49,6 +49,8 @@ export interface GatewayNodeOptions {
   restore?: RestoreTuning;
   /** SSL to the brokers (services/shared/kafka-client.ts); absent: plaintext. */
   kafkaTls?: TlsClientFiles;
+  /** End offsets from an in-process broker (Gateway.start's localEndOffsets). */
+  localEndOffsets?: (topic: string) => bigint[] | null;
 }
 
 export type RestoreTuning = Pick<
@@ -108,6 +110,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
       tls: options.tls,
       extraMetrics: () => materializer.probe.render().then((r) => r.body),
       restores,
+      localEndOffsets: options.localEndOffsets,
     });
     await startTransactions(gateway.core).catch(async (error: unknown) => {
       await gateway.close();
@@ -262,6 +265,8 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<R
       tls: options.tls,
       restore: options.restore,
       kafkaTls: options.kafkaSsl?.client,
+      // The broker is this process's: STRONG reads take its high watermarks directly.
+      localEndOffsets: (topic) => broker.localEndOffsets(topic),
     });
     return {
       ...node,

@@ -69,6 +69,12 @@ export interface GatewayOptions {
   tls?: GatewayTlsOptions;
   /** Restores and backups this gateway serves (materializer/restore); absent: off. */
   restores?: RestoreService;
+  /**
+   * A topic's committed end offsets read in this process, when the partitions' leader is an
+   * in-process broker (the embedded node; services/broker/broker.ts localEndOffsets), or
+   * null to ask the leaders over the network.
+   */
+  localEndOffsets?: (topic: string) => bigint[] | null;
 }
 
 export const GRAPHQL_PATH = "/graphql";
@@ -116,7 +122,10 @@ export class Gateway {
       // A remote backend waits where the read runs (the fence travels with the read); the
       // catalog is the exception: the gateway keeps its own copy of it.
       deferred: backend.remote ? (topic) => topic !== CATALOG_TOPIC : undefined,
-      endOffsets: (topic) => options.log.endOffsets(topic),
+      endOffsets: (topic) => {
+        const local = options.localEndOffsets?.(topic) ?? null;
+        return local === null ? options.log.endOffsets(topic) : Promise.resolve(local);
+      },
       waitTimeoutMs: limits.waitTimeoutMs,
       onWait: (consistency, seconds) => probe.waited(consistency, seconds),
     });

@@ -236,6 +236,21 @@ export class KafkaBroker {
     });
   }
 
+  /**
+   * Each partition's committed end offset (the high watermark, what ListOffsets(latest,
+   * READ_UNCOMMITTED) answers), read in this process without a request: for an embedded
+   * gateway's STRONG reads. Only a standalone broker answers; it is the only replica, so
+   * its high watermark is the partition leader's and covers every acknowledged write. A
+   * clustered broker answers null (a leader may be deposed without knowing it: its reads
+   * need the read-index barrier of a ListOffsets request), as does an unknown topic.
+   */
+  localEndOffsets(topic: string): bigint[] | null {
+    if (this.config.raft !== undefined) return null;
+    const found = this.context.topics.get(topic);
+    if (found === undefined) return null;
+    return found.partitions.map((partition) => partition.highWatermark);
+  }
+
   kafkaAddress(): { host: string; port: number } {
     return this.kafka;
   }

@@ -3,7 +3,8 @@
 // oversized items and requests, bad tokens and too-deep queries get typed errors and the
 // server keeps serving; SESSION reads see the caller's writes even on another gateway with
 // its own materializer; STRONG reads see a write appended by another client; EVENTUAL reads
-// report their staleness; waits past the limit are a retriable TIMEOUT; /metrics reports.
+// report their staleness; the embedded node's STRONG reads read its broker's high
+// watermarks in process; waits past the limit are a retriable TIMEOUT; /metrics reports.
 // Method: an embedded node (broker, materializer, gateway) in this process on free loopback
 // ports; a second gateway node with its own materializer on the same broker; a third
 // gateway sharing the first materializer with a short wait limit. Clients: fetch,
@@ -228,6 +229,36 @@ describe("GraphQL gateway", () => {
       );
       assert.deepEqual(got.getItem.item, { pk: `raw${i}`, n: i });
     }
+  });
+
+  it("the embedded node's STRONG reads take its own broker's high watermarks, no request", async () => {
+    const log = a.gateway.core.log;
+    // Quiet here (every earlier write was acknowledged): the in-process answer is the one a
+    // ListOffsets request gets.
+    assert.deepEqual(a.broker!.localEndOffsets(tableTopic), await log.endOffsets(tableTopic));
+    assert.equal(a.broker!.localEndOffsets("no-such-topic"), null);
+    const calls = log.endOffsetStats.calls;
+    for (let i = 0; i < 5; i++) {
+      await other.appendItemEvent(
+        tableTopic,
+        { S: `local${i}` },
+        {
+          type: "PutItem",
+          table: "users",
+          item: { pk: { S: `local${i}` }, n: { N: String(i) } },
+          condition: null,
+          names: {},
+          values: {},
+          returnValues: "NONE",
+          requestId: null,
+        },
+      );
+      const got = ok(
+        await post(urlA, GET, { table: "users", key: { pk: `local${i}` }, c: "STRONG" }),
+      );
+      assert.deepEqual(got.getItem.item, { pk: `local${i}`, n: i });
+    }
+    assert.equal(log.endOffsetStats.calls, calls, "no ListOffsets round for STRONG reads");
   });
 
   it("EVENTUAL reads answer at once and report offsets and staleness", async () => {
