@@ -25,6 +25,7 @@ import type { GatewayTlsOptions } from "./tls.js";
 import { Gateway } from "./server.js";
 import type { TlsClientFiles, TlsServerFiles } from "../services/shared/tls.js";
 import { RemoteBackend } from "./remote/remote-backend.js";
+import type { LocalPartitions } from "./consistency/local-tail.js";
 
 export interface HostPort {
   host: string;
@@ -51,6 +52,8 @@ export interface GatewayNodeOptions {
   kafkaTls?: TlsClientFiles;
   /** End offsets from an in-process broker (Gateway.start's localEndOffsets). */
   localEndOffsets?: (topic: string) => bigint[] | null;
+  /** Partitions of that broker (Gateway.start's localPartitions). */
+  localPartitions?: LocalPartitions;
 }
 
 export type RestoreTuning = Pick<
@@ -111,6 +114,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
       extraMetrics: () => materializer.probe.render().then((r) => r.body),
       restores,
       localEndOffsets: options.localEndOffsets,
+      localPartitions: options.localPartitions,
     });
     await startTransactions(gateway.core).catch(async (error: unknown) => {
       await gateway.close();
@@ -267,6 +271,7 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<R
       kafkaTls: options.kafkaSsl?.client,
       // The broker is this process's: STRONG reads take its high watermarks directly.
       localEndOffsets: (topic) => broker.localEndOffsets(topic),
+      localPartitions: (topic, partition) => broker.localPartition(topic, partition),
     });
     return {
       ...node,
