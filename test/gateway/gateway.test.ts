@@ -28,6 +28,7 @@ import { startTwoNodes } from "../helpers/gateway-nodes.js";
 import { Gateway } from "../../gateway/server.js";
 import { LogClient } from "../../services/log-client.js";
 import { SessionToken } from "../../gateway/consistency/token.js";
+import type { LogEvent } from "../../schemas/events.js";
 
 interface GraphQLResponse {
   status: number;
@@ -50,6 +51,20 @@ async function post(
   });
   const body = (await response.json()) as Omit<GraphQLResponse, "status" | "headers">;
   return { status: response.status, headers: response.headers, ...body };
+}
+
+/** A PutItem of {pk, n} into "users", as another client appends it to the log. */
+function putEvent(pk: string, n: number): LogEvent {
+  return {
+    type: "PutItem",
+    table: "users",
+    item: { pk: { S: pk }, n: { N: String(n) } },
+    condition: null,
+    names: {},
+    values: {},
+    returnValues: "NONE",
+    requestId: null,
+  };
 }
 
 function ok(response: GraphQLResponse): Record<string, any> {
@@ -212,20 +227,7 @@ describe("GraphQL gateway", () => {
 
   it("STRONG reads see a write another client appended to the log", async () => {
     for (let i = 0; i < 5; i++) {
-      await other.appendItemEvent(
-        tableTopic,
-        { S: `raw${i}` },
-        {
-          type: "PutItem",
-          table: "users",
-          item: { pk: { S: `raw${i}` }, n: { N: String(i) } },
-          condition: null,
-          names: {},
-          values: {},
-          returnValues: "NONE",
-          requestId: null,
-        },
-      );
+      await other.appendItemEvent(tableTopic, { S: `raw${i}` }, putEvent(`raw${i}`, i));
       const got = ok(
         await post(urlB, GET, { table: "users", key: { pk: `raw${i}` }, c: "STRONG" }),
       );
@@ -241,20 +243,7 @@ describe("GraphQL gateway", () => {
     assert.equal(a.broker!.localEndOffsets("no-such-topic"), null);
     const calls = log.endOffsetStats.calls;
     for (let i = 0; i < 5; i++) {
-      await other.appendItemEvent(
-        tableTopic,
-        { S: `local${i}` },
-        {
-          type: "PutItem",
-          table: "users",
-          item: { pk: { S: `local${i}` }, n: { N: String(i) } },
-          condition: null,
-          names: {},
-          values: {},
-          returnValues: "NONE",
-          requestId: null,
-        },
-      );
+      await other.appendItemEvent(tableTopic, { S: `local${i}` }, putEvent(`local${i}`, i));
       const got = ok(
         await post(urlA, GET, { table: "users", key: { pk: `local${i}` }, c: "STRONG" }),
       );
@@ -273,20 +262,7 @@ describe("GraphQL gateway", () => {
     let failure: unknown = null;
     const writers = keys.map(async (k) => {
       for (let n = 0; n < 40 && failure === null; n++) {
-        await other.appendItemEvent(
-          tableTopic,
-          { S: k },
-          {
-            type: "PutItem",
-            table: "users",
-            item: { pk: { S: k }, n: { N: String(n) } },
-            condition: null,
-            names: {},
-            values: {},
-            returnValues: "NONE",
-            requestId: null,
-          },
-        );
+        await other.appendItemEvent(tableTopic, { S: k }, putEvent(k, n));
         acked.set(k, n);
       }
     });

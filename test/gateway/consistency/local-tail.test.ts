@@ -5,51 +5,25 @@
 // window holds only records not applied yet; a window past its record limit waits for the
 // end; a partition not in this process answers null; a failed read of the log fails the
 // call and the next call reads again.
-// Method: an in-memory partition (records of put/delete/txn events over a few keys, high
-// watermark = appended count) behind the LocalPartition interface, driven by fast-check
-// (fixed seed) with a model of each key's state, as in key-tail.test.ts.
+// Method: an in-memory partition behind the LocalPartition interface (records of item
+// events, transaction records, markers and garbage over a few keys, test/helpers/
+// tail-ops.ts; high watermark = appended count), driven by fast-check (fixed seed) with a
+// model of each key's state, as in key-tail.test.ts.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { encodeEvent, type LogEvent } from "../../../schemas/events.js";
-import { encodeTxnRecord } from "../../../schemas/transactions.js";
 import type { TailRecord } from "../../../gateway/consistency/key-tail.js";
 import {
   LocalTails,
   localTailLimits,
   type LocalPartition,
 } from "../../../gateway/consistency/local-tail.js";
-
-type Op = { kind: "put"; pk: string; n: number } | { kind: "delete"; pk: string } | { kind: "txn" };
-
-const KEYS = ["a", "b", "c"];
-const fields = { condition: null, names: {}, values: {}, returnValues: "NONE", requestId: null };
-
-function encode(op: Op): Buffer {
-  switch (op.kind) {
-    case "put":
-      return encodeEvent({
-        type: "PutItem",
-        table: "t",
-        item: { pk: { S: op.pk }, n: { N: String(op.n) } },
-        ...fields,
-      } as LogEvent);
-    case "delete":
-      return encodeEvent({
-        type: "DeleteItem",
-        table: "t",
-        key: { pk: { S: op.pk } },
-        ...fields,
-      } as LogEvent);
-    case "txn":
-      return encodeTxnRecord({ type: "TxnCommit", txnId: "x", deadlineMs: 0n });
-  }
-}
+import { encode, KEYS, model, opArb, type Op } from "../../helpers/tail-ops.js";
 
 /** A partition in memory: offset i holds ops[i]; reads return at most `perRead` records. */
 class MemoryPartition implements LocalPartition {
   readonly ops: Op[] = [];
-  private readonly values: Buffer[] = [];
+  private readonly encoded: Pick<TailRecord, "value" | "control">[] = [];
   reads = 0;
   failNext = false;
 
@@ -61,7 +35,7 @@ class MemoryPartition implements LocalPartition {
 
   append(op: Op): void {
     this.ops.push(op);
-    this.values.push(encode(op));
+    this.encoded.push(encode(op));
   }
 
   async records(from: bigint, to: bigint): Promise<TailRecord[]> {
@@ -73,40 +47,11 @@ class MemoryPartition implements LocalPartition {
     }
     const out: TailRecord[] = [];
     for (let i = Number(from); i < Number(to) && out.length < this.perRead; i++) {
-      out.push({ offset: BigInt(i), value: this.values[i]!, control: false });
+      out.push({ offset: BigInt(i), ...this.encoded[i]! });
     }
     return out;
   }
 }
-
-/** The key's state after the ops below `until`; a txn commit may change any key. */
-function model(ops: Op[], until: bigint, pk: string): string {
-  let state = "none";
-  let txns = 0;
-  ops.forEach((op, i) => {
-    if (BigInt(i) >= until) return;
-    if (op.kind === "put" && op.pk === pk) state = `put ${op.n}`;
-    if (op.kind === "delete" && op.pk === pk) state = "none";
-    if (op.kind === "txn") txns++;
-  });
-  return `${state} after ${txns} txns`;
-}
-
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  {
-    weight: 6,
-    arbitrary: fc.record({
-      kind: fc.constant("put" as const),
-      pk: fc.constantFrom(...KEYS),
-      n: fc.nat(9),
-    }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({ kind: fc.constant("delete" as const), pk: fc.constantFrom(...KEYS) }),
-  },
-  { weight: 1, arbitrary: fc.constant({ kind: "txn" as const }) },
-);
 
 type Step =
   { kind: "append"; ops: Op[] } | { kind: "apply"; by: number } | { kind: "reads"; keys: string[] };
@@ -146,7 +91,10 @@ describe("keyed STRONG reads: the in-process window of unapplied records", () =>
             assert.ok(result !== null);
             assert.equal(result.highWatermark, end);
             assert.ok(result.floor >= applied && result.floor <= (end > applied ? end : applied));
-            assert.equal(model(partition.ops, result.floor, pk), model(partition.ops, end, pk));
+            assert.equal(
+              model(partition.ops, 0n, result.floor, pk),
+              model(partition.ops, 0n, end, pk),
+            );
             if (result.verdict === "clear") assert.equal(result.floor, applied);
           });
         }
