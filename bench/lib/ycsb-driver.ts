@@ -6,7 +6,7 @@
 // bare graphql-yoga `{ hello }` server.
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import { sampleCpu, selfCpuSeconds } from "./proc-cpu.js";
+import { sampleCpu, sampleWriteBytes, selfCpuSeconds } from "./proc-cpu.js";
 import { sleep, summarize } from "./stats.js";
 
 export const SESSION_HEADER = "x-logkv-session";
@@ -63,6 +63,8 @@ export interface LoopResult {
   /** The server process's CPU (all threads) ÷ seconds, and its main thread's, when known. */
   serverCpu: number | null;
   serverLoopCpu: number | null;
+  /** Bytes the server process wrote to storage during the case, or null. */
+  serverWriteBytes: number | null;
 }
 
 /** One operation of client `client`; resolves to its kind (for per-kind latency). */
@@ -112,15 +114,22 @@ class Recorder {
 class CpuWindow {
   private readonly self = selfCpuSeconds();
   private readonly server;
+  private readonly writeBytes;
 
   constructor(private readonly serverPid: number | null) {
     this.server = serverPid === null ? null : sampleCpu(serverPid);
+    this.writeBytes = serverPid === null ? null : sampleWriteBytes(serverPid);
   }
 
-  end(seconds: number): Pick<LoopResult, "clientCpu" | "serverCpu" | "serverLoopCpu"> {
+  end(
+    seconds: number,
+  ): Pick<LoopResult, "clientCpu" | "serverCpu" | "serverLoopCpu" | "serverWriteBytes"> {
     const server = this.serverPid === null ? null : sampleCpu(this.serverPid);
     const ok = server !== null && this.server !== null;
+    const written = this.serverPid === null ? null : sampleWriteBytes(this.serverPid);
     return {
+      serverWriteBytes:
+        written === null || this.writeBytes === null ? null : written - this.writeBytes,
       clientCpu: (selfCpuSeconds() - this.self) / seconds,
       serverCpu: ok ? (server.processSeconds - this.server!.processSeconds) / seconds : null,
       serverLoopCpu: ok
