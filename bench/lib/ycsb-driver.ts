@@ -236,10 +236,11 @@ export function startServer(
   pattern: RegExp,
   timeoutMs = 30_000,
   nodeFlags: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<ServerProcess> {
   const child: ChildProcess = spawn(process.execPath, [...nodeFlags, script, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, LOGKV_LOG_LEVEL: process.env["LOGKV_LOG_LEVEL"] ?? "warn" },
+    env: { ...process.env, LOGKV_LOG_LEVEL: process.env["LOGKV_LOG_LEVEL"] ?? "warn", ...env },
   });
   let out = "";
   let err = "";
@@ -284,8 +285,10 @@ export function startLogkvNode(repoRoot: string, dataDir: string): Promise<Serve
     ["start", "--data", dataDir, "--graphql", "127.0.0.1:0", "--kafka", "127.0.0.1:0"],
     /GraphiQL: (http:\/\/[\d.]+:\d+\/graphql)/,
     60_000,
-    // As `npm start` and the `logkv` command run it (a larger young generation: see cli.ts).
+    // As `npm start` and the `logkv` command run it (a larger young generation and thread
+    // pool: see cli.ts).
     ["--max-semi-space-size=64"],
+    { UV_THREADPOOL_SIZE: process.env["UV_THREADPOOL_SIZE"] ?? "16" },
   );
 }
 
