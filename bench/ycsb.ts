@@ -168,6 +168,7 @@ export async function runYcsbBench(options: YcsbBenchOptions): Promise<YcsbBench
       clientCpu: Number.NaN,
       serverCpu: null,
       serverLoopCpu: null,
+      serverWriteBytes: null,
     });
 
     let seed = 100;

@@ -11,6 +11,7 @@ export class GatewayProbe {
   private readonly writePhaseSeconds: Histogram<"phase">;
   private readonly errors: Counter<"code">;
   private readonly refused: Counter<"reason">;
+  private readonly keyedReads: Counter<"verdict">;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -50,10 +51,24 @@ export class GatewayProbe {
       labelNames: ["reason"],
       registers,
     });
+    this.keyedReads = new Counter({
+      name: "logkv_gateway_strong_keyed_reads_total",
+      help:
+        "STRONG reads of one partition key in the embedded node, by how the partition's " +
+        "unapplied records were judged: current (nothing to apply), clear (nothing touching " +
+        "the key), touched (waited past it), short (too many: waited for the end), failed " +
+        "(unreadable: end offsets used)",
+      labelNames: ["verdict"],
+      registers,
+    });
   }
 
   operationDone(operation: string, consistency: string, seconds: number): void {
     this.operationSeconds.observe({ operation, consistency }, seconds);
+  }
+
+  keyedRead(verdict: string): void {
+    this.keyedReads.inc({ verdict });
   }
 
   waited(consistency: string, seconds: number): void {

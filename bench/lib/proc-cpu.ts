@@ -56,6 +56,19 @@ function runqueueSeconds(pid: number): number {
   }
 }
 
+/**
+ * Bytes a process has caused to be written to storage so far (write_bytes of
+ * /proc/PID/io: page-cache writes it dirtied, whoever flushes them), or null if unreadable.
+ */
+export function sampleWriteBytes(pid: number): number | null {
+  try {
+    const match = /^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"));
+    return match === null ? null : Number(match[1]);
+  } catch {
+    return null;
+  }
+}
+
 /** CPU seconds of a running process, or null when /proc has no such process. */
 export function sampleCpu(pid: number): CpuSample | null {
   // After the command name: state is field 3, utime 14, stime 15 (1-based, proc(5)).

@@ -6,7 +6,7 @@
 // bare graphql-yoga `{ hello }` server.
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import { sampleCpu, selfCpuSeconds } from "./proc-cpu.js";
+import { sampleCpu, sampleWriteBytes, selfCpuSeconds } from "./proc-cpu.js";
 import { sleep, summarize } from "./stats.js";
 
 export const SESSION_HEADER = "x-logkv-session";
@@ -63,6 +63,8 @@ export interface LoopResult {
   /** The server process's CPU (all threads) ÷ seconds, and its main thread's, when known. */
   serverCpu: number | null;
   serverLoopCpu: number | null;
+  /** Bytes the server process wrote to storage during the case, or null. */
+  serverWriteBytes: number | null;
 }
 
 /** One operation of client `client`; resolves to its kind (for per-kind latency). */
@@ -112,15 +114,22 @@ class Recorder {
 class CpuWindow {
   private readonly self = selfCpuSeconds();
   private readonly server;
+  private readonly writeBytes;
 
   constructor(private readonly serverPid: number | null) {
     this.server = serverPid === null ? null : sampleCpu(serverPid);
+    this.writeBytes = serverPid === null ? null : sampleWriteBytes(serverPid);
   }
 
-  end(seconds: number): Pick<LoopResult, "clientCpu" | "serverCpu" | "serverLoopCpu"> {
+  end(
+    seconds: number,
+  ): Pick<LoopResult, "clientCpu" | "serverCpu" | "serverLoopCpu" | "serverWriteBytes"> {
     const server = this.serverPid === null ? null : sampleCpu(this.serverPid);
     const ok = server !== null && this.server !== null;
+    const written = this.serverPid === null ? null : sampleWriteBytes(this.serverPid);
     return {
+      serverWriteBytes:
+        written === null || this.writeBytes === null ? null : written - this.writeBytes,
       clientCpu: (selfCpuSeconds() - this.self) / seconds,
       serverCpu: ok ? (server.processSeconds - this.server!.processSeconds) / seconds : null,
       serverLoopCpu: ok
@@ -227,10 +236,11 @@ export function startServer(
   pattern: RegExp,
   timeoutMs = 30_000,
   nodeFlags: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<ServerProcess> {
   const child: ChildProcess = spawn(process.execPath, [...nodeFlags, script, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, LOGKV_LOG_LEVEL: process.env["LOGKV_LOG_LEVEL"] ?? "warn" },
+    env: { ...process.env, LOGKV_LOG_LEVEL: process.env["LOGKV_LOG_LEVEL"] ?? "warn", ...env },
   });
   let out = "";
   let err = "";
@@ -275,8 +285,10 @@ export function startLogkvNode(repoRoot: string, dataDir: string): Promise<Serve
     ["start", "--data", dataDir, "--graphql", "127.0.0.1:0", "--kafka", "127.0.0.1:0"],
     /GraphiQL: (http:\/\/[\d.]+:\d+\/graphql)/,
     60_000,
-    // As `npm start` and the `logkv` command run it (a larger young generation: see cli.ts).
+    // As `npm start` and the `logkv` command run it (a larger young generation and thread
+    // pool: see cli.ts).
     ["--max-semi-space-size=64"],
+    { UV_THREADPOOL_SIZE: process.env["UV_THREADPOOL_SIZE"] ?? "16" },
   );
 }
 

@@ -106,6 +106,7 @@ const HEADER = [
   "errors",
   "client CPU",
   "server CPU (loop)",
+  "server disk KiB/op",
 ];
 
 function row(c: YcsbCase): string[] {
@@ -126,6 +127,9 @@ function row(c: YcsbCase): string[] {
     String(c.errors),
     formatFixed(c.clientCpu, 2),
     server,
+    c.serverWriteBytes === null || c.serverWriteBytes === undefined || c.ops === 0
+      ? "-"
+      : formatFixed(c.serverWriteBytes / c.ops / 1024, 1),
   ];
 }
 
@@ -165,7 +169,8 @@ export function formatMarkdown(result: YcsbBenchResult): string {
       `${s.durationMs / 1000} s per case after ${s.warmupMs / 1000} s warm-up, scrambled zipfian keys ` +
       `(theta ${s.theta}); E: ${s.scan}. Load generator, \`logkv start\` and the \`{ hello }\` server ` +
       "are separate processes on the same cores. Latency in ms; *client/server CPU* in cores " +
-      "(server: whole process, in brackets its main thread).",
+      "(server: whole process, in brackets its main thread); *server disk* is what the " +
+      "server process wrote to storage (write_bytes of /proc/PID/io) per operation.",
     "",
     "## Targets",
     "",

@@ -3,7 +3,11 @@
 // principle 3), then tells the caller where it read and, for EVENTUAL, how far behind.
 //
 // - STRONG asks the broker for the topic's end offsets (the committed high watermarks,
-//   through kafkajs) and waits until applied >= them.
+//   through kafkajs) and waits until applied >= them. In the embedded node a read of one
+//   partition key reads instead the partition's high watermark and unapplied records from
+//   the in-process broker (local-tail.ts) and waits only past the last of them that may
+//   change that key (key-tail.ts): a read of a key nobody is writing does not wait for
+//   others' writes.
 // - SESSION waits until applied >= the session token's offsets.
 // - EVENTUAL waits for nothing. Its staleness is the last known end offset minus the
 //   applied offset: end offsets are learnt from this gateway's writes, from STRONG reads and
@@ -13,6 +17,8 @@
 // Every wait is event-driven (the materializer's offset monitors) and bounded by
 // `waitTimeoutMs`; past it the read fails with TIMEOUT, which is retriable.
 import { SessionToken } from "./token.js";
+import type { KeyedVerdict, ReadKey } from "./key-tail.js";
+import type { KeyedFloor } from "./local-tail.js";
 
 export type Consistency = "STRONG" | "SESSION" | "EVENTUAL";
 
@@ -33,8 +39,20 @@ export interface GateOptions {
    * .floor) and the read carries it to a remote owner, which waits on its own applied offset.
    */
   deferred?(topic: string): boolean;
+  /**
+   * A STRONG read of one partition key: the floor it needs, from the partition's leader in
+   * this process (local-tail.ts); null, or absent, to wait for the end offsets.
+   */
+  keyedFloor?(
+    topic: string,
+    partition: number,
+    key: ReadKey,
+    applied: () => bigint,
+  ): Promise<KeyedFloor | null>;
   /** Called with each wait's duration (metrics). */
   onWait?(consistency: Consistency, seconds: number): void;
+  /** Called for each keyed STRONG read with how its tail was judged (metrics). */
+  onKeyed?(verdict: KeyedVerdict | "failed"): void;
 }
 
 /** Where a read was allowed to run. */
@@ -77,11 +95,18 @@ export class ConsistencyGate {
     partitions: readonly number[],
     consistency: Consistency,
     token: SessionToken,
+    key?: ReadKey,
   ): Promise<ReadPoint> {
     const started = performance.now();
     let staleness: Map<number, bigint> | undefined;
     let floor: Map<number, bigint> | undefined;
-    if (consistency === "STRONG") {
+    const keyed =
+      consistency === "STRONG" && key !== undefined && partitions.length === 1
+        ? await this.strongKeyed(topic, partitions[0]!, key)
+        : null;
+    if (keyed !== null) {
+      floor = keyed;
+    } else if (consistency === "STRONG") {
       const ends = await this.options.endOffsets(topic);
       ends.forEach((end, partition) => this.observeEnd(topic, partition, end));
       this.fetchedAtMs.set(topic, Date.now());
@@ -102,6 +127,30 @@ export class ConsistencyGate {
       ...(floor && { floor }),
       ...(staleness && { staleness }),
     };
+  }
+
+  /** A keyed STRONG read's floor, or null to take the end offsets' way. */
+  private async strongKeyed(
+    topic: string,
+    partition: number,
+    key: ReadKey,
+  ): Promise<Map<number, bigint> | null> {
+    const { keyedFloor, materializer } = this.options;
+    if (keyedFloor === undefined || this.options.deferred?.(topic) === true) return null;
+    let found: KeyedFloor | null;
+    try {
+      found = await keyedFloor(topic, partition, key, () =>
+        materializer.appliedOffset(topic, partition),
+      );
+    } catch {
+      this.options.onKeyed?.("failed");
+      return null;
+    }
+    if (found === null) return null;
+    const { floor, verdict, highWatermark } = found;
+    this.observeEnd(topic, partition, highWatermark);
+    this.options.onKeyed?.(verdict);
+    return this.waitAll(topic, [partition], () => floor);
   }
 
   private async waitAll(

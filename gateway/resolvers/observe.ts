@@ -5,6 +5,7 @@ import type { GraphQLResolveInfo } from "graphql";
 import type { Consistency, ReadPoint } from "../consistency/gate.js";
 import { SessionToken } from "../consistency/token.js";
 import { offsetsRecord, type GatewayContext } from "../context.js";
+import type { ReadKey } from "../consistency/key-tail.js";
 import type { LogPosition } from "../../services/log-client.js";
 import { throttledIfLimit } from "../errors.js";
 
@@ -31,9 +32,10 @@ export async function gateRead(
   partitions: readonly number[],
   consistency: Consistency,
   token: SessionToken,
+  key?: ReadKey,
 ): Promise<ReadPoint> {
   try {
-    return await context.gateway.gate.before(topic, partitions, consistency, token);
+    return await context.gateway.gate.before(topic, partitions, consistency, token, key);
   } catch (error) {
     throw throttledIfLimit(error);
   }

@@ -30,6 +30,7 @@ import {
   valuesOf,
 } from "./args.js";
 import { gateRead, readDone, timed } from "./observe.js";
+import type { ReadKey } from "../consistency/key-tail.js";
 
 interface ReadArgs {
   table: string;
@@ -65,9 +66,15 @@ type Resolver<A, R> = (
   info: GraphQLResolveInfo,
 ) => Promise<R>;
 
+/** The partitions a read spans and, for a read of one partition key, that key. */
+interface ReadSpan {
+  partitions: number[];
+  key?: ReadKey;
+}
+
 /** Gate, read, report: the shape all three reads share. */
 function readResolver<A extends ReadArgs, R>(
-  partitionsOf: (args: A, entry: CatalogEntry) => number[],
+  spanOf: (args: A, entry: CatalogEntry) => ReadSpan,
   read: (args: A, context: GatewayContext, fence: ReadFence) => Promise<ReadResult<R>>,
   globalIndexes?: (args: A, entry: CatalogEntry, c: Consistency) => boolean,
 ): Resolver<A, R & { token: string }> {
@@ -77,8 +84,8 @@ function readResolver<A extends ReadArgs, R>(
       const token: SessionToken = context.state.token(args.after);
       await knownTables(context, [args.table]);
       const entry = tableEntry(context, args.table);
-      const partitions = partitionsOf(args, entry);
-      const point = await gateRead(context, topicOf(entry), partitions, consistency, token);
+      const { partitions, key } = spanOf(args, entry);
+      const point = await gateRead(context, topicOf(entry), partitions, consistency, token, key);
       const fence: ReadFence = {
         partitions,
         ...(point.floor && { floor: point.floor }),
@@ -127,11 +134,15 @@ export function queryPartitionKey(
   return canonicalizeValue(range.partitionKeyValue);
 }
 
-/** The one partition a table or LSI query reads, from its key condition. */
-function queryPartitions(args: QueryArgs, entry: CatalogEntry): number[] {
+/** The one partition (and key) a table or LSI query reads, from its key condition. */
+function querySpan(args: QueryArgs, entry: CatalogEntry): ReadSpan {
   const { definition } = entry;
-  if (isGlobalIndex(entry, args.index)) return allPartitions(definition.partitions);
-  return [partitionOf(queryPartitionKey(definition, args), definition.partitions)];
+  if (isGlobalIndex(entry, args.index)) return { partitions: allPartitions(definition.partitions) };
+  const value = queryPartitionKey(definition, args);
+  return {
+    partitions: [partitionOf(value, definition.partitions)],
+    key: { name: definition.partitionKey.name, value },
+  };
 }
 
 /** A GSI is fed from the changes topic: STRONG and SESSION also wait for it to catch up. */
@@ -158,8 +169,12 @@ export const itemQueries = {
     (args, entry) => {
       const key = canonicalItem(args.key);
       validateKey(key, tableKeySchema(entry.definition));
-      const pk = key[entry.definition.partitionKey.name]!;
-      return [partitionOf(pk, entry.definition.partitions)];
+      const name = entry.definition.partitionKey.name;
+      const pk = key[name]!;
+      return {
+        partitions: [partitionOf(pk, entry.definition.partitions)],
+        key: { name, value: pk },
+      };
     },
     async (args, context, fence) => {
       const { result, offsets } = await context.gateway.materializer.getItem(
@@ -173,7 +188,7 @@ export const itemQueries = {
   ),
 
   query: readResolver<QueryArgs, ReturnType<typeof pageJson>>(
-    queryPartitions,
+    querySpan,
     async (args, context, fence) => {
       const options = {
         ...pageOptions(args),
@@ -191,7 +206,7 @@ export const itemQueries = {
   ),
 
   scan: readResolver<ScanArgs, ReturnType<typeof pageJson>>(
-    (_args, entry) => allPartitions(entry.definition.partitions),
+    (_args, entry) => ({ partitions: allPartitions(entry.definition.partitions) }),
     async (args, context, fence) => {
       const options = {
         ...pageOptions(args),

@@ -23,6 +23,7 @@ import type { BrokerContext } from "./kafka/server/handlers/context.js";
 import { createDispatch } from "./kafka/server/handlers/index.js";
 import { KafkaServer } from "./kafka/server/server.js";
 import { TopicManager } from "./partition/topic-manager.js";
+import { type PartitionTailView, tailViewOf } from "./partition/tail-view.js";
 import { ProducerIdManager } from "./producer-ids.js";
 import { TransactionCoordinator, type TxnSinks } from "./transactions/txn-coordinator.js";
 import { FileTransactionStore } from "./transactions/txn-state-store.js";
@@ -234,6 +235,31 @@ export class KafkaBroker {
       metrics: this.metrics === null ? null : `${this.metrics.host}:${this.metrics.port}`,
       dataDir: this.config.dataDir,
     });
+  }
+
+  /**
+   * Each partition's committed end offset (the high watermark, what ListOffsets(latest,
+   * READ_UNCOMMITTED) answers), read in this process without a request: for an embedded
+   * gateway's STRONG reads. Only a standalone broker answers; it is the only replica, so
+   * its high watermark is the partition leader's and covers every acknowledged write. A
+   * clustered broker answers null (a leader may be deposed without knowing it: its reads
+   * need the read-index barrier of a ListOffsets request), as does an unknown topic.
+   */
+  localEndOffsets(topic: string): bigint[] | null {
+    if (this.config.raft !== undefined) return null;
+    const found = this.context.topics.get(topic);
+    if (found === undefined) return null;
+    return found.partitions.map((partition) => partition.highWatermark);
+  }
+
+  /**
+   * A partition's committed records and high watermark read in process (keyed STRONG reads
+   * of the embedded gateway); null when clustered or unknown, as for localEndOffsets.
+   */
+  localPartition(topic: string, partition: number): PartitionTailView | null {
+    if (this.config.raft !== undefined) return null;
+    const found = this.context.topics.get(topic)?.partitions[partition];
+    return found === undefined ? null : tailViewOf(found);
   }
 
   kafkaAddress(): { host: string; port: number } {

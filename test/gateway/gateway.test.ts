@@ -3,7 +3,10 @@
 // oversized items and requests, bad tokens and too-deep queries get typed errors and the
 // server keeps serving; SESSION reads see the caller's writes even on another gateway with
 // its own materializer; STRONG reads see a write appended by another client; EVENTUAL reads
-// report their staleness; waits past the limit are a retriable TIMEOUT; /metrics reports.
+// report their staleness; the embedded node's STRONG reads read its broker's high
+// watermarks in process, and a STRONG read of one key (which waits only for that key's
+// unapplied records) sees every write of it acknowledged before it; waits past the limit
+// are a retriable TIMEOUT; /metrics reports.
 // Method: an embedded node (broker, materializer, gateway) in this process on free loopback
 // ports; a second gateway node with its own materializer on the same broker; a third
 // gateway sharing the first materializer with a short wait limit. Clients: fetch,
@@ -25,6 +28,7 @@ import { startTwoNodes } from "../helpers/gateway-nodes.js";
 import { Gateway } from "../../gateway/server.js";
 import { LogClient } from "../../services/log-client.js";
 import { SessionToken } from "../../gateway/consistency/token.js";
+import type { LogEvent } from "../../schemas/events.js";
 
 interface GraphQLResponse {
   status: number;
@@ -47,6 +51,20 @@ async function post(
   });
   const body = (await response.json()) as Omit<GraphQLResponse, "status" | "headers">;
   return { status: response.status, headers: response.headers, ...body };
+}
+
+/** A PutItem of {pk, n} into "users", as another client appends it to the log. */
+function putEvent(pk: string, n: number): LogEvent {
+  return {
+    type: "PutItem",
+    table: "users",
+    item: { pk: { S: pk }, n: { N: String(n) } },
+    condition: null,
+    names: {},
+    values: {},
+    returnValues: "NONE",
+    requestId: null,
+  };
 }
 
 function ok(response: GraphQLResponse): Record<string, any> {
@@ -209,25 +227,71 @@ describe("GraphQL gateway", () => {
 
   it("STRONG reads see a write another client appended to the log", async () => {
     for (let i = 0; i < 5; i++) {
-      await other.appendItemEvent(
-        tableTopic,
-        { S: `raw${i}` },
-        {
-          type: "PutItem",
-          table: "users",
-          item: { pk: { S: `raw${i}` }, n: { N: String(i) } },
-          condition: null,
-          names: {},
-          values: {},
-          returnValues: "NONE",
-          requestId: null,
-        },
-      );
+      await other.appendItemEvent(tableTopic, { S: `raw${i}` }, putEvent(`raw${i}`, i));
       const got = ok(
         await post(urlB, GET, { table: "users", key: { pk: `raw${i}` }, c: "STRONG" }),
       );
       assert.deepEqual(got.getItem.item, { pk: `raw${i}`, n: i });
     }
+  });
+
+  it("the embedded node's STRONG reads take its own broker's high watermarks, no request", async () => {
+    const log = a.gateway.core.log;
+    // Quiet here (every earlier write was acknowledged): the in-process answer is the one a
+    // ListOffsets request gets.
+    assert.deepEqual(a.broker!.localEndOffsets(tableTopic), await log.endOffsets(tableTopic));
+    assert.equal(a.broker!.localEndOffsets("no-such-topic"), null);
+    const calls = log.endOffsetStats.calls;
+    for (let i = 0; i < 5; i++) {
+      await other.appendItemEvent(tableTopic, { S: `local${i}` }, putEvent(`local${i}`, i));
+      const got = ok(
+        await post(urlA, GET, { table: "users", key: { pk: `local${i}` }, c: "STRONG" }),
+      );
+      assert.deepEqual(got.getItem.item, { pk: `local${i}`, n: i });
+    }
+    assert.equal(log.endOffsetStats.calls, calls, "no ListOffsets round for STRONG reads");
+  });
+
+  it("keyed STRONG reads see every write acknowledged before them, under concurrent writes", async () => {
+    // Writers put increasing n under three keys of one partition key each, through another
+    // client; readers note the highest n acknowledged for a key, then read it STRONG: the
+    // read must show at least that. Other keys' writes keep records unapplied meanwhile.
+    const keys = ["lin0", "lin1", "lin2"];
+    const acked = new Map(keys.map((k) => [k, -1]));
+    let writing = true;
+    let failure: unknown = null;
+    const writers = keys.map(async (k) => {
+      for (let n = 0; n < 40 && failure === null; n++) {
+        await other.appendItemEvent(tableTopic, { S: k }, putEvent(k, n));
+        acked.set(k, n);
+      }
+    });
+    let reads = 0;
+    const readers = Array.from({ length: 4 }, async (_, r) => {
+      try {
+        for (let i = 0; writing && failure === null; i++) {
+          const k = keys[(r + i) % keys.length]!;
+          const need = acked.get(k)!;
+          const got = ok(await post(urlA, GET, { table: "users", key: { pk: k }, c: "STRONG" }));
+          const n = got.getItem.item === null ? -1 : Number(got.getItem.item.n);
+          assert.ok(n >= need, `STRONG read of ${k} saw ${n}, ${need} was acknowledged before it`);
+          reads++;
+        }
+      } catch (error) {
+        failure ??= error;
+      }
+    });
+    await Promise.all(writers);
+    writing = false;
+    await Promise.all(readers);
+    if (failure !== null) throw failure;
+    assert.ok(reads > 20, `only ${reads} reads`);
+    const metrics = await (await fetch(urlA.replace(/graphql$/, "metrics"))).text();
+    const keyed = metrics
+      .split("\n")
+      .filter((line) => line.startsWith("logkv_gateway_strong_keyed_reads_total{"))
+      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
+    assert.ok(keyed >= reads, `keyed reads counted: ${keyed} of ${reads}`);
   });
 
   it("EVENTUAL reads answer at once and report offsets and staleness", async () => {
