@@ -36,7 +36,9 @@ export class TxnProbe {
     });
     this.recovered = new Counter({
       name: "logkv_transactions_recovered_total",
-      help: "Transactions the recovery sweeper aborted, whose decision it re-sent, orphan prepares it aborted, or prepares of unknown (trimmed) transactions it left held",
+      help:
+        "Recovery: transactions aborted (aborted), decisions re-sent (resent), orphan " +
+        "prepares aborted (orphan), prepares of unknown, maybe trimmed, ones left held (unknown)",
       labelNames: ["action"],
       registers,
     });
@@ -48,7 +50,7 @@ export class TxnProbe {
     });
     this.trims = new Counter({
       name: "logkv_txn_state_trims_total",
-      help: "Trim passes over logkv.txn-state (trimmed, kept: nothing to delete, refused by the log)",
+      help: "Trim passes over logkv.txn-state (trimmed, kept: nothing to delete, refused)",
       labelNames: ["result"],
       registers,
     });
