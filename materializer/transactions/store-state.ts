@@ -27,7 +27,8 @@ import { DbError } from "../../services/shared/errors.js";
 import type { StateView } from "../apply/apply.js";
 import { keyOf } from "../catalog/table.js";
 import { itemStoreKey, type CatalogEntry } from "../state/records.js";
-import { decodeKey, encodeKey, prefixRange } from "../store/key-codec.js";
+import { bytePrefixRange, decodeKey, encodeKey, prefixRange } from "../store/key-codec.js";
+import { Space } from "../store/layout.js";
 import type { BatchOp, KvReader } from "../store/store.js";
 import type { Item } from "../values/attribute-value.js";
 import { canonicalizeItem } from "../values/canonical.js";
@@ -448,4 +449,36 @@ export async function preparedEntries(
     });
   }
   return found;
+}
+
+/**
+ * Deletes of the transaction state a dropped table leaves (in the batch that drops it):
+ * holds on its items, and the entries, decided writes, deadlines, votes and clock of its
+ * topic's partitions. Without them a prepare of the old generation would hold the same key
+ * of a table created again under the name forever (its decision goes to the old topic,
+ * which nobody applies any more), and recovery would resend that decision every sweep.
+ * Returns the operations and how many holds they release.
+ */
+export async function droppedTableTxnOps(
+  reader: KvReader,
+  table: string,
+  topic: string | null,
+): Promise<{ ops: BatchOp[]; holdsReleased: number }> {
+  const ops: BatchOp[] = [];
+  const holdsOfTable = Buffer.concat([
+    encodeKey([X, { name: "hold" }]),
+    encodeKey([{ space: Space.item }, { name: table }]),
+  ]);
+  for await (const [key] of reader.iterate(bytePrefixRange(holdsOfTable))) {
+    ops.push({ type: "del", key });
+  }
+  const holdsReleased = ops.length;
+  if (topic !== null) {
+    for (const kind of ["txn", "img", "dl", "out", "clock"]) {
+      for await (const [key] of reader.iterate(prefixRange([X, { name: kind }, { name: topic }]))) {
+        ops.push({ type: "del", key });
+      }
+    }
+  }
+  return { ops, holdsReleased };
 }
