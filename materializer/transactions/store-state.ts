@@ -258,18 +258,24 @@ export class TxnBatchState {
     return state;
   }
 
-  /** Reads the decided writes of every prepared entry loaded. */
+  /** Reads the decided writes of every prepared entry loaded, in one read. */
   private async loadImages(store: KvReader): Promise<void> {
+    const wanted: { txnId: string; indexes: number[] }[] = [];
+    const keys: Buffer[] = [];
     for (const [txnId, stored] of this.entries) {
       if (stored?.state !== "PREPARED") continue;
       const indexes = writeIndexes(stored);
-      const keys = indexes.map((index) => imageKey(this.topic, this.partition, txnId, index));
-      const values = await store.getMany(keys);
-      const missing = values.some((v) => v === undefined);
-      this.images.set(
-        txnId,
-        missing ? null : indexes.map((index, i) => decodeImage(index, values[i]!)),
-      );
+      wanted.push({ txnId, indexes });
+      for (const index of indexes) keys.push(imageKey(this.topic, this.partition, txnId, index));
+    }
+    if (wanted.length === 0) return;
+    const values = await store.getMany(keys);
+    let at = 0;
+    for (const { txnId, indexes } of wanted) {
+      const mine = values.slice(at, at + indexes.length);
+      at += indexes.length;
+      const missing = mine.some((v) => v === undefined);
+      this.images.set(txnId, missing ? null : indexes.map((i, k) => decodeImage(i, mine[k]!)));
     }
   }
 
