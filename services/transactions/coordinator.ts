@@ -543,7 +543,13 @@ export class TxnCoordinator {
     if (now < this.nextTrimMs) return;
     this.nextTrimMs = now + stateTrimIntervalMs;
     const pinned = new Set(prepared.map((entry) => entry.txnId.replace(/#\d+$/, "")));
-    const trimmed = await this.state.trim({ nowMs: now, retainMs: stateRetainMs, pinned });
-    this.probe.stateTrimmed(trimmed.result, trimmed.records);
+    try {
+      const trimmed = await this.state.trim({ nowMs: now, retainMs: stateRetainMs, pinned });
+      this.probe.stateTrimmed(trimmed.result, trimmed.records);
+    } catch {
+      // The log is unreachable or busy: nothing was deleted; the next pass tries again. A
+      // replay sweeping while it waits must not fail for it.
+      this.probe.stateTrimFailed();
+    }
   }
 }

@@ -50,7 +50,7 @@ export class TxnProbe {
     });
     this.trims = new Counter({
       name: "logkv_txn_state_trims_total",
-      help: "Trim passes over logkv.txn-state (trimmed, kept: nothing to delete, refused)",
+      help: "Trim passes over logkv.txn-state (trimmed, kept: nothing to delete, refused, failed)",
       labelNames: ["result"],
       registers,
     });
@@ -64,6 +64,10 @@ export class TxnProbe {
   stateTrimmed(result: "trimmed" | "kept" | "refused", records: bigint): void {
     this.trims.inc({ result });
     this.stateRecords.set(Number(records));
+  }
+
+  stateTrimFailed(): void {
+    this.trims.inc({ result: "failed" });
   }
 
   finished(outcome: "committed" | "canceled", partitions: number, seconds: number): void {
