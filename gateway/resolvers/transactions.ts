@@ -30,7 +30,7 @@ import type { TxnAction } from "../../schemas/transactions.js";
 import type { LogEvent } from "../../schemas/events.js";
 import { DbError } from "../../services/shared/errors.js";
 import {
-  defaultTxnCoordinatorOptions,
+  txnCoordinatorOptionsFromEnv,
   localParticipants,
   TxnCoordinator,
   type TxnGroup,
@@ -64,14 +64,12 @@ const HELD_RETRY_MS = 2;
 const coordinators = new WeakMap<GatewayCore, Promise<TxnCoordinator>>();
 
 /**
- * The coordinator's options; LOGKV_TXN_TIMEOUT_MS shortens how long an abandoned
- * transaction may hold keys (tests that kill coordinators use it).
+ * The coordinator's options: LOGKV_TXN_TIMEOUT_MS shortens how long an abandoned
+ * transaction may hold keys (tests that kill coordinators use it); the others
+ * (txnCoordinatorOptionsFromEnv) set the idempotency window and the state log's retention.
  */
 function coordinatorOptions() {
-  const timeout = Number(process.env.LOGKV_TXN_TIMEOUT_MS ?? "");
-  return Number.isInteger(timeout) && timeout > 0
-    ? { ...defaultTxnCoordinatorOptions, txnTimeoutMs: timeout }
-    : defaultTxnCoordinatorOptions;
+  return txnCoordinatorOptionsFromEnv(process.env);
 }
 
 /** The gateway's coordinator, started on first use (or by startTransactions at node start). */

@@ -275,6 +275,40 @@ function commit(
   return { writes, change };
 }
 
+/** An item change decided by an earlier event (a transaction's prepare), to be applied later. */
+export interface DecidedWrite {
+  table: string;
+  /** The item's canonical key attributes. */
+  key: Item;
+  kind: "PUT" | "UPDATE" | "DELETE";
+  /** The item after the change; null: deleted. */
+  after: Item | null;
+}
+
+/**
+ * Applies an item change decided earlier without deciding again: a transaction's commit
+ * writes what its prepare's vote validated (materializer/transactions/README.md), so no
+ * catalog change in between (a global index added, a TTL attribute set) can make the write
+ * fail or differ. The version, LSI entries and change event follow from the item as stored
+ * now, which the transaction's hold kept unchanged since the vote; global indexes are
+ * maintained from the change event with the indexes in force when it is applied. The only
+ * refusal left is a table that no longer exists (VALIDATION, no writes).
+ */
+export function applyDecided(
+  state: StateView,
+  decided: DecidedWrite,
+  at: EventPosition,
+): ApplyResult {
+  const table = state.table(decided.table);
+  if (table === undefined) {
+    return validation(`Requested resource not found: Table: ${decided.table}`);
+  }
+  const stored = state.item(table.name, decided.key);
+  const context: ItemContext = { table, key: decided.key, stored, before: stored };
+  const { writes, change } = commit(context, decided.after ?? undefined, decided.kind, at);
+  return { writes, outcome: ok(), change };
+}
+
 function putItem(state: StateView, event: PutItemEvent, at: EventPosition): ApplyResult {
   const table = tableOf(state, event.table);
   checkReturnValues(event.returnValues, ["NONE", "ALL_OLD"]);

@@ -53,6 +53,7 @@ import {
 } from "../transactions/shell.js";
 import {
   countHolds,
+  droppedTableTxnOps,
   singleWriteKey,
   TxnBatchState,
   txnOutcomeOps,
@@ -127,7 +128,7 @@ interface Prepared {
   result: AppliedBatch;
   finals: Map<string, CatalogEntry | undefined>;
   dropped: Set<string>;
-  /** Keys the batch's transaction records held (+) or released (-). */
+  /** Keys the batch's transaction records held (+) or released (-), drops included. */
   holdDelta: number;
 }
 
@@ -325,10 +326,11 @@ export class Applier {
     const last = fresh[fresh.length - 1]!;
     result.nextOffset = last.offset + 1n;
     ops.push(appliedOffsetOp(topic, partition, result.nextOffset));
-    for (const [name, entry] of await this.catalogOps(state, touched, dropped, ops)) {
+    const drops = { holdsReleased: 0 };
+    for (const [name, entry] of await this.catalogOps(state, touched, dropped, ops, drops)) {
       finals.set(name, entry);
     }
-    return { result, finals, dropped, holdDelta: txn.holdDelta };
+    return { result, finals, dropped, holdDelta: txn.holdDelta - drops.holdsReleased };
   }
 
   /**
@@ -342,9 +344,10 @@ export class Applier {
     touched: ReadonlySet<string>,
     dropped: ReadonlySet<string>,
     ops: BatchOp[],
+    drops: { holdsReleased: number },
   ): Promise<Map<string, CatalogEntry | undefined>> {
     const finals = new Map<string, CatalogEntry | undefined>();
-    for (const name of dropped) ops.push(...(await this.dropOps(name)));
+    for (const name of dropped) ops.push(...(await this.dropOps(name, drops)));
     for (const name of touched) {
       const final = state.entry(name);
       finals.set(name, final);
@@ -468,12 +471,20 @@ export class Applier {
     return ops;
   }
 
-  /** Deletes of everything a dropped table left: items, indexes, change events. */
-  private async dropOps(name: string): Promise<BatchOp[]> {
+  /**
+   * Deletes of everything a dropped table left: items, indexes, change events, and its
+   * transaction state (holds, its topic's entries: materializer/transactions/).
+   */
+  private async dropOps(name: string, drops: { holdsReleased: number }): Promise<BatchOp[]> {
     const ops: BatchOp[] = [{ type: "del", key: tableKey(name) }];
     for (const range of tableRanges(name)) {
       for await (const [key] of this.store.iterate(range)) ops.push({ type: "del", key });
     }
+    const before = this.catalog.get(name);
+    const topic = before === undefined ? null : tableTopic(name, before.generation);
+    const txn = await droppedTableTxnOps(this.store, name, topic);
+    drops.holdsReleased += txn.holdsReleased;
+    ops.push(...txn.ops);
     return ops;
   }
 

@@ -22,7 +22,13 @@ import type {
 } from "../../schemas/transactions.js";
 import { assert, unreachable } from "../../services/shared/assert.js";
 import { DbError } from "../../services/shared/errors.js";
-import { apply, type EventPosition, type StateView } from "../apply/apply.js";
+import {
+  apply,
+  applyDecided,
+  type DecidedWrite,
+  type EventPosition,
+  type StateView,
+} from "../apply/apply.js";
 import type { Write } from "../apply/writes.js";
 import { keyOf } from "../catalog/table.js";
 import type { Item } from "../values/attribute-value.js";
@@ -44,6 +50,12 @@ export type TxnEntry =
       actions: TxnAction[];
       /** The held keys, canonical, in action order. */
       keys: { table: string; key: Item }[];
+      /**
+       * What each Put/Update/Delete action will write at commit, decided by the vote (in
+       * action order); null for an entry prepared before these were kept (commit then
+       * evaluates the actions again).
+       */
+      decided: DecidedAction[] | null;
     }
   | { state: "COMMITTED" | "ABORTED"; deadlineMs: bigint };
 
@@ -55,6 +67,12 @@ export interface TxnStateView extends StateView {
   entry(txnId: string): TxnEntry | undefined;
   /** Decided entries whose deadline is before `timestampMs`: they can be forgotten. */
   expiredEntries(timestampMs: bigint): string[];
+}
+
+/** The write a prepared action makes at commit: null when it changes nothing. */
+export interface DecidedAction {
+  index: number;
+  write: DecidedWrite | null;
 }
 
 export type TxnWrite =
@@ -131,10 +149,14 @@ function prepare(state: TxnStateView, record: TxnPrepareRecord, at: EventPositio
     );
   }
   const keys: { table: string; key: Item }[] = [];
+  const decided: DecidedAction[] = [];
   const seen = new Set<string>();
   const reasons = record.actions.map((action) => {
     const checked = checkAction(state, action, record.txnId, at, seen);
     if (checked.key !== null) keys.push({ table: action.table, key: checked.key });
+    if (action.kind !== "ConditionCheck") {
+      decided.push({ index: action.index, write: checked.write });
+    }
     return checked.reason;
   });
   const result = vote(record, reasons);
@@ -146,6 +168,7 @@ function prepare(state: TxnStateView, record: TxnPrepareRecord, at: EventPositio
       timestampMs: at.timestampMs,
       actions: record.actions,
       keys,
+      decided,
     };
     result.txnWrites.push({ type: "entry", txnId: record.txnId, entry });
     for (const { table, key } of keys) {
@@ -206,10 +229,11 @@ function checkAction(
   txnId: string,
   at: EventPosition,
   seen: Set<string>,
-): { reason: CancellationReason; key: Item | null } {
+): { reason: CancellationReason; key: Item | null; write: DecidedWrite | null } {
   const failed = (code: CancellationReason["code"], message: string, item: Item | null = null) => ({
     reason: { index: action.index, code, message, item },
     key: null,
+    write: null,
   });
   let key: Item;
   let id: string;
@@ -238,10 +262,11 @@ function checkAction(
     return failed("ValidationError", "An Update needs an update expression");
   }
   // A dry run of the single-item write: the same validation and condition code decides.
-  const outcome = apply(state, actionEvent(action), at).outcome;
+  const dryRun = apply(state, actionEvent(action), at);
+  const outcome = dryRun.outcome;
   switch (outcome.status) {
     case "OK":
-      return { reason: none(action.index), key };
+      return { reason: none(action.index), key, write: decidedWrite(dryRun.change) };
     case "CONDITIONAL_CHECK_FAILED": {
       const item = action.returnValuesOnConditionCheckFailure === "ALL_OLD" ? outcome.item : null;
       return failed("ConditionalCheckFailed", "The conditional request failed", item);
@@ -251,6 +276,14 @@ function checkAction(
     default:
       return unreachable(outcome, "unknown outcome");
   }
+}
+
+/** The write a dry run decided, from its change event (none: the action changes nothing). */
+function decidedWrite(change: ChangeEvent | null): DecidedWrite | null {
+  if (change === null) return null;
+  const kind = change.kind;
+  assert(kind !== "TTL_DELETE", "a transaction action decided a TTL delete");
+  return { table: change.table, key: change.keys, kind, after: change.newImage };
 }
 
 // ---- phase two --------------------------------------------------------------------------
@@ -300,10 +333,11 @@ function decide(state: TxnStateView, record: TxnDecisionRecord, at: EventPositio
       outcome: aborted(record),
     };
   }
-  const committed = commitActions(state, existing.actions, {
-    ...at,
-    timestampMs: existing.timestampMs,
-  });
+  const commitAt = { ...at, timestampMs: existing.timestampMs };
+  const committed =
+    existing.decided === null
+      ? commitActions(state, existing.actions, commitAt)
+      : commitDecided(state, existing.decided, commitAt);
   return {
     writes: committed.writes,
     txnWrites: [...release, tombstone],
@@ -318,8 +352,35 @@ const aborted = (record: TxnDecisionRecord): TxnOutcome => ({
 });
 
 /**
- * The writes of a commit: each action's single-item write, whose condition held when it
- * was prepared on the same item (held since), at the prepare's "now". Keys are distinct, so the
+ * The writes of a commit: what the vote decided for each action (a yes vote is a promise),
+ * applied to the items as stored now, which the holds kept unchanged since. No condition,
+ * index key or TTL check runs again, so a catalog change between prepare and commit (an
+ * UpdateTable adding a global index or setting the TTL attribute) cannot make an action
+ * fail or differ, and every replica writes the same whatever order it applied the catalog
+ * in. Global indexes get the items from the change events, with the indexes in force when
+ * those are applied. Only a dropped table's action is skipped (and reported).
+ */
+function commitDecided(state: StateView, decided: readonly DecidedAction[], at: EventPosition) {
+  const writes: Write[] = [];
+  const changes: ChangeEvent[] = [];
+  const skipped: CancellationReason[] = [];
+  for (const { index, write } of decided) {
+    if (write === null) continue;
+    const applied = applyDecided(state, write, at);
+    if (applied.outcome.status !== "OK") {
+      const message = applied.outcome.status === "VALIDATION" ? applied.outcome.message : "";
+      skipped.push({ index, code: "ValidationError", message, item: null });
+      continue;
+    }
+    writes.push(...applied.writes);
+    if (applied.change !== null) changes.push(applied.change);
+  }
+  return { writes, changes, skipped };
+}
+
+/**
+ * The writes of a commit of an entry prepared before decided writes were kept: each
+ * action's single-item write again, at the prepare's "now". Keys are distinct, so the
  * actions read no one else's writes. An action that fails now (a table changed under the
  * transaction) is skipped and reported; it cannot happen without a catalog change.
  */

@@ -6,10 +6,13 @@
 //   x dl    topic partition deadlineMs txnId       -> empty: decided entries by deadline
 //   x out   topic partition offset                 -> TxnOutcome (Avro), pruned like outcomes
 //   x clock topic partition                        -> highest record time of its txn records
+//   x img   topic partition txnId actionIndex      -> what a prepared Put/Update/Delete
+//                                                     writes at commit: a ChangeEvent
+//                                                     (Avro), empty when it changes nothing
 //
 // All of it is a function of the log and is written in the applier's one atomic batch
 // with the items and the applied offset, so it survives restarts and matches on replicas.
-import type { LogEvent } from "../../schemas/events.js";
+import { decodeChangeEvent, encodeChangeEvent, type LogEvent } from "../../schemas/events.js";
 import {
   decodeTxnEntry,
   encodeTxnEntry,
@@ -24,11 +27,18 @@ import { DbError } from "../../services/shared/errors.js";
 import type { StateView } from "../apply/apply.js";
 import { keyOf } from "../catalog/table.js";
 import { itemStoreKey, type CatalogEntry } from "../state/records.js";
-import { decodeKey, encodeKey, prefixRange } from "../store/key-codec.js";
+import { bytePrefixRange, decodeKey, encodeKey, prefixRange } from "../store/key-codec.js";
+import { Space } from "../store/layout.js";
 import type { BatchOp, KvReader } from "../store/store.js";
 import type { Item } from "../values/attribute-value.js";
 import { canonicalizeItem } from "../values/canonical.js";
-import { actionKey, type TxnEntry, type TxnStateView, type TxnWrite } from "./core.js";
+import {
+  actionKey,
+  type DecidedAction,
+  type TxnEntry,
+  type TxnStateView,
+  type TxnWrite,
+} from "./core.js";
 
 const X = { space: "x" } as const;
 
@@ -46,6 +56,47 @@ function deadlinePrefix(topic: string, partition: number) {
 
 function deadlineKey(topic: string, partition: number, deadlineMs: bigint, txnId: string) {
   return encodeKey([...deadlinePrefix(topic, partition), { int64: deadlineMs }, { name: txnId }]);
+}
+
+function imageKey(topic: string, partition: number, txnId: string, index: number): Buffer {
+  return encodeKey([
+    X,
+    { name: "img" },
+    { name: topic },
+    { uint32: partition },
+    { name: txnId },
+    { uint32: index },
+  ]);
+}
+
+/** The indexes of the actions of a prepared entry that have a decided write (an image). */
+const writeIndexes = (entry: StoredTxnEntry): number[] =>
+  entry.actions.filter((a) => a.kind !== "ConditionCheck").map((a) => a.index);
+
+function encodeImage(action: DecidedAction, at: { partition: number; timestampMs: bigint }) {
+  const write = action.write;
+  if (write === null) return Buffer.alloc(0);
+  return encodeChangeEvent({
+    table: write.table,
+    partition: at.partition,
+    offset: -1n,
+    timestampMs: at.timestampMs,
+    kind: write.kind,
+    keys: write.key,
+    oldImage: null,
+    newImage: write.after,
+  });
+}
+
+function decodeImage(index: number, value: Buffer): DecidedAction {
+  if (value.length === 0) return { index, write: null };
+  const change = decodeChangeEvent(value);
+  const kind = change.kind;
+  assert(kind !== "TTL_DELETE", "a decided write stored as a TTL delete");
+  return {
+    index,
+    write: { table: change.table, key: change.keys, kind, after: change.newImage },
+  };
 }
 
 function clockKey(topic: string, partition: number): Buffer {
@@ -98,14 +149,21 @@ export function singleWriteKey(
   }
 }
 
-/** An entry as the core sees it: a prepared one with its held keys recomputed. */
-function toCoreEntry(stored: StoredTxnEntry, state: StateView): TxnEntry {
+/**
+ * An entry as the core sees it: a prepared one with its held keys recomputed and its
+ * decided writes (null when the store has none: an entry prepared by an older version).
+ */
+function toCoreEntry(
+  stored: StoredTxnEntry,
+  state: StateView,
+  decided: DecidedAction[] | null,
+): TxnEntry {
   if (stored.state !== "PREPARED") return { state: stored.state, deadlineMs: stored.deadlineMs };
   const keys = stored.actions.map((action) => ({
     table: action.table,
     key: actionKey(state, action),
   }));
-  return { ...stored, state: "PREPARED", keys };
+  return { ...stored, state: "PREPARED", keys, decided };
 }
 
 const hex = (b: Buffer) => b.toString("hex");
@@ -118,6 +176,8 @@ const hex = (b: Buffer) => b.toString("hex");
 export class TxnBatchState {
   private readonly holds = new Map<string, string | null>();
   private readonly entries = new Map<string, StoredTxnEntry | null>();
+  /** Decided writes of the prepared entries, by txnId (null: none stored). */
+  private readonly images = new Map<string, DecidedAction[] | null>();
   /** Decided entries by txnId -> deadline, from the store and the batch. */
   private readonly decided = new Map<string, bigint>();
   readonly itemKeys: Buffer[] = [];
@@ -182,6 +242,7 @@ export class TxnBatchState {
       state.entries.set(id, stored);
       if (stored !== null) stored.actions.forEach(addAction);
     });
+    await state.loadImages(store);
     const keys = [...itemKeys.values()];
     const held = await store.getMany(keys.map(holdKey));
     keys.forEach((key, i) => {
@@ -195,6 +256,27 @@ export class TxnBatchState {
       if (clock !== undefined) state.clockMs = clock.readBigInt64BE(0);
     }
     return state;
+  }
+
+  /** Reads the decided writes of every prepared entry loaded, in one read. */
+  private async loadImages(store: KvReader): Promise<void> {
+    const wanted: { txnId: string; indexes: number[] }[] = [];
+    const keys: Buffer[] = [];
+    for (const [txnId, stored] of this.entries) {
+      if (stored?.state !== "PREPARED") continue;
+      const indexes = writeIndexes(stored);
+      wanted.push({ txnId, indexes });
+      for (const index of indexes) keys.push(imageKey(this.topic, this.partition, txnId, index));
+    }
+    if (wanted.length === 0) return;
+    const values = await store.getMany(keys);
+    let at = 0;
+    for (const { txnId, indexes } of wanted) {
+      const mine = values.slice(at, at + indexes.length);
+      at += indexes.length;
+      const missing = mine.some((v) => v === undefined);
+      this.images.set(txnId, missing ? null : indexes.map((i, k) => decodeImage(i, mine[k]!)));
+    }
   }
 
   private async loadExpiring(store: KvReader, timestampMsMax: bigint): Promise<void> {
@@ -246,7 +328,8 @@ export class TxnBatchState {
       entry: (txnId) => {
         const stored = this.entries.get(txnId);
         assert(stored !== undefined, "a transaction entry the batch did not prefetch");
-        return stored === null ? undefined : toCoreEntry(stored, items);
+        if (stored === null) return undefined;
+        return toCoreEntry(stored, items, this.images.get(txnId) ?? null);
       },
       expiredEntries: (timestampMs) =>
         [...this.decided].filter(([, deadline]) => deadline < timestampMs).map(([id]) => id),
@@ -276,6 +359,26 @@ export class TxnBatchState {
     return ops;
   }
 
+  /** The image operations of an entry going from `before` to `entry`. */
+  private foldImages(txnId: string, before: StoredTxnEntry | null, entry: TxnEntry | null) {
+    const ops: BatchOp[] = [];
+    if (before?.state === "PREPARED") {
+      for (const index of writeIndexes(before)) {
+        ops.push({ type: "del", key: imageKey(this.topic, this.partition, txnId, index) });
+      }
+      this.images.delete(txnId);
+    }
+    if (entry?.state === "PREPARED" && entry.decided !== null) {
+      const at = { partition: this.partition, timestampMs: entry.timestampMs };
+      for (const action of entry.decided) {
+        const key = imageKey(this.topic, this.partition, txnId, action.index);
+        ops.push({ type: "put", key, value: encodeImage(action, at) });
+      }
+      this.images.set(txnId, entry.decided);
+    }
+    return ops;
+  }
+
   private foldEntry(txnId: string, entry: TxnEntry | null): BatchOp[] {
     const ops: BatchOp[] = [];
     const key = entryKey(this.topic, this.partition, txnId);
@@ -285,6 +388,7 @@ export class TxnBatchState {
       ops.push({ type: "del", key: deadlineKey(this.topic, this.partition, deadline, txnId) });
       this.decided.delete(txnId);
     }
+    ops.push(...this.foldImages(txnId, before ?? null, entry));
     if (entry === null) {
       this.entries.set(txnId, null);
       ops.push({ type: "del", key });
@@ -351,4 +455,36 @@ export async function preparedEntries(
     });
   }
   return found;
+}
+
+/**
+ * Deletes of the transaction state a dropped table leaves (in the batch that drops it):
+ * holds on its items, and the entries, decided writes, deadlines, votes and clock of its
+ * topic's partitions. Without them a prepare of the old generation would hold the same key
+ * of a table created again under the name forever (its decision goes to the old topic,
+ * which nobody applies any more), and recovery would resend that decision every sweep.
+ * Returns the operations and how many holds they release.
+ */
+export async function droppedTableTxnOps(
+  reader: KvReader,
+  table: string,
+  topic: string | null,
+): Promise<{ ops: BatchOp[]; holdsReleased: number }> {
+  const ops: BatchOp[] = [];
+  const holdsOfTable = Buffer.concat([
+    encodeKey([X, { name: "hold" }]),
+    encodeKey([{ space: Space.item }, { name: table }]),
+  ]);
+  for await (const [key] of reader.iterate(bytePrefixRange(holdsOfTable))) {
+    ops.push({ type: "del", key });
+  }
+  const holdsReleased = ops.length;
+  if (topic !== null) {
+    for (const kind of ["txn", "img", "dl", "out", "clock"]) {
+      for await (const [key] of reader.iterate(prefixRange([X, { name: kind }, { name: topic }]))) {
+        ops.push({ type: "del", key });
+      }
+    }
+  }
+  return { ops, holdsReleased };
 }

@@ -24,6 +24,7 @@ import {
   type TxnStateRecord,
 } from "../../schemas/transactions.js";
 import { preparedEntries, txnOutcomeKey } from "../../materializer/transactions/store-state.js";
+import { TXN_DEADLINE_MS_MAX } from "../../materializer/transactions/core.js";
 import { DbError } from "../shared/errors.js";
 import type { LogClient, LogPosition } from "../log-client.js";
 import { TxnStateLog, type TxnStatus } from "./state-log.js";
@@ -38,6 +39,13 @@ export interface TxnCoordinatorOptions {
   idempotencyWindowMs: number;
   /** How often the recovery sweeper runs. */
   sweepIntervalMs: number;
+  /**
+   * Decided transactions stay in logkv.txn-state this long after their BEGIN (at least the
+   * idempotency window; the default adds a minute for clocks of gateways that disagree).
+   */
+  stateRetainMs: number;
+  /** How often the sweeper deletes the records of logkv.txn-state no longer needed. */
+  stateTrimIntervalMs: number;
 }
 
 export const defaultTxnCoordinatorOptions: TxnCoordinatorOptions = {
@@ -45,7 +53,46 @@ export const defaultTxnCoordinatorOptions: TxnCoordinatorOptions = {
   waitTimeoutMs: 10_000,
   idempotencyWindowMs: 10 * 60_000,
   sweepIntervalMs: 1_000,
+  stateRetainMs: 11 * 60_000,
+  stateTrimIntervalMs: 60_000,
 };
+
+/** The environment variables that set coordinator options (tests shorten the windows). */
+const optionEnv: Record<string, keyof TxnCoordinatorOptions> = {
+  LOGKV_TXN_TIMEOUT_MS: "txnTimeoutMs",
+  LOGKV_TXN_IDEMPOTENCY_WINDOW_MS: "idempotencyWindowMs",
+  LOGKV_TXN_STATE_RETAIN_MS: "stateRetainMs",
+  LOGKV_TXN_STATE_TRIM_INTERVAL_MS: "stateTrimIntervalMs",
+};
+
+/**
+ * The coordinator options with those the environment sets; INVALID_CONFIG for a value that
+ * is not a positive integer, or a retention shorter than the idempotency window (a retry
+ * could then miss its first outcome).
+ */
+export function txnCoordinatorOptionsFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+): TxnCoordinatorOptions {
+  const options = { ...defaultTxnCoordinatorOptions };
+  for (const [name, option] of Object.entries(optionEnv)) {
+    const text = env[name];
+    if (text === undefined || text === "") continue;
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value <= 0) {
+      throw new DbError("INVALID_CONFIG", `${name} must be a positive integer, got '${text}'`);
+    }
+    options[option] = value;
+  }
+  const retainSet = env.LOGKV_TXN_STATE_RETAIN_MS !== undefined;
+  if (!retainSet) options.stateRetainMs = options.idempotencyWindowMs + CLOCK_SKEW_MS_MAX;
+  if (options.stateRetainMs < options.idempotencyWindowMs) {
+    throw new DbError(
+      "INVALID_CONFIG",
+      "LOGKV_TXN_STATE_RETAIN_MS must be at least the idempotency window",
+    );
+  }
+  return options;
+}
 
 /** A participant entry a store shows still PREPARED (recovery's input). */
 export interface PreparedEntry {
@@ -149,6 +196,16 @@ export function participantParts(groups: readonly TxnGroup[]): TxnGroup[] {
 /** The transaction id a participant's records carry. */
 export const partId = (txnId: string, participant: number) => `${txnId}#${participant}`;
 
+/** Clocks of gateways may disagree by this much (state retention and orphan checks). */
+const CLOCK_SKEW_MS_MAX = 60_000;
+
+/**
+ * The earliest a prepared entry's BEGIN can have been appended: a prepare's deadline is at
+ * most TXN_DEADLINE_MS_MAX after its record time, and the BEGIN precedes it.
+ */
+const earliestBeginMs = (entry: PreparedEntry) =>
+  Number(entry.deadlineMs - TXN_DEADLINE_MS_MAX) - CLOCK_SKEW_MS_MAX;
+
 /** The table a table topic (logkv.table.<name>.<generation>) belongs to. */
 const tableOfTopic = (topic: string) => /^logkv\.table\.(.+)\.\d+$/.exec(topic)?.[1] ?? "";
 
@@ -161,6 +218,8 @@ const noVote = (index: number, message: string): CancellationReason => ({
 
 export class TxnCoordinator {
   private sweeper: NodeJS.Timeout | null = null;
+  /** When the sweeper next trims logkv.txn-state (the first sweep does). */
+  private nextTrimMs = 0;
 
   private constructor(
     private readonly log: LogClient,
@@ -437,15 +496,19 @@ export class TxnCoordinator {
    * state log is read up to now first: a BEGIN is acknowledged before its prepares are
    * appended, so it is indexed by then.
    */
-  private async finishPrepared(now: number): Promise<void> {
-    const late = (await this.participants.prepared()).filter(
-      (e) => now > Number(e.deadlineMs) + this.options.sweepIntervalMs,
-    );
+  private async finishPrepared(now: number, prepared: readonly PreparedEntry[]): Promise<void> {
+    const late = prepared.filter((e) => now > Number(e.deadlineMs) + this.options.sweepIntervalMs);
     if (late.length === 0) return;
     await this.state.catchUp(this.options.waitTimeoutMs);
     for (const entry of late) {
       const status = this.state.status(entry.txnId.replace(/#\d+$/, ""));
       if (status !== undefined && status.decision === null) continue; // aborted below first
+      if (status === undefined && this.state.mayHaveForgotten(earliestBeginMs(entry))) {
+        // Its BEGIN and decision may have been trimmed (a participant that did not apply its
+        // prepare within the state retention): aborting could undo a commit. Left held.
+        this.probe.recoveredOne("unknown");
+        continue;
+      }
       const commit = status?.decision?.kind === "COMMIT";
       const type = commit ? ("TxnCommit" as const) : ("TxnAbort" as const);
       const bytes = encodeTxnRecord({ type, txnId: entry.txnId, deadlineMs: entry.deadlineMs });
@@ -460,7 +523,8 @@ export class TxnCoordinator {
    * Recovery: decide ABORT for transactions still undecided past their deadline (the first
    * decision wins, so a live coordinator that decides later learns ABORT), then finish the
    * participants left prepared. Forgets decided transactions older than twice the
-   * idempotency window.
+   * idempotency window (or the state retention, if longer), and every stateTrimIntervalMs
+   * deletes the state-log records no transaction needs any more (TxnStateLog.trim).
    */
   async sweep(): Promise<void> {
     const now = Date.now();
@@ -472,7 +536,20 @@ export class TxnCoordinator {
       await this.state.append(abort, this.options.waitTimeoutMs);
       this.probe.recoveredOne("aborted");
     }
-    await this.finishPrepared(now);
-    this.state.forgetOlderThan(now - 2 * this.options.idempotencyWindowMs);
+    const prepared = await this.participants.prepared();
+    await this.finishPrepared(now, prepared);
+    const { idempotencyWindowMs, stateRetainMs, stateTrimIntervalMs } = this.options;
+    this.state.forgetOlderThan(now - Math.max(2 * idempotencyWindowMs, stateRetainMs));
+    if (now < this.nextTrimMs) return;
+    this.nextTrimMs = now + stateTrimIntervalMs;
+    const pinned = new Set(prepared.map((entry) => entry.txnId.replace(/#\d+$/, "")));
+    try {
+      const trimmed = await this.state.trim({ nowMs: now, retainMs: stateRetainMs, pinned });
+      this.probe.stateTrimmed(trimmed.result, trimmed.records);
+    } catch {
+      // The log is unreachable or busy: nothing was deleted; the next pass tries again. A
+      // replay sweeping while it waits must not fail for it.
+      this.probe.stateTrimFailed();
+    }
   }
 }

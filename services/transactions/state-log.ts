@@ -5,6 +5,12 @@
 //
 // Lifecycle: start() creates the topic if needed and consumes it from the beginning;
 // append() resolves once the record is consumed back (so status() reflects it); stop().
+//
+// Bounded (materializer/transactions/README.md, "The transaction-state log is bounded"):
+// trim() deletes the records before the first one still needed (DeleteRecords), so the
+// topic holds about one idempotency window of transactions and a coordinator's start reads
+// no more than that. Everything a transaction needs (its BEGIN, then its decisions) lies at
+// or after its BEGIN, so keeping the suffix from the oldest needed BEGIN keeps all of it.
 import { randomUUID } from "node:crypto";
 import type { Consumer, Kafka } from "kafkajs";
 import { decodeTxnState, encodeTxnState, type TxnStateRecord } from "../../schemas/transactions.js";
@@ -12,6 +18,44 @@ import { DbError } from "../shared/errors.js";
 import type { LogClient } from "../log-client.js";
 
 export const TXN_STATE_TOPIC = "logkv.txn-state";
+
+/** What trim() keeps: see neededFrom. */
+export interface TxnStateRetention {
+  nowMs: number;
+  /** Transactions begun this recently are kept whatever their state (token replay). */
+  retainMs: number;
+  /** Transactions a participant still shows PREPARED (recovery must learn their decision). */
+  pinned: ReadonlySet<string>;
+}
+
+/**
+ * The first offset of the state log still needed; every record below it may be deleted.
+ * A transaction is needed while it is undecided (recovery decides it), was begun within
+ * retainMs (a retry of its client token must find it) or is pinned (a participant still
+ * holds keys for it). Never past `consumed`: records not indexed yet were judged by nobody.
+ */
+export function neededFrom(
+  statuses: Iterable<TxnStatus>,
+  consumed: bigint,
+  keep: TxnStateRetention,
+): bigint {
+  let from = consumed;
+  for (const { begin, decision } of statuses) {
+    const needed =
+      decision === null ||
+      begin.timestampMs >= keep.nowMs - keep.retainMs ||
+      keep.pinned.has(begin.txnId);
+    if (needed && begin.offset < from) from = begin.offset;
+  }
+  return from;
+}
+
+/** What one trim() did. */
+export type TrimResult =
+  | { result: "trimmed"; from: bigint; records: bigint }
+  | { result: "kept"; from: bigint; records: bigint }
+  /** The log refused to delete records (the in-house cluster does not replicate it yet). */
+  | { result: "refused"; from: bigint; records: bigint };
 
 export interface TxnStatus {
   begin: TxnStateRecord & { offset: bigint; timestampMs: number };
@@ -25,6 +69,12 @@ export class TxnStateLog {
   /** Next offset to consume: every record below it is indexed. */
   private consumed = 0n;
   private waiters: { offset: bigint; resolve: () => void }[] = [];
+  /**
+   * Transactions begun before this (record time) may be unknown to the index: the topic was
+   * trimmed before this index read it, or forgetOlderThan dropped them.
+   */
+  private unknownBeforeMs = Number.NEGATIVE_INFINITY;
+  private indexedAny = false;
 
   private constructor(
     private readonly log: LogClient,
@@ -55,6 +105,10 @@ export class TxnStateLog {
   }
 
   private index(offset: bigint, timestampMs: number, value: Buffer | null): void {
+    if (!this.indexedAny) {
+      this.indexedAny = true;
+      if (offset > 0n) this.unknownBeforeMs = timestampMs;
+    }
     if (value === null) return;
     let record: TxnStateRecord;
     try {
@@ -113,6 +167,36 @@ export class TxnStateLog {
     return at.offset;
   }
 
+  /**
+   * Deletes the records before the first one still needed (neededFrom). Safe with several
+   * gateways trimming at once: each deletes only what its own index judged unneeded.
+   */
+  async trim(keep: TxnStateRetention): Promise<TrimResult> {
+    const from = neededFrom(this.txns.values(), this.consumed, keep);
+    const admin = this.log.kafkaClient.admin();
+    await admin.connect();
+    try {
+      // Also puts the topic in the admin's metadata cache, where deleteTopicRecords looks
+      // its leader up.
+      const [offsets] = await admin.fetchTopicOffsets(TXN_STATE_TOPIC);
+      const low = BigInt(offsets?.low ?? "0");
+      const high = BigInt(offsets?.high ?? "0");
+      if (from <= low) return { result: "kept", from: low, records: high - low };
+      try {
+        await admin.deleteTopicRecords({
+          topic: TXN_STATE_TOPIC,
+          partitions: [{ partition: 0, offset: from.toString() }],
+        });
+      } catch (error) {
+        if (!isPolicyViolation(error)) throw error;
+        return { result: "refused", from: low, records: high - low };
+      }
+      return { result: "trimmed", from, records: high - from };
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
   status(txnId: string): TxnStatus | undefined {
     return this.txns.get(txnId);
   }
@@ -123,8 +207,18 @@ export class TxnStateLog {
     return txnId === undefined ? undefined : this.txns.get(txnId);
   }
 
+  /**
+   * True when a transaction begun at `beganMs` or later may be missing from the index (its
+   * records trimmed before this index read them, or forgotten): an entry a participant still
+   * holds for an unknown transaction of that age cannot be called an orphan.
+   */
+  mayHaveForgotten(beganMs: number): boolean {
+    return beganMs < this.unknownBeforeMs;
+  }
+
   /** Drops decided transactions begun before `timestampMs` (past any retry window). */
   forgetOlderThan(timestampMs: number): void {
+    this.unknownBeforeMs = Math.max(this.unknownBeforeMs, timestampMs);
     for (const [txnId, status] of this.txns) {
       if (status.decision === null || status.begin.timestampMs >= timestampMs) continue;
       this.txns.delete(txnId);
@@ -142,4 +236,11 @@ export class TxnStateLog {
     this.waiters = [];
     await this.consumer.disconnect().catch(() => undefined);
   }
+}
+
+/** kafkajs's error for a DeleteRecords the broker refused by policy (error code 44). */
+function isPolicyViolation(error: unknown): boolean {
+  if (typeof error !== "object" || error === null || !("partitions" in error)) return false;
+  const partitions = (error as { partitions: { error?: { type?: string } | null }[] }).partitions;
+  return partitions.some((p) => p.error?.type === "POLICY_VIOLATION");
 }

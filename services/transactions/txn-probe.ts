@@ -1,6 +1,6 @@
 // Transaction metrics (STYLE.md §6: only probes import prom-client), registered on the
 // gateway's registry so /metrics shows them.
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 const secondsBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -10,6 +10,8 @@ export class TxnProbe {
   private readonly latency: Histogram<"outcome" | "partitions">;
   private readonly recovered: Counter<"action">;
   private readonly replays: Counter<"result">;
+  private readonly trims: Counter<"result">;
+  private readonly stateRecords: Gauge;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -34,7 +36,9 @@ export class TxnProbe {
     });
     this.recovered = new Counter({
       name: "logkv_transactions_recovered_total",
-      help: "Transactions the recovery sweeper aborted, whose decision it re-sent, or orphan prepares it aborted",
+      help:
+        "Recovery: transactions aborted (aborted), decisions re-sent (resent), orphan " +
+        "prepares aborted (orphan), prepares of unknown, maybe trimmed, ones left held (unknown)",
       labelNames: ["action"],
       registers,
     });
@@ -44,6 +48,26 @@ export class TxnProbe {
       labelNames: ["result"],
       registers,
     });
+    this.trims = new Counter({
+      name: "logkv_txn_state_trims_total",
+      help: "Trim passes over logkv.txn-state (trimmed, kept: nothing to delete, refused, failed)",
+      labelNames: ["result"],
+      registers,
+    });
+    this.stateRecords = new Gauge({
+      name: "logkv_txn_state_records",
+      help: "Records logkv.txn-state holds after the last trim pass",
+      registers,
+    });
+  }
+
+  stateTrimmed(result: "trimmed" | "kept" | "refused", records: bigint): void {
+    this.trims.inc({ result });
+    this.stateRecords.set(Number(records));
+  }
+
+  stateTrimFailed(): void {
+    this.trims.inc({ result: "failed" });
   }
 
   finished(outcome: "committed" | "canceled", partitions: number, seconds: number): void {
@@ -55,7 +79,7 @@ export class TxnProbe {
     this.aborts.inc({ reason });
   }
 
-  recoveredOne(action: "aborted" | "resent" | "orphan"): void {
+  recoveredOne(action: "aborted" | "resent" | "orphan" | "unknown"): void {
     this.recovered.inc({ action });
   }
 

@@ -14,7 +14,7 @@ import {
 import { itemStoreKey } from "../../../materializer/state/records.js";
 import type { Item } from "../../../materializer/values/attribute-value.js";
 import type { LogEvent } from "../../../schemas/events.js";
-import type { Outcome } from "../../../schemas/records.js";
+import type { ChangeEvent, Outcome } from "../../../schemas/records.js";
 import type { TxnRecord } from "../../../schemas/transactions.js";
 import { MapState } from "../apply/harness.js";
 
@@ -25,7 +25,13 @@ export const isTxnRecord = (record: SimRecord): record is TxnRecord =>
 
 export type RecordResult =
   | { kind: "txn"; result: TxnApplyResult }
-  | { kind: "single"; outcome: Outcome; heldBy: string | null; written: boolean };
+  | {
+      kind: "single";
+      outcome: Outcome;
+      heldBy: string | null;
+      written: boolean;
+      change: ChangeEvent | null;
+    };
 
 export class TxnMapState {
   readonly items = new MapState();
@@ -88,11 +94,13 @@ export class TxnMapState {
     const heldBy = singleWriteHolder(view, record);
     if (heldBy !== null) {
       const message = `Transaction ${heldBy} is ongoing for the item`;
-      return { kind: "single", outcome: { status: "VALIDATION", message }, heldBy, written: false };
+      const outcome: Outcome = { status: "VALIDATION", message };
+      return { kind: "single", outcome, heldBy, written: false, change: null };
     }
     const applied = apply(view, record, at);
     this.items.fold(applied.writes, at);
-    return { kind: "single", outcome: applied.outcome, heldBy, written: applied.writes.length > 0 };
+    const written = applied.writes.length > 0;
+    return { kind: "single", outcome: applied.outcome, heldBy, written, change: applied.change };
   }
 
   /** Everything that must be identical on two replicas that applied the same log. */
