@@ -671,6 +671,9 @@ export class Materializer {
       highWatermark,
     );
     for (const { outcome } of applied.outcomes) this.probe.outcome(outcome.status);
+    if (applied.restoreWritesFenced > 0) {
+      this.probe.restoreWritesDropped(topic, applied.restoreWritesFenced);
+    }
     payload.resolveOffset(last.offset);
     await payload.heartbeat();
     if (kind === "events") this.afterBatch(applied);

@@ -21,6 +21,7 @@ import { DbError } from "../../services/shared/errors.js";
 import { apply, type EventPosition, type StateView } from "../apply/apply.js";
 import type { Write } from "../apply/writes.js";
 import type { Item } from "../values/attribute-value.js";
+import { decodeRestoreFence, type RestoreFenceState } from "../restore/fence.js";
 import {
   appliedOffsetsRange,
   catalogRange,
@@ -33,6 +34,7 @@ import {
   gsiIndexRange,
   gsiWatermarkKey,
   outcomeKey,
+  restoreFencesRange,
   scanRange,
   tableKey,
   tableRanges,
@@ -86,6 +88,8 @@ export interface AppliedBatch {
   /** Tables created or changed, and tables dropped, by this batch. */
   tablesChanged: CatalogEntry[];
   tablesDropped: string[];
+  /** Restore writes this batch dropped by their partition's fence (restore/fence.ts). */
+  restoreWritesFenced: number;
 }
 
 export interface ApplierLimits {
@@ -129,6 +133,8 @@ interface Prepared {
   dropped: Set<string>;
   /** Keys the batch's transaction records held (+) or released (-). */
   holdDelta: number;
+  /** The partition's restore fence after the batch, if it has one. */
+  fence?: RestoreFenceState;
 }
 
 /** Most partition batches committed in one store write. */
@@ -139,6 +145,8 @@ export class Applier {
   private gathering: Gathering | null = null;
   /** Per table partition seeded from a checkpoint, the offset its change events start at. */
   private readonly floors = new Map<string, bigint>();
+  /** Per table partition ("topic/partition"), its restore fence, if a restore claimed it. */
+  private readonly fences = new Map<string, RestoreFenceState>();
   private closed = false;
   /** Keys held by prepared transactions, store-wide (materializer/transactions/). */
   private holdCount = 0;
@@ -177,6 +185,14 @@ export class Applier {
       assert(topic !== undefined && "name" in topic, "changes floor key without topic");
       assert(partition !== undefined && "uint32" in partition, "changes floor without partition");
       applier.floors.set(`${topic.name}/${partition.uint32}`, decodeAppliedOffset(value));
+    }
+    for await (const [key, value] of store.iterate(restoreFencesRange())) {
+      const parts = decodeKey(key);
+      const topic = parts[2];
+      const partition = parts[3];
+      assert(topic !== undefined && "name" in topic, "restore fence key without topic");
+      assert(partition !== undefined && "uint32" in partition, "restore fence without partition");
+      applier.fences.set(`${topic.name}/${partition.uint32}`, decodeRestoreFence(value));
     }
     return applier;
   }
@@ -253,6 +269,7 @@ export class Applier {
       changes: [],
       tablesChanged: [],
       tablesDropped: [],
+      restoreWritesFenced: 0,
     };
     return { fresh: records.filter((r) => r.offset >= start), result };
   }
@@ -264,8 +281,9 @@ export class Applier {
     for (const batch of batches) prepared.set(batch, await this.prepare(batch, ops));
     if (ops.length > 0) await this.store.batch(ops, { sync: false });
     const results = new Map<GroupBatch, AppliedBatch>();
-    for (const [batch, { result, finals, dropped, holdDelta }] of prepared) {
+    for (const [batch, { result, finals, dropped, holdDelta, fence }] of prepared) {
       this.applied.set(`${batch.topic}/${batch.partition}`, result.nextOffset);
+      if (fence !== undefined) this.fences.set(`${batch.topic}/${batch.partition}`, fence);
       this.holdCount += holdDelta;
       for (const [name, entry] of finals) {
         if (entry === undefined) this.catalog.delete(name);
@@ -298,6 +316,7 @@ export class Applier {
       this.holdCount > 0,
     );
     const state = await this.prefetch(events, txn.itemKeys);
+    state.fence = this.fences.get(`${topic}/${partition}`);
     const touched = new Set<string>();
     for (const [i, record] of fresh.entries()) {
       const event = events[i]!;
@@ -328,7 +347,8 @@ export class Applier {
     for (const [name, entry] of await this.catalogOps(state, touched, dropped, ops)) {
       finals.set(name, entry);
     }
-    return { result, finals, dropped, holdDelta: txn.holdDelta };
+    const fence = state.fence;
+    return { result, finals, dropped, holdDelta: txn.holdDelta, ...(fence && { fence }) };
   }
 
   /**
@@ -384,6 +404,7 @@ export class Applier {
     const heldBy = txn.mayHold ? singleWriteHolder(txn.view(state), event) : null;
     if (heldBy !== null) return heldOutcome(event, heldBy);
     const applied = apply(state, event, at);
+    if (applied.fencedRestoreWrite === true) result.restoreWritesFenced++;
     ops.push(...writeOps(applied.writes, (name) => state.entry(name)));
     state.fold(applied.writes, at);
     for (const write of applied.writes) {
@@ -688,6 +709,8 @@ function undecodable(error: DbError): Outcome {
  */
 class BatchState implements StateView {
   private readonly tables = new Map<string, CatalogEntry | null>();
+  /** The batch partition's restore fence, updated by the batch's RestoreFence events. */
+  fence: RestoreFenceState | undefined;
 
   constructor(
     private readonly catalog: ReadonlyMap<string, CatalogEntry>,
@@ -713,9 +736,16 @@ class BatchState implements StateView {
     return found ?? undefined;
   }
 
+  /** Only the batch's own partition is ever asked for (apply asks for the event's). */
+  restoreFence(): RestoreFenceState | undefined {
+    return this.fence;
+  }
+
   fold(writes: readonly Write[], at: EventPosition): void {
     for (const write of writes) {
-      if (write.type === "table") {
+      if (write.type === "restoreFence") {
+        this.fence = write.fence;
+      } else if (write.type === "table") {
         const created = write.generation >= 0n;
         const before = this.entry(write.definition.name);
         const generation = created ? write.generation : (before?.generation ?? at.offset);

@@ -20,6 +20,7 @@ import { partitionRange, tableKey } from "../store/layout.js";
 import { MemoryStore, type BatchOp, type KvStore } from "../store/store.js";
 import type { AttributeValue } from "../values/attribute-value.js";
 import { keyBytes } from "../values/limits.js";
+import { RESTORE_FENCE_RECORD_KEY } from "./fence.js";
 import { consumeRange } from "./replay.js";
 import { chooseBase, eventsToReplay, type ReplayBase } from "./time-offsets.js";
 import { globalIndexEntry } from "../apply/global-index.js";
@@ -132,7 +133,9 @@ async function replayKey(kafka: Kafka, applier: Applier, request: AsOfRequest, f
         limit = offset;
         break;
       }
-      if (message.key === null || !wanted.equals(message.key)) continue;
+      if (message.key === null) continue;
+      // The partition's restore fences too: they decide which restore writes of the key apply.
+      if (!wanted.equals(message.key) && !RESTORE_FENCE_RECORD_KEY.equals(message.key)) continue;
       records.push({ offset, timestampMs: BigInt(message.timestamp), value: message.value });
     }
     if (records.length > 0) await applier.applyBatch(topic, partition, records);

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Admin } from "kafkajs";
-import { decodeStoredItem, type TableDefinition } from "../../schemas/events.js";
+import { decodeStoredItem, encodeEvent, type TableDefinition } from "../../schemas/events.js";
 import type { LogClient } from "../../services/log-client.js";
 import { DbError } from "../../services/shared/errors.js";
 import type { Logger } from "../../services/shared/log.js";
@@ -42,6 +42,7 @@ import type { ReplayBase } from "./time-offsets.js";
 import type { TlsClientFiles } from "../../services/shared/tls.js";
 import { ensureTopicRetention, requiredRetentionMs } from "./retention.js";
 import { definitionAt } from "./definition-at.js";
+import { RESTORE_FENCE_RECORD_KEY } from "./fence.js";
 import {
   isS3Url,
   parseS3Url,
@@ -617,7 +618,15 @@ export class RestoreService {
     await this.mark(job);
     status.phase = "LOADING";
     const topic = tableTopic(status.target, generation);
+    // Claim every partition for this job's epoch before its first write: from each claim
+    // on, the writes of an older job of this restore (one frozen past the takeover period)
+    // are dropped at apply time (fence.ts).
+    await this.appendFences(job, topic, source.partitions, false);
     await this.appendItems(job, status, source, topic, items);
+    // Every write of the job is acknowledged: seal each partition behind them, so no restore
+    // write applies there any more (a late one of this or any job), before the table serves.
+    this.checkOwner(job);
+    await this.appendFences(job, topic, source.partitions, true);
     status.phase = "INDEXING";
     const materializer = this.options.materializer;
     const ends = await this.options.log.endOffsets(topic);
@@ -641,6 +650,40 @@ export class RestoreService {
     status.phase = "DONE";
     status.state = "ACTIVE";
     this.options.logger.info("restore done", { target: status.target, items: itemsTotal });
+  }
+
+  /**
+   * Appends a RestoreFence of the job's epoch to every partition of the target's topic,
+   * acknowledged by all in-sync replicas (a claim, or with `seal`, a seal: fence.ts).
+   */
+  private async appendFences(
+    job: Job,
+    topic: string,
+    partitions: number,
+    seal: boolean,
+  ): Promise<void> {
+    const event = {
+      type: "RestoreFence" as const,
+      table: job.status.target,
+      epoch: BigInt(job.epoch),
+      seal,
+    };
+    const value = encodeEvent(event);
+    const producer = this.options.log.kafkaClient.producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    try {
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: Array.from({ length: partitions }, (_, partition) => ({
+          partition,
+          key: RESTORE_FENCE_RECORD_KEY,
+          value,
+        })),
+      });
+    } finally {
+      await producer.disconnect().catch(() => undefined);
+    }
   }
 
   /** Appends the target's FINISH_RESTORE to the catalog, unless it is there already. */
@@ -718,6 +761,7 @@ export class RestoreService {
           values: {},
           returnValues: "NONE",
           requestId: null,
+          restoreEpoch: BigInt(job.epoch),
         })
         .then(
           () => void status.itemsWritten++,

@@ -13,6 +13,12 @@
 //     takes it over; A is thawed with SIGCONT while B's job runs and must stop its own job
 //     by itself (fenced) without recording FAILED; every record standing after B's claim is
 //     B's; the target equals the model.
+// (3) A restore started on A is frozen with SIGSTOP until B has taken it over and FINISHED
+//     it; a user then overwrites and deletes items of the served target; A is thawed and
+//     its job, not yet knowing it is fenced, appends the rest of its items. Those late
+//     writes carry A's old owner epoch and land after B's seal of every partition
+//     (fence.ts): both nodes drop them (the materializers' fenced-writes counter says how
+//     many), and the target equals the model plus the user's changes on A and on B.
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL answers are untyped JSON. */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -104,6 +110,19 @@ describe("owner epochs fence restore jobs (status.ts)", () => {
     assert.equal(legacy?.state, "FAILED");
   });
 });
+
+/** Sum of logkv_materializer_restore_writes_fenced_total over `table`'s topics at `url`. */
+async function fencedWrites(url: string, table: string): Promise<number> {
+  const text = await (await fetch(url.replace(/\/graphql$/, "/metrics"))).text();
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    const match = /^logkv_materializer_restore_writes_fenced_total\{topic="([^"]+)"\} (\S+)$/.exec(
+      line,
+    );
+    if (match !== null && match[1]!.startsWith(`logkv.table.${table}.`)) sum += Number(match[2]);
+  }
+  return sum;
+}
 
 const item = (i: number, g: string) => ({ id: `k${String(i).padStart(5, "0")}`, g, v: i });
 const byId = (a: any, b: any) => (a.id < b.id ? -1 : 1);
@@ -291,5 +310,46 @@ describe("a dead or frozen owner's restore is taken over", () => {
     assert.equal((await restoreStatus(a!.url, "copy2")).state, "ACTIVE");
     await expectModel(a!.url, "copy2");
     await expectModel(b!.url, "copy2");
+  });
+
+  it("SIGSTOP until the restore is finished elsewhere: the thawed owner's writes are dropped", async () => {
+    await startRestore("copy3");
+    await untilLoading(a!.url, "copy3");
+    a!.child.kill("SIGSTOP");
+    const status = await waitRestore(b!.url, "copy3", 120_000);
+    assert.equal(status.state, "ACTIVE", JSON.stringify(status));
+    await expectModel(b!.url, "copy3");
+    // The target is served: a user changes it (every 7th item overwritten, every 7th + 3
+    // deleted), across the whole key range, so A's remaining items cover some of them.
+    const expected = model.flatMap((row, i) =>
+      i % 7 === 0 ? [{ ...row, g: "user", v: -i - 1 }] : i % 7 === 3 ? [] : [row],
+    );
+    await batchWrite(b!.url, "copy3", [
+      ...model
+        .filter((_, i) => i % 7 === 0)
+        .map((row) => ({ put: { ...row, g: "user", v: -model.indexOf(row) - 1 } })),
+      ...model.filter((_, i) => i % 7 === 3).map((row) => ({ delete: { id: row.id } })),
+    ]);
+    a!.child.kill("SIGCONT");
+    // A's job runs on until its next record tells it B holds the restore.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const aStatus = await restoreStatus(a!.url, "copy3");
+      if (aStatus?.running !== true) break;
+      assert.ok(Date.now() < deadline, `A's job kept running: ${JSON.stringify(aStatus)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // Writes A's log client still had queued land within its send timeout: give them time,
+    // then read STRONG (up to the partitions' end offsets) on both nodes.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    for (const url of [b!.url, a!.url]) {
+      const rows = (await scanAll(url, "copy3")).sort(byId);
+      assert.equal(rows.length, expected.length, `copy3 at ${url}`);
+      assert.deepEqual(rows, expected, `copy3 at ${url}: a late restore write applied`);
+    }
+    const dropped = await fencedWrites(b!.url, "copy3");
+    console.log(`restore writes of the thawed owner dropped by the fence: ${dropped}`);
+    assert.ok(dropped > 0, "the thawed owner's late writes reached the log and were dropped");
+    assert.equal(await fencedWrites(a!.url, "copy3"), dropped, "both nodes dropped the same");
   });
 });
