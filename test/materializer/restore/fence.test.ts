@@ -51,11 +51,17 @@ describe("restore fences (fence.ts)", () => {
     }
     const bytes = encodeRestoreFence({ epoch: 1n, sealed: true });
     for (const bad of [bytes.subarray(0, 8), Buffer.concat([bytes, Buffer.of(0)])]) {
-      assert.throws(() => decodeRestoreFence(bad), (e: unknown) => isDbError(e, "CORRUPT_DATA"));
+      assert.throws(
+        () => decodeRestoreFence(bad),
+        (e: unknown) => isDbError(e, "CORRUPT_DATA"),
+      );
     }
     const flag = Buffer.from(bytes);
     flag[8] = 2;
-    assert.throws(() => decodeRestoreFence(flag), (e: unknown) => isDbError(e, "CORRUPT_DATA"));
+    assert.throws(
+      () => decodeRestoreFence(flag),
+      (e: unknown) => isDbError(e, "CORRUPT_DATA"),
+    );
   });
 });
 
