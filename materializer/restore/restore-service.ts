@@ -72,7 +72,8 @@ export interface RestoreServiceOptions {
   restoresMax?: number;
   /**
    * A restore whose records have been silent this long (its owner writes a heartbeat six
-   * times per period) is taken over by this node. Default 30 s; 0: never take over.
+   * times per period) is taken over by this node. Default RESTORE_TAKEOVER_DEFAULT_MS
+   * (10 s); 0: never take over.
    */
   restoreTakeoverAfterMs?: number;
   /** Endpoint, region, addressing and credentials of s3:// backup locations (s3-backups.ts). */
@@ -119,6 +120,15 @@ interface Job {
 }
 
 const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * How long another node's restore must be silent before this node takes it over. Short: a
+ * dead owner costs this much delay, while taking over an owner that is only slow (a pause
+ * longer than this) costs only repeated work, never a wrong table: its records are fenced
+ * by the owner epoch and its late writes dropped at apply time (fence.ts). Six heartbeats
+ * per period, so it takes six lost or late ones in a row.
+ */
+export const RESTORE_TAKEOVER_DEFAULT_MS = 10_000;
 const ITEMS_IN_FLIGHT_MAX = 2_000;
 const APPLY_WAIT_MIN_MS = 60_000;
 
@@ -236,12 +246,12 @@ export class RestoreService {
   }
 
   private get takeoverAfterMs(): number {
-    return this.options.restoreTakeoverAfterMs ?? 30_000;
+    return this.options.restoreTakeoverAfterMs ?? RESTORE_TAKEOVER_DEFAULT_MS;
   }
 
   /** How often a running job writes a heartbeat record (and the watcher looks). */
   private get heartbeatMs(): number {
-    return Math.max(50, Math.floor((this.takeoverAfterMs || 30_000) / 6));
+    return Math.max(50, Math.floor((this.takeoverAfterMs || RESTORE_TAKEOVER_DEFAULT_MS) / 6));
   }
 
   /**

@@ -19,6 +19,10 @@
 //     writes carry A's old owner epoch and land after B's seal of every partition
 //     (fence.ts): both nodes drop them (the materializers' fenced-writes counter says how
 //     many), and the target equals the model plus the user's changes on A and on B.
+// (4) With the default takeover period (two more nodes C and D, no flag): SIGKILL of the
+//     owner C mid-load; D claims it after the period, not before, and within two
+//     heartbeats and a second of it; the time from the kill to the claim and to ACTIVE is
+//     printed; the target equals the model.
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL answers are untyped JSON. */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -28,6 +32,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { BrokerProcess } from "../../helpers/broker-process.js";
+import { RESTORE_TAKEOVER_DEFAULT_MS } from "../../../materializer/restore/restore-service.js";
 import {
   foldRecord,
   RESTORES_TOPIC,
@@ -213,8 +218,10 @@ describe("a dead or frozen owner's restore is taken over", () => {
     model.sort(byId);
   });
 
+  const extra: Node[] = [];
+
   after(async () => {
-    for (const node of [a, b]) {
+    for (const node of [a, b, ...extra]) {
       if (node === null) continue;
       node.child.kill("SIGCONT");
       node.child.kill("SIGKILL");
@@ -259,6 +266,11 @@ describe("a dead or frozen owner's restore is taken over", () => {
     assert.ok(
       claim.atMs - killedAt >= 2_000,
       `B waited for the silence (${claim.atMs - killedAt} ms)`,
+    );
+    console.log(
+      `restore takeover after SIGKILL of the owner: claimed ${claim.atMs - killedAt} ms, ` +
+        `ACTIVE ${last.atMs - killedAt} ms after the kill (takeover period 3000 ms, ` +
+        `${ITEMS} items at 1,500 items/s)`,
     );
     await expectModel(b!.url, "copy1");
     // A comes back: it does not resume what B finished, and serves the same table.
@@ -351,5 +363,50 @@ describe("a dead or frozen owner's restore is taken over", () => {
     console.log(`restore writes of the thawed owner dropped by the fence: ${dropped}`);
     assert.ok(dropped > 0, "the thawed owner's late writes reached the log and were dropped");
     assert.equal(await fencedWrites(a!.url, "copy3"), dropped, "both nodes dropped the same");
+  });
+
+  it("SIGKILL with the default takeover period: measured from the kill", async () => {
+    // A and B take over after 3 s: only C and D may watch this restore.
+    for (const node of [a, b]) {
+      node!.child.kill("SIGCONT");
+      node!.child.kill("SIGKILL");
+      await exited(node!.child);
+    }
+    a = b = null;
+    const c = await startGateway(broker.address, tmp());
+    extra.push(c);
+    const dDir = tmp();
+    const d = await startGateway(broker.address, dDir);
+    extra.push(d);
+    const { data } = await ok(
+      c.url,
+      `mutation($t: String!) {
+        restoreTable(source: "src", target: "copy4", time: $t) { state } }`,
+      { t: String(time) },
+    );
+    assert.notEqual(data.restoreTable.state, "FAILED");
+    await untilLoading(c.url, "copy4");
+    c.child.kill("SIGKILL");
+    await exited(c.child);
+    const killedAt = Date.now();
+
+    const status = await waitRestore(d.url, "copy4", 120_000);
+    assert.equal(status.state, "ACTIVE", JSON.stringify(status));
+    const records = await restoreRecords(broker.address, "copy4");
+    const claim = records.find((r) => r.epoch === 2)!;
+    const last = records[records.length - 1]!;
+    assert.equal(last.state, "ACTIVE");
+    assert.equal(last.epoch, 2);
+    assert.equal(last.owner, nodeId(dDir), "D finished it");
+    const claimedMs = claim.atMs - killedAt;
+    const heartbeatMs = RESTORE_TAKEOVER_DEFAULT_MS / 6;
+    console.log(
+      `restore takeover after SIGKILL, default period ${RESTORE_TAKEOVER_DEFAULT_MS} ms: ` +
+        `claimed ${claimedMs} ms, ACTIVE ${last.atMs - killedAt} ms after the kill`,
+    );
+    // The last record read before the kill is at most one heartbeat old at the kill.
+    assert.ok(claimedMs >= RESTORE_TAKEOVER_DEFAULT_MS - heartbeatMs - 200, `${claimedMs} ms`);
+    assert.ok(claimedMs <= RESTORE_TAKEOVER_DEFAULT_MS + 2 * heartbeatMs + 3_000, `${claimedMs}`);
+    await expectModel(d.url, "copy4");
   });
 });
