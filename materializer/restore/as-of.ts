@@ -185,8 +185,9 @@ export function tableAsOfBase(request: TableAsOfRequest): ReplayBase {
  * Writes the entry of every item of the table in every global secondary index of its
  * definition, as the GSI builder derives them from the change stream; LIMIT_EXCEEDED past
  * asOfTableItemsMax items. The entries are collected first and written after the scan.
+ * Returns the table's item count.
  */
-export async function deriveGlobalIndexes(store: KvStore, entry: CatalogEntry): Promise<void> {
+export async function deriveGlobalIndexes(store: KvStore, entry: CatalogEntry): Promise<number> {
   const definition = entry.definition;
   let count = 0;
   const ops: BatchOp[] = [];
@@ -202,5 +203,13 @@ export async function deriveGlobalIndexes(store: KvStore, entry: CatalogEntry): 
   }
   for (let i = 0; i < ops.length; i += 5_000) {
     await store.batch(ops.slice(i, i + 5_000), { sync: false });
+  }
+  return count;
+}
+
+/** LIMIT_EXCEEDED if a whole-table state of `items` items is past asOfTableItemsMax. */
+export function checkTableItems(items: number): void {
+  if (items > asOfLimits.asOfTableItemsMax) {
+    throw tooLarge(`more than ${asOfLimits.asOfTableItemsMax} items`);
   }
 }

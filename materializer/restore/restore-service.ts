@@ -19,7 +19,7 @@ import type { Materializer } from "../materializer.js";
 import { validateTableDefinition } from "../catalog/table.js";
 import { CATALOG_TOPIC, tableTopic, type CatalogEntry } from "../state/records.js";
 import { replayInWorker, type ScratchTable } from "./replay.js";
-import { deriveGlobalIndexes, stateAsOf, tableAsOfBase } from "./as-of.js";
+import { checkTableItems, deriveGlobalIndexes, stateAsOf, tableAsOfBase } from "./as-of.js";
 import type { KvReader, MemoryStore } from "../store/store.js";
 import type { AttributeValue } from "../values/attribute-value.js";
 import { RestoreRegistry, type RestoreRecord, type RestoreState } from "./status.js";
@@ -43,6 +43,12 @@ import type { TlsClientFiles } from "../../services/shared/tls.js";
 import { ensureTopicRetention, requiredRetentionMs } from "./retention.js";
 import { definitionAt } from "./definition-at.js";
 import { RESTORE_FENCE_RECORD_KEY } from "./fence.js";
+import {
+  AsOfCache,
+  defaultAsOfCacheOptions,
+  type AsOfCacheOptions,
+  type AsOfCacheStats,
+} from "./as-of-cache.js";
 import {
   isS3Url,
   parseS3Url,
@@ -78,6 +84,8 @@ export interface RestoreServiceOptions {
   restoreTakeoverAfterMs?: number;
   /** Endpoint, region, addressing and credentials of s3:// backup locations (s3-backups.ts). */
   s3?: S3Options;
+  /** Whole-table states at an instant kept for paged GSI reads asOf (as-of-cache.ts). */
+  asOfCache?: Partial<AsOfCacheOptions>;
 }
 
 export type RestorePhase =
@@ -149,9 +157,17 @@ export class RestoreService {
   /** This node's id (DATA/restore/node-id): whose unfinished restores it resumes. */
   private nodeId = "";
   private stopping = false;
+  /** Whole-table states at an instant, with their GSIs derived: paged GSI reads asOf. */
+  private readonly asOfStates: AsOfCache<{ reader: KvReader; entry: CatalogEntry; items: number }>;
 
   constructor(private readonly options: RestoreServiceOptions) {
     this.root = join(options.dataDir, "restore");
+    this.asOfStates = new AsOfCache({ ...defaultAsOfCacheOptions, ...options.asOfCache });
+  }
+
+  /** Hits, misses and what the cache of whole-table states at an instant holds. */
+  asOfCacheStats(): AsOfCacheStats {
+    return this.asOfStates.stats();
   }
 
   get checkpointsRoot(): string {
@@ -854,12 +870,36 @@ export class RestoreService {
     const topic = tableTopic(table, entry.generation);
     const admin = this.requireAdmin();
     const cut = await cutOffsets(admin, topic, partitions, timeMs);
+    // The cut fixes the state exactly (with the generation and the instant, which judges TTL
+    // and stops the replay): a page of the same read, or another read of the same instant,
+    // reuses it while it is kept (as-of-cache.ts).
+    // The bounds hold for every read, kept state or not (as-of.ts): what a rebuild would cost.
     const base = tableAsOfBase({
       entry,
       cut,
       logStart: await logStartOffsets(admin, topic, partitions),
       checkpoints: await this.checkpointsOf(table),
     });
+    const key = [table, entry.generation, timeMs, cut.join(",")].join("\u0000");
+    const { value, release } = await this.asOfStates.acquire(key, () =>
+      this.buildTableStateAsOf(entry, base, cut, timeMs),
+    );
+    try {
+      checkTableItems(value.items);
+    } catch (error) {
+      await release();
+      throw error;
+    }
+    return { reader: value.reader, entry: value.entry, nowMs: BigInt(timeMs), release };
+  }
+
+  private async buildTableStateAsOf(
+    entry: CatalogEntry,
+    base: ReplayBase,
+    cut: bigint[],
+    timeMs: number,
+  ) {
+    const table = entry.definition.name;
     await mkdir(join(this.root, "work"), { recursive: true });
     const input = {
       dir: join(this.root, "work", `asof-${table}-${randomUUID()}`),
@@ -871,13 +911,15 @@ export class RestoreService {
       timeMs,
     };
     const scratch = await replayInWorker(input, () => undefined);
+    let items: number;
     try {
-      await deriveGlobalIndexes(scratch.kv, entry);
+      items = await deriveGlobalIndexes(scratch.kv, entry);
     } catch (error) {
       await scratch.destroy();
       throw error;
     }
-    return { reader: scratch.kv, entry, nowMs: BigInt(timeMs), release: () => scratch.destroy() };
+    const value = { reader: scratch.kv as KvReader, entry, items };
+    return { value, dir: input.dir, destroy: () => scratch.destroy() };
   }
 
   // ---- checkpoints and backups -----------------------------------------------------------
@@ -1103,6 +1145,7 @@ export class RestoreService {
     if (this.timer !== null) clearInterval(this.timer);
     if (this.watcher !== null) clearInterval(this.watcher);
     await this.checkpointing;
+    await this.asOfStates.clear();
     await this.admin?.disconnect().catch(() => undefined);
     await this.registry?.close();
     this.s3Client?.close();
