@@ -47,6 +47,7 @@ import { partitionOf } from "../gateway/consistency/partition.js";
 import { parseKeyCondition, resolveKeyCondition } from "./expressions/index.js";
 import { resolveTarget } from "./read/target.js";
 import {
+  checkpointFence,
   checkpointItems,
   listTableCheckpoints,
   type StoredCheckpoint,
@@ -594,6 +595,7 @@ export class Materializer {
         partition,
         offsetOf(newest),
         checkpointItems(newest.dir, newest.manifest),
+        checkpointFence(newest.manifest, partition),
       );
       if (seeded) {
         this.options.logger.info("partition seeded from a checkpoint", {

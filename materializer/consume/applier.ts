@@ -21,7 +21,11 @@ import { DbError } from "../../services/shared/errors.js";
 import { apply, type EventPosition, type StateView } from "../apply/apply.js";
 import type { Write } from "../apply/writes.js";
 import type { Item } from "../values/attribute-value.js";
-import { decodeRestoreFence, type RestoreFenceState } from "../restore/fence.js";
+import {
+  decodeRestoreFence,
+  encodeRestoreFence,
+  type RestoreFenceState,
+} from "../restore/fence.js";
 import {
   appliedOffsetsRange,
   catalogRange,
@@ -34,6 +38,7 @@ import {
   gsiIndexRange,
   gsiWatermarkKey,
   outcomeKey,
+  restoreFenceKey,
   restoreFencesRange,
   scanRange,
   tableKey,
@@ -520,6 +525,8 @@ export class Applier {
     partition: number,
     offset: bigint,
     items: AsyncIterable<[Buffer, Buffer]>,
+    /** The partition's restore fence at `offset` (the checkpoint's), if it had one. */
+    fence?: RestoreFenceState,
   ): Promise<boolean> {
     const table = entry.definition;
     const topic = tableTopic(table.name, entry.generation);
@@ -548,8 +555,14 @@ export class Applier {
         key: changesFloorKey(topic, partition),
         value: encodeAppliedOffset(offset),
       });
+      // The fence is part of the partition's state at the offset, like its items.
+      const fenceKey = restoreFenceKey(topic, partition);
+      if (fence === undefined) ops.push({ type: "del", key: fenceKey });
+      else ops.push({ type: "put", key: fenceKey, value: encodeRestoreFence(fence) });
       await this.store.batch(ops, { sync: true });
       this.applied.set(`${topic}/${partition}`, offset);
+      if (fence === undefined) this.fences.delete(`${topic}/${partition}`);
+      else this.fences.set(`${topic}/${partition}`, fence);
       this.floors.set(`${topic}/${partition}`, offset);
       return true;
     });

@@ -25,7 +25,7 @@ import { consumeRange } from "./replay.js";
 import { chooseBase, eventsToReplay, type ReplayBase } from "./time-offsets.js";
 import { globalIndexEntry } from "../apply/global-index.js";
 import { scanRange } from "../store/layout.js";
-import { checkpointItems, type StoredCheckpoint } from "./table-checkpoint.js";
+import { checkpointFenceOps, checkpointItems, type StoredCheckpoint } from "./table-checkpoint.js";
 
 export const asOfLimits: {
   /** Records of the partition (or, for a whole table, all partitions) one read scans. */
@@ -69,7 +69,10 @@ export async function stateAsOf(kafka: Kafka, request: AsOfRequest): Promise<Mem
     { type: "put", key: tableKey(entry.definition.name), value: encodeCatalogEntry(entry) },
     appliedOffsetOp(topic, partition, base.offset),
   ]);
-  if (base.checkpoint !== null) await seedKey(store, request, base.checkpoint);
+  if (base.checkpoint !== null) {
+    await seedKey(store, request, base.checkpoint);
+    await store.batch(checkpointFenceOps(base.checkpoint.manifest, partition));
+  }
   const applier = await Applier.open(store, {
     ...defaultApplierLimits,
     outcomesRetained: 1n,

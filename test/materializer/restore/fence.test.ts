@@ -5,7 +5,8 @@
 // into batches or on the materializer restarting between them.
 // Method: the pure fold and verdict (fence.ts) on hand-made sequences; then the Applier over
 // a MemoryStore fed encoded events of one partition (no broker): the outcomes, the counter,
-// the items, and the whole store compared across every two-batch cut with a reopen between.
+// the items, and the whole store compared across every two-batch cut with a reopen between;
+// a table checkpoint carries the fences, so a partition seeded from it drops the same writes.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { encodeEvent, type LogEvent } from "../../../schemas/events.js";
@@ -21,6 +22,14 @@ import {
   restoreWriteVerdict,
 } from "../../../materializer/restore/fence.js";
 import { isDbError } from "../../../services/shared/errors.js";
+import {
+  checkpointFence,
+  checkpointItems,
+  writeTableCheckpoint,
+} from "../../../materializer/restore/table-checkpoint.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ordersTable, putEvent } from "../../helpers/materializer-fixture.js";
 
 describe("restore fences (fence.ts)", () => {
@@ -183,5 +192,54 @@ describe("the applier fences restore writes", () => {
       { offset: 0n, timestampMs: 1n, value: bad },
     ]);
     assert.equal(applied.outcomes[0]?.outcome.status, "VALIDATION");
+  });
+
+  it("a partition seeded from a table checkpoint keeps its fence", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "logkv-fence-"));
+    try {
+      const sealedAt = partitionLog.findIndex(
+        ({ event }) => event.type === "RestoreFence" && event.seal && event.epoch === 2n,
+      );
+      const source = await created();
+      await source.applier.applyBatch(topic, 0, logRecords.slice(0, sealedAt + 1));
+      const entry = source.applier.table("orders")!;
+      const manifest = await writeTableCheckpoint(source.store, entry, join(dir, "cp"), {
+        kind: "checkpoint",
+        name: "cp",
+        createdAtMs: 1,
+      });
+      assert.deepEqual(manifest.fences, [{ epoch: "2", sealed: true }]);
+      const seeded = await created();
+      const offset = BigInt(manifest.offsets[0]!);
+      assert.equal(offset, BigInt(sealedAt + 1));
+      const items = checkpointItems(join(dir, "cp"), manifest);
+      assert.ok(
+        await seeded.applier.seedPartition(entry, 0, offset, items, checkpointFence(manifest, 0)),
+      );
+      const rest = await seeded.applier.applyBatch(topic, 0, logRecords.slice(sealedAt + 1));
+      assert.equal(rest.restoreWritesFenced, 3, "the late restore writes are dropped here too");
+      for (const [id, total] of [
+        [1, "99"],
+        [2, null],
+        [3, "30"],
+        [4, null],
+        [9, "9"],
+      ] as const) {
+        assert.equal(await itemTotal(seeded.store, id), total, `order ${id}`);
+      }
+      // And after a restart of the seeded store.
+      await seeded.applier.close();
+      const reopened = await Applier.open(seeded.store);
+      const late = await reopened.applyBatch(topic, 0, [
+        {
+          offset: BigInt(logRecords.length),
+          timestampMs: 9_999n,
+          value: encodeEvent(restorePut(2n, 5, 50)),
+        },
+      ]);
+      assert.equal(late.restoreWritesFenced, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
