@@ -14,6 +14,7 @@ export class MaterializerProbe {
   private readonly ownedCount: Gauge;
   private readonly rebalances: Counter<"topic">;
   private readonly bootstrapSeconds: Histogram;
+  private readonly restoreWritesFenced: Counter<"topic">;
 
   constructor(options: { defaultMetrics?: boolean; storeBytes?: () => Promise<number> } = {}) {
     const registers = [this.registry];
@@ -67,6 +68,12 @@ export class MaterializerProbe {
       labelNames: ["topic"],
       registers,
     });
+    this.restoreWritesFenced = new Counter({
+      name: "logkv_materializer_restore_writes_fenced_total",
+      help: "Restore writes dropped by their partition's restore fence (a stale job's, or late)",
+      labelNames: ["topic"],
+      registers,
+    });
     this.bootstrapSeconds = new Histogram({
       name: "logkv_materializer_bootstrap_seconds",
       help: "Time from a partition's assignment until it is seeded and owned",
@@ -111,6 +118,10 @@ export class MaterializerProbe {
 
   bootstrapped(seconds: number): void {
     this.bootstrapSeconds.observe(seconds);
+  }
+
+  restoreWritesDropped(topic: string, count: number): void {
+    this.restoreWritesFenced.inc({ topic }, count);
   }
 
   outcome(status: string): void {

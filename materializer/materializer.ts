@@ -47,6 +47,7 @@ import { partitionOf } from "../gateway/consistency/partition.js";
 import { parseKeyCondition, resolveKeyCondition } from "./expressions/index.js";
 import { resolveTarget } from "./read/target.js";
 import {
+  checkpointFence,
   checkpointItems,
   listTableCheckpoints,
   type StoredCheckpoint,
@@ -604,6 +605,7 @@ export class Materializer {
         partition,
         offsetOf(newest),
         checkpointItems(newest.dir, newest.manifest),
+        checkpointFence(newest.manifest, partition),
       );
       if (seeded) {
         this.options.logger.info("partition seeded from a checkpoint", {
@@ -681,6 +683,9 @@ export class Materializer {
       highWatermark,
     );
     for (const { outcome } of applied.outcomes) this.probe.outcome(outcome.status);
+    if (applied.restoreWritesFenced > 0) {
+      this.probe.restoreWritesDropped(topic, applied.restoreWritesFenced);
+    }
     payload.resolveOffset(last.offset);
     await payload.heartbeat();
     if (kind === "events") this.afterBatch(applied);

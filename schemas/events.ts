@@ -109,6 +109,24 @@ interface ItemWriteFields {
 export interface PutItemEvent extends ItemWriteFields {
   type: "PutItem";
   item: Item;
+  /**
+   * A restore job's write, with the job's owner epoch (PutItem v2; absent, not null, for
+   * every other write, so events written before it decode to what they always decoded to).
+   * Apply drops it unless its partition's restore fence is at this epoch and not sealed.
+   */
+  restoreEpoch?: bigint;
+}
+
+/**
+ * A restore job's marker in one partition of its target's topic (LogEvent v3): `seal`
+ * false claims the partition for the job's owner epoch, true seals it once every restore
+ * write of the job is in the log before it (materializer/restore/README.md, "Fencing").
+ */
+export interface RestoreFenceEvent {
+  type: "RestoreFence";
+  table: string;
+  epoch: bigint;
+  seal: boolean;
 }
 
 export interface UpdateItemEvent extends ItemWriteFields {
@@ -137,7 +155,8 @@ export type LogEvent =
   | PutItemEvent
   | UpdateItemEvent
   | DeleteItemEvent
-  | TtlDeleteEvent;
+  | TtlDeleteEvent
+  | RestoreFenceEvent;
 
 export type LogEventType = LogEvent["type"];
 
@@ -241,7 +260,14 @@ function toAvroEventBody(event: LogEvent): unknown {
     case "DeleteTable":
       return { table: event.table };
     case "PutItem":
-      return { ...toAvroItemWrite(event), item: toAvroItem(event.item) };
+      return {
+        ...toAvroItemWrite(event),
+        item: toAvroItem(event.item),
+        restoreEpoch: toAvroOptional(
+          "long",
+          event.restoreEpoch === undefined ? null : int64(event.restoreEpoch, "restoreEpoch"),
+        ),
+      };
     case "UpdateItem":
       return { ...toAvroItemWrite(event), key: toAvroItem(event.key), update: event.update };
     case "DeleteItem":
@@ -252,6 +278,8 @@ function toAvroEventBody(event: LogEvent): unknown {
         key: toAvroItem(event.key),
         expiresAtMs: int64(event.expiresAtMs, "expiresAtMs"),
       };
+    case "RestoreFence":
+      return { table: event.table, epoch: int64(event.epoch, "epoch"), seal: event.seal };
     default:
       return unreachable(event);
   }
@@ -284,8 +312,12 @@ function fromAvroEventBody(type: LogEventType, body: unknown): LogEvent {
       };
     case "DeleteTable":
       return { type, table: b.table as string };
-    case "PutItem":
-      return { type, ...fromAvroItemWrite(b), item: fromAvroItem(b.item) };
+    case "PutItem": {
+      // A v1 PutItem has no restoreEpoch: the resolver fills in its default, null.
+      const epoch = fromAvroOptional(b.restoreEpoch ?? null, "long", (n: bigint) => n);
+      const put: PutItemEvent = { type, ...fromAvroItemWrite(b), item: fromAvroItem(b.item) };
+      return epoch === null ? put : { ...put, restoreEpoch: epoch };
+    }
     case "UpdateItem":
       return {
         type,
@@ -301,6 +333,13 @@ function fromAvroEventBody(type: LogEventType, body: unknown): LogEvent {
         table: b.table as string,
         key: fromAvroItem(b.key),
         expiresAtMs: b.expiresAtMs as bigint,
+      };
+    case "RestoreFence":
+      return {
+        type,
+        table: b.table as string,
+        epoch: b.epoch as bigint,
+        seal: b.seal as boolean,
       };
     default:
       return unreachable(type);

@@ -86,7 +86,7 @@ ${sslUsage}
 start and gateway also take --checkpoint-interval-ms N (table checkpoints for restores,
 default 3600000; 0 = none), --recovery-window-days N (default 35) and --restore-rate N
 (items a restore appends per second at most; default 0 = no limit), --restore-takeover-ms N
-(another node's restore silent this long is taken over here; default 30000; 0 = never); for s3:// backup
+(another node's restore silent this long is taken over here; default 10000; 0 = never); for s3:// backup
 locations --s3-endpoint URL, --s3-region R and --s3-path-style, with the credentials from
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the SDK's other default sources).
 

@@ -92,15 +92,23 @@ export function tableEntry(context: GatewayContext, name: string): CatalogEntry 
   // A table whose restore is unfinished is never served, so partial contents never leak:
   // its catalog entry says so from its CreateTable to the restore's FINISH_RESTORE (every
   // gateway, stateless ones too), and the restore registry for restores older than that.
-  if (
-    entry.restore !== undefined ||
-    context.gateway.restores?.servable(name, entry.generation) === false
-  ) {
-    throw gatewayError("NOT_FOUND", `Table ${name} is being restored`, {
-      tableStatus: "RESTORING",
-    });
-  }
+  if (restoring(context, entry)) throw restoringError(name);
   return entry;
+}
+
+/** Whether a table's restore is unfinished (its catalog entry, or the restore registry). */
+export function restoring(context: Pick<GatewayContext, "gateway">, entry: CatalogEntry): boolean {
+  return (
+    entry.restore !== undefined ||
+    context.gateway.restores?.servable(entry.definition.name, entry.generation) === false
+  );
+}
+
+/** What every read, write and subscription of a table being restored answers. */
+export function restoringError(name: string): Error {
+  return gatewayError("NOT_FOUND", `Table ${name} is being restored`, {
+    tableStatus: "RESTORING",
+  });
 }
 
 export function topicOf(entry: CatalogEntry): string {

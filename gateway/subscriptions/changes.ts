@@ -23,7 +23,8 @@ import { partitionOf } from "../consistency/partition.js";
 import { SessionToken } from "../consistency/token.js";
 import { fromDbError, gatewayError } from "../errors.js";
 import { itemToJson } from "../json-items.js";
-import { canonicalItem, topicOf } from "../resolvers/args.js";
+import { canonicalItem, restoring, restoringError, topicOf } from "../resolvers/args.js";
+import type { GatewayContext } from "../context.js";
 import type { SubscriptionsProbe, Transport } from "./subscriptions-probe.js";
 
 export interface SubscriptionLimits {
@@ -78,13 +79,21 @@ export class ChangeSubscriptions {
    */
   async knownTable(name: unknown): Promise<void> {
     if (typeof name !== "string" || this.materializer.catalogMiss === undefined) return;
-    if (this.materializer.table(name) === undefined) await this.materializer.catalogMiss(name);
+    // A table the copy has as being restored may have finished since: refreshed too.
+    const entry = this.materializer.table(name);
+    if (entry === undefined || entry.restore !== undefined) {
+      await this.materializer.catalogMiss(name);
+    }
   }
 
   /** The source stream of one subscription; throws typed errors for bad arguments. */
-  subscribe(args: ChangesArgs, transport: Transport = "sse"): AsyncIterableIterator<Delivery> {
+  subscribe(
+    args: ChangesArgs,
+    transport: Transport = "sse",
+    context?: Pick<GatewayContext, "gateway">,
+  ): AsyncIterableIterator<Delivery> {
     try {
-      return this.start(args, transport);
+      return this.start(args, transport, context);
     } catch (error) {
       const mapped = typed(error);
       this.probe?.failed(transport, codeOf(mapped));
@@ -92,11 +101,20 @@ export class ChangeSubscriptions {
     }
   }
 
-  private start(args: ChangesArgs, transport: Transport): ChangeFeed {
+  private start(
+    args: ChangesArgs,
+    transport: Transport,
+    context: Pick<GatewayContext, "gateway"> | undefined,
+  ): ChangeFeed {
     const entry = this.materializer.table(args.table);
     if (entry === undefined) {
       throw gatewayError("NOT_FOUND", `Requested resource not found: Table: ${args.table}`);
     }
+    // Like every read: a table whose restore is unfinished is not served, and its change
+    // stream would show the restore's partial load (materializer/restore/README.md).
+    const unfinished =
+      entry.restore !== undefined || (context !== undefined && restoring(context, entry));
+    if (unfinished) throw restoringError(args.table);
     const after =
       args.after === null || args.after === undefined || args.after === ""
         ? null
@@ -289,7 +307,10 @@ export function withChangeSubscriptions(
   assert(field !== undefined, "the SDL declares Subscription.changes");
   field.subscribe = async (_parent, args, context) => {
     await subscriptions.knownTable((args as ChangesArgs).table);
-    return subscriptions.subscribe(args as ChangesArgs, transportOf(context));
+    const gatewayContext = context as Partial<GatewayContext> | null;
+    const withGateway =
+      gatewayContext?.gateway === undefined ? undefined : { gateway: gatewayContext.gateway };
+    return subscriptions.subscribe(args as ChangesArgs, transportOf(context), withGateway);
   };
   field.resolve = (delivery) => changeEventOf(delivery as Delivery);
   return schema;

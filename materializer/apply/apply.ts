@@ -14,6 +14,7 @@ import type {
   DeleteItemEvent,
   LogEvent,
   PutItemEvent,
+  RestoreFenceEvent,
   ReturnValues,
   StoredItem,
   TableChange,
@@ -46,6 +47,7 @@ import { canonicalizeItem } from "../values/canonical.js";
 import { validateItem, validateKey } from "../values/limits.js";
 import { localIndexWrites, validateIndexKeys } from "./index-entries.js";
 import type { Write } from "./writes.js";
+import { foldFence, restoreWriteVerdict, type RestoreFenceState } from "../restore/fence.js";
 
 /** Where an event sits in the log; timestampMs is the record's log timestamp. */
 export interface EventPosition {
@@ -59,12 +61,16 @@ export interface EventPosition {
 export interface StateView {
   table(name: string): TableDefinition | undefined;
   item(table: string, key: Item): StoredItem | undefined;
+  /** A table partition's restore fence (restore/fence.ts); absent: none claimed it. */
+  restoreFence?(topic: string, partition: number): RestoreFenceState | undefined;
 }
 
 export interface ApplyResult {
   writes: Write[];
   outcome: Outcome;
   change: ChangeEvent | null;
+  /** Set when a restore write was dropped by its partition's fence (restore/fence.ts). */
+  fencedRestoreWrite?: true;
 }
 
 const ok = (attributes: Item | null = null): Outcome => ({ status: "OK", attributes });
@@ -90,6 +96,8 @@ export function apply(state: StateView, event: LogEvent, at: EventPosition): App
         return deleteItem(state, event, at);
       case "TtlDelete":
         return ttlDelete(state, event, at);
+      case "RestoreFence":
+        return restoreFence(state, event, at);
       default:
         return unreachable(event, "unknown event type");
     }
@@ -309,8 +317,36 @@ export function applyDecided(
   return { writes, outcome: ok(), change };
 }
 
+// ---- restore fences (materializer/restore/README.md, "Fencing restore writes") ----------
+
+function restoreFence(state: StateView, event: RestoreFenceEvent, at: EventPosition): ApplyResult {
+  tableOf(state, event.table);
+  const fence = foldFence(state.restoreFence?.(at.topic, at.partition), event);
+  return {
+    writes: [{ type: "restoreFence", topic: at.topic, partition: at.partition, fence }],
+    outcome: ok(),
+    change: null,
+  };
+}
+
+/** Null when the restore write applies; else the result that drops it. */
+function fencedOut(state: StateView, epoch: bigint, at: EventPosition): ApplyResult | null {
+  const fence = state.restoreFence?.(at.topic, at.partition);
+  const verdict = restoreWriteVerdict(fence, epoch);
+  if (verdict === "APPLY") return null;
+  const message =
+    verdict === "SEALED"
+      ? `restore write of epoch ${epoch} after the partition was sealed`
+      : `restore write of epoch ${epoch} under the claim of epoch ${fence?.epoch}`;
+  return { ...validation(message), fencedRestoreWrite: true };
+}
+
 function putItem(state: StateView, event: PutItemEvent, at: EventPosition): ApplyResult {
   const table = tableOf(state, event.table);
+  if (event.restoreEpoch !== undefined) {
+    const fenced = fencedOut(state, event.restoreEpoch, at);
+    if (fenced !== null) return fenced;
+  }
   checkReturnValues(event.returnValues, ["NONE", "ALL_OLD"]);
   const item = canonicalizeItem(event.item);
   validateItem(item, { keySchema: tableKeySchema(table) });

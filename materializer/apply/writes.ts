@@ -3,6 +3,7 @@
 // nothing of bytes or storage.
 import type { RestoreOrigin, StoredItem, TableDefinition } from "../../schemas/events.js";
 import type { Item } from "../values/attribute-value.js";
+import type { RestoreFenceState } from "../restore/fence.js";
 
 export type Write =
   /**
@@ -18,6 +19,8 @@ export type Write =
     }
   /** A table dropped with everything stored under it. */
   | { type: "dropTable"; name: string }
+  /** A table partition's restore fence set (restore/fence.ts). */
+  | { type: "restoreFence"; topic: string; partition: number; fence: RestoreFenceState }
   /** An item written (stored) or deleted (null). `key` holds only its key attributes. */
   | { type: "item"; table: string; key: Item; stored: StoredItem | null }
   /** A local secondary index entry written (projected) or deleted (null). */

@@ -22,6 +22,11 @@ import { apply, type EventPosition, type StateView } from "../apply/apply.js";
 import type { Write } from "../apply/writes.js";
 import type { Item } from "../values/attribute-value.js";
 import {
+  decodeRestoreFence,
+  encodeRestoreFence,
+  type RestoreFenceState,
+} from "../restore/fence.js";
+import {
   appliedOffsetsRange,
   catalogRange,
   changesFloorKey,
@@ -33,6 +38,8 @@ import {
   gsiIndexRange,
   gsiWatermarkKey,
   outcomeKey,
+  restoreFenceKey,
+  restoreFencesRange,
   scanRange,
   tableKey,
   tableRanges,
@@ -87,6 +94,8 @@ export interface AppliedBatch {
   /** Tables created or changed, and tables dropped, by this batch. */
   tablesChanged: CatalogEntry[];
   tablesDropped: string[];
+  /** Restore writes this batch dropped by their partition's fence (restore/fence.ts). */
+  restoreWritesFenced: number;
 }
 
 export interface ApplierLimits {
@@ -130,6 +139,8 @@ interface Prepared {
   dropped: Set<string>;
   /** Keys the batch's transaction records held (+) or released (-), drops included. */
   holdDelta: number;
+  /** The partition's restore fence after the batch, if it has one. */
+  fence?: RestoreFenceState;
 }
 
 /** Most partition batches committed in one store write. */
@@ -140,6 +151,8 @@ export class Applier {
   private gathering: Gathering | null = null;
   /** Per table partition seeded from a checkpoint, the offset its change events start at. */
   private readonly floors = new Map<string, bigint>();
+  /** Per table partition ("topic/partition"), its restore fence, if a restore claimed it. */
+  private readonly fences = new Map<string, RestoreFenceState>();
   private closed = false;
   /** Keys held by prepared transactions, store-wide (materializer/transactions/). */
   private holdCount = 0;
@@ -178,6 +191,14 @@ export class Applier {
       assert(topic !== undefined && "name" in topic, "changes floor key without topic");
       assert(partition !== undefined && "uint32" in partition, "changes floor without partition");
       applier.floors.set(`${topic.name}/${partition.uint32}`, decodeAppliedOffset(value));
+    }
+    for await (const [key, value] of store.iterate(restoreFencesRange())) {
+      const parts = decodeKey(key);
+      const topic = parts[2];
+      const partition = parts[3];
+      assert(topic !== undefined && "name" in topic, "restore fence key without topic");
+      assert(partition !== undefined && "uint32" in partition, "restore fence without partition");
+      applier.fences.set(`${topic.name}/${partition.uint32}`, decodeRestoreFence(value));
     }
     return applier;
   }
@@ -254,6 +275,7 @@ export class Applier {
       changes: [],
       tablesChanged: [],
       tablesDropped: [],
+      restoreWritesFenced: 0,
     };
     return { fresh: records.filter((r) => r.offset >= start), result };
   }
@@ -265,8 +287,9 @@ export class Applier {
     for (const batch of batches) prepared.set(batch, await this.prepare(batch, ops));
     if (ops.length > 0) await this.store.batch(ops, { sync: false });
     const results = new Map<GroupBatch, AppliedBatch>();
-    for (const [batch, { result, finals, dropped, holdDelta }] of prepared) {
+    for (const [batch, { result, finals, dropped, holdDelta, fence }] of prepared) {
       this.applied.set(`${batch.topic}/${batch.partition}`, result.nextOffset);
+      if (fence !== undefined) this.fences.set(`${batch.topic}/${batch.partition}`, fence);
       this.holdCount += holdDelta;
       for (const [name, entry] of finals) {
         if (entry === undefined) this.catalog.delete(name);
@@ -299,6 +322,7 @@ export class Applier {
       this.holdCount > 0,
     );
     const state = await this.prefetch(events, txn.itemKeys);
+    state.fence = this.fences.get(`${topic}/${partition}`);
     const touched = new Set<string>();
     for (const [i, record] of fresh.entries()) {
       const event = events[i]!;
@@ -330,7 +354,14 @@ export class Applier {
     for (const [name, entry] of await this.catalogOps(state, touched, dropped, ops, drops)) {
       finals.set(name, entry);
     }
-    return { result, finals, dropped, holdDelta: txn.holdDelta - drops.holdsReleased };
+    const fence = state.fence;
+    return {
+      result,
+      finals,
+      dropped,
+      holdDelta: txn.holdDelta - drops.holdsReleased,
+      ...(fence && { fence }),
+    };
   }
 
   /**
@@ -387,6 +418,7 @@ export class Applier {
     const heldBy = txn.mayHold ? singleWriteHolder(txn.view(state), event) : null;
     if (heldBy !== null) return heldOutcome(event, heldBy);
     const applied = apply(state, event, at);
+    if (applied.fencedRestoreWrite === true) result.restoreWritesFenced++;
     ops.push(...writeOps(applied.writes, (name) => state.entry(name)));
     state.fold(applied.writes, at);
     for (const write of applied.writes) {
@@ -510,6 +542,8 @@ export class Applier {
     partition: number,
     offset: bigint,
     items: AsyncIterable<[Buffer, Buffer]>,
+    /** The partition's restore fence at `offset` (the checkpoint's), if it had one. */
+    fence?: RestoreFenceState,
   ): Promise<boolean> {
     const table = entry.definition;
     const topic = tableTopic(table.name, entry.generation);
@@ -538,8 +572,14 @@ export class Applier {
         key: changesFloorKey(topic, partition),
         value: encodeAppliedOffset(offset),
       });
+      // The fence is part of the partition's state at the offset, like its items.
+      const fenceKey = restoreFenceKey(topic, partition);
+      if (fence === undefined) ops.push({ type: "del", key: fenceKey });
+      else ops.push({ type: "put", key: fenceKey, value: encodeRestoreFence(fence) });
       await this.store.batch(ops, { sync: true });
       this.applied.set(`${topic}/${partition}`, offset);
+      if (fence === undefined) this.fences.delete(`${topic}/${partition}`);
+      else this.fences.set(`${topic}/${partition}`, fence);
       this.floors.set(`${topic}/${partition}`, offset);
       return true;
     });
@@ -699,6 +739,8 @@ function undecodable(error: DbError): Outcome {
  */
 class BatchState implements StateView {
   private readonly tables = new Map<string, CatalogEntry | null>();
+  /** The batch partition's restore fence, updated by the batch's RestoreFence events. */
+  fence: RestoreFenceState | undefined;
 
   constructor(
     private readonly catalog: ReadonlyMap<string, CatalogEntry>,
@@ -724,9 +766,16 @@ class BatchState implements StateView {
     return found ?? undefined;
   }
 
+  /** Only the batch's own partition is ever asked for (apply asks for the event's). */
+  restoreFence(): RestoreFenceState | undefined {
+    return this.fence;
+  }
+
   fold(writes: readonly Write[], at: EventPosition): void {
     for (const write of writes) {
-      if (write.type === "table") {
+      if (write.type === "restoreFence") {
+        this.fence = write.fence;
+      } else if (write.type === "table") {
         const created = write.generation >= 0n;
         const before = this.entry(write.definition.name);
         const generation = created ? write.generation : (before?.generation ?? at.offset);

@@ -20,11 +20,12 @@ import { partitionRange, tableKey } from "../store/layout.js";
 import { MemoryStore, type BatchOp, type KvStore } from "../store/store.js";
 import type { AttributeValue } from "../values/attribute-value.js";
 import { keyBytes } from "../values/limits.js";
+import { RESTORE_FENCE_RECORD_KEY } from "./fence.js";
 import { consumeRange } from "./replay.js";
 import { chooseBase, eventsToReplay, type ReplayBase } from "./time-offsets.js";
 import { globalIndexEntry } from "../apply/global-index.js";
 import { scanRange } from "../store/layout.js";
-import { checkpointItems, type StoredCheckpoint } from "./table-checkpoint.js";
+import { checkpointFenceOps, checkpointItems, type StoredCheckpoint } from "./table-checkpoint.js";
 
 export const asOfLimits: {
   /** Records of the partition (or, for a whole table, all partitions) one read scans. */
@@ -68,7 +69,10 @@ export async function stateAsOf(kafka: Kafka, request: AsOfRequest): Promise<Mem
     { type: "put", key: tableKey(entry.definition.name), value: encodeCatalogEntry(entry) },
     appliedOffsetOp(topic, partition, base.offset),
   ]);
-  if (base.checkpoint !== null) await seedKey(store, request, base.checkpoint);
+  if (base.checkpoint !== null) {
+    await seedKey(store, request, base.checkpoint);
+    await store.batch(checkpointFenceOps(base.checkpoint.manifest, partition));
+  }
   const applier = await Applier.open(store, {
     ...defaultApplierLimits,
     outcomesRetained: 1n,
@@ -132,7 +136,9 @@ async function replayKey(kafka: Kafka, applier: Applier, request: AsOfRequest, f
         limit = offset;
         break;
       }
-      if (message.key === null || !wanted.equals(message.key)) continue;
+      if (message.key === null) continue;
+      // The partition's restore fences too: they decide which restore writes of the key apply.
+      if (!wanted.equals(message.key) && !RESTORE_FENCE_RECORD_KEY.equals(message.key)) continue;
       records.push({ offset, timestampMs: BigInt(message.timestamp), value: message.value });
     }
     if (records.length > 0) await applier.applyBatch(topic, partition, records);
@@ -182,8 +188,9 @@ export function tableAsOfBase(request: TableAsOfRequest): ReplayBase {
  * Writes the entry of every item of the table in every global secondary index of its
  * definition, as the GSI builder derives them from the change stream; LIMIT_EXCEEDED past
  * asOfTableItemsMax items. The entries are collected first and written after the scan.
+ * Returns the table's item count.
  */
-export async function deriveGlobalIndexes(store: KvStore, entry: CatalogEntry): Promise<void> {
+export async function deriveGlobalIndexes(store: KvStore, entry: CatalogEntry): Promise<number> {
   const definition = entry.definition;
   let count = 0;
   const ops: BatchOp[] = [];
@@ -199,5 +206,13 @@ export async function deriveGlobalIndexes(store: KvStore, entry: CatalogEntry): 
   }
   for (let i = 0; i < ops.length; i += 5_000) {
     await store.batch(ops.slice(i, i + 5_000), { sync: false });
+  }
+  return count;
+}
+
+/** LIMIT_EXCEEDED if a whole-table state of `items` items is past asOfTableItemsMax. */
+export function checkTableItems(items: number): void {
+  if (items > asOfLimits.asOfTableItemsMax) {
+    throw tooLarge(`more than ${asOfLimits.asOfTableItemsMax} items`);
   }
 }

@@ -14,7 +14,7 @@ import { Applier, defaultApplierLimits, type LogRecord } from "../consume/applie
 import { appliedOffsetOp, encodeCatalogEntry, type CatalogEntry } from "../state/records.js";
 import { scanRange, tableKey } from "../store/layout.js";
 import { LevelStore, type BatchOp } from "../store/store.js";
-import { checkpointItems, type StoredCheckpoint } from "./table-checkpoint.js";
+import { checkpointFenceOps, checkpointItems, type StoredCheckpoint } from "./table-checkpoint.js";
 import type { ReplayBase } from "./time-offsets.js";
 import type { TlsClientFiles } from "../../services/shared/tls.js";
 
@@ -47,7 +47,10 @@ export class ScratchTable {
         ...base.offsets.map((offset, p) => appliedOffsetOp(topic, p, offset)),
       ];
       await store.batch(head);
-      if (base.checkpoint !== null) await seed(store, base.checkpoint);
+      if (base.checkpoint !== null) {
+        await seed(store, base.checkpoint);
+        await store.batch(checkpointFenceOps(base.checkpoint.manifest));
+      }
       // Outcomes and change events of a replay are never read: keep the fewest possible.
       const applier = await Applier.open(store, {
         ...defaultApplierLimits,

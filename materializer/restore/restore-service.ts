@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Admin } from "kafkajs";
-import { decodeStoredItem, type TableDefinition } from "../../schemas/events.js";
+import { decodeStoredItem, encodeEvent, type TableDefinition } from "../../schemas/events.js";
 import type { LogClient } from "../../services/log-client.js";
 import { DbError } from "../../services/shared/errors.js";
 import type { Logger } from "../../services/shared/log.js";
@@ -19,7 +19,7 @@ import type { Materializer } from "../materializer.js";
 import { validateTableDefinition } from "../catalog/table.js";
 import { CATALOG_TOPIC, tableTopic, type CatalogEntry } from "../state/records.js";
 import { replayInWorker, type ScratchTable } from "./replay.js";
-import { deriveGlobalIndexes, stateAsOf, tableAsOfBase } from "./as-of.js";
+import { checkTableItems, deriveGlobalIndexes, stateAsOf, tableAsOfBase } from "./as-of.js";
 import type { KvReader, MemoryStore } from "../store/store.js";
 import type { AttributeValue } from "../values/attribute-value.js";
 import { RestoreRegistry, type RestoreRecord, type RestoreState } from "./status.js";
@@ -42,6 +42,13 @@ import type { ReplayBase } from "./time-offsets.js";
 import type { TlsClientFiles } from "../../services/shared/tls.js";
 import { ensureTopicRetention, requiredRetentionMs } from "./retention.js";
 import { definitionAt } from "./definition-at.js";
+import { RESTORE_FENCE_RECORD_KEY } from "./fence.js";
+import {
+  AsOfCache,
+  defaultAsOfCacheOptions,
+  type AsOfCacheOptions,
+  type AsOfCacheStats,
+} from "./as-of-cache.js";
 import {
   isS3Url,
   parseS3Url,
@@ -71,11 +78,14 @@ export interface RestoreServiceOptions {
   restoresMax?: number;
   /**
    * A restore whose records have been silent this long (its owner writes a heartbeat six
-   * times per period) is taken over by this node. Default 30 s; 0: never take over.
+   * times per period) is taken over by this node. Default RESTORE_TAKEOVER_DEFAULT_MS
+   * (10 s); 0: never take over.
    */
   restoreTakeoverAfterMs?: number;
   /** Endpoint, region, addressing and credentials of s3:// backup locations (s3-backups.ts). */
   s3?: S3Options;
+  /** Whole-table states at an instant kept for paged GSI reads asOf (as-of-cache.ts). */
+  asOfCache?: Partial<AsOfCacheOptions>;
 }
 
 export type RestorePhase =
@@ -118,6 +128,15 @@ interface Job {
 }
 
 const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * How long another node's restore must be silent before this node takes it over. Short: a
+ * dead owner costs this much delay, while taking over an owner that is only slow (a pause
+ * longer than this) costs only repeated work, never a wrong table: its records are fenced
+ * by the owner epoch and its late writes dropped at apply time (fence.ts). Six heartbeats
+ * per period, so it takes six lost or late ones in a row.
+ */
+export const RESTORE_TAKEOVER_DEFAULT_MS = 10_000;
 const ITEMS_IN_FLIGHT_MAX = 2_000;
 const APPLY_WAIT_MIN_MS = 60_000;
 
@@ -138,9 +157,17 @@ export class RestoreService {
   /** This node's id (DATA/restore/node-id): whose unfinished restores it resumes. */
   private nodeId = "";
   private stopping = false;
+  /** Whole-table states at an instant, with their GSIs derived: paged GSI reads asOf. */
+  private readonly asOfStates: AsOfCache<{ reader: KvReader; entry: CatalogEntry; items: number }>;
 
   constructor(private readonly options: RestoreServiceOptions) {
     this.root = join(options.dataDir, "restore");
+    this.asOfStates = new AsOfCache({ ...defaultAsOfCacheOptions, ...options.asOfCache });
+  }
+
+  /** Hits, misses and what the cache of whole-table states at an instant holds. */
+  asOfCacheStats(): AsOfCacheStats {
+    return this.asOfStates.stats();
   }
 
   get checkpointsRoot(): string {
@@ -235,12 +262,12 @@ export class RestoreService {
   }
 
   private get takeoverAfterMs(): number {
-    return this.options.restoreTakeoverAfterMs ?? 30_000;
+    return this.options.restoreTakeoverAfterMs ?? RESTORE_TAKEOVER_DEFAULT_MS;
   }
 
   /** How often a running job writes a heartbeat record (and the watcher looks). */
   private get heartbeatMs(): number {
-    return Math.max(50, Math.floor((this.takeoverAfterMs || 30_000) / 6));
+    return Math.max(50, Math.floor((this.takeoverAfterMs || RESTORE_TAKEOVER_DEFAULT_MS) / 6));
   }
 
   /**
@@ -617,7 +644,15 @@ export class RestoreService {
     await this.mark(job);
     status.phase = "LOADING";
     const topic = tableTopic(status.target, generation);
+    // Claim every partition for this job's epoch before its first write: from each claim
+    // on, the writes of an older job of this restore (one frozen past the takeover period)
+    // are dropped at apply time (fence.ts).
+    await this.appendFences(job, topic, source.partitions, false);
     await this.appendItems(job, status, source, topic, items);
+    // Every write of the job is acknowledged: seal each partition behind them, so no restore
+    // write applies there any more (a late one of this or any job), before the table serves.
+    this.checkOwner(job);
+    await this.appendFences(job, topic, source.partitions, true);
     status.phase = "INDEXING";
     const materializer = this.options.materializer;
     const ends = await this.options.log.endOffsets(topic);
@@ -641,6 +676,40 @@ export class RestoreService {
     status.phase = "DONE";
     status.state = "ACTIVE";
     this.options.logger.info("restore done", { target: status.target, items: itemsTotal });
+  }
+
+  /**
+   * Appends a RestoreFence of the job's epoch to every partition of the target's topic,
+   * acknowledged by all in-sync replicas (a claim, or with `seal`, a seal: fence.ts).
+   */
+  private async appendFences(
+    job: Job,
+    topic: string,
+    partitions: number,
+    seal: boolean,
+  ): Promise<void> {
+    const event = {
+      type: "RestoreFence" as const,
+      table: job.status.target,
+      epoch: BigInt(job.epoch),
+      seal,
+    };
+    const value = encodeEvent(event);
+    const producer = this.options.log.kafkaClient.producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    try {
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: Array.from({ length: partitions }, (_, partition) => ({
+          partition,
+          key: RESTORE_FENCE_RECORD_KEY,
+          value,
+        })),
+      });
+    } finally {
+      await producer.disconnect().catch(() => undefined);
+    }
   }
 
   /** Appends the target's FINISH_RESTORE to the catalog, unless it is there already. */
@@ -718,6 +787,7 @@ export class RestoreService {
           values: {},
           returnValues: "NONE",
           requestId: null,
+          restoreEpoch: BigInt(job.epoch),
         })
         .then(
           () => void status.itemsWritten++,
@@ -800,12 +870,36 @@ export class RestoreService {
     const topic = tableTopic(table, entry.generation);
     const admin = this.requireAdmin();
     const cut = await cutOffsets(admin, topic, partitions, timeMs);
+    // The cut fixes the state exactly (with the generation and the instant, which judges TTL
+    // and stops the replay): a page of the same read, or another read of the same instant,
+    // reuses it while it is kept (as-of-cache.ts).
+    // The bounds hold for every read, kept state or not (as-of.ts): what a rebuild would cost.
     const base = tableAsOfBase({
       entry,
       cut,
       logStart: await logStartOffsets(admin, topic, partitions),
       checkpoints: await this.checkpointsOf(table),
     });
+    const key = [table, entry.generation, timeMs, cut.join(",")].join("\u0000");
+    const { value, release } = await this.asOfStates.acquire(key, () =>
+      this.buildTableStateAsOf(entry, base, cut, timeMs),
+    );
+    try {
+      checkTableItems(value.items);
+    } catch (error) {
+      await release();
+      throw error;
+    }
+    return { reader: value.reader, entry: value.entry, nowMs: BigInt(timeMs), release };
+  }
+
+  private async buildTableStateAsOf(
+    entry: CatalogEntry,
+    base: ReplayBase,
+    cut: bigint[],
+    timeMs: number,
+  ) {
+    const table = entry.definition.name;
     await mkdir(join(this.root, "work"), { recursive: true });
     const input = {
       dir: join(this.root, "work", `asof-${table}-${randomUUID()}`),
@@ -817,13 +911,15 @@ export class RestoreService {
       timeMs,
     };
     const scratch = await replayInWorker(input, () => undefined);
+    let items: number;
     try {
-      await deriveGlobalIndexes(scratch.kv, entry);
+      items = await deriveGlobalIndexes(scratch.kv, entry);
     } catch (error) {
       await scratch.destroy();
       throw error;
     }
-    return { reader: scratch.kv, entry, nowMs: BigInt(timeMs), release: () => scratch.destroy() };
+    const value = { reader: scratch.kv as KvReader, entry, items };
+    return { value, dir: input.dir, destroy: () => scratch.destroy() };
   }
 
   // ---- checkpoints and backups -----------------------------------------------------------
@@ -1049,6 +1145,7 @@ export class RestoreService {
     if (this.timer !== null) clearInterval(this.timer);
     if (this.watcher !== null) clearInterval(this.watcher);
     await this.checkpointing;
+    await this.asOfStates.clear();
     await this.admin?.disconnect().catch(() => undefined);
     await this.registry?.close();
     this.s3Client?.close();

@@ -13,8 +13,14 @@ import { basename, dirname, join } from "node:path";
 import type { TableDefinition } from "../../schemas/events.js";
 import { DbError } from "../../services/shared/errors.js";
 import { tableTopic, type CatalogEntry } from "../state/records.js";
-import { appliedOffsetKey, decodeAppliedOffset, scanRange } from "../store/layout.js";
-import type { KvReader, KvStore } from "../store/store.js";
+import {
+  appliedOffsetKey,
+  decodeAppliedOffset,
+  restoreFenceKey,
+  scanRange,
+} from "../store/layout.js";
+import type { BatchOp, KvReader, KvStore } from "../store/store.js";
+import { decodeRestoreFence, encodeRestoreFence, type RestoreFenceState } from "./fence.js";
 
 export const TABLE_CHECKPOINT_FORMAT = 1;
 const MANIFEST = "manifest.json";
@@ -35,6 +41,11 @@ export interface TableCheckpointManifest {
   definition: TableDefinition;
   /** Per partition, the next offset to apply: the items reflect [0, offsets[p]). */
   offsets: string[];
+  /**
+   * Per partition, its restore fence at the offsets (fence.ts), null where none; absent
+   * when no partition has one (every table no restore wrote, and checkpoints before it).
+   */
+  fences?: ({ epoch: string; sealed: boolean } | null)[];
   createdAtMs: number;
   items: number;
   bytes: number;
@@ -65,6 +76,7 @@ export async function writeTableCheckpoint(
     await mkdir(temporary);
     const topic = tableTopic(entry.definition.name, entry.generation);
     const offsets = await snapshotOffsets(snapshot, topic, entry.definition.partitions);
+    const fences = await snapshotFences(snapshot, topic, entry.definition.partitions);
     const written = await writeItems(snapshot, entry.definition.name, join(temporary, ITEMS));
     const manifest: TableCheckpointManifest = {
       format: TABLE_CHECKPOINT_FORMAT,
@@ -74,6 +86,7 @@ export async function writeTableCheckpoint(
       topic,
       definition: entry.definition,
       offsets: offsets.map(String),
+      ...(fences.some((f) => f !== null) && { fences }),
       ...written,
     };
     await writeFile(join(temporary, MANIFEST), JSON.stringify(manifest, null, 1));
@@ -97,6 +110,45 @@ async function snapshotOffsets(reader: KvReader, topic: string, partitions: numb
     offsets.push(value === undefined ? 0n : decodeAppliedOffset(value));
   }
   return offsets;
+}
+
+async function snapshotFences(reader: KvReader, topic: string, partitions: number) {
+  const fences: ({ epoch: string; sealed: boolean } | null)[] = [];
+  for (let p = 0; p < partitions; p++) {
+    const value = await reader.get(restoreFenceKey(topic, p));
+    const fence = value === undefined ? null : decodeRestoreFence(value);
+    fences.push(fence === null ? null : { epoch: String(fence.epoch), sealed: fence.sealed });
+  }
+  return fences;
+}
+
+/** A partition's restore fence at the checkpoint's offsets, if it had one. */
+export function checkpointFence(
+  manifest: TableCheckpointManifest,
+  partition: number,
+): RestoreFenceState | undefined {
+  const fence = manifest.fences?.[partition];
+  if (fence === undefined || fence === null) return undefined;
+  return { epoch: BigInt(fence.epoch), sealed: fence.sealed };
+}
+
+/**
+ * The store operations that give a store seeded from the checkpoint its partitions' restore
+ * fences (with the items and offsets, the state the log prefixes produce). `only`: one
+ * partition.
+ */
+export function checkpointFenceOps(manifest: TableCheckpointManifest, only?: number): BatchOp[] {
+  const ops: BatchOp[] = [];
+  manifest.offsets.forEach((_, p) => {
+    const fence = checkpointFence(manifest, p);
+    if (fence === undefined || (only !== undefined && p !== only)) return;
+    ops.push({
+      type: "put",
+      key: restoreFenceKey(manifest.topic, p),
+      value: encodeRestoreFence(fence),
+    });
+  });
+  return ops;
 }
 
 /** Frames: u32 key length, key, u32 value length, value; in key order. */

@@ -23,8 +23,10 @@ import {
   itemKey,
   lsiKey,
   outcomeKey,
+  restoreFenceKey,
   tableKey,
 } from "../store/layout.js";
+import { encodeRestoreFence } from "../restore/fence.js";
 import type { BatchOp } from "../store/store.js";
 
 /** A table as the catalog stores it: its definition and the generation that named its topic. */
@@ -179,6 +181,9 @@ export function writeOps(
       if (write.projected === null) ops.push({ type: "del", key });
       else
         ops.push({ type: "put", key, value: encodeStoredItem(projectedRecord(write.projected)) });
+    } else if (write.type === "restoreFence") {
+      const key = restoreFenceKey(write.topic, write.partition);
+      ops.push({ type: "put", key, value: encodeRestoreFence(write.fence) });
     }
   }
   return ops;

@@ -65,6 +65,7 @@ const name = (text: string): KeyPart => ({ name: text });
 const APPLIED = name("applied");
 const GSI_WATERMARK = name("gsi");
 const CHANGES_FLOOR = name("changes-floor");
+const RESTORE_FENCE = name("restore-fence");
 
 /** The bytes DESIGN.md uses as a Kafka record key for this key value. */
 export function keyBytes(value: KeyValue): Buffer {
@@ -260,6 +261,16 @@ export function changesFloorKey(topic: string, partition: number): Buffer {
 /** Every changes-floor key. */
 export function changesFloorsRange(): PrefixRange {
   return prefixRange([space(Space.meta), CHANGES_FLOOR]);
+}
+
+/** A table partition's restore fence (materializer/restore/fence.ts). */
+export function restoreFenceKey(topic: string, partition: number): Buffer {
+  return encodeKey([space(Space.meta), RESTORE_FENCE, name(topic), { uint32: partition }]);
+}
+
+/** Every restore fence key. */
+export function restoreFencesRange(): PrefixRange {
+  return prefixRange([space(Space.meta), RESTORE_FENCE]);
 }
 
 export function appliedOffsetsRange(): PrefixRange {

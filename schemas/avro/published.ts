@@ -70,6 +70,26 @@ export const PUBLISHED = {
         "ttl-delete-v1.avsc",
       ],
     },
+    {
+      // PutItem v2: `restoreEpoch`, a restore job's write; RestoreFence, a restore job's
+      // claim or seal of a target partition (issue 7, fencing a frozen owner's writes).
+      version: 3,
+      root: "log-event-v2.avsc",
+      parts: [
+        ...TABLE_DEFINITION_V1_PARTS,
+        "table-definition-v1.avsc",
+        "restore-origin-v1.avsc",
+        "create-table-v2.avsc",
+        "update-table-v2.avsc",
+        "delete-table-v1.avsc",
+        ...ITEM_EVENT_V1_PARTS,
+        "put-item-v2.avsc",
+        "update-item-v1.avsc",
+        "delete-item-v1.avsc",
+        "ttl-delete-v1.avsc",
+        "restore-fence-v1.avsc",
+      ],
+    },
   ],
   "logkv.TableDefinition": [
     { version: 1, root: "table-definition-v1.avsc", parts: TABLE_DEFINITION_V1_PARTS },

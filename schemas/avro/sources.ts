@@ -227,6 +227,28 @@ export const AVSC_SOURCES: Readonly<Record<string, string>> = {
   ]
 }
 `,
+  "log-event-v2.avsc": `{
+  "type": "record",
+  "name": "LogEvent",
+  "namespace": "logkv",
+  "doc": "Every record value on logkv.catalog and logkv.table.*; new kinds go at the union's end.",
+  "fields": [
+    {
+      "name": "event",
+      "type": [
+        "logkv.CreateTable",
+        "logkv.UpdateTable",
+        "logkv.DeleteTable",
+        "logkv.PutItem",
+        "logkv.UpdateItem",
+        "logkv.DeleteItem",
+        "logkv.TtlDelete",
+        "logkv.RestoreFence"
+      ]
+    }
+  ]
+}
+`,
   "outcome-v1.avsc": `{
   "type": "record",
   "name": "Outcome",
@@ -286,6 +308,40 @@ export const AVSC_SOURCES: Readonly<Record<string, string>> = {
     { "name": "values", "type": { "type": "map", "values": "logkv.AttributeValue" } },
     { "name": "returnValues", "type": "logkv.ReturnValues" },
     { "name": "requestId", "type": ["null", "string"], "default": null }
+  ]
+}
+`,
+  "put-item-v2.avsc": `{
+  "type": "record",
+  "name": "PutItem",
+  "namespace": "logkv",
+  "doc": "Item event: replace the whole item if the condition holds at apply time.",
+  "fields": [
+    { "name": "table", "type": "string" },
+    { "name": "item", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    { "name": "condition", "type": ["null", "string"], "default": null },
+    { "name": "names", "type": { "type": "map", "values": "string" } },
+    { "name": "values", "type": { "type": "map", "values": "logkv.AttributeValue" } },
+    { "name": "returnValues", "type": "logkv.ReturnValues" },
+    { "name": "requestId", "type": ["null", "string"], "default": null },
+    {
+      "name": "restoreEpoch",
+      "type": ["null", "long"],
+      "default": null,
+      "doc": "A restore job's write: the owner epoch of the job (materializer/restore/README.md, fencing). Applied only while its partition's restore fence is at this epoch and not sealed."
+    }
+  ]
+}
+`,
+  "restore-fence-v1.avsc": `{
+  "type": "record",
+  "name": "RestoreFence",
+  "namespace": "logkv",
+  "doc": "A restore job's marker in one partition of its target's topic: claims the partition for its owner epoch (restore writes of lower epochs are dropped from here on), or seals it (every restore write after it is dropped). materializer/restore/README.md.",
+  "fields": [
+    { "name": "table", "type": "string" },
+    { "name": "epoch", "type": "long" },
+    { "name": "seal", "type": "boolean" }
   ]
 }
 `,

@@ -150,7 +150,13 @@ export const logEvent: fc.Arbitrary<LogEvent> = fc.oneof(
     .tuple(tableDefinition, fc.array(tableChange, { maxLength: 3 }))
     .map(([table, changes]) => ({ type: "UpdateTable" as const, table, changes })),
   text.map((table) => ({ type: "DeleteTable" as const, table })),
-  fc.tuple(itemWrite, item).map(([w, i]) => ({ type: "PutItem" as const, ...w, item: i })),
+  fc
+    .tuple(itemWrite, item, fc.option(int64, { nil: undefined }))
+    .map(([w, i, restoreEpoch]) =>
+      restoreEpoch === undefined
+        ? { type: "PutItem" as const, ...w, item: i }
+        : { type: "PutItem" as const, ...w, item: i, restoreEpoch },
+    ),
   fc
     .tuple(itemWrite, item, text)
     .map(([w, key, update]) => ({ type: "UpdateItem" as const, ...w, key, update })),
@@ -158,6 +164,9 @@ export const logEvent: fc.Arbitrary<LogEvent> = fc.oneof(
   fc
     .tuple(text, item, int64)
     .map(([table, key, expiresAtMs]) => ({ type: "TtlDelete" as const, table, key, expiresAtMs })),
+  fc
+    .tuple(text, int64, fc.boolean())
+    .map(([table, epoch, seal]) => ({ type: "RestoreFence" as const, table, epoch, seal })),
 );
 
 export const storedItem: fc.Arbitrary<StoredItem> = record({

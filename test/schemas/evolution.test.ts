@@ -22,8 +22,15 @@ const FIXTURES = new URL("../../../test/schemas/fixtures/", import.meta.url);
 
 type Json = { [attribute: string]: unknown };
 
+// "v1" here is the newest published LogEvent (today's writer) and "v2" the test-only next
+// version: the rules hold between any published version and the next.
+const PUBLISHED_LOG_EVENT = PUBLISHED["logkv.LogEvent"];
+const V1 = PUBLISHED_LOG_EVENT[PUBLISHED_LOG_EVENT.length - 1]!;
+/** The PutItem file of today's LogEvent, which the test-only v2 extends. */
+const PUT_ITEM_FILE = V1.parts.find((file) => file.startsWith("put-item-"))!;
+
 const PUT_ITEM_V2: SchemaJson = (() => {
-  const schema = avscJson("put-item-v1.avsc") as Json;
+  const schema = avscJson(PUT_ITEM_FILE) as Json;
   const fields = [...(schema.fields as Json[])];
   fields.push({ name: "returnConsumedCapacity", type: "boolean", default: false });
   return { ...schema, fields };
@@ -40,7 +47,7 @@ const TRANSACT_WRITE_V1: SchemaJson = {
 };
 
 const LOG_EVENT_V2: SchemaJson = (() => {
-  const schema = avscJson("log-event-v1.avsc") as Json;
+  const schema = avscJson(V1.root) as Json;
   const [event] = schema.fields as [Json];
   return {
     ...schema,
@@ -48,12 +55,8 @@ const LOG_EVENT_V2: SchemaJson = (() => {
   };
 })();
 
-// "v1" here is the newest published LogEvent (today's writer) and "v2" the test-only next
-// version: the rules hold between any published version and the next.
-const PUBLISHED_LOG_EVENT = PUBLISHED["logkv.LogEvent"];
-const V1 = PUBLISHED_LOG_EVENT[PUBLISHED_LOG_EVENT.length - 1]!;
 const V2_PARTS: SchemaJson[] = [
-  ...V1.parts.filter((file) => file !== "put-item-v1.avsc").map(avscJson),
+  ...V1.parts.filter((file) => file !== PUT_ITEM_FILE).map(avscJson),
   PUT_ITEM_V2,
   TRANSACT_WRITE_V1,
 ];
@@ -113,6 +116,7 @@ describe("v2 data", () => {
     values: {},
     returnValues: "NONE",
     requestId: null,
+    restoreEpoch: null,
     returnConsumedCapacity: true,
   };
 
@@ -148,14 +152,14 @@ describe("breaking changes fail when the registry is built", () => {
   }
 
   it("a field added without a default", () => {
-    const schema = avscJson("put-item-v1.avsc") as Json;
+    const schema = avscJson(PUT_ITEM_FILE) as Json;
     const fields = [...(schema.fields as Json[]), { name: "extra", type: "string" }];
     const parts = V2_PARTS.filter((p) => p !== PUT_ITEM_V2).concat([{ ...schema, fields }]);
     assertRefused(LOG_EVENT_V2, parts, "no default");
   });
 
   it("a retyped field", () => {
-    const schema = avscJson("put-item-v1.avsc") as Json;
+    const schema = avscJson(PUT_ITEM_FILE) as Json;
     const fields = (schema.fields as Json[]).map((f) =>
       f.name === "table" ? { ...f, type: "int" } : f,
     );
@@ -164,7 +168,7 @@ describe("breaking changes fail when the registry is built", () => {
   });
 
   it("a removed union branch", () => {
-    const schema = avscJson("log-event-v1.avsc") as Json;
+    const schema = avscJson(V1.root) as Json;
     const [event] = schema.fields as [Json];
     const branches = (event.type as string[]).filter((b) => b !== "logkv.TtlDelete");
     const root = { ...schema, fields: [{ ...event, type: branches }] };

@@ -193,7 +193,7 @@ export class MapState {
         if (items === undefined) this.items.set(write.table, (items = new Map()));
         if (write.stored === null) items.delete(id);
         else items.set(id, write.stored);
-      } else if (this.trackLsi) {
+      } else if (write.type === "lsi" && this.trackLsi) {
         const id = stable([write.table, write.index, write.key, write.indexSortKey]);
         if (write.projected === null) {
           assert(this.lsi.has(id), `LSI delete of a missing entry at offset ${at.offset}`);

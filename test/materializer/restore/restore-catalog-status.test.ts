@@ -8,12 +8,14 @@
 // Method: real processes on loopback: a broker; gateway A (`logkv gateway`, restores paced
 // at 1,500 items/s) runs the restore; gateway B (`logkv gateway`, another data folder) and
 // gateway C (`logkv gateway --stateless`, reads served by `logkv materializer --rpc`) are
-// polled all along the restore, each poll a getItem, a putItem and a listTables. Every
-// answer about the target is either a refusal (NOT_FOUND, tableStatus RESTORING) or, only
+// polled all along the restore, each poll a getItem, a putItem, a `changes` subscription
+// (SSE) and a listTables. Every answer about the target is either a refusal (NOT_FOUND,
+// tableStatus RESTORING) or, only
 // when received after the catalog's FINISH_RESTORE record was written (its timestamp, read
 // back from logkv.catalog, same machine clock), a served one. Each of B and C must have
-// refused the target while its catalog already listed it; after the restore, STRONG scans
-// through A, B and C equal the source at T.
+// refused the target, its subscription included, while its catalog already listed it; after
+// the restore, STRONG scans through A, B and C equal the source at T, and a subscription
+// opened on each of them receives the change of a write made through A.
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL answers are untyped JSON. */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -74,8 +76,53 @@ async function catalogHistory(brokers: string, table: string) {
   return found;
 }
 
+/** One SSE result of `changes(table: "copy")`, or null if none came within `waitMs`. */
+async function firstChange(
+  url: string,
+  waitMs: number,
+  onOpen: () => void = () => undefined,
+): Promise<{ data?: any; errors?: any[] } | null> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), waitMs);
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({
+        query: `subscription { changes(table: "copy") { kind offset newImage } }`,
+      }),
+      signal: controller.signal,
+    });
+    onOpen();
+    const decoder = new TextDecoder();
+    let buffered = "";
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffered.indexOf("\n\n")) >= 0) {
+        const lines = buffered.slice(0, end).split("\n");
+        buffered = buffered.slice(end + 2);
+        if (!lines.some((line) => line.startsWith("event: next"))) continue;
+        const data = lines
+          .filter((line) => line.startsWith("data:"))
+          .map((line) => line.slice(5).trim())
+          .join("\n");
+        return JSON.parse(data) as { data?: any; errors?: any[] };
+      }
+    }
+    return null;
+  } catch (error) {
+    if (controller.signal.aborted) return null;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+}
+
 interface Observation {
   gateway: string;
+  kind: "read" | "write" | "changes";
   sentAt: number;
   receivedAt: number;
   listed: boolean;
@@ -87,25 +134,38 @@ interface Observation {
 /** One poll of a gateway: is "copy" listed, and are a read and a write of it refused? */
 async function observe(name: string, url: string): Promise<Observation[]> {
   const sentAt = Date.now();
-  const [tables, read, write] = await Promise.all([
+  // An open subscription answers nothing until a change: a response begun (its headers)
+  // with no event within 1 s is an accepted one, accepted when the response began (a
+  // refusal comes as its first event). No response within 1 s (a loaded machine): no
+  // observation of the subscription in this poll.
+  let changesAt = 0;
+  const [tables, read, write, changes] = await Promise.all([
     post(url, `{ listTables { tableNames } }`),
     post(url, `{ getItem(table: "copy", key: { id: "k00007" }, consistency: STRONG) { item } }`),
     post(url, `mutation { putItem(table: "copy", item: { id: "probe" }) { token } }`),
+    firstChange(url, 1_000, () => (changesAt = Date.now())),
   ]);
   const receivedAt = Date.now();
   const listed = (tables.data?.["listTables"]?.tableNames ?? []).includes("copy");
-  return [read, write].map((answer) => {
-    const error = answer.errors?.[0];
+  const answers: [Observation["kind"], { errors?: any[] } | null, number][] = [
+    ["read", read, receivedAt],
+    ["write", write, receivedAt],
+  ];
+  if (changesAt > 0) answers.push(["changes", changes, changesAt]);
+  return answers.map(([kind, answer, at]) => {
+    const error = answer?.errors?.[0];
     const refused =
       error?.extensions["code"] === "NOT_FOUND" && error.extensions["tableStatus"] === "RESTORING";
     return {
       gateway: name,
+      kind,
       sentAt,
-      receivedAt,
+      receivedAt: at,
       listed,
       refused,
-      served: answer.errors === undefined,
-      detail: JSON.stringify(answer).slice(0, 300),
+      // A subscription that answered nothing is open; one that sent a change is too.
+      served: answer === null || answer.errors === undefined,
+      detail: `${kind}: ${JSON.stringify(answer).slice(0, 300)}`,
     };
   });
 }
@@ -206,6 +266,10 @@ describe("restore status travels in the catalog", () => {
         refusedListed.length > 0,
         `${name} refused the target while its catalog listed it (${mine.length} answers)`,
       );
+      assert.ok(
+        refusedListed.some((o) => o.kind === "changes"),
+        `${name} refused a subscription of the target while its catalog listed it`,
+      );
       for (const o of mine) {
         assert.ok(o.refused || o.served || !o.listed, `${name}: ${o.detail}`);
         if (o.served) {
@@ -229,6 +293,20 @@ describe("restore status travels in the catalog", () => {
       const rows = (await scanAll(url, "copy")).filter((r) => r.id !== "probe").sort(byId);
       assert.equal(rows.length, expected.length, url);
       assert.deepEqual(rows, expected, url);
+    }
+    // Subscriptions are served too: each gateway's stream delivers a write made through A.
+    const opened: Promise<void>[] = [];
+    const changes = [a!.url, b!.url, stateless!.url].map((url) => {
+      let open!: () => void;
+      opened.push(new Promise<void>((resolve) => (open = resolve)));
+      return firstChange(url, 30_000, open);
+    });
+    await Promise.all(opened);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await ok(a!.url, `mutation { putItem(table: "copy", item: { id: "after", v: 1 }) { token } }`);
+    for (const [i, change] of (await Promise.all(changes)).entries()) {
+      assert.equal(change?.errors, undefined, `gateway ${i}: ${JSON.stringify(change)}`);
+      assert.deepEqual(change?.data?.changes?.newImage, { id: "after", v: 1 }, `gateway ${i}`);
     }
   });
 });

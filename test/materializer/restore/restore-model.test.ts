@@ -352,17 +352,33 @@ describe("restoreTable: the restored table equals a model of the source at the i
     const expected = modelAt(Number(instant)).filter((m) => m["color"] === "red");
     const paged: Item[] = [];
     let cursor: string | null = null;
+    // The state at the instant is built for the first page and kept for the next ones.
+    const cacheBefore = node.gateway.core.restores!.asOfCacheStats();
+    const pageMs: number[] = [];
     do {
+      const started = performance.now();
       const { data }: { data: Record<string, any> } = await ok(url, GSI_AS_OF, {
         c: { c: "red" },
         at: instant,
         limit: 3,
         cursor,
       });
+      pageMs.push(performance.now() - started);
       paged.push(...data.query.items);
       cursor = data.query.cursor;
     } while (cursor !== null);
     assert.deepEqual(canonical(paged), canonical(expected), `seed ${SEED}: paged GSI asOf`);
+    const cacheAfter = node.gateway.core.restores!.asOfCacheStats();
+    assert.ok(pageMs.length > 1, "the read took several pages");
+    assert.ok(
+      cacheAfter.hits - cacheBefore.hits >= pageMs.length - 1,
+      `pages after the first reuse the state: ${JSON.stringify([cacheBefore, cacheAfter])}`,
+    );
+    const later = pageMs.slice(1).sort((x, y) => x - y);
+    console.log(
+      `GSI asOf, ${pageMs.length} pages: first ${pageMs[0]!.toFixed(1)} ms, later pages ` +
+        `median ${later[Math.floor(later.length / 2)]!.toFixed(1)} ms (kept state)`,
+    );
     // A token names only its session's partitions: refused for a global index.
     const token = await post(url, GSI_AS_OF, { c: { c: "red" }, at: ops[0]!.token });
     assert.equal(token.errors?.[0]?.extensions["code"], "VALIDATION", JSON.stringify(token));

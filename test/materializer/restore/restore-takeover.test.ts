@@ -13,6 +13,16 @@
 //     takes it over; A is thawed with SIGCONT while B's job runs and must stop its own job
 //     by itself (fenced) without recording FAILED; every record standing after B's claim is
 //     B's; the target equals the model.
+// (3) A restore started on A is frozen with SIGSTOP until B has taken it over and FINISHED
+//     it; a user then overwrites and deletes items of the served target; A is thawed and
+//     its job, not yet knowing it is fenced, appends the rest of its items. Those late
+//     writes carry A's old owner epoch and land after B's seal of every partition
+//     (fence.ts): both nodes drop them (the materializers' fenced-writes counter says how
+//     many), and the target equals the model plus the user's changes on A and on B.
+// (4) With the default takeover period (two more nodes C and D, no flag): SIGKILL of the
+//     owner C mid-load; D claims it after the period, not before, and within two
+//     heartbeats and a second of it; the time from the kill to the claim and to ACTIVE is
+//     printed; the target equals the model.
 /* eslint-disable @typescript-eslint/no-explicit-any -- GraphQL answers are untyped JSON. */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -22,6 +32,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { BrokerProcess } from "../../helpers/broker-process.js";
+import { RESTORE_TAKEOVER_DEFAULT_MS } from "../../../materializer/restore/restore-service.js";
 import {
   foldRecord,
   RESTORES_TOPIC,
@@ -104,6 +115,19 @@ describe("owner epochs fence restore jobs (status.ts)", () => {
     assert.equal(legacy?.state, "FAILED");
   });
 });
+
+/** Sum of logkv_materializer_restore_writes_fenced_total over `table`'s topics at `url`. */
+async function fencedWrites(url: string, table: string): Promise<number> {
+  const text = await (await fetch(url.replace(/\/graphql$/, "/metrics"))).text();
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    const match = /^logkv_materializer_restore_writes_fenced_total\{topic="([^"]+)"\} (\S+)$/.exec(
+      line,
+    );
+    if (match !== null && match[1]!.startsWith(`logkv.table.${table}.`)) sum += Number(match[2]);
+  }
+  return sum;
+}
 
 const item = (i: number, g: string) => ({ id: `k${String(i).padStart(5, "0")}`, g, v: i });
 const byId = (a: any, b: any) => (a.id < b.id ? -1 : 1);
@@ -194,8 +218,10 @@ describe("a dead or frozen owner's restore is taken over", () => {
     model.sort(byId);
   });
 
+  const extra: Node[] = [];
+
   after(async () => {
-    for (const node of [a, b]) {
+    for (const node of [a, b, ...extra]) {
       if (node === null) continue;
       node.child.kill("SIGCONT");
       node.child.kill("SIGKILL");
@@ -240,6 +266,11 @@ describe("a dead or frozen owner's restore is taken over", () => {
     assert.ok(
       claim.atMs - killedAt >= 2_000,
       `B waited for the silence (${claim.atMs - killedAt} ms)`,
+    );
+    console.log(
+      `restore takeover after SIGKILL of the owner: claimed ${claim.atMs - killedAt} ms, ` +
+        `ACTIVE ${last.atMs - killedAt} ms after the kill (takeover period 3000 ms, ` +
+        `${ITEMS} items at 1,500 items/s)`,
     );
     await expectModel(b!.url, "copy1");
     // A comes back: it does not resume what B finished, and serves the same table.
@@ -291,5 +322,91 @@ describe("a dead or frozen owner's restore is taken over", () => {
     assert.equal((await restoreStatus(a!.url, "copy2")).state, "ACTIVE");
     await expectModel(a!.url, "copy2");
     await expectModel(b!.url, "copy2");
+  });
+
+  it("SIGSTOP until the restore is finished elsewhere: the thawed owner's writes are dropped", async () => {
+    await startRestore("copy3");
+    await untilLoading(a!.url, "copy3");
+    a!.child.kill("SIGSTOP");
+    const status = await waitRestore(b!.url, "copy3", 120_000);
+    assert.equal(status.state, "ACTIVE", JSON.stringify(status));
+    await expectModel(b!.url, "copy3");
+    // The target is served: a user changes it (every 7th item overwritten, every 7th + 3
+    // deleted), across the whole key range, so A's remaining items cover some of them.
+    const expected = model.flatMap((row, i) =>
+      i % 7 === 0 ? [{ ...row, g: "user", v: -i - 1 }] : i % 7 === 3 ? [] : [row],
+    );
+    await batchWrite(b!.url, "copy3", [
+      ...model
+        .filter((_, i) => i % 7 === 0)
+        .map((row) => ({ put: { ...row, g: "user", v: -model.indexOf(row) - 1 } })),
+      ...model.filter((_, i) => i % 7 === 3).map((row) => ({ delete: { id: row.id } })),
+    ]);
+    a!.child.kill("SIGCONT");
+    // A's job runs on until its next record tells it B holds the restore.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const aStatus = await restoreStatus(a!.url, "copy3");
+      if (aStatus?.running !== true) break;
+      assert.ok(Date.now() < deadline, `A's job kept running: ${JSON.stringify(aStatus)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // Writes A's log client still had queued land within its send timeout: give them time,
+    // then read STRONG (up to the partitions' end offsets) on both nodes.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    for (const url of [b!.url, a!.url]) {
+      const rows = (await scanAll(url, "copy3")).sort(byId);
+      assert.equal(rows.length, expected.length, `copy3 at ${url}`);
+      assert.deepEqual(rows, expected, `copy3 at ${url}: a late restore write applied`);
+    }
+    const dropped = await fencedWrites(b!.url, "copy3");
+    console.log(`restore writes of the thawed owner dropped by the fence: ${dropped}`);
+    assert.ok(dropped > 0, "the thawed owner's late writes reached the log and were dropped");
+    assert.equal(await fencedWrites(a!.url, "copy3"), dropped, "both nodes dropped the same");
+  });
+
+  it("SIGKILL with the default takeover period: measured from the kill", async () => {
+    // A and B take over after 3 s: only C and D may watch this restore.
+    for (const node of [a, b]) {
+      node!.child.kill("SIGCONT");
+      node!.child.kill("SIGKILL");
+      await exited(node!.child);
+    }
+    a = b = null;
+    const c = await startGateway(broker.address, tmp());
+    extra.push(c);
+    const dDir = tmp();
+    const d = await startGateway(broker.address, dDir);
+    extra.push(d);
+    const { data } = await ok(
+      c.url,
+      `mutation($t: String!) {
+        restoreTable(source: "src", target: "copy4", time: $t) { state } }`,
+      { t: String(time) },
+    );
+    assert.notEqual(data.restoreTable.state, "FAILED");
+    await untilLoading(c.url, "copy4");
+    c.child.kill("SIGKILL");
+    await exited(c.child);
+    const killedAt = Date.now();
+
+    const status = await waitRestore(d.url, "copy4", 120_000);
+    assert.equal(status.state, "ACTIVE", JSON.stringify(status));
+    const records = await restoreRecords(broker.address, "copy4");
+    const claim = records.find((r) => r.epoch === 2)!;
+    const last = records[records.length - 1]!;
+    assert.equal(last.state, "ACTIVE");
+    assert.equal(last.epoch, 2);
+    assert.equal(last.owner, nodeId(dDir), "D finished it");
+    const claimedMs = claim.atMs - killedAt;
+    const heartbeatMs = RESTORE_TAKEOVER_DEFAULT_MS / 6;
+    console.log(
+      `restore takeover after SIGKILL, default period ${RESTORE_TAKEOVER_DEFAULT_MS} ms: ` +
+        `claimed ${claimedMs} ms, ACTIVE ${last.atMs - killedAt} ms after the kill`,
+    );
+    // The last record read before the kill is at most one heartbeat old at the kill.
+    assert.ok(claimedMs >= RESTORE_TAKEOVER_DEFAULT_MS - heartbeatMs - 200, `${claimedMs} ms`);
+    assert.ok(claimedMs <= RESTORE_TAKEOVER_DEFAULT_MS + 2 * heartbeatMs + 3_000, `${claimedMs}`);
+    await expectModel(d.url, "copy4");
   });
 });
