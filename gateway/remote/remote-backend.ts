@@ -13,8 +13,8 @@
 // are synchronous), refreshed from any live node when the view shows a newer catalog, when
 // a catalog wait asks for a newer one, and after each DDL outcome.
 //
-// Scans and GSI queries span all partitions: they go to one node that owns them all (today
-// every node owns every partition). Fanning out across nodes that split a table is not done.
+// Scans of a table or LSI fan out per partition to each partition's owners (remote-scan.ts);
+// GSI queries and scans go to any node, fenced in two halves (globalIndexRead).
 // Transactions: the gateway runs the coordinator itself, and `participants` reads the votes
 // and applied offsets at each partition's owners and the prepared entries of every live node.
 // Change streams: one long poll per followed partition at its owners (remote-changes.ts).
@@ -45,6 +45,8 @@ import type { ChangeEvent } from "../../schemas/records.js";
 import type { PreparedEntry, TxnParticipants } from "../../services/transactions/coordinator.js";
 import type { TxnOutcome } from "../../schemas/transactions.js";
 import { PAGE_MAX, RemoteChangeStream } from "./remote-changes.js";
+import { scanAcross } from "./remote-scan.js";
+import type { PartitionPage } from "../../materializer/rpc/scan-partition.js";
 import { partitionOf } from "../consistency/partition.js";
 import { throttledIfLimit } from "../errors.js";
 import { RemoteProbe, type RetryReason } from "./remote-probe.js";
@@ -228,13 +230,77 @@ export class RemoteBackend implements GatewayBackend {
 
   query(table: string, options: Record<string, unknown>, fence?: ReadFence) {
     const entry = this.entry(table);
+    if (isGlobalIndex(entry, options.index))
+      return this.globalIndexRead("query", entry, options, fence);
     const partitions = fence?.partitions ?? allOf(entry);
     return this.tableRead<ReadPage>("query", entry, partitions, fence, { options });
   }
 
-  scan(table: string, options: Record<string, unknown>, fence?: ReadFence) {
+  /** A GSI scan goes to any node; a base or LSI scan fans out per partition (remote-scan.ts). */
+  async scan(table: string, options: Record<string, unknown>, fence?: ReadFence) {
     const entry = this.entry(table);
-    return this.tableRead<ReadPage>("scan", entry, allOf(entry), fence, { options });
+    if (isGlobalIndex(entry, options.index))
+      return this.globalIndexRead("scan", entry, options, fence);
+    const topic = tableTopic(entry.definition.name, entry.generation);
+    // One deadline for the whole page, however many partitions it reads.
+    const deadline = Date.now() + (fence?.timeoutMs ?? 5_000);
+    const { result, offsets } = await scanAcross(entry, options, fence, (partition, page, floor) =>
+      this.tableRead<PartitionPage>(
+        "scanPartition",
+        entry,
+        [partition],
+        {
+          timeoutMs: Math.max(1, deadline - Date.now()),
+          ...(floor !== undefined && { floor: new Map([[partition, floor]]) }),
+        },
+        { options: page },
+      ),
+    );
+    return { result, topic, offsets };
+  }
+
+  /**
+   * A read of a global index. Every node holds every GSI whole (it applies every changes
+   * partition), so any node may serve it, but a STRONG or SESSION fence names base-partition
+   * offsets that only their owners apply. The fence is therefore taken in two halves: first
+   * each base partition's owner waits until it has applied its floor AND sent the change
+   * events below it to the changes topic (RPC `published`); only then does the serving node
+   * read the changes topic's end offsets and wait until its index has applied them
+   * (`waitGlobalIndexes`). Every change below the floor was acknowledged by the log before
+   * those end offsets were read, so they cover it, and the index the node reads reflects it.
+   * EVENTUAL reads skip both halves. The token reports the floor (what the fence proved).
+   */
+  private async globalIndexRead(
+    method: "query" | "scan",
+    entry: CatalogEntry,
+    options: Record<string, unknown>,
+    fence: ReadFence | undefined,
+  ): Promise<ReadAnswer<ReadPage>> {
+    const name = entry.definition.name;
+    const topic = tableTopic(name, entry.generation);
+    const deadline = Date.now() + (fence?.timeoutMs ?? 5_000);
+    const fenced = fence?.globalIndexes === true;
+    const floor = fenced ? [...(fence.floor ?? [])].filter(([, offset]) => offset > 0n) : [];
+    await Promise.all(
+      floor.map(([partition, offset]) =>
+        this.route("published", topic, [partition], deadline, (timeoutMs) => ({
+          table: name,
+          partition,
+          offset,
+          timeoutMs,
+        })),
+      ),
+    );
+    // Any node that applies the catalog (every node) holds the index: rank by the catalog.
+    const answer = (await this.route(method, CATALOG_TOPIC, [0], deadline, (timeoutMs) => ({
+      options,
+      table: name,
+      partitions: [],
+      fence: { globalIndexes: fenced },
+      timeoutMs,
+    }))) as ReadAnswer<ReadPage>;
+    const proven = new Map(floor);
+    return { ...answer, topic, offsets: allOf(entry).map((p) => proven.get(p) ?? 0n) };
   }
 
   /** The table's changes, polled from each partition's owners (remote-changes.ts). */
@@ -469,6 +535,10 @@ const CHANGES_POLL_MS = 5_000;
 const SUSPECT_MS = 5_000;
 /** Owners this close (records per partition) to the most caught-up one share the load. */
 const LAG_SLACK = 1_000n;
+
+function isGlobalIndex(entry: CatalogEntry, index: unknown): boolean {
+  return entry.definition.globalIndexes.some((gsi) => gsi.name === index);
+}
 
 function allOf(entry: CatalogEntry): number[] {
   return Array.from({ length: entry.definition.partitions }, (_, p) => p);

@@ -18,6 +18,8 @@ export const RPC_METHODS = [
   "getItems",
   "query",
   "scan",
+  "scanPartition",
+  "published",
 ] as const;
 export type RpcMethod = (typeof RPC_METHODS)[number];
 
@@ -29,7 +31,10 @@ export interface WireFence {
 
 export interface TableRead {
   table: string;
-  /** The table partitions the read spans (the key's, or all of them). */
+  /**
+   * The table partitions the read spans (the key's, or all of them); none for a read of a
+   * global index, which is whole on every node (its fence is `globalIndexes`).
+   */
   partitions: number[];
   fence?: WireFence;
   /** Read options (projection, names, filter, cursor, ...), passed to the reader. */
@@ -56,7 +61,11 @@ export type RpcRequest =
   | ({ method: "getItem"; key: Record<string, unknown> } & TableRead)
   | ({ method: "getItems"; keys: Record<string, unknown>[] } & TableRead)
   | ({ method: "query" } & TableRead)
-  | ({ method: "scan" } & TableRead);
+  | ({ method: "scan" } & TableRead)
+  /** A scan of one base partition's items (`partitions` names exactly that one). */
+  | ({ method: "scanPartition" } & TableRead)
+  /** The owner's half of a GSI fence: offsets below `offset` applied and their changes sent. */
+  | { method: "published"; table: string; partition: number; offset: bigint; timeoutMs: number };
 
 /** Longest wait one request may ask for. */
 export const RPC_TIMEOUT_MS_MAX = 60_000;
@@ -111,8 +120,7 @@ function fenceOf(value: unknown): WireFence | undefined {
 
 function tableRead(body: Record<string, unknown>): TableRead {
   const partitions = body.partitions;
-  if (!Array.isArray(partitions) || partitions.length === 0 || partitions.length > 4096)
-    bad("partitions");
+  if (!Array.isArray(partitions) || partitions.length > 4096) bad("partitions");
   return {
     table: text(body.table, "table"),
     partitions: partitions.map((p) => count(p, "partition")),
@@ -120,6 +128,13 @@ function tableRead(body: Record<string, unknown>): TableRead {
     options: record(body.options ?? {}, "options"),
     timeoutMs: timeout(body.timeoutMs),
   };
+}
+
+/** A read of keys: it names their partitions (at least one). */
+function keyRead(body: Record<string, unknown>): TableRead {
+  const read = tableRead(body);
+  if (read.partitions.length === 0) bad("partitions");
+  return read;
 }
 
 export function parseRequest(value: unknown): RpcRequest {
@@ -159,15 +174,28 @@ export function parseRequest(value: unknown): RpcRequest {
         timeoutMs: timeout(body.timeoutMs),
       };
     case "getItem":
-      return { method, key: record(body.key, "key"), ...tableRead(body) };
+      return { method, key: record(body.key, "key"), ...keyRead(body) };
     case "getItems": {
       const keys = body.keys;
       if (!Array.isArray(keys) || keys.length > RPC_KEYS_MAX) bad("keys");
-      return { method, keys: keys.map((k) => record(k, "key")), ...tableRead(body) };
+      return { method, keys: keys.map((k) => record(k, "key")), ...keyRead(body) };
     }
     case "query":
     case "scan":
       return { method, ...tableRead(body) };
+    case "scanPartition": {
+      const read = tableRead(body);
+      if (read.partitions.length !== 1) bad("partitions: scanPartition reads exactly one");
+      return { method, ...read };
+    }
+    case "published":
+      return {
+        method,
+        table: text(body.table, "table"),
+        partition: count(body.partition, "partition"),
+        offset: offset(body.offset, "offset"),
+        timeoutMs: timeout(body.timeoutMs),
+      };
     default:
       return bad(`unknown method ${typeof method === "string" ? method.slice(0, 64) : "?"}`);
   }

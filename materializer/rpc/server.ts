@@ -27,6 +27,7 @@ import { encodeFrame, FrameDecoder, FrameKind, type Frame } from "./frame.js";
 import { decodePayload, encodePayload, type PayloadEncoding } from "./payload.js";
 import { parseRequest, type RpcRequest, type TableRead, type WireError } from "./protocol.js";
 import { RpcServerProbe } from "./rpc-probe.js";
+import { scanPartition } from "./scan-partition.js";
 
 export interface RpcLimits {
   frameBytesMax: number;
@@ -251,6 +252,15 @@ async function handle(request: RpcRequest, served: Served, node: string): Promis
       return tableRead(served, request, () => m.query(request.table, request.options as never));
     case "scan":
       return tableRead(served, request, () => m.scan(request.table, request.options as never));
+    case "scanPartition":
+      return tableRead(served, request, () => scanPartition(m, request));
+    case "published": {
+      const { table, partition } = request;
+      const topic = ownedTableTopic(served, table, partition);
+      await m.waitPublished(table, partition, request.offset, request.timeoutMs);
+      mustOwn(served, topic, [partition]);
+      return { applied: m.appliedOffset(topic, partition) };
+    }
   }
 }
 
@@ -272,6 +282,18 @@ function mustOwn(served: Served, topic: string, partitions: readonly number[]): 
   }
 }
 
+/** The topic of a table partition this node owns: NOT_FOUND, INVALID_ARGUMENT, NOT_OWNER. */
+function ownedTableTopic(served: Served, table: string, partition: number): string {
+  const entry = served.m.table(table);
+  if (entry === undefined)
+    throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${table}`);
+  if (partition >= entry.definition.partitions)
+    throw new DbError("INVALID_ARGUMENT", `no partition ${partition} in ${table}`);
+  const topic = tableTopic(table, entry.generation);
+  mustOwn(served, topic, [partition]);
+  return topic;
+}
+
 /** Ownership, fence, read, ownership again: a read that spans a lost partition never answers. */
 async function tableRead<T>(served: Served, request: TableRead, read: () => Promise<T>) {
   const { m } = served;
@@ -279,6 +301,11 @@ async function tableRead<T>(served: Served, request: TableRead, read: () => Prom
   if (entry === undefined)
     throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${request.table}`);
   const topic = tableTopic(request.table, entry.generation);
+  // Only a global index is whole on every node: any other read names its partitions.
+  const index = request.options.index;
+  const global = entry.definition.globalIndexes.some((gsi) => gsi.name === index);
+  if (request.partitions.length === 0 && !global)
+    throw new DbError("INVALID_ARGUMENT", "RPC request: partitions (not a global index read)");
   mustOwn(served, topic, request.partitions);
   const deadline = Date.now() + request.timeoutMs;
   const remaining = () => Math.max(1, deadline - Date.now());
