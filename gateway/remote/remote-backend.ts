@@ -419,15 +419,22 @@ export class RemoteBackend implements GatewayBackend {
   ): Promise<unknown> {
     const tried = new Set<string>();
     let last: unknown = null;
+    // This round's owners that answered "trimmed" (changes not kept there), and the last such
+    // answer: surfaced only once every owner tried in a round gave it.
+    let trimmed = 0;
+    let trimmedError: unknown = null;
     for (;;) {
       const now = Date.now();
       const owners = this.rank(topic, partitions, now).filter((n) => !tried.has(n.record.node));
       const node = owners[0];
       if (node === undefined) {
+        if (trimmedError !== null && (trimmed === tried.size || now >= deadline))
+          throw trimmedError;
         if (now >= deadline) throw throttledIfLimit(lastOr(last, topic, partitions));
         // Everyone was tried (or nobody owns it yet): wait for the view to change.
         this.probe.retried("no_owner");
         tried.clear();
+        trimmed = 0;
         await pause(Math.min(this.options.retryPauseMs ?? 50, Math.max(1, deadline - now)));
         continue;
       }
@@ -435,6 +442,15 @@ export class RemoteBackend implements GatewayBackend {
       try {
         return await this.call(node, method, body(Math.max(1, deadline - now)), lane);
       } catch (error) {
+        // A change-stream resume below what this owner keeps (a member seeded from a
+        // checkpoint holds no change events below its seed; retention): another owner that
+        // replayed the log may still have them.
+        if (method === "changes" && isDbError(error, "OFFSET_OUT_OF_RANGE")) {
+          trimmed++;
+          trimmedError = error;
+          this.probe.retried("trimmed");
+          continue;
+        }
         const reason = retryReason(error);
         if (reason === null) throw error;
         // Busy everywhere until the deadline: the client sees THROTTLED (retriable).
