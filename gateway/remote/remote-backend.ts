@@ -46,6 +46,8 @@ import type { PreparedEntry, TxnParticipants } from "../../services/transactions
 import type { TxnOutcome } from "../../schemas/transactions.js";
 import { PAGE_MAX, RemoteChangeStream } from "./remote-changes.js";
 import { scanAcross } from "./remote-scan.js";
+import { remoteRestoreApi } from "./remote-restore.js";
+import type { RestoreOp } from "../../materializer/rpc/restore-api.js";
 import type { PartitionPage } from "../../materializer/rpc/scan-partition.js";
 import { partitionOf } from "../consistency/partition.js";
 import { throttledIfLimit } from "../errors.js";
@@ -328,6 +330,67 @@ export class RemoteBackend implements GatewayBackend {
     return new RemoteChangeStream(poll, partitions, options.from, () =>
       this.probe.retried("no_owner"),
     );
+  }
+
+  // ---- restores, backups, time travel: forwarded to a `--restore` node ----------------
+
+  readonly restoreApi = remoteRestoreApi((op, args, timeoutMs) =>
+    this.restoreCall(op, args, timeoutMs),
+  );
+  /** Per node id, whether its RPC server runs restores (its `hello`), by its start time. */
+  private readonly restoreCapable = new Map<string, { startedAtMs: number; restore: boolean }>();
+
+  /**
+   * One RestoreApi call at the live `--restore` node with the smallest id (the same node for
+   * every gateway while it lives: directory backups are in its folder); an unreachable one
+   * is skipped for the next. Its answer, errors included, is returned as it is.
+   */
+  private async restoreCall(op: RestoreOp, args: Record<string, unknown>, timeoutMs: number) {
+    const nodes = await this.restoreNodes();
+    if (nodes.length === 0) {
+      throw new DbError(
+        "INVALID_ARGUMENT",
+        "restore is not enabled on this gateway: no live materializer runs restores " +
+          "(start one with --restore)",
+      );
+    }
+    let last: unknown = null;
+    for (const node of nodes) {
+      try {
+        return await this.call(node, "restore", { op, args, timeoutMs });
+      } catch (error) {
+        if (!(error instanceof RpcUnreachable)) throw error;
+        last = error;
+        this.probe.retried("unreachable");
+        this.clients.delete(`requests:${node.record.rpc}`);
+      }
+    }
+    throw last;
+  }
+
+  /** Live nodes that run restores, smallest node id first (asks each new node's `hello`). */
+  private async restoreNodes(): Promise<RoutedNode[]> {
+    const live = this.follower.view.liveNodes(Date.now());
+    await Promise.all(
+      live.map(async (node) => {
+        const known = this.restoreCapable.get(node.record.node);
+        if (known?.startedAtMs === node.record.startedAtMs) return;
+        try {
+          const hello = (await this.call(node, "hello", { timeoutMs: 2_000 })) as {
+            restore?: boolean;
+          };
+          this.restoreCapable.set(node.record.node, {
+            startedAtMs: node.record.startedAtMs,
+            restore: hello.restore === true,
+          });
+        } catch {
+          // Unreachable now: not a candidate this time, asked again next time.
+        }
+      }),
+    );
+    return live
+      .filter((n) => this.restoreCapable.get(n.record.node)?.restore === true)
+      .sort((a, b) => (a.record.node < b.record.node ? -1 : a.record.node > b.record.node ? 1 : 0));
   }
 
   // ---- transactions: the coordinator's participants ----------------------------------

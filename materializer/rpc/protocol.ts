@@ -5,6 +5,7 @@
 //
 // parseRequest() validates a decoded payload; anything else is INVALID_ARGUMENT.
 import { DbError } from "../../services/shared/errors.js";
+import { isRestoreOp, type RestoreOp } from "./restore-api.js";
 
 export const RPC_METHODS = [
   "hello",
@@ -20,6 +21,7 @@ export const RPC_METHODS = [
   "scan",
   "scanPartition",
   "published",
+  "restore",
 ] as const;
 export type RpcMethod = (typeof RPC_METHODS)[number];
 
@@ -65,7 +67,9 @@ export type RpcRequest =
   /** A scan of one base partition's items (`partitions` names exactly that one). */
   | ({ method: "scanPartition" } & TableRead)
   /** The owner's half of a GSI fence: offsets below `offset` applied and their changes sent. */
-  | { method: "published"; table: string; partition: number; offset: bigint; timeoutMs: number };
+  | { method: "published"; table: string; partition: number; offset: bigint; timeoutMs: number }
+  /** A call of the node's RestoreApi (restore-api.ts); only on nodes started with --restore. */
+  | { method: "restore"; op: RestoreOp; args: Record<string, unknown> };
 
 /** Longest wait one request may ask for. */
 export const RPC_TIMEOUT_MS_MAX = 60_000;
@@ -187,6 +191,10 @@ export function parseRequest(value: unknown): RpcRequest {
       const read = tableRead(body);
       if (read.partitions.length !== 1) bad("partitions: scanPartition reads exactly one");
       return { method, ...read };
+    }
+    case "restore": {
+      if (!isRestoreOp(body.op)) bad("restore op");
+      return { method, op: body.op, args: record(body.args ?? {}, "args") };
     }
     case "published":
       return {

@@ -28,6 +28,8 @@ import { decodePayload, encodePayload, type PayloadEncoding } from "./payload.js
 import { parseRequest, type RpcRequest, type TableRead, type WireError } from "./protocol.js";
 import { RpcServerProbe } from "./rpc-probe.js";
 import { scanPartition } from "./scan-partition.js";
+import { callRestoreOp, localRestoreApi, type RestoreApi } from "./restore-api.js";
+import type { RestoreService } from "../restore/restore-service.js";
 
 export interface RpcLimits {
   frameBytesMax: number;
@@ -58,6 +60,8 @@ export interface RpcServerOptions {
   tls?: SecureContextOptions;
   limits?: Partial<RpcLimits>;
   probe?: RpcServerProbe;
+  /** Restores, backups and time travel this node runs for stateless gateways (`--restore`). */
+  restores?: RestoreService;
 }
 
 export class RpcServer {
@@ -187,7 +191,10 @@ async function serveFrame(
   const request = parseRequest(decodePayload(encoding, frame.payload));
   named(request.method);
   const ownership = options.ownership ?? options.materializer.ownership;
-  return handle(request, { m: options.materializer, ownership }, options.node);
+  const { materializer, restores } = options;
+  const restore =
+    restores === undefined ? null : localRestoreApi(restores, (name) => materializer.table(name));
+  return handle(request, { m: materializer, ownership, restore }, options.node);
 }
 
 function wireError(error: unknown): WireError {
@@ -198,13 +205,19 @@ function wireError(error: unknown): WireError {
 interface Served {
   m: Materializer;
   ownership: PartitionOwnership;
+  /** The node's restore service, when it runs one. */
+  restore: RestoreApi | null;
 }
 
 async function handle(request: RpcRequest, served: Served, node: string): Promise<unknown> {
   const { m } = served;
   switch (request.method) {
     case "hello":
-      return { node, replicaSet: served.ownership.replicaSet };
+      return { node, replicaSet: served.ownership.replicaSet, restore: served.restore !== null };
+    case "restore":
+      if (served.restore === null)
+        throw new DbError("INVALID_ARGUMENT", "restore is not enabled on this materializer");
+      return callRestoreOp(served.restore, request.op, request.args);
     case "catalog":
       await m.waitApplied(CATALOG_TOPIC, 0, request.atLeast, request.timeoutMs);
       return { applied: m.appliedOffset(CATALOG_TOPIC, 0), entries: m.applier.tables() };

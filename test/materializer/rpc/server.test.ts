@@ -87,7 +87,11 @@ function client(): Promise<RpcClient> {
 test("reads, fenced reads, catalog, outcomes and batch gets over one connection", async () => {
   const c = await client();
   try {
-    assert.deepEqual(await c.call("hello", {}, 1000), { node: "m1", replicaSet: "" });
+    assert.deepEqual(await c.call("hello", {}, 1000), {
+      node: "m1",
+      replicaSet: "",
+      restore: false,
+    });
     const catalog = (await c.call("catalog", { atLeast: 1n, timeoutMs: 1000 }, 1000)) as {
       applied: bigint;
       entries: { definition: { name: string }; generation: bigint }[];
@@ -326,6 +330,9 @@ test("scanPartition reads one partition's items; published; bad arguments typed"
     await bad("scan", { ...read, partitions: [] });
     await bad("getItem", { ...read, partitions: [], key });
     await bad("published", { table: "orders", partition: 7, offset: 0n, timeoutMs: 100 });
+    // Restores: an unknown op, and a node started without --restore.
+    await bad("restore", { op: "dropEverything", args: {} });
+    await bad("restore", { op: "statuses", args: {} });
     await assert.rejects(
       c.call(
         "published",
@@ -351,7 +358,11 @@ test("in-flight requests per connection are bounded", async () => {
     );
     assert.equal(limited.length, 4);
     assert.equal(timedOut.length, 8);
-    assert.deepEqual(await c.call("hello", {}, 1000), { node: "m1", replicaSet: "" });
+    assert.deepEqual(await c.call("hello", {}, 1000), {
+      node: "m1",
+      replicaSet: "",
+      restore: false,
+    });
   } finally {
     c.close();
   }
@@ -404,7 +415,11 @@ test("malformed frames and payloads get typed errors; the server keeps serving",
     assert.equal(errorOf(b.frames[0]!).code, code);
   }
   const c = await client();
-  assert.deepEqual(await c.call("hello", {}, 1000), { node: "m1", replicaSet: "" });
+  assert.deepEqual(await c.call("hello", {}, 1000), {
+    node: "m1",
+    replicaSet: "",
+    restore: false,
+  });
   c.close();
 });
 
@@ -434,7 +449,11 @@ test("RPC over TLS: a client trusting the CA is served, one that does not is ref
       port: secure.port,
       tlsCa: readFileSync(cert),
     });
-    assert.deepEqual(await c.call("hello", {}, 1000), { node: "m1", replicaSet: "" });
+    assert.deepEqual(await c.call("hello", {}, 1000), {
+      node: "m1",
+      replicaSet: "",
+      restore: false,
+    });
     c.close();
     await assert.rejects(
       RpcClient.connect({ host: "127.0.0.1", port: secure.port, tlsCa: Buffer.from("") }),
