@@ -297,6 +297,8 @@ export class RemoteBackend implements GatewayBackend {
     const answer = (await this.route(method, CATALOG_TOPIC, [0], deadline, (timeoutMs) => ({
       options,
       table: name,
+      // The node knows the table at least as the gateway's copy does (it may lag behind it).
+      catalog: this.catalogApplied,
       partitions: [],
       fence: { globalIndexes: fenced },
       timeoutMs,

@@ -42,6 +42,11 @@ export interface TableRead {
   /** Read options (projection, names, filter, cursor, ...), passed to the reader. */
   options: Record<string, unknown>;
   timeoutMs: number;
+  /**
+   * Wait until the catalog is applied below this offset first (a read that may go to any
+   * node, a GSI's, carries the gateway's catalog offset, so a lagging node learns the table).
+   */
+  catalog?: bigint;
 }
 
 export type RpcRequest =
@@ -131,6 +136,7 @@ function tableRead(body: Record<string, unknown>): TableRead {
     fence: fenceOf(body.fence),
     options: record(body.options ?? {}, "options"),
     timeoutMs: timeout(body.timeoutMs),
+    ...(body.catalog !== undefined && { catalog: offset(body.catalog, "catalog") }),
   };
 }
 

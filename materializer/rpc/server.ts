@@ -310,6 +310,10 @@ function ownedTableTopic(served: Served, table: string, partition: number): stri
 /** Ownership, fence, read, ownership again: a read that spans a lost partition never answers. */
 async function tableRead<T>(served: Served, request: TableRead, read: () => Promise<T>) {
   const { m } = served;
+  const deadline = Date.now() + request.timeoutMs;
+  const remaining = () => Math.max(1, deadline - Date.now());
+  if (request.catalog !== undefined)
+    await m.waitApplied(CATALOG_TOPIC, 0, request.catalog, remaining());
   const entry = m.table(request.table);
   if (entry === undefined)
     throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${request.table}`);
@@ -320,8 +324,6 @@ async function tableRead<T>(served: Served, request: TableRead, read: () => Prom
   if (request.partitions.length === 0 && !global)
     throw new DbError("INVALID_ARGUMENT", "RPC request: partitions (not a global index read)");
   mustOwn(served, topic, request.partitions);
-  const deadline = Date.now() + request.timeoutMs;
-  const remaining = () => Math.max(1, deadline - Date.now());
   for (const [partition, offset] of request.fence?.floor ?? []) {
     if (!request.partitions.includes(partition))
       throw new DbError("INVALID_ARGUMENT", `fence partition ${partition} not in the read`);
