@@ -19,6 +19,7 @@ import type { CatalogEntry } from "../materializer/state/records.js";
 import type { Outcome } from "../schemas/records.js";
 import type { Item } from "../materializer/values/attribute-value.js";
 import type { TxnParticipants } from "../services/transactions/coordinator.js";
+import type { RestoreApi } from "../materializer/rpc/restore-api.js";
 
 /** What a subscription reads: a ChangeStream, or a remote one (gateway/remote/). */
 export type ChangeCursor = Pick<ChangeStream, "next" | "return" | "positions">;
@@ -85,6 +86,11 @@ export interface GatewayBackend {
    * before the gateway answers NOT_FOUND (absent: the catalog is the materializer's own).
    */
   catalogMiss?(name: string): Promise<void>;
+  /**
+   * Restores, backups and time travel when the gateway runs no RestoreService itself (a
+   * stateless gateway forwards them to a materializer running one: gateway/remote/).
+   */
+  readonly restoreApi?: RestoreApi;
 }
 
 /** The in-process materializer as a backend: the gate waits in-process before each read. */

@@ -163,7 +163,8 @@ export interface StatelessGatewayOptions {
 /**
  * A gateway with no store: reads, writes, transactions (the coordinator runs here, votes are
  * read at the owners) and subscriptions are routed to the materializers that own the
- * partitions; restores and time travel answer UNSUPPORTED or "off" (gateway/remote/README.md).
+ * partitions; restores, backups and time travel go to a materializer started with --restore
+ * (gateway/remote/README.md).
  */
 export interface StatelessNode {
   gateway: Gateway;

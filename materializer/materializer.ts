@@ -853,6 +853,40 @@ export class Materializer {
   }
 
   /**
+   * Resolves once every offset of a table partition below `offset` is applied here and the
+   * change events of those offsets have been sent to the changes topic (acknowledged by the
+   * log). The owner's half of a global-index fence at another node (gateway/remote/
+   * README.md): after this, the changes topic's end covers them. NOT_OWNER as waitApplied.
+   */
+  async waitPublished(
+    table: string,
+    partition: number,
+    offset: bigint,
+    timeoutMs: number,
+  ): Promise<void> {
+    const entry = this.applier.table(table);
+    if (entry === undefined)
+      throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${table}`);
+    const topic = tableTopic(table, entry.generation);
+    const deadline = Date.now() + timeoutMs;
+    await this.waitApplied(topic, partition, offset, timeoutMs);
+    // Every applied batch chains its publish before its waiters run (afterBatch), so the
+    // chain as it stands now covers every offset below `offset`.
+    const publishing = this.publishing.get(`${topic}/${partition}`);
+    if (publishing === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), Math.max(1, deadline - Date.now()));
+    });
+    try {
+      if ((await Promise.race([publishing, late])) === "late")
+        throw new DbError("TIMEOUT", `change events of ${topic}/${partition} not sent in time`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
    * A change stream of the table: stored changes from `options.from` (per partition), then
    * live ones as they are applied, with no gap and no duplicate between them.
    */

@@ -35,6 +35,8 @@ import {
   type HostPort,
 } from "../gateway/node.js";
 import { startRpcNode } from "../materializer/rpc/node.js";
+import { RestoreService } from "../materializer/restore/restore-service.js";
+import { LogClient } from "./log-client.js";
 import type { Consistency } from "../gateway/consistency/gate.js";
 import { readApiKeysFile } from "../gateway/auth/index.js";
 import { loadTls, type GatewayTlsOptions } from "../gateway/tls.js";
@@ -74,7 +76,9 @@ commands:
                   (default 500): how fast a dead member's partitions move]
                  [--bootstrap-checkpoints DIR: seed gained partitions from the table
                   checkpoints in DIR/<table>/ when that saves replaying more than
-                  --bootstrap-replay-max N records (default 100000)])
+                  --bootstrap-replay-max N records (default 100000)]
+                 [--restore: run restores, backups and time-travel reads for stateless
+                  gateways (needs --rpc; not with --replica-set)])
   help      print this text
 
 ${restoreUsage}
@@ -83,7 +87,7 @@ ${reassignUsage}
 
 ${sslUsage}
 
-start and gateway also take --checkpoint-interval-ms N (table checkpoints for restores,
+start, gateway and materializer --restore also take --checkpoint-interval-ms N (table checkpoints for restores,
 default 3600000; 0 = none), --recovery-window-days N (default 35) and --restore-rate N
 (items a restore appends per second at most; default 0 = no limit), --restore-takeover-ms N
 (another node's restore silent this long is taken over here; default 10000; 0 = never); for s3:// backup
@@ -304,6 +308,8 @@ async function runMaterializer(args: string[]): Promise<void> {
       "heartbeat-interval-ms": { type: "string" },
       "bootstrap-checkpoints": { type: "string" },
       "bootstrap-replay-max": { type: "string" },
+      restore: { type: "boolean" },
+      ...restoreFlags,
     },
   });
   const rpcAddress = values.rpc === undefined ? undefined : splitHostPort(values.rpc, "--rpc");
@@ -316,6 +322,9 @@ async function runMaterializer(args: string[]): Promise<void> {
   const dataDir = values.data ?? "./data/materializer";
   const kafkaTls = kafkaTlsFromFlags(values);
   const replicaSet = replicaSetOptions(values);
+  // A restore waits for its target on this node's store, which must apply every partition.
+  if (values.restore === true && (rpcAddress === undefined || replicaSet.replicaSet !== undefined))
+    throw new DbError("INVALID_CONFIG", "--restore needs --rpc and is not for a --replica-set");
   const materializer = await Materializer.open({
     dataDir,
     brokers,
@@ -329,10 +338,15 @@ async function runMaterializer(args: string[]): Promise<void> {
   await materializer.start();
   const set = replicaSet.replicaSet === undefined ? "" : ` as replica set ${replicaSet.replicaSet}`;
   console.log(`logkv materializer applying ${brokers.join(",")} into ${dataDir}${set}`);
+  const restores =
+    values.restore === true
+      ? await startRestores(materializer, brokers, dataDir, kafkaTls, restoreTuning(values))
+      : null;
   const rpc =
     rpcAddress === undefined
       ? null
       : await startRpcNode({
+          ...(restores !== null && { restores: restores.service }),
           materializer,
           node: values["node-id"] ?? "1",
           brokers,
@@ -357,8 +371,43 @@ async function runMaterializer(args: string[]): Promise<void> {
   onStopSignals(logger, async () => {
     await metrics?.close();
     await rpc?.stop();
+    await restores?.stop();
     await materializer.stop();
   });
+}
+
+/** The RestoreService a `--restore` materializer runs (and the log client it writes with). */
+async function startRestores(
+  materializer: Materializer,
+  brokers: string[],
+  dataDir: string,
+  kafkaTls: ReturnType<typeof kafkaTlsFromFlags>,
+  tuning: RestoreTuning,
+) {
+  const logger = createLogger("logkv").child("restore");
+  const log = await LogClient.connect({ brokers, tls: kafkaTls, clientId: "logkv-restore" });
+  const service = new RestoreService({
+    ...tuning,
+    materializer,
+    log,
+    brokers,
+    kafkaTls,
+    dataDir,
+    logger,
+  });
+  try {
+    await service.start();
+  } catch (error) {
+    await log.close().catch(() => undefined);
+    throw error;
+  }
+  return {
+    service,
+    async stop() {
+      await service.stop().catch(() => undefined);
+      await log.close().catch(() => undefined);
+    },
+  };
 }
 
 /** --replica-set NAME and its group timing; checked before anything starts. */

@@ -13,8 +13,8 @@
 // are synchronous), refreshed from any live node when the view shows a newer catalog, when
 // a catalog wait asks for a newer one, and after each DDL outcome.
 //
-// Scans and GSI queries span all partitions: they go to one node that owns them all (today
-// every node owns every partition). Fanning out across nodes that split a table is not done.
+// Scans of a table or LSI fan out per partition to each partition's owners (remote-scan.ts);
+// GSI queries and scans go to any node, fenced in two halves (globalIndexRead).
 // Transactions: the gateway runs the coordinator itself, and `participants` reads the votes
 // and applied offsets at each partition's owners and the prepared entries of every live node.
 // Change streams: one long poll per followed partition at its owners (remote-changes.ts).
@@ -45,6 +45,10 @@ import type { ChangeEvent } from "../../schemas/records.js";
 import type { PreparedEntry, TxnParticipants } from "../../services/transactions/coordinator.js";
 import type { TxnOutcome } from "../../schemas/transactions.js";
 import { PAGE_MAX, RemoteChangeStream } from "./remote-changes.js";
+import { scanAcross } from "./remote-scan.js";
+import { remoteRestoreApi } from "./remote-restore.js";
+import type { RestoreOp } from "../../materializer/rpc/restore-api.js";
+import type { PartitionPage } from "../../materializer/rpc/scan-partition.js";
 import { partitionOf } from "../consistency/partition.js";
 import { throttledIfLimit } from "../errors.js";
 import { RemoteProbe, type RetryReason } from "./remote-probe.js";
@@ -228,13 +232,79 @@ export class RemoteBackend implements GatewayBackend {
 
   query(table: string, options: Record<string, unknown>, fence?: ReadFence) {
     const entry = this.entry(table);
+    if (isGlobalIndex(entry, options.index))
+      return this.globalIndexRead("query", entry, options, fence);
     const partitions = fence?.partitions ?? allOf(entry);
     return this.tableRead<ReadPage>("query", entry, partitions, fence, { options });
   }
 
-  scan(table: string, options: Record<string, unknown>, fence?: ReadFence) {
+  /** A GSI scan goes to any node; a base or LSI scan fans out per partition (remote-scan.ts). */
+  async scan(table: string, options: Record<string, unknown>, fence?: ReadFence) {
     const entry = this.entry(table);
-    return this.tableRead<ReadPage>("scan", entry, allOf(entry), fence, { options });
+    if (isGlobalIndex(entry, options.index))
+      return this.globalIndexRead("scan", entry, options, fence);
+    const topic = tableTopic(entry.definition.name, entry.generation);
+    // One deadline for the whole page, however many partitions it reads.
+    const deadline = Date.now() + (fence?.timeoutMs ?? 5_000);
+    const { result, offsets } = await scanAcross(entry, options, fence, (partition, page, floor) =>
+      this.tableRead<PartitionPage>(
+        "scanPartition",
+        entry,
+        [partition],
+        {
+          timeoutMs: Math.max(1, deadline - Date.now()),
+          ...(floor !== undefined && { floor: new Map([[partition, floor]]) }),
+        },
+        { options: page },
+      ),
+    );
+    return { result, topic, offsets };
+  }
+
+  /**
+   * A read of a global index. Every node holds every GSI whole (it applies every changes
+   * partition), so any node may serve it, but a STRONG or SESSION fence names base-partition
+   * offsets that only their owners apply. The fence is therefore taken in two halves: first
+   * each base partition's owner waits until it has applied its floor AND sent the change
+   * events below it to the changes topic (RPC `published`); only then does the serving node
+   * read the changes topic's end offsets and wait until its index has applied them
+   * (`waitGlobalIndexes`). Every change below the floor was acknowledged by the log before
+   * those end offsets were read, so they cover it, and the index the node reads reflects it.
+   * EVENTUAL reads skip both halves. The token reports the floor (what the fence proved).
+   */
+  private async globalIndexRead(
+    method: "query" | "scan",
+    entry: CatalogEntry,
+    options: Record<string, unknown>,
+    fence: ReadFence | undefined,
+  ): Promise<ReadAnswer<ReadPage>> {
+    const name = entry.definition.name;
+    const topic = tableTopic(name, entry.generation);
+    const deadline = Date.now() + (fence?.timeoutMs ?? 5_000);
+    const fenced = fence?.globalIndexes === true;
+    const floor = fenced ? [...(fence.floor ?? [])].filter(([, offset]) => offset > 0n) : [];
+    await Promise.all(
+      floor.map(([partition, offset]) =>
+        this.route("published", topic, [partition], deadline, (timeoutMs) => ({
+          table: name,
+          partition,
+          offset,
+          timeoutMs,
+        })),
+      ),
+    );
+    // Any node that applies the catalog (every node) holds the index: rank by the catalog.
+    const answer = (await this.route(method, CATALOG_TOPIC, [0], deadline, (timeoutMs) => ({
+      options,
+      table: name,
+      // The node knows the table at least as the gateway's copy does (it may lag behind it).
+      catalog: this.catalogApplied,
+      partitions: [],
+      fence: { globalIndexes: fenced },
+      timeoutMs,
+    }))) as ReadAnswer<ReadPage>;
+    const proven = new Map(floor);
+    return { ...answer, topic, offsets: allOf(entry).map((p) => proven.get(p) ?? 0n) };
   }
 
   /** The table's changes, polled from each partition's owners (remote-changes.ts). */
@@ -262,6 +332,67 @@ export class RemoteBackend implements GatewayBackend {
     return new RemoteChangeStream(poll, partitions, options.from, () =>
       this.probe.retried("no_owner"),
     );
+  }
+
+  // ---- restores, backups, time travel: forwarded to a `--restore` node ----------------
+
+  readonly restoreApi = remoteRestoreApi((op, args, timeoutMs) =>
+    this.restoreCall(op, args, timeoutMs),
+  );
+  /** Per node id, whether its RPC server runs restores (its `hello`), by its start time. */
+  private readonly restoreCapable = new Map<string, { startedAtMs: number; restore: boolean }>();
+
+  /**
+   * One RestoreApi call at the live `--restore` node with the smallest id (the same node for
+   * every gateway while it lives: directory backups are in its folder); an unreachable one
+   * is skipped for the next. Its answer, errors included, is returned as it is.
+   */
+  private async restoreCall(op: RestoreOp, args: Record<string, unknown>, timeoutMs: number) {
+    const nodes = await this.restoreNodes();
+    if (nodes.length === 0) {
+      throw new DbError(
+        "INVALID_ARGUMENT",
+        "restore is not enabled on this gateway: no live materializer runs restores " +
+          "(start one with --restore)",
+      );
+    }
+    let last: unknown = null;
+    for (const node of nodes) {
+      try {
+        return await this.call(node, "restore", { op, args, timeoutMs });
+      } catch (error) {
+        if (!(error instanceof RpcUnreachable)) throw error;
+        last = error;
+        this.probe.retried("unreachable");
+        this.clients.delete(`requests:${node.record.rpc}`);
+      }
+    }
+    throw last;
+  }
+
+  /** Live nodes that run restores, smallest node id first (asks each new node's `hello`). */
+  private async restoreNodes(): Promise<RoutedNode[]> {
+    const live = this.follower.view.liveNodes(Date.now());
+    await Promise.all(
+      live.map(async (node) => {
+        const known = this.restoreCapable.get(node.record.node);
+        if (known?.startedAtMs === node.record.startedAtMs) return;
+        try {
+          const hello = (await this.call(node, "hello", { timeoutMs: 2_000 })) as {
+            restore?: boolean;
+          };
+          this.restoreCapable.set(node.record.node, {
+            startedAtMs: node.record.startedAtMs,
+            restore: hello.restore === true,
+          });
+        } catch {
+          // Unreachable now: not a candidate this time, asked again next time.
+        }
+      }),
+    );
+    return live
+      .filter((n) => this.restoreCapable.get(n.record.node)?.restore === true)
+      .sort((a, b) => (a.record.node < b.record.node ? -1 : a.record.node > b.record.node ? 1 : 0));
   }
 
   // ---- transactions: the coordinator's participants ----------------------------------
@@ -353,15 +484,22 @@ export class RemoteBackend implements GatewayBackend {
   ): Promise<unknown> {
     const tried = new Set<string>();
     let last: unknown = null;
+    // This round's owners that answered "trimmed" (changes not kept there), and the last such
+    // answer: surfaced only once every owner tried in a round gave it.
+    let trimmed = 0;
+    let trimmedError: unknown = null;
     for (;;) {
       const now = Date.now();
       const owners = this.rank(topic, partitions, now).filter((n) => !tried.has(n.record.node));
       const node = owners[0];
       if (node === undefined) {
+        if (trimmedError !== null && (trimmed === tried.size || now >= deadline))
+          throw trimmedError;
         if (now >= deadline) throw throttledIfLimit(lastOr(last, topic, partitions));
         // Everyone was tried (or nobody owns it yet): wait for the view to change.
         this.probe.retried("no_owner");
         tried.clear();
+        trimmed = 0;
         await pause(Math.min(this.options.retryPauseMs ?? 50, Math.max(1, deadline - now)));
         continue;
       }
@@ -369,6 +507,15 @@ export class RemoteBackend implements GatewayBackend {
       try {
         return await this.call(node, method, body(Math.max(1, deadline - now)), lane);
       } catch (error) {
+        // A change-stream resume below what this owner keeps (a member seeded from a
+        // checkpoint holds no change events below its seed; retention): another owner that
+        // replayed the log may still have them.
+        if (method === "changes" && isDbError(error, "OFFSET_OUT_OF_RANGE")) {
+          trimmed++;
+          trimmedError = error;
+          this.probe.retried("trimmed");
+          continue;
+        }
         const reason = retryReason(error);
         if (reason === null) throw error;
         // Busy everywhere until the deadline: the client sees THROTTLED (retriable).
@@ -469,6 +616,10 @@ const CHANGES_POLL_MS = 5_000;
 const SUSPECT_MS = 5_000;
 /** Owners this close (records per partition) to the most caught-up one share the load. */
 const LAG_SLACK = 1_000n;
+
+function isGlobalIndex(entry: CatalogEntry, index: unknown): boolean {
+  return entry.definition.globalIndexes.some((gsi) => gsi.name === index);
+}
 
 function allOf(entry: CatalogEntry): number[] {
   return Array.from({ length: entry.definition.partitions }, (_, p) => p);

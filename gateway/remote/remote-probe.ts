@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 const secondsBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5];
 
-export type RetryReason = "not_owner" | "unreachable" | "busy" | "no_owner";
+export type RetryReason = "not_owner" | "unreachable" | "busy" | "no_owner" | "trimmed";
 
 export class RemoteProbe {
   readonly registry = new Registry();

@@ -1,24 +1,23 @@
 // Point-in-time restore and backups over GraphQL (materializer/restore/README.md): the
-// mutations start jobs on this node's RestoreService and return at once; restoreStatus
-// reports the registry's state and, on the node running the job, its progress.
+// mutations start jobs on this node's RestoreService (or, in a stateless gateway, on a
+// materializer's, over the RPC: materializer/rpc/restore-api.ts) and return at once;
+// restoreStatus reports the registry's state and, on the node running the job, its progress.
 import type { GraphQLResolveInfo } from "graphql";
 import type { RestoreStatus } from "../../materializer/restore/restore-service.js";
-import type { RestoreService } from "../../materializer/restore/restore-service.js";
 import type { TableCheckpointManifest } from "../../materializer/restore/table-checkpoint.js";
 import { S3BackupError } from "../../materializer/restore/s3-backups.js";
+import {
+  localRestoreApi,
+  parseInstant,
+  type RestoreApi,
+} from "../../materializer/rpc/restore-api.js";
 import { DbError } from "../../services/shared/errors.js";
 import type { GatewayContext } from "../context.js";
 import { gatewayError } from "../errors.js";
 import { timed } from "./observe.js";
-import { itemQueries, pageOptions, queryPartitionKey } from "./reads.js";
+import { itemQueries, pageOptions } from "./reads.js";
 import { tableKeySchema } from "../../materializer/catalog/table.js";
-import { getItem, query } from "../../materializer/read/index.js";
-import type { KvReader } from "../../materializer/store/store.js";
-import type { AttributeValue } from "../../materializer/values/attribute-value.js";
 import { validateKey } from "../../materializer/values/limits.js";
-import type { TableDefinition } from "../../schemas/events.js";
-import { partitionOf } from "../consistency/partition.js";
-import { SessionToken } from "../consistency/token.js";
 import { itemToJson } from "../json-items.js";
 import { canonicalItem, namesOf, optionalText, tableEntry } from "./args.js";
 
@@ -44,22 +43,18 @@ function optionalLocation(location: string | null | undefined): string | undefin
   return location === null || location === undefined ? undefined : location;
 }
 
-function service(context: GatewayContext): RestoreService {
-  const restores = context.gateway.restores;
-  if (restores === undefined) {
-    throw gatewayError("VALIDATION", "restore is not enabled on this gateway");
-  }
-  return restores;
+/**
+ * The restore surface: this node's RestoreService, or, in a stateless gateway, the backend's
+ * forwarder to a materializer that runs one (gateway/remote/README.md).
+ */
+function service(context: GatewayContext): RestoreApi {
+  const { restores, materializer } = context.gateway;
+  if (restores !== undefined) return localRestoreApi(restores, (name) => materializer.table(name));
+  if (materializer.restoreApi !== undefined) return materializer.restoreApi;
+  throw gatewayError("VALIDATION", "restore is not enabled on this gateway");
 }
 
-/** ISO 8601, or ms since the epoch as digits. */
-export function parseInstant(text: string): number {
-  const ms = /^\d{1,16}$/.test(text) ? Number(text) : Date.parse(text);
-  if (!Number.isSafeInteger(ms)) {
-    throw new DbError("INVALID_ARGUMENT", `time wants ISO 8601 or epoch ms, got '${text}'`);
-  }
-  return ms;
-}
+export { parseInstant };
 
 function statusJson(status: RestoreStatus) {
   return {
@@ -95,19 +90,21 @@ export const restoreQueries = {
   query: withAsOf(queryAsOf)(itemQueries.query),
   recoveryWindow(_: unknown, args: { table: string }, context: GatewayContext, info: Info) {
     return timed(context, info, "NONE", async () => {
-      const entry = tableEntry(context, args.table);
-      const retentionMs = await service(context).ensureRetention(entry);
-      return windowJson(args.table, service(context).windowMs(args.table), retentionMs);
+      tableEntry(context, args.table);
+      const { windowMs, retentionMs } = await service(context).recoveryWindow(args.table);
+      return windowJson(args.table, windowMs, retentionMs);
     });
   },
   restoreStatus(_: unknown, args: { target: string }, context: GatewayContext, info: Info) {
     return timed(context, info, "NONE", async () => {
-      const status = service(context).status(args.target);
+      const status = await service(context).status(args.target);
       return status === null ? null : statusJson(status);
     });
   },
   restores(_: unknown, _args: unknown, context: GatewayContext, info: Info) {
-    return timed(context, info, "NONE", async () => service(context).statuses().map(statusJson));
+    return timed(context, info, "NONE", async () =>
+      (await service(context).statuses()).map(statusJson),
+    );
   },
   backups(_: unknown, args: { location?: string | null }, context: GatewayContext, info: Info) {
     const location = optionalLocation(args.location);
@@ -128,7 +125,7 @@ export const restoreMutations = {
   ) {
     return timed(context, info, "NONE", async () => {
       const timeMs = parseInstant(args.time);
-      const status = service(context).restoreTable({
+      const status = await service(context).restoreTable({
         source: args.source,
         target: args.target,
         timeMs,
@@ -215,18 +212,6 @@ export function withAsOf<A extends AsOfArgs, R>(asOf: Resolver<A, Promise<unknow
         : asOf(parent, args, context, info);
 }
 
-/** An instant, or the offsets of a session token ("v1." ...). */
-function asOfTarget(text: string) {
-  if (!text.startsWith("v1.")) return { timeMs: parseInstant(text) };
-  const token = SessionToken.decode(text);
-  return {
-    offsets: (topic: string, partition: number) => {
-      const offset = token.offset(topic, partition);
-      return offset === 0n ? null : offset;
-    },
-  };
-}
-
 /**
  * A time-travel read past its bounds is VALIDATION (as every LIMIT_EXCEEDED) with
  * extensions.reason LIMIT_EXCEEDED, so a client can tell it from a malformed request and
@@ -237,25 +222,17 @@ function limitTyped(error: unknown): unknown {
   return gatewayError("VALIDATION", error.message, { reason: "LIMIT_EXCEEDED" });
 }
 
-/** Runs `read` on the state of one partition key as of args.asOf. */
-async function readAsOf<T>(
+/** Runs a time-travel read where the restore service is; its token is the caller's own. */
+async function asOfRead<T>(
   context: GatewayContext,
-  args: AsOfArgs,
-  partitionKey: AttributeValue,
-  read: (store: KvReader, definition: TableDefinition, nowMs: bigint) => Promise<T>,
-): Promise<T & { token: string }> {
-  const entry = tableEntry(context, args.table);
-  const partition = partitionOf(partitionKey, entry.definition.partitions);
-  const { store, nowMs } = await service(context)
-    .stateAsOf(args.table, { value: partitionKey, partition }, asOfTarget(args.asOf!))
-    .catch((error: unknown) => {
-      throw limitTyped(error);
-    });
+  after: string | null | undefined,
+  read: () => Promise<T>,
+) {
+  const token = context.state.token(after).encode();
   try {
-    const result = await read(store, entry.definition, nowMs);
-    return { ...result, token: context.state.token(args.after).encode() };
-  } finally {
-    await store.close();
+    return { ...(await read()), token };
+  } catch (error) {
+    throw limitTyped(error);
   }
 }
 
@@ -269,13 +246,9 @@ export function getItemAsOf(
     const definition = tableEntry(context, args.table).definition;
     const key = canonicalItem(args.key);
     validateKey(key, tableKeySchema(definition));
-    return readAsOf(context, args, key[definition.partitionKey.name]!, async (store, d, nowMs) => {
-      const options = {
-        nowMs,
-        projection: optionalText(args.projection),
-        names: namesOf(args.names),
-      };
-      const { item } = await getItem(store, d, key, options);
+    const options = { projection: optionalText(args.projection), names: namesOf(args.names) };
+    return asOfRead(context, args.after, async () => {
+      const { item } = await service(context).getItemAsOf(args.table, key, args.asOf!, options);
       return { item: item === null ? null : itemToJson(item) };
     });
   });
@@ -292,58 +265,28 @@ interface QueryAsOfArgs extends AsOfArgs {
   forward?: boolean | null;
 }
 
+/**
+ * A table or LSI query reads one partition key's state at the instant or token; a global
+ * index spans every partition, so its state at an instant is the whole table's, rebuilt for
+ * the read (bounded; as-of.ts); only an instant (materializer/rpc/restore-api.ts).
+ */
 export function queryAsOf(_: unknown, args: QueryAsOfArgs, context: GatewayContext, info: Info) {
   return timed(context, info, "NONE", async () => {
-    const definition = tableEntry(context, args.table).definition;
-    if (definition.globalIndexes.some((gsi) => gsi.name === args.index)) {
-      return queryGlobalIndexAsOf(context, args);
-    }
-    const pk = queryPartitionKey(definition, args);
-    return readAsOf(context, args, pk, (store, d, nowMs) => queryPage(store, d, nowMs, args));
-  });
-}
-
-/** One page of the ordinary query function on a time-travel store. */
-async function queryPage(
-  store: KvReader,
-  definition: TableDefinition,
-  nowMs: bigint,
-  args: QueryAsOfArgs,
-) {
-  const page = await query(store, definition, {
-    ...pageOptions(args),
-    nowMs,
-    keyCondition: args.keyCondition,
-    forward: args.forward ?? true,
-  });
-  return {
-    items: page.items.map(itemToJson),
-    count: page.count,
-    scannedCount: page.scannedCount,
-    cursor: page.cursor,
-    lastEvaluatedKey: page.lastEvaluatedKey === null ? null : itemToJson(page.lastEvaluatedKey),
-  };
-}
-
-/**
- * A global index spans every partition, so its state at an instant is the whole table's:
- * rebuilt for the read (bounded; as-of.ts, tableStateAsOf). Only an instant: a session
- * token names the partitions its session wrote, not a cut of all of them.
- */
-async function queryGlobalIndexAsOf(context: GatewayContext, args: QueryAsOfArgs) {
-  const { timeMs } = asOfTarget(args.asOf!);
-  if (timeMs === undefined) {
-    throw gatewayError("VALIDATION", "asOf on a global index takes an instant, not a token");
-  }
-  const { reader, entry, nowMs, release } = await service(context)
-    .tableStateAsOf(args.table, timeMs)
-    .catch((error: unknown) => {
-      throw limitTyped(error);
+    tableEntry(context, args.table);
+    const options = {
+      ...pageOptions(args),
+      keyCondition: args.keyCondition,
+      forward: args.forward ?? true,
+    };
+    return asOfRead(context, args.after, async () => {
+      const page = await service(context).queryAsOf(args.table, args.asOf!, options);
+      return {
+        items: page.items.map(itemToJson),
+        count: page.count,
+        scannedCount: page.scannedCount,
+        cursor: page.cursor,
+        lastEvaluatedKey: page.lastEvaluatedKey === null ? null : itemToJson(page.lastEvaluatedKey),
+      };
     });
-  try {
-    const page = await queryPage(reader, entry.definition, nowMs, args);
-    return { ...page, token: context.state.token(args.after).encode() };
-  } finally {
-    await release();
-  }
+  });
 }

@@ -6,6 +6,7 @@ import type { SecureContextOptions } from "node:tls";
 import type { Materializer } from "../materializer.js";
 import type { PartitionOwnership } from "../ownership/ownership.js";
 import { RoutingPublisher } from "../../services/routing/publisher.js";
+import type { RestoreService } from "../restore/restore-service.js";
 import type { Logger } from "../../services/shared/log.js";
 import type { PayloadEncoding } from "./payload.js";
 import { RpcServerProbe } from "./rpc-probe.js";
@@ -32,6 +33,8 @@ export interface RpcNodeOptions {
   limits?: Partial<RpcLimits>;
   heartbeatMs?: number;
   logger: Logger;
+  /** Serve restores, backups and time travel to stateless gateways (`--restore`). */
+  restores?: RestoreService;
 }
 
 export interface RpcNode {
@@ -54,6 +57,7 @@ export async function startRpcNode(options: RpcNodeOptions): Promise<RpcNode> {
     limits: options.limits,
     logger: options.logger.child("rpc"),
     probe,
+    restores: options.restores,
   });
   const { materializer } = options;
   const publisher = new RoutingPublisher({

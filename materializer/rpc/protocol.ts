@@ -5,6 +5,7 @@
 //
 // parseRequest() validates a decoded payload; anything else is INVALID_ARGUMENT.
 import { DbError } from "../../services/shared/errors.js";
+import { isRestoreOp, type RestoreOp } from "./restore-api.js";
 
 export const RPC_METHODS = [
   "hello",
@@ -18,6 +19,9 @@ export const RPC_METHODS = [
   "getItems",
   "query",
   "scan",
+  "scanPartition",
+  "published",
+  "restore",
 ] as const;
 export type RpcMethod = (typeof RPC_METHODS)[number];
 
@@ -29,12 +33,20 @@ export interface WireFence {
 
 export interface TableRead {
   table: string;
-  /** The table partitions the read spans (the key's, or all of them). */
+  /**
+   * The table partitions the read spans (the key's, or all of them); none for a read of a
+   * global index, which is whole on every node (its fence is `globalIndexes`).
+   */
   partitions: number[];
   fence?: WireFence;
   /** Read options (projection, names, filter, cursor, ...), passed to the reader. */
   options: Record<string, unknown>;
   timeoutMs: number;
+  /**
+   * Wait until the catalog is applied below this offset first (a read that may go to any
+   * node, a GSI's, carries the gateway's catalog offset, so a lagging node learns the table).
+   */
+  catalog?: bigint;
 }
 
 export type RpcRequest =
@@ -56,7 +68,13 @@ export type RpcRequest =
   | ({ method: "getItem"; key: Record<string, unknown> } & TableRead)
   | ({ method: "getItems"; keys: Record<string, unknown>[] } & TableRead)
   | ({ method: "query" } & TableRead)
-  | ({ method: "scan" } & TableRead);
+  | ({ method: "scan" } & TableRead)
+  /** A scan of one base partition's items (`partitions` names exactly that one). */
+  | ({ method: "scanPartition" } & TableRead)
+  /** The owner's half of a GSI fence: offsets below `offset` applied and their changes sent. */
+  | { method: "published"; table: string; partition: number; offset: bigint; timeoutMs: number }
+  /** A call of the node's RestoreApi (restore-api.ts); only on nodes started with --restore. */
+  | { method: "restore"; op: RestoreOp; args: Record<string, unknown> };
 
 /** Longest wait one request may ask for. */
 export const RPC_TIMEOUT_MS_MAX = 60_000;
@@ -111,15 +129,22 @@ function fenceOf(value: unknown): WireFence | undefined {
 
 function tableRead(body: Record<string, unknown>): TableRead {
   const partitions = body.partitions;
-  if (!Array.isArray(partitions) || partitions.length === 0 || partitions.length > 4096)
-    bad("partitions");
+  if (!Array.isArray(partitions) || partitions.length > 4096) bad("partitions");
   return {
     table: text(body.table, "table"),
     partitions: partitions.map((p) => count(p, "partition")),
     fence: fenceOf(body.fence),
     options: record(body.options ?? {}, "options"),
     timeoutMs: timeout(body.timeoutMs),
+    ...(body.catalog !== undefined && { catalog: offset(body.catalog, "catalog") }),
   };
+}
+
+/** A read of keys: it names their partitions (at least one). */
+function keyRead(body: Record<string, unknown>): TableRead {
+  const read = tableRead(body);
+  if (read.partitions.length === 0) bad("partitions");
+  return read;
 }
 
 export function parseRequest(value: unknown): RpcRequest {
@@ -159,15 +184,32 @@ export function parseRequest(value: unknown): RpcRequest {
         timeoutMs: timeout(body.timeoutMs),
       };
     case "getItem":
-      return { method, key: record(body.key, "key"), ...tableRead(body) };
+      return { method, key: record(body.key, "key"), ...keyRead(body) };
     case "getItems": {
       const keys = body.keys;
       if (!Array.isArray(keys) || keys.length > RPC_KEYS_MAX) bad("keys");
-      return { method, keys: keys.map((k) => record(k, "key")), ...tableRead(body) };
+      return { method, keys: keys.map((k) => record(k, "key")), ...keyRead(body) };
     }
     case "query":
     case "scan":
       return { method, ...tableRead(body) };
+    case "scanPartition": {
+      const read = tableRead(body);
+      if (read.partitions.length !== 1) bad("partitions: scanPartition reads exactly one");
+      return { method, ...read };
+    }
+    case "restore": {
+      if (!isRestoreOp(body.op)) bad("restore op");
+      return { method, op: body.op, args: record(body.args ?? {}, "args") };
+    }
+    case "published":
+      return {
+        method,
+        table: text(body.table, "table"),
+        partition: count(body.partition, "partition"),
+        offset: offset(body.offset, "offset"),
+        timeoutMs: timeout(body.timeoutMs),
+      };
     default:
       return bad(`unknown method ${typeof method === "string" ? method.slice(0, 64) : "?"}`);
   }

@@ -27,6 +27,9 @@ import { encodeFrame, FrameDecoder, FrameKind, type Frame } from "./frame.js";
 import { decodePayload, encodePayload, type PayloadEncoding } from "./payload.js";
 import { parseRequest, type RpcRequest, type TableRead, type WireError } from "./protocol.js";
 import { RpcServerProbe } from "./rpc-probe.js";
+import { scanPartition } from "./scan-partition.js";
+import { callRestoreOp, localRestoreApi, type RestoreApi } from "./restore-api.js";
+import type { RestoreService } from "../restore/restore-service.js";
 
 export interface RpcLimits {
   frameBytesMax: number;
@@ -57,6 +60,8 @@ export interface RpcServerOptions {
   tls?: SecureContextOptions;
   limits?: Partial<RpcLimits>;
   probe?: RpcServerProbe;
+  /** Restores, backups and time travel this node runs for stateless gateways (`--restore`). */
+  restores?: RestoreService;
 }
 
 export class RpcServer {
@@ -186,7 +191,10 @@ async function serveFrame(
   const request = parseRequest(decodePayload(encoding, frame.payload));
   named(request.method);
   const ownership = options.ownership ?? options.materializer.ownership;
-  return handle(request, { m: options.materializer, ownership }, options.node);
+  const { materializer, restores } = options;
+  const restore =
+    restores === undefined ? null : localRestoreApi(restores, (name) => materializer.table(name));
+  return handle(request, { m: materializer, ownership, restore }, options.node);
 }
 
 function wireError(error: unknown): WireError {
@@ -197,13 +205,19 @@ function wireError(error: unknown): WireError {
 interface Served {
   m: Materializer;
   ownership: PartitionOwnership;
+  /** The node's restore service, when it runs one. */
+  restore: RestoreApi | null;
 }
 
 async function handle(request: RpcRequest, served: Served, node: string): Promise<unknown> {
   const { m } = served;
   switch (request.method) {
     case "hello":
-      return { node, replicaSet: served.ownership.replicaSet };
+      return { node, replicaSet: served.ownership.replicaSet, restore: served.restore !== null };
+    case "restore":
+      if (served.restore === null)
+        throw new DbError("INVALID_ARGUMENT", "restore is not enabled on this materializer");
+      return callRestoreOp(served.restore, request.op, request.args);
     case "catalog":
       await m.waitApplied(CATALOG_TOPIC, 0, request.atLeast, request.timeoutMs);
       return { applied: m.appliedOffset(CATALOG_TOPIC, 0), entries: m.applier.tables() };
@@ -251,6 +265,15 @@ async function handle(request: RpcRequest, served: Served, node: string): Promis
       return tableRead(served, request, () => m.query(request.table, request.options as never));
     case "scan":
       return tableRead(served, request, () => m.scan(request.table, request.options as never));
+    case "scanPartition":
+      return tableRead(served, request, () => scanPartition(m, request));
+    case "published": {
+      const { table, partition } = request;
+      const topic = ownedTableTopic(served, table, partition);
+      await m.waitPublished(table, partition, request.offset, request.timeoutMs);
+      mustOwn(served, topic, [partition]);
+      return { applied: m.appliedOffset(topic, partition) };
+    }
   }
 }
 
@@ -272,16 +295,35 @@ function mustOwn(served: Served, topic: string, partitions: readonly number[]): 
   }
 }
 
+/** The topic of a table partition this node owns: NOT_FOUND, INVALID_ARGUMENT, NOT_OWNER. */
+function ownedTableTopic(served: Served, table: string, partition: number): string {
+  const entry = served.m.table(table);
+  if (entry === undefined)
+    throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${table}`);
+  if (partition >= entry.definition.partitions)
+    throw new DbError("INVALID_ARGUMENT", `no partition ${partition} in ${table}`);
+  const topic = tableTopic(table, entry.generation);
+  mustOwn(served, topic, [partition]);
+  return topic;
+}
+
 /** Ownership, fence, read, ownership again: a read that spans a lost partition never answers. */
 async function tableRead<T>(served: Served, request: TableRead, read: () => Promise<T>) {
   const { m } = served;
+  const deadline = Date.now() + request.timeoutMs;
+  const remaining = () => Math.max(1, deadline - Date.now());
+  if (request.catalog !== undefined)
+    await m.waitApplied(CATALOG_TOPIC, 0, request.catalog, remaining());
   const entry = m.table(request.table);
   if (entry === undefined)
     throw new DbError("NOT_FOUND", `Requested resource not found: Table: ${request.table}`);
   const topic = tableTopic(request.table, entry.generation);
+  // Only a global index is whole on every node: any other read names its partitions.
+  const index = request.options.index;
+  const global = entry.definition.globalIndexes.some((gsi) => gsi.name === index);
+  if (request.partitions.length === 0 && !global)
+    throw new DbError("INVALID_ARGUMENT", "RPC request: partitions (not a global index read)");
   mustOwn(served, topic, request.partitions);
-  const deadline = Date.now() + request.timeoutMs;
-  const remaining = () => Math.max(1, deadline - Date.now());
   for (const [partition, offset] of request.fence?.floor ?? []) {
     if (!request.partitions.includes(partition))
       throw new DbError("INVALID_ARGUMENT", `fence partition ${partition} not in the read`);

@@ -20,6 +20,7 @@ import { RpcBusy, RpcClient, RpcUnreachable } from "../../../materializer/rpc/cl
 import { encodeFrame, FrameDecoder, type Frame } from "../../../materializer/rpc/frame.js";
 import { decodePayload, encodePayload } from "../../../materializer/rpc/payload.js";
 import { RpcServer } from "../../../materializer/rpc/server.js";
+import type { RpcMethod } from "../../../materializer/rpc/protocol.js";
 import { CATALOG_TOPIC } from "../../../materializer/state/records.js";
 import { loadTls } from "../../../gateway/tls.js";
 import { LogClient } from "../../../services/log-client.js";
@@ -27,6 +28,7 @@ import { isDbError } from "../../../services/shared/errors.js";
 import { createLogger } from "../../../services/shared/log.js";
 import { BrokerProcess } from "../../helpers/broker-process.js";
 import { ordersTable, putEvent } from "../../helpers/materializer-fixture.js";
+import { partitionOf } from "../../../gateway/consistency/partition.js";
 import { encodeTxnRecord } from "../../../schemas/transactions.js";
 import { abort, prepare, txPut } from "../transactions/builders.js";
 
@@ -85,7 +87,11 @@ function client(): Promise<RpcClient> {
 test("reads, fenced reads, catalog, outcomes and batch gets over one connection", async () => {
   const c = await client();
   try {
-    assert.deepEqual(await c.call("hello", {}, 1000), { node: "m1", replicaSet: "" });
+    assert.deepEqual(await c.call("hello", {}, 1000), {
+      node: "m1",
+      replicaSet: "",
+      restore: false,
+    });
     const catalog = (await c.call("catalog", { atLeast: 1n, timeoutMs: 1000 }, 1000)) as {
       applied: bigint;
       entries: { definition: { name: string }; generation: bigint }[];
@@ -247,6 +253,99 @@ test("partitions the node does not own are refused with NOT_OWNER", async () => 
   }
 });
 
+test("scanPartition reads one partition's items; published; bad arguments typed", async () => {
+  // Items of several customers, so every partition holds some and the store interleaves them.
+  const puts = [];
+  for (let i = 0; i < 24; i++) {
+    const item = { customer: { S: `cust-${i % 8}` }, orderId: { N: String(100 + i) } };
+    puts.push(log.appendItemEvent(topic, item.customer, putEvent("orders", item)));
+  }
+  const at = await Promise.all(puts);
+  const ends = new Map<number, bigint>();
+  for (const a of at) {
+    const end = ends.get(a.partition) ?? 0n;
+    if (a.offset + 1n > end) ends.set(a.partition, a.offset + 1n);
+  }
+  const c = await client();
+  try {
+    const seen: string[] = [];
+    for (let p = 0; p < 4; p++) {
+      let cursor: string | undefined;
+      const floor = ends.has(p) ? { floor: new Map([[p, ends.get(p)!]]) } : {};
+      for (let pages = 0; pages < 100; pages++) {
+        const read = { table: "orders", partitions: [p], fence: floor, timeoutMs: 2000 };
+        const page = (await c.call(
+          "scanPartition",
+          { ...read, options: { limit: 2, ...(cursor !== undefined && { cursor }) } },
+          2000,
+        )) as {
+          result: {
+            items: { customer: { S: string }; orderId: { N: string } }[];
+            cursor: string | null;
+            last: { orderId: { N: string } } | null;
+          };
+        };
+        for (const item of page.result.items) {
+          assert.equal(partitionOf(item.customer, 4), p, "only the partition's items");
+          seen.push(`${item.customer.S}/${item.orderId.N}`);
+        }
+        if (page.result.cursor === null) {
+          // The end of a partition names its last evaluated key (the gateway's boundary).
+          if (page.result.items.length > 0) assert.notEqual(page.result.last, null);
+          break;
+        }
+        cursor = page.result.cursor;
+      }
+    }
+    assert.equal(new Set(seen).size, seen.length, "no item twice");
+    // The same items as one scan of the whole table (this node owns every partition).
+    const whole = (await c.call(
+      "scan",
+      { table: "orders", partitions: [0, 1, 2, 3], options: {}, timeoutMs: 2000 },
+      2000,
+    )) as { result: { items: { customer: { S: string }; orderId: { N: string } }[] } };
+    const all = whole.result.items.map((item) => `${item.customer.S}/${item.orderId.N}`);
+    assert.ok(all.length >= 25, `${all.length} items`);
+    assert.deepEqual([...seen].sort(), all.sort());
+    const p = at[0]!.partition;
+    const published = (await c.call(
+      "published",
+      { table: "orders", partition: p, offset: at[0]!.offset + 1n, timeoutMs: 2000 },
+      2000,
+    )) as { applied: bigint };
+    assert.ok(published.applied > at[0]!.offset);
+    const bad = (method: RpcMethod, body: Record<string, unknown>) =>
+      assert.rejects(c.call(method, body, 1000), (e) => isDbError(e, "INVALID_ARGUMENT"));
+    const read = { table: "orders", options: {}, timeoutMs: 500 };
+    await bad("scanPartition", { ...read, partitions: [0, 1] });
+    await assert.rejects(c.call("scanPartition", { ...read, partitions: [7] }, 1000), (e) =>
+      isDbError(e, "NOT_OWNER"),
+    );
+    await bad("scanPartition", {
+      ...read,
+      partitions: [0],
+      options: { index: "by-total" },
+      fence: { floor: new Map([[1, 1n]]) },
+    });
+    await bad("scan", { ...read, partitions: [] });
+    await bad("getItem", { ...read, partitions: [], key });
+    await bad("published", { table: "orders", partition: 7, offset: 0n, timeoutMs: 100 });
+    // Restores: an unknown op, and a node started without --restore.
+    await bad("restore", { op: "dropEverything", args: {} });
+    await bad("restore", { op: "statuses", args: {} });
+    await assert.rejects(
+      c.call(
+        "published",
+        { table: "orders", partition: p, offset: 1_000_000n, timeoutMs: 100 },
+        1000,
+      ),
+      (e) => isDbError(e, "TIMEOUT"),
+    );
+  } finally {
+    c.close();
+  }
+});
+
 test("in-flight requests per connection are bounded", async () => {
   const c = await client();
   try {
@@ -259,7 +358,11 @@ test("in-flight requests per connection are bounded", async () => {
     );
     assert.equal(limited.length, 4);
     assert.equal(timedOut.length, 8);
-    assert.deepEqual(await c.call("hello", {}, 1000), { node: "m1", replicaSet: "" });
+    assert.deepEqual(await c.call("hello", {}, 1000), {
+      node: "m1",
+      replicaSet: "",
+      restore: false,
+    });
   } finally {
     c.close();
   }
@@ -312,7 +415,11 @@ test("malformed frames and payloads get typed errors; the server keeps serving",
     assert.equal(errorOf(b.frames[0]!).code, code);
   }
   const c = await client();
-  assert.deepEqual(await c.call("hello", {}, 1000), { node: "m1", replicaSet: "" });
+  assert.deepEqual(await c.call("hello", {}, 1000), {
+    node: "m1",
+    replicaSet: "",
+    restore: false,
+  });
   c.close();
 });
 
@@ -342,7 +449,11 @@ test("RPC over TLS: a client trusting the CA is served, one that does not is ref
       port: secure.port,
       tlsCa: readFileSync(cert),
     });
-    assert.deepEqual(await c.call("hello", {}, 1000), { node: "m1", replicaSet: "" });
+    assert.deepEqual(await c.call("hello", {}, 1000), {
+      node: "m1",
+      replicaSet: "",
+      restore: false,
+    });
     c.close();
     await assert.rejects(
       RpcClient.connect({ host: "127.0.0.1", port: secure.port, tlsCa: Buffer.from("") }),
