@@ -361,6 +361,10 @@ export class BrokerCluster {
         restore: (snapshot) => this.restoreController(snapshot.data),
       },
       this.raft.snapshotEntries,
+      undefined,
+      // Creating a topic's partitions can take a second: heartbeats and read barriers
+      // (OffsetFetch, group loads) must not wait for it.
+      true,
     );
     this.replayTo = this.controller.status().commit;
     this.replayed = this.replayTo === 0;
@@ -385,6 +389,7 @@ export class BrokerCluster {
     stateMachine: StateMachine,
     snapshotEntries?: number,
     snapshotBytes?: number,
+    applyInBackground = false,
   ): Promise<RaftGroup> {
     return RaftGroup.open({
       group: name,
@@ -401,6 +406,7 @@ export class BrokerCluster {
       onOpened: (event) => this.probe.opened(name, event.entries),
       snapshotEntries,
       snapshotBytes,
+      applyInBackground,
     });
   }
 
@@ -603,7 +609,10 @@ export class BrokerCluster {
     await this.applyCommand(command);
     if (entry.index >= this.replayTo) {
       this.replayed = true;
-      await this.syncGroups();
+      // Not awaited: opening partition groups (an fsync each, maybe a snapshot install that
+      // waits seconds for a replica) would hold up the controller's pump, and with it the
+      // heartbeat answers every controller read barrier (OffsetFetch, group loads) needs.
+      this.syncGroupsLater();
     }
   }
 
@@ -767,7 +776,7 @@ export class BrokerCluster {
     for (const record of snapshot.groups ?? []) {
       await this.applyCommand({ type: "group", record });
     }
-    if (this.replayed) await this.syncGroups();
+    if (this.replayed) this.syncGroupsLater();
   }
 
   /**
@@ -776,6 +785,11 @@ export class BrokerCluster {
    * only once the controller log is replayed, so a restart never opens a group from a
    * stale assignment.
    */
+  /** syncGroups() in the background (failures are logged there). */
+  private syncGroupsLater(): void {
+    this.syncGroups().catch(() => undefined);
+  }
+
   private syncGroups(): Promise<void> {
     const run = this.syncing.then(() => this.syncGroupsNow());
     this.syncing = run.catch((error) => {
@@ -1146,6 +1160,19 @@ export class BrokerCluster {
     await group.barrier();
   }
 
+  /**
+   * Resolves when this broker may serve reads of the controller state (committed offsets):
+   * it leads the controller group, a quorum confirmed that after the call, and it applied
+   * everything committed before. Throws NOT_LEADER otherwise.
+   */
+  async controllerReadBarrier(): Promise<void> {
+    const controller = this.controller;
+    if (controller === null || !controller.isLeader()) {
+      throw new DbError("NOT_LEADER", "not the controller leader");
+    }
+    await controller.barrier();
+  }
+
   isLeaderOf(topic: string, index: number): boolean {
     return this.partitionGroup(topic, index)?.isLeader() === true;
   }
@@ -1333,7 +1360,7 @@ export class BrokerCluster {
     if (!this.replayed && this.controller !== null) {
       if (this.controller.status().applied >= this.replayTo) {
         this.replayed = true;
-        void this.syncGroups();
+        this.syncGroupsLater();
       }
     }
     this.addControllerLearners();
