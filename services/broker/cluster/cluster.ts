@@ -604,6 +604,15 @@ export class BrokerCluster {
     }
   }
 
+  /** A deleted topic's committed offsets go from every group, here and in the store. */
+  private async deleteTopicOffsets(topic: string): Promise<void> {
+    for (const [groupId, latest] of this.replicatedOffsets) {
+      for (const [key, value] of latest) if (value.name === topic) latest.delete(key);
+      if (latest.size === 0) this.replicatedOffsets.delete(groupId);
+    }
+    await this.groupCoordinator?.deleteTopicOffsets(topic);
+  }
+
   private async applyController(entry: Entry): Promise<void> {
     const command = JSON.parse(decoder.decode(entry.data)) as ControllerCommand;
     await this.applyCommand(command);
@@ -657,6 +666,7 @@ export class BrokerCluster {
         if (local !== undefined && local.definition.topicId !== command.topicId) return;
         this.assignments.delete(command.name);
         await this.removeTopicLocally(command.name);
+        await this.deleteTopicOffsets(command.name);
         this.logger.info("topic deleted", { topic: command.name });
         return;
       }
@@ -755,6 +765,7 @@ export class BrokerCluster {
       }
       this.assignments.delete(name);
       await this.removeTopicLocally(name);
+      await this.deleteTopicOffsets(name);
     }
     for (const { definition, replicas } of snapshot.topics) {
       await this.applyCommand({ type: "createTopic", definition, replicas });

@@ -443,6 +443,35 @@ export class GroupCoordinator {
     if (failed) throw new DbError("STORAGE_ERROR", `replicated offsets of ${groupId} failed`);
   }
 
+  /**
+   * Forgets every group's committed offsets of a deleted topic (Kafka does the same when a
+   * topic goes), in memory and in the store. Applied by every broker of a cluster in
+   * controller-log order. A group left without offsets or members is forgotten.
+   */
+  async deleteTopicOffsets(topic: string): Promise<void> {
+    const writes: Promise<void>[] = [];
+    for (const [groupId, map] of [...this.offsets]) {
+      const gone = [...map.values()].filter((e) => e.topic === topic);
+      if (gone.length === 0) continue;
+      for (const e of gone) map.delete(offsetKey(e.topic, e.partition));
+      // The store has no per-partition delete: the group's offsets are rewritten without
+      // the topic, with both records appended back to back.
+      writes.push(this.options.offsetStore.deleteGroup(groupId));
+      if (map.size > 0) writes.push(this.options.offsetStore.commit(groupId, [...map.values()]));
+      else this.offsets.delete(groupId);
+      const group = this.groups.get(groupId);
+      if (group !== undefined) this.forgetIfIdle(group);
+    }
+    try {
+      await Promise.all(writes);
+    } catch (error) {
+      this.options.logger.error("offsets of a deleted topic not removed from the store", {
+        topic,
+        error,
+      });
+    }
+  }
+
   private async storeOffsets(group: Group, req: CommitRequest): Promise<CommitResult> {
     const nowMs = this.options.clock.nowMs();
     const entries: OffsetEntry[] = [];

@@ -304,3 +304,35 @@ test("malformed group records are CORRUPT_DATA", () => {
     );
   }
 });
+
+test("deleteTopicOffsets drops one topic's offsets from every group and the store", async () => {
+  const h = await harness();
+  const partition = (partitionIndex: number, offset: bigint) => ({
+    partitionIndex,
+    committedOffset: offset,
+    committedLeaderEpoch: -1,
+    committedMetadata: null,
+  });
+  await h.coordinator.storeReplicatedOffsets("g1", [
+    { name: "a", partitions: [partition(0, 1n), partition(1, 2n)] },
+    { name: "b", partitions: [partition(0, 3n)] },
+  ]);
+  await h.coordinator.storeReplicatedOffsets("g2", [{ name: "a", partitions: [partition(0, 4n)] }]);
+  await h.coordinator.deleteTopicOffsets("a");
+  const g1 = await h.coordinator.fetchOffsets("g1", null);
+  assert.deepEqual(
+    g1.topics.map((t) => [t.name, t.partitions.map((p) => p.committedOffset)]),
+    [["b", [3n]]],
+  );
+  assert.deepEqual((await h.coordinator.fetchOffsets("g2", null)).topics, []);
+  const stored = await h.store.load();
+  assert.deepEqual(
+    [...stored].map(([g, entries]) => [g, entries.map((e) => `${e.topic}-${e.partition}`)]),
+    [["g1", ["b-0"]]],
+  );
+  assert.deepEqual(
+    (await h.coordinator.listGroups()).map((g) => g.groupId),
+    ["g1"],
+    "a group left with nothing is forgotten",
+  );
+});
