@@ -154,6 +154,13 @@ interface Member {
   awaitingJoin: ((result: JoinResult) => void) | null;
   awaitingSync: ((result: SyncResult) => void) | null;
   sessionTimer: TimerHandle | null;
+  /**
+   * False for a member loaded from a previous coordinator's record until it contacts this
+   * one. A join phase does not wait for unconfirmed members (they are dropped when it
+   * completes): a client that restarted as a new member (kafkajs does when its coordinator
+   * dies) would otherwise wait a session timeout for its own ghost.
+   */
+  confirmed: boolean;
 }
 
 export interface MemberDescription {
@@ -209,6 +216,8 @@ export class Group {
   commitsInFlight = 0;
   /** The generation whose assignment is being persisted (env.persist), or -1. */
   private persistingGeneration = -1;
+  /** Loaded from a record logged mid-rebalance: the first member to call in starts one. */
+  private rebalanceOnContact = false;
 
   constructor(
     groupId: string,
@@ -291,6 +300,7 @@ export class Group {
     if (member === undefined) {
       return Promise.resolve(joinError(KafkaErrorCode.UNKNOWN_MEMBER_ID, memberId));
     }
+    this.confirm(member);
     const unchanged = member.protocolType === req.protocolType;
     const same = unchanged && sameProtocols(member.protocols, req.protocols);
     switch (this.stateValue) {
@@ -352,6 +362,7 @@ export class Group {
       awaitingJoin: null,
       awaitingSync: null,
       sessionTimer: null,
+      confirmed: true,
     };
     this.addMember(member);
     this.newMemberAdded = true;
@@ -465,7 +476,9 @@ export class Group {
   private maybeCompleteJoin(): void {
     if (this.stateValue !== "PreparingRebalance" || this.initialDelayActive) return;
     if (this.pendingMembers.size > 0) return;
-    for (const m of this.members.values()) if (m.awaitingJoin === null) return;
+    for (const m of this.members.values()) {
+      if (m.awaitingJoin === null && m.confirmed) return;
+    }
     this.completeJoin();
   }
 
@@ -520,6 +533,7 @@ export class Group {
     const code = this.checkMember(req.memberId, req.groupInstanceId, req.generationId);
     if (code !== KafkaErrorCode.NONE) return Promise.resolve(syncError(code));
     const member = this.members.get(req.memberId)!;
+    this.confirm(member);
     const typeOk = req.protocolType === null || req.protocolType === this.protocolTypeValue;
     const nameOk = req.protocolName === null || req.protocolName === this.protocolNameValue;
     if (!typeOk || !nameOk) {
@@ -656,6 +670,7 @@ export class Group {
   heartbeat(memberId: string, instanceId: string | null, generationId: number): ErrorCode {
     const code = this.checkMember(memberId, instanceId, generationId);
     if (code !== KafkaErrorCode.NONE) return code;
+    this.confirm(this.members.get(memberId)!);
     this.scheduleSession(this.members.get(memberId)!);
     // During the join phase the answer tells every member to rejoin.
     if (this.stateValue === "PreparingRebalance") return KafkaErrorCode.REBALANCE_IN_PROGRESS;
@@ -696,6 +711,7 @@ export class Group {
     const member = this.members.get(memberId);
     if (member === undefined) return KafkaErrorCode.UNKNOWN_MEMBER_ID;
     if (generationId !== this.generation) return KafkaErrorCode.ILLEGAL_GENERATION;
+    this.confirm(member);
     // The member has its join response but not its assignment yet, so it cannot own offsets.
     if (this.stateValue === "CompletingRebalance") return KafkaErrorCode.REBALANCE_IN_PROGRESS;
     this.scheduleSession(member);
@@ -884,6 +900,7 @@ export class Group {
         awaitingJoin: null,
         awaitingSync: null,
         sessionTimer: null,
+        confirmed: false,
       });
     }
     this.protocolTypeValue = record.protocolType;
@@ -891,7 +908,15 @@ export class Group {
     if (record.leader !== null && this.members.has(record.leader)) this.leaderId = record.leader;
     this.stateValue = "Stable";
     for (const m of this.members.values()) this.scheduleSession(m);
-    if (record.rebalancing) this.prepareRebalance("loaded while members were leaving");
+    this.rebalanceOnContact = record.rebalancing;
+  }
+
+  /** The member called this coordinator (see Member.confirmed, rebalanceOnContact). */
+  private confirm(member: Member): void {
+    member.confirmed = true;
+    if (!this.rebalanceOnContact) return;
+    this.rebalanceOnContact = false;
+    if (this.stateValue === "Stable") this.prepareRebalance("loaded while members were leaving");
   }
 
   /** A new rebalance invalidates the previous assignment; waiting syncs must rejoin. */

@@ -239,7 +239,6 @@ test("a member leaving is logged; the next coordinator rebalances the survivors"
   b.coordinator.replicateWith(async () => undefined);
   b.coordinator.beginLoading();
   b.coordinator.loadGroups(latest(log));
-  assert.equal(b.coordinator.inspect("g")!.state, "PreparingRebalance");
   assert.equal(
     await b.coordinator.heartbeat({
       groupId: "g",
@@ -335,4 +334,39 @@ test("deleteTopicOffsets drops one topic's offsets from every group and the stor
     ["g1"],
     "a group left with nothing is forgotten",
   );
+});
+
+test("a join phase at the new coordinator does not wait for members that never called", async () => {
+  // kafkajs restarts a consumer as a new member when its coordinator dies; its old member
+  // id never calls the new coordinator, and must not hold the new member's join.
+  const log: Log = { records: [], gate: null, fail: false };
+  const a = await replicated(log);
+  const { leader, follower } = await stableTwo(a);
+  const b = await harness();
+  b.coordinator.replicateWith(async () => undefined);
+  b.coordinator.beginLoading();
+  b.coordinator.loadGroups(latest(log));
+  // The follower calls in (confirmed); the old leader never does.
+  assert.equal(
+    await b.coordinator.heartbeat({
+      groupId: "g",
+      generationId: 1,
+      memberId: follower,
+      groupInstanceId: null,
+    }),
+    E.NONE,
+  );
+  const fresh = track(b.coordinator.joinGroup(joinRequest({ clientId: "new" })));
+  await flush();
+  assert.equal(fresh.done(), false, "a confirmed member is still waited for");
+  const rejoined = await b.coordinator.joinGroup(
+    joinRequest({ clientId: "b", memberId: follower }),
+  );
+  const joined = await fresh.promise;
+  assert.equal(joined.errorCode, E.NONE);
+  assert.equal(joined.generationId, 2);
+  assert.equal(rejoined.generationId, 2);
+  const members = b.coordinator.inspect("g")!.members.map((m) => m.memberId);
+  assert.equal(members.includes(leader), false, "the silent loaded member was dropped");
+  assert.equal(members.length, 2);
 });
