@@ -172,9 +172,7 @@ export class KafkaBroker {
         logger: logger.child("cluster-transactions"),
       });
     }
-    cluster?.useOffsetsSink({
-      storeOffsets: (groupId, topics) => groups.commitTransactionalOffsets(groupId, topics),
-    });
+    cluster?.useGroupCoordinator(groups);
     const context: BrokerContext = {
       cluster,
       config,

@@ -57,6 +57,12 @@ import {
   entryKind,
 } from "./txn-entries.js";
 import type { Registry } from "prom-client";
+import type { GroupCoordinator, GroupRecord } from "../coordinator/group-coordinator.js";
+import {
+  decodeGroupRecord,
+  encodeGroupRecord,
+  type GroupRecordJson,
+} from "../coordinator/group-record.js";
 
 export interface RaftClusterConfig {
   listenHost: string;
@@ -124,6 +130,8 @@ type ControllerCommand =
   /** Grows a topic to `total` partitions; `replicas` are those of the new ones. */
   | { type: "addPartitions"; topic: string; total: number; replicas: NodeId[][] }
   | { type: "commitOffsets"; origin: string; groupId: string; topics: ReplicatedOffsets[] }
+  /** A group's membership as its coordinator logged it (GroupRecord). */
+  | { type: "group"; record: GroupRecordJson }
   /** Starts moving a partition to `target` (its first broker becomes the preferred leader). */
   | { type: "reassign"; topic: string; partition: number; target: NodeId[] }
   /** The partition group's voters are now `target`: the move is over. */
@@ -160,6 +168,8 @@ interface ControllerSnapshot {
   offsets: { groupId: string; topics: ReplicatedOffsets[] }[];
   /** Kafka transactions' coordinator state, as the commands that rebuild it. */
   transactions?: TxnCommand[];
+  /** The latest record of every group with members (absent in older snapshots). */
+  groups?: GroupRecordJson[];
 }
 
 const CONTROLLER = "controller";
@@ -279,6 +289,12 @@ export class BrokerCluster {
   private closed = false;
   private readonly probe: RaftProbe;
   private offsetsSink: OffsetsSink | null = null;
+  /** The broker's group coordinator, served by this broker while it leads the controller. */
+  private groupCoordinator: GroupCoordinator | null = null;
+  /** groupId → the group's latest logged membership (kept by every broker). */
+  private readonly replicatedGroups = new Map<string, GroupRecordJson>();
+  /** The controller term in which this broker loaded the groups and coordinates them, or -1. */
+  private groupsTerm = -1;
   private txns: ClusterTransactions | null = null;
   private fetchClient: FetchClient | null = null;
   /** Partition group name → the topicId of the topic incarnation it was opened for. */
@@ -345,6 +361,10 @@ export class BrokerCluster {
         restore: (snapshot) => this.restoreController(snapshot.data),
       },
       this.raft.snapshotEntries,
+      undefined,
+      // Creating a topic's partitions can take a second: heartbeats and read barriers
+      // (OffsetFetch, group loads) must not wait for it.
+      true,
     );
     this.replayTo = this.controller.status().commit;
     this.replayed = this.replayTo === 0;
@@ -369,6 +389,7 @@ export class BrokerCluster {
     stateMachine: StateMachine,
     snapshotEntries?: number,
     snapshotBytes?: number,
+    applyInBackground = false,
   ): Promise<RaftGroup> {
     return RaftGroup.open({
       group: name,
@@ -385,6 +406,7 @@ export class BrokerCluster {
       onOpened: (event) => this.probe.opened(name, event.entries),
       snapshotEntries,
       snapshotBytes,
+      applyInBackground,
     });
   }
 
@@ -398,7 +420,10 @@ export class BrokerCluster {
       this.lostLeaderAt.delete(group);
     }
     this.probe.leaderChanged(group, soft.term, soft.role === "leader", electionSeconds);
-    if (group === CONTROLLER) this.txns?.controllerChanged(soft);
+    if (group === CONTROLLER) {
+      this.txns?.controllerChanged(soft);
+      this.groupCoordinatorChanged(soft);
+    }
     this.logger.debug("leadership changed", { group, ...soft });
   }
 
@@ -448,6 +473,93 @@ export class BrokerCluster {
   }
 
   /**
+   * Replicates the broker's group coordinator (call before start()): group records go
+   * through the controller log, replicated offsets into its store, and it serves groups
+   * while this broker leads the controller, once it loaded every record committed before.
+   */
+  useGroupCoordinator(groups: GroupCoordinator): void {
+    this.groupCoordinator = groups;
+    this.offsetsSink = {
+      storeOffsets: (groupId, topics) => groups.storeReplicatedOffsets(groupId, topics),
+    };
+    groups.replicateWith((record) => this.replicateGroup(record));
+  }
+
+  /**
+   * The controller's leadership moved: a new leader loads the groups (after a read barrier,
+   * so every record and offset committed under earlier leaders is applied); a broker that
+   * lost it hands its members back (NOT_COORDINATOR: clients look the coordinator up).
+   */
+  private groupCoordinatorChanged(soft: SoftState): void {
+    const groups = this.groupCoordinator;
+    if (groups === null) return;
+    if (soft.role !== "leader") {
+      if (this.groupsTerm !== -1 || this.loadingGroupsTerm !== -1) groups.unloadGroups();
+      this.groupsTerm = -1;
+      this.loadingGroupsTerm = -1;
+      return;
+    }
+    if (this.groupsTerm === soft.term || this.loadingGroupsTerm === soft.term) return;
+    this.groupsTerm = -1;
+    this.loadingGroupsTerm = soft.term;
+    groups.beginLoading();
+    void this.loadGroups(groups, soft.term);
+  }
+
+  private loadingGroupsTerm = -1;
+
+  private async loadGroups(groups: GroupCoordinator, term: number): Promise<void> {
+    const stillLoading = (): boolean =>
+      !this.closed &&
+      this.loadingGroupsTerm === term &&
+      this.controller?.isLeader() === true &&
+      this.controller.status().term === term;
+    const startedAt = performance.now();
+    while (stillLoading()) {
+      try {
+        await this.controller!.barrier();
+        break;
+      } catch {
+        await sleep(20);
+      }
+    }
+    if (!stillLoading()) return;
+    const records: GroupRecord[] = [];
+    for (const json of this.replicatedGroups.values()) {
+      try {
+        records.push(decodeGroupRecord(json));
+      } catch (error) {
+        this.logger.error("group record not loaded", { groupId: json.groupId, error });
+      }
+    }
+    groups.loadGroups(records);
+    this.loadingGroupsTerm = -1;
+    this.groupsTerm = term;
+    this.logger.info("group coordinator took over", {
+      term,
+      groups: records.length,
+      ms: Math.round(performance.now() - startedAt),
+    });
+  }
+
+  /**
+   * Logs a group record through the controller; resolves once committed. Only the leader
+   * that loaded the groups in this term may (a record of a deposed coordinator is refused).
+   */
+  async replicateGroup(record: GroupRecord): Promise<void> {
+    const controller = this.controller;
+    if (
+      controller === null ||
+      !controller.isLeader() ||
+      controller.status().term !== this.groupsTerm
+    ) {
+      throw new DbError("NOT_LEADER", "this broker no longer coordinates groups");
+    }
+    const command: ControllerCommand = { type: "group", record: encodeGroupRecord(record) };
+    await controller.propose(Buffer.from(encoder.encode(JSON.stringify(command))));
+  }
+
+  /**
    * Replicates offsets the coordinator (this broker, the controller's leader) has just
    * stored, resolving once a majority has them: a commit is acknowledged only then, so the
    * next coordinator serves it after a failover. Throws NOT_LEADER if this broker no
@@ -492,12 +604,24 @@ export class BrokerCluster {
     }
   }
 
+  /** A deleted topic's committed offsets go from every group, here and in the store. */
+  private async deleteTopicOffsets(topic: string): Promise<void> {
+    for (const [groupId, latest] of this.replicatedOffsets) {
+      for (const [key, value] of latest) if (value.name === topic) latest.delete(key);
+      if (latest.size === 0) this.replicatedOffsets.delete(groupId);
+    }
+    await this.groupCoordinator?.deleteTopicOffsets(topic);
+  }
+
   private async applyController(entry: Entry): Promise<void> {
     const command = JSON.parse(decoder.decode(entry.data)) as ControllerCommand;
     await this.applyCommand(command);
     if (entry.index >= this.replayTo) {
       this.replayed = true;
-      await this.syncGroups();
+      // Not awaited: opening partition groups (an fsync each, maybe a snapshot install that
+      // waits seconds for a replica) would hold up the controller's pump, and with it the
+      // heartbeat answers every controller read barrier (OffsetFetch, group loads) needs.
+      this.syncGroupsLater();
     }
   }
 
@@ -513,6 +637,14 @@ export class BrokerCluster {
       }
       case "commitOffsets":
         return this.applyOffsets(command);
+      case "group":
+        // Kept by every broker for the day it leads; empty groups are forgotten.
+        if (command.record.members.length === 0) {
+          this.replicatedGroups.delete(command.record.groupId);
+        } else {
+          this.replicatedGroups.set(command.record.groupId, command.record);
+        }
+        return;
       case "txn":
         return this.txns?.applyCommand(command.command);
       case "createTopic": {
@@ -534,6 +666,7 @@ export class BrokerCluster {
         if (local !== undefined && local.definition.topicId !== command.topicId) return;
         this.assignments.delete(command.name);
         await this.removeTopicLocally(command.name);
+        await this.deleteTopicOffsets(command.name);
         this.logger.info("topic deleted", { topic: command.name });
         return;
       }
@@ -605,6 +738,7 @@ export class BrokerCluster {
       reassignments: [...this.reassignments.values()],
       offsets,
       transactions: this.txns?.snapshotCommands() ?? [],
+      groups: [...this.replicatedGroups.values()],
     };
     return encoder.encode(JSON.stringify(snapshot));
   }
@@ -631,6 +765,7 @@ export class BrokerCluster {
       }
       this.assignments.delete(name);
       await this.removeTopicLocally(name);
+      await this.deleteTopicOffsets(name);
     }
     for (const { definition, replicas } of snapshot.topics) {
       await this.applyCommand({ type: "createTopic", definition, replicas });
@@ -648,7 +783,11 @@ export class BrokerCluster {
       await this.applyOffsets({ type: "commitOffsets", origin: "", groupId, topics });
     }
     for (const command of snapshot.transactions ?? []) this.txns?.applyCommand(command);
-    if (this.replayed) await this.syncGroups();
+    this.replicatedGroups.clear();
+    for (const record of snapshot.groups ?? []) {
+      await this.applyCommand({ type: "group", record });
+    }
+    if (this.replayed) this.syncGroupsLater();
   }
 
   /**
@@ -657,6 +796,11 @@ export class BrokerCluster {
    * only once the controller log is replayed, so a restart never opens a group from a
    * stale assignment.
    */
+  /** syncGroups() in the background (failures are logged there). */
+  private syncGroupsLater(): void {
+    this.syncGroups().catch(() => undefined);
+  }
+
   private syncGroups(): Promise<void> {
     const run = this.syncing.then(() => this.syncGroupsNow());
     this.syncing = run.catch((error) => {
@@ -1027,6 +1171,19 @@ export class BrokerCluster {
     await group.barrier();
   }
 
+  /**
+   * Resolves when this broker may serve reads of the controller state (committed offsets):
+   * it leads the controller group, a quorum confirmed that after the call, and it applied
+   * everything committed before. Throws NOT_LEADER otherwise.
+   */
+  async controllerReadBarrier(): Promise<void> {
+    const controller = this.controller;
+    if (controller === null || !controller.isLeader()) {
+      throw new DbError("NOT_LEADER", "not the controller leader");
+    }
+    await controller.barrier();
+  }
+
   isLeaderOf(topic: string, index: number): boolean {
     return this.partitionGroup(topic, index)?.isLeader() === true;
   }
@@ -1214,7 +1371,7 @@ export class BrokerCluster {
     if (!this.replayed && this.controller !== null) {
       if (this.controller.status().applied >= this.replayTo) {
         this.replayed = true;
-        void this.syncGroups();
+        this.syncGroupsLater();
       }
     }
     this.addControllerLearners();

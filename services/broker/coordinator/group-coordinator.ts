@@ -20,6 +20,8 @@ import {
   defaultGroupConfig,
   joinError,
   type GroupConfig,
+  type GroupEnv,
+  type GroupRecord,
   type GroupState,
   type JoinRequest,
   type JoinResult,
@@ -29,7 +31,15 @@ import {
 } from "./group.js";
 import type { OffsetEntry, OffsetStore } from "./offset-store.js";
 
-export type { GroupConfig, GroupState, JoinRequest, JoinResult, SyncRequest, SyncResult };
+export type {
+  GroupConfig,
+  GroupRecord,
+  GroupState,
+  JoinRequest,
+  JoinResult,
+  SyncRequest,
+  SyncResult,
+};
 type ErrorCode = number;
 
 export type CoordinatorLimits = Pick<
@@ -134,6 +144,15 @@ export class GroupCoordinator {
   private readonly offsets = new Map<string, OffsetMap>();
   private readonly config: GroupConfig;
   private status: "loading" | "running" | "closed" = "loading";
+  /**
+   * Replicated coordinator (a Raft cluster): where group records go, and whether this broker
+   * currently holds the groups (the controller's leader, once it loaded them). Null on a
+   * single broker, which always holds them.
+   */
+  private replication: {
+    persist: (record: GroupRecord) => Promise<void>;
+    state: "standby" | "loading" | "active";
+  } | null = null;
 
   constructor(private readonly options: GroupCoordinatorOptions) {
     this.config = {
@@ -168,18 +187,92 @@ export class GroupCoordinator {
   private notServing(): ErrorCode | null {
     if (this.status === "loading") return KafkaErrorCode.COORDINATOR_LOAD_IN_PROGRESS;
     if (this.status === "closed") return KafkaErrorCode.COORDINATOR_NOT_AVAILABLE;
+    if (this.replication?.state === "loading") return KafkaErrorCode.COORDINATOR_LOAD_IN_PROGRESS;
+    if (this.replication?.state === "standby") return KafkaErrorCode.NOT_COORDINATOR;
     return null;
   }
 
+  // ---- Replication (a Raft cluster; see cluster/README) ----
+
+  /**
+   * Makes this coordinator a replica: group records go to `persist` (the controller log),
+   * and membership is served only between loadGroups() and the next unloadGroups().
+   * Offsets keep arriving on every broker through commitTransactionalOffsets.
+   */
+  replicateWith(persist: (record: GroupRecord) => Promise<void>): void {
+    assert(this.replication === null, "replicateWith() called twice");
+    this.replication = { persist, state: "standby" };
+    for (const group of this.groups.values()) {
+      assert(group.memberCount === 0, "replication enabled with members present");
+    }
+  }
+
+  /** This broker is taking over as coordinator: requests wait (LOAD_IN_PROGRESS) for load. */
+  beginLoading(): void {
+    if (this.replication === null) return;
+    this.unloadMembers(KafkaErrorCode.NOT_COORDINATOR);
+    this.replication.state = "loading";
+  }
+
+  /**
+   * Takes over the logged groups (the controller state applied up to a read barrier): their
+   * generations, members and assignments, with fresh session timers.
+   */
+  loadGroups(records: readonly GroupRecord[]): void {
+    const replication = this.replication;
+    assert(replication !== null, "loadGroups() on an unreplicated coordinator");
+    this.unloadMembers(KafkaErrorCode.NOT_COORDINATOR);
+    for (const record of records) {
+      if (record.members.length === 0) continue;
+      this.groups.get(record.groupId)?.shutDown(KafkaErrorCode.NOT_COORDINATOR, "reloaded");
+      this.groups.set(record.groupId, Group.restore(record, this.groupEnv(record.groupId)));
+    }
+    replication.state = "active";
+    this.options.logger.info("groups loaded", {
+      groups: records.filter((r) => r.members.length > 0).length,
+    });
+  }
+
+  /** This broker stopped coordinating: held requests get NOT_COORDINATOR, members go. */
+  unloadGroups(): void {
+    if (this.replication === null) return;
+    this.replication.state = "standby";
+    this.unloadMembers(KafkaErrorCode.NOT_COORDINATOR);
+  }
+
+  /** Drops every group's membership; groups with offsets stay (Empty) for their offsets. */
+  private unloadMembers(errorCode: ErrorCode): void {
+    for (const [groupId, group] of [...this.groups]) {
+      if (group.isIdle()) continue;
+      group.shutDown(errorCode, "coordinator moved");
+      this.groups.delete(groupId);
+      if ((this.offsets.get(groupId)?.size ?? 0) > 0) {
+        this.groups.set(groupId, this.newGroup(groupId));
+      }
+    }
+  }
+
   private newGroup(groupId: string): Group {
-    return new Group(groupId, {
+    return new Group(groupId, this.groupEnv(groupId));
+  }
+
+  private groupEnv(groupId: string): GroupEnv {
+    const replication = this.replication;
+    return {
       clock: this.options.clock,
       config: this.config,
       logger: this.options.logger,
       membersMax: this.options.limits.groupMembersMax,
       newMemberId: this.options.newMemberId ?? ((clientId) => `${clientId}-${randomUUID()}`),
       onIdle: (group) => this.forgetIfIdle(group),
-    });
+      persist:
+        replication === null
+          ? undefined
+          : (record) => {
+              assert(record.groupId === groupId, "record of another group");
+              return replication.persist(record);
+            },
+    };
   }
 
   /** The group, created Empty if absent; null when the broker holds groupsMax groups. */
@@ -327,6 +420,56 @@ export class GroupCoordinator {
     });
     const failed = result.topics.some((t) => t.partitions.some((p) => p.errorCode !== 0));
     if (failed) throw new DbError("STORAGE_ERROR", `transactional offsets of ${groupId} failed`);
+  }
+
+  /**
+   * Stores offsets another coordinator committed and replicated (a Raft cluster: every
+   * broker keeps every group's offsets, so the next coordinator serves them). Membership is
+   * not checked and this broker need not coordinate the group. Throws if not durable.
+   */
+  async storeReplicatedOffsets(groupId: string, topics: CommitRequest["topics"]): Promise<void> {
+    if (this.status !== "running") throw new DbError("NOT_LEADER", "group coordinator closed");
+    const group = this.getOrCreateGroup(groupId);
+    if (group === null) throw new DbError("LIMIT_EXCEEDED", `groupsMax reached, group ${groupId}`);
+    const result = await this.storeOffsets(group, {
+      groupId,
+      generationId: -1,
+      memberId: "",
+      groupInstanceId: null,
+      retentionTimeMs: -1,
+      topics,
+    });
+    const failed = result.topics.some((t) => t.partitions.some((p) => p.errorCode !== 0));
+    if (failed) throw new DbError("STORAGE_ERROR", `replicated offsets of ${groupId} failed`);
+  }
+
+  /**
+   * Forgets every group's committed offsets of a deleted topic (Kafka does the same when a
+   * topic goes), in memory and in the store. Applied by every broker of a cluster in
+   * controller-log order. A group left without offsets or members is forgotten.
+   */
+  async deleteTopicOffsets(topic: string): Promise<void> {
+    const writes: Promise<void>[] = [];
+    for (const [groupId, map] of [...this.offsets]) {
+      const gone = [...map.values()].filter((e) => e.topic === topic);
+      if (gone.length === 0) continue;
+      for (const e of gone) map.delete(offsetKey(e.topic, e.partition));
+      // The store has no per-partition delete: the group's offsets are rewritten without
+      // the topic, with both records appended back to back.
+      writes.push(this.options.offsetStore.deleteGroup(groupId));
+      if (map.size > 0) writes.push(this.options.offsetStore.commit(groupId, [...map.values()]));
+      else this.offsets.delete(groupId);
+      const group = this.groups.get(groupId);
+      if (group !== undefined) this.forgetIfIdle(group);
+    }
+    try {
+      await Promise.all(writes);
+    } catch (error) {
+      this.options.logger.error("offsets of a deleted topic not removed from the store", {
+        topic,
+        error,
+      });
+    }
   }
 
   private async storeOffsets(group: Group, req: CommitRequest): Promise<CommitResult> {

@@ -94,6 +94,35 @@ export const defaultGroupConfig: Readonly<GroupConfig> = Object.freeze({
   maxSessionTimeoutMs: 1_800_000,
 });
 
+/**
+ * What a replicated coordinator logs of a group (Kafka's GroupMetadataValue): the last
+ * completed generation, its protocol and leader, and every member with its assignment.
+ * `rebalancing` says members were removed since that generation completed, so a coordinator
+ * that loads the record starts a rebalance (the survivors rejoin with their member ids).
+ */
+export interface GroupRecord {
+  groupId: string;
+  generationId: number;
+  protocolType: string | null;
+  protocolName: string | null;
+  leader: string | null;
+  rebalancing: boolean;
+  members: MemberRecord[];
+}
+
+export interface MemberRecord {
+  memberId: string;
+  groupInstanceId: string | null;
+  clientId: string;
+  clientHost: string;
+  sessionTimeoutMs: number;
+  rebalanceTimeoutMs: number;
+  protocolType: string;
+  /** Every protocol the member offered, so an unchanged rejoin is recognised as such. */
+  protocols: GroupProtocol[];
+  assignment: Buffer;
+}
+
 export interface GroupEnv {
   clock: Clock;
   config: GroupConfig;
@@ -103,6 +132,12 @@ export interface GroupEnv {
   newMemberId(clientId: string): string;
   /** Called when a timer leaves the group Empty with nobody in it, so it can be forgotten. */
   onIdle(group: Group): void;
+  /**
+   * A replicated coordinator makes the group's record durable here. A completed rebalance
+   * answers its SyncGroup requests only once this resolved (as Kafka's storeGroup); member
+   * removals are logged without waiting. Absent on a single broker.
+   */
+  persist?(record: GroupRecord): Promise<void>;
 }
 
 interface Member {
@@ -119,6 +154,13 @@ interface Member {
   awaitingJoin: ((result: JoinResult) => void) | null;
   awaitingSync: ((result: SyncResult) => void) | null;
   sessionTimer: TimerHandle | null;
+  /**
+   * False for a member loaded from a previous coordinator's record until it contacts this
+   * one. A join phase does not wait for unconfirmed members (they are dropped when it
+   * completes): a client that restarted as a new member (kafkajs does when its coordinator
+   * dies) would otherwise wait a session timeout for its own ghost.
+   */
+  confirmed: boolean;
 }
 
 export interface MemberDescription {
@@ -172,6 +214,10 @@ export class Group {
   private newMemberAdded = false;
   /** Offset commits awaiting the store; the group must not be forgotten meanwhile. */
   commitsInFlight = 0;
+  /** The generation whose assignment is being persisted (env.persist), or -1. */
+  private persistingGeneration = -1;
+  /** Loaded from a record logged mid-rebalance: the first member to call in starts one. */
+  private rebalanceOnContact = false;
 
   constructor(
     groupId: string,
@@ -254,6 +300,7 @@ export class Group {
     if (member === undefined) {
       return Promise.resolve(joinError(KafkaErrorCode.UNKNOWN_MEMBER_ID, memberId));
     }
+    this.confirm(member);
     const unchanged = member.protocolType === req.protocolType;
     const same = unchanged && sameProtocols(member.protocols, req.protocols);
     switch (this.stateValue) {
@@ -294,6 +341,7 @@ export class Group {
     this.updateMember(member, req);
     this.scheduleSession(member);
     if (this.stateValue === "Stable" && this.selectProtocol() === this.protocolNameValue) {
+      this.persistMembership();
       return Promise.resolve(this.joinResultFor(member, false));
     }
     return this.awaitJoin(member, `static member ${newId} replaced ${oldId}`);
@@ -314,6 +362,7 @@ export class Group {
       awaitingJoin: null,
       awaitingSync: null,
       sessionTimer: null,
+      confirmed: true,
     };
     this.addMember(member);
     this.newMemberAdded = true;
@@ -427,7 +476,9 @@ export class Group {
   private maybeCompleteJoin(): void {
     if (this.stateValue !== "PreparingRebalance" || this.initialDelayActive) return;
     if (this.pendingMembers.size > 0) return;
-    for (const m of this.members.values()) if (m.awaitingJoin === null) return;
+    for (const m of this.members.values()) {
+      if (m.awaitingJoin === null && m.confirmed) return;
+    }
     this.completeJoin();
   }
 
@@ -441,6 +492,8 @@ export class Group {
       if (m.awaitingJoin === null) this.removeMember(m, "did not rejoin in time");
     }
     if (!this.startNextGeneration()) {
+      // Empty now: the next coordinator must not bring the old members back.
+      this.persistMembership();
       this.env.onIdle(this);
       return;
     }
@@ -480,6 +533,7 @@ export class Group {
     const code = this.checkMember(req.memberId, req.groupInstanceId, req.generationId);
     if (code !== KafkaErrorCode.NONE) return Promise.resolve(syncError(code));
     const member = this.members.get(req.memberId)!;
+    this.confirm(member);
     const typeOk = req.protocolType === null || req.protocolType === this.protocolTypeValue;
     const nameOk = req.protocolName === null || req.protocolName === this.protocolNameValue;
     if (!typeOk || !nameOk) {
@@ -499,6 +553,34 @@ export class Group {
 
   private completeSync(assignments: SyncRequest["assignments"]): void {
     const byMember = new Map(assignments.map((a) => [a.memberId, a.assignment]));
+    const persist = this.env.persist;
+    if (persist === undefined) return this.finishSync(byMember);
+    // Replicated: the members learn the assignment only once it is durable, so the next
+    // coordinator knows this generation. A leader resending its sync meanwhile waits too.
+    const generation = this.generation;
+    if (this.persistingGeneration === generation) return;
+    this.persistingGeneration = generation;
+    const current = (): boolean =>
+      this.stateValue === "CompletingRebalance" && this.generation === generation;
+    persist(this.toRecord(byMember, false)).then(
+      () => {
+        this.persistingGeneration = -1;
+        if (current()) this.finishSync(byMember);
+      },
+      (error: unknown) => {
+        this.persistingGeneration = -1;
+        this.env.logger.warn("group assignment not replicated", {
+          groupId: this.groupId,
+          generation,
+          error,
+        });
+        // Still CompletingRebalance: the members look the coordinator up and sync again.
+        if (current()) this.failSyncs(KafkaErrorCode.NOT_COORDINATOR);
+      },
+    );
+  }
+
+  private finishSync(byMember: Map<string, Buffer>): void {
     this.setAssignments(byMember);
     this.transition("Stable", "leader sent assignments");
     for (const m of this.members.values()) {
@@ -506,6 +588,63 @@ export class Group {
       m.awaitingSync = null;
       respond?.(this.syncResultFor(m));
     }
+  }
+
+  private failSyncs(errorCode: ErrorCode): void {
+    for (const m of this.members.values()) {
+      const respond = m.awaitingSync;
+      m.awaitingSync = null;
+      respond?.(syncError(errorCode));
+    }
+  }
+
+  /**
+   * Logs the group after members left it (fire and forget: a lost record only means the
+   * next coordinator notices the departure by a session timeout instead).
+   */
+  private persistMembership(): void {
+    const persist = this.env.persist;
+    if (persist === undefined || this.stateValue === "Dead") return;
+    const byMember = new Map([...this.members.values()].map((m) => [m.memberId, m.assignment]));
+    const rebalancing = this.stateValue !== "Stable" && this.stateValue !== "Empty";
+    persist(this.toRecord(byMember, rebalancing)).catch((error: unknown) =>
+      this.env.logger.warn("group membership not replicated", { groupId: this.groupId, error }),
+    );
+  }
+
+  /** The group as a replicated coordinator logs it (see GroupRecord). */
+  toRecord(assignments: Map<string, Buffer>, rebalancing: boolean): GroupRecord {
+    return {
+      groupId: this.groupId,
+      generationId: this.generation,
+      protocolType: this.protocolTypeValue,
+      protocolName: this.protocolNameValue,
+      leader: this.leaderId,
+      rebalancing,
+      members: [...this.members.values()].map((m) => ({
+        memberId: m.memberId,
+        groupInstanceId: m.groupInstanceId,
+        clientId: m.clientId,
+        clientHost: m.clientHost,
+        sessionTimeoutMs: m.sessionTimeoutMs,
+        rebalanceTimeoutMs: m.rebalanceTimeoutMs,
+        protocolType: m.protocolType,
+        protocols: m.protocols,
+        assignment: assignments.get(m.memberId) ?? emptyBuffer,
+      })),
+    };
+  }
+
+  /**
+   * Rebuilds a group a previous coordinator logged, on the coordinator that takes over: the
+   * same generation, leader, protocol, members and assignments, Stable (or Empty without
+   * members). Session timers start now, so members that died meanwhile time out here. A
+   * record logged mid-rebalance (members had left) starts a rebalance at once.
+   */
+  static restore(record: GroupRecord, env: GroupEnv): Group {
+    const group = new Group(record.groupId, env);
+    group.load(record);
+    return group;
   }
 
   private syncResultFor(member: Member): SyncResult {
@@ -531,6 +670,7 @@ export class Group {
   heartbeat(memberId: string, instanceId: string | null, generationId: number): ErrorCode {
     const code = this.checkMember(memberId, instanceId, generationId);
     if (code !== KafkaErrorCode.NONE) return code;
+    this.confirm(this.members.get(memberId)!);
     this.scheduleSession(this.members.get(memberId)!);
     // During the join phase the answer tells every member to rejoin.
     if (this.stateValue === "PreparingRebalance") return KafkaErrorCode.REBALANCE_IN_PROGRESS;
@@ -571,6 +711,7 @@ export class Group {
     const member = this.members.get(memberId);
     if (member === undefined) return KafkaErrorCode.UNKNOWN_MEMBER_ID;
     if (generationId !== this.generation) return KafkaErrorCode.ILLEGAL_GENERATION;
+    this.confirm(member);
     // The member has its join response but not its assignment yet, so it cannot own offsets.
     if (this.stateValue === "CompletingRebalance") return KafkaErrorCode.REBALANCE_IN_PROGRESS;
     this.scheduleSession(member);
@@ -624,6 +765,7 @@ export class Group {
     } else {
       this.maybeCompleteJoin();
     }
+    this.persistMembership();
   }
 
   /** Marks the group Dead (deleted, or coordinator closing) and answers every held request. */
@@ -744,6 +886,37 @@ export class Group {
 
   private setAssignments(byMember: Map<string, Buffer>): void {
     for (const m of this.members.values()) m.assignment = byMember.get(m.memberId) ?? emptyBuffer;
+  }
+
+  /** Takes a logged group's state (Group.restore); only on a brand-new Empty group. */
+  private load(record: GroupRecord): void {
+    assert(this.stateValue === "Empty" && this.members.size === 0, "load into a used group");
+    assert(Number.isSafeInteger(record.generationId) && record.generationId >= 0, "generation");
+    this.generation = record.generationId;
+    if (record.members.length === 0) return;
+    for (const m of record.members) {
+      this.addMember({
+        ...m,
+        awaitingJoin: null,
+        awaitingSync: null,
+        sessionTimer: null,
+        confirmed: false,
+      });
+    }
+    this.protocolTypeValue = record.protocolType;
+    this.protocolNameValue = record.protocolName;
+    if (record.leader !== null && this.members.has(record.leader)) this.leaderId = record.leader;
+    this.stateValue = "Stable";
+    for (const m of this.members.values()) this.scheduleSession(m);
+    this.rebalanceOnContact = record.rebalancing;
+  }
+
+  /** The member called this coordinator (see Member.confirmed, rebalanceOnContact). */
+  private confirm(member: Member): void {
+    member.confirmed = true;
+    if (!this.rebalanceOnContact) return;
+    this.rebalanceOnContact = false;
+    if (this.stateValue === "Stable") this.prepareRebalance("loaded while members were leaving");
   }
 
   /** A new rebalance invalidates the previous assignment; waiting syncs must rejoin. */

@@ -64,6 +64,13 @@ export interface RaftGroupOptions {
   snapshotBytes?: number;
   /** Reported once at open: the stored snapshot's index and how many entries replay after it. */
   onOpened?: (event: { snapshotIndex: number; entries: number }) => void;
+  /**
+   * Apply committed entries in a loop of their own instead of inside the pump, so a slow
+   * apply (the controller's: creating topics, opening partition groups) does not stop the
+   * pump from ticking, answering heartbeats and confirming reads. Entries still apply one at
+   * a time in log order; snapshots are taken and installed only with the loop drained.
+   */
+  applyInBackground?: boolean;
 }
 
 export const defaultGroupRaftOptions = {
@@ -103,6 +110,11 @@ export class RaftGroup {
   private nextRound: ReadWaiter[] = [];
   private readCtx = 0;
   private applied = 0;
+  /** Committed entries handed over but not applied yet (applyInBackground). */
+  private applyQueue: Entry[] = [];
+  private applying: Promise<void> | null = null;
+  /** The last entry index handed to the apply queue: committed, outcome still to come. */
+  private queuedTo = 0;
   /** Data bytes of the entries applied since the last snapshot (snapshotBytes). */
   private appliedBytes = 0;
   private soft: SoftState;
@@ -151,8 +163,9 @@ export class RaftGroup {
     return this.options.group;
   }
 
+  /** The core's status; `applied` is what the state machine has applied. */
   status(): RaftStatus {
-    return this.raft.status();
+    return { ...this.raft.status(), applied: this.applied };
   }
 
   /** The latest leader this node knows of, or null during an election. */
@@ -296,6 +309,8 @@ export class RaftGroup {
       hardState: rd.hardState,
     });
     for (const m of rd.messages) this.options.send(this.name, m);
+    // A snapshot replaces the state: whatever is queued before it applies first.
+    if (rd.snapshot !== null) await this.drainApplies();
     if (rd.snapshot !== null) {
       // Persisted first: a crash before the restore finishes restores it again at open.
       await restore!.call(this.options.stateMachine, rd.snapshot);
@@ -317,7 +332,13 @@ export class RaftGroup {
         bytes: rd.snapshot.data.byteLength,
       });
     }
-    for (const entry of rd.committedEntries) await this.apply(entry);
+    if (this.options.applyInBackground === true) {
+      this.applyQueue.push(...rd.committedEntries);
+      this.queuedTo = rd.committedEntries.at(-1)?.index ?? this.queuedTo;
+      this.kickApplies();
+    } else {
+      for (const entry of rd.committedEntries) await this.apply(entry);
+    }
     for (const rs of rd.readStates) this.readConfirmed(rs.ctx, rs.index);
     for (const ctx of rd.droppedReads) this.readFailed(ctx);
     this.raft.advance(rd);
@@ -333,7 +354,9 @@ export class RaftGroup {
   private async maybeCompact(): Promise<void> {
     const takeSnapshot = this.options.stateMachine.snapshot;
     if (takeSnapshot === undefined) return;
-    const status = this.raft.status();
+    // Only with the state machine at rest: its state is then exactly `applied`.
+    if (this.applying !== null || this.applyQueue.length > 0) return;
+    const status = this.status();
     const since = status.applied - this.raft.snapshot().meta.index;
     if (since <= 0) return;
     const bytesMax = this.options.snapshotBytes ?? Infinity;
@@ -343,6 +366,30 @@ export class RaftGroup {
     await this.storage.saveSnapshot(this.raft.snapshot());
     this.appliedBytes = 0;
     this.options.onSnapshot?.({ kind: "taken", index: status.applied, bytes: data.byteLength });
+  }
+
+  private kickApplies(): void {
+    if (this.applying !== null || this.applyQueue.length === 0) return;
+    this.applying = this.applyLoop().finally(() => {
+      this.applying = null;
+      this.kickApplies();
+    });
+  }
+
+  private async applyLoop(): Promise<void> {
+    try {
+      while (this.applyQueue.length > 0 && this.stopped === null && !this.closed) {
+        await this.apply(this.applyQueue.shift()!);
+      }
+    } catch (error) {
+      this.applyQueue = [];
+      this.stop(error);
+    }
+  }
+
+  private async drainApplies(): Promise<void> {
+    while (this.applying !== null) await this.applying;
+    if (this.stopped !== null) throw this.stopped;
   }
 
   private async apply(entry: Entry): Promise<void> {
@@ -396,10 +443,14 @@ export class RaftGroup {
     const before = this.soft;
     this.soft = soft;
     if (before.role === "leader" && soft.role !== "leader") {
-      // Whatever was pending may or may not commit under the next leader.
+      // Whatever was pending may or may not commit under the next leader. Entries already
+      // queued for apply are committed: their apply answers them.
       const error = notLeader(this.name, "NOT_LEADER", soft.leader);
-      for (const waiter of this.waiters.values()) waiter.reject(error);
-      this.waiters.clear();
+      for (const [index, waiter] of this.waiters) {
+        if (index <= this.queuedTo && index > this.applied) continue;
+        waiter.reject(error);
+        this.waiters.delete(index);
+      }
       for (const round of this.reads.values()) for (const w of round) w.reject(error);
       this.reads.clear();
     }
@@ -431,8 +482,9 @@ export class RaftGroup {
     if (this.closed) return;
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
-    // Let a Ready in flight finish its fsync before the file closes.
+    // Let a Ready in flight finish its fsync, and an apply its entry, before the file closes.
     while (this.pumping) await new Promise((resolve) => setTimeout(resolve, 1));
+    while (this.applying !== null) await this.applying;
     this.failAll(new DbError("ABORTED", `raft group ${this.name} closed`));
     await this.storage.close();
   }

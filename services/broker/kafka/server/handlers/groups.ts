@@ -275,12 +275,38 @@ async function replicateCommitted(
   }
 }
 
+/** How long OffsetFetch on a cluster waits for the controller's read barrier. */
+const offsetReadBarrierMs = 5_000;
+
+/**
+ * On a cluster, NOT_COORDINATOR unless this broker leads the controller AND has applied
+ * every offset commit committed before the request (a new leader may not have yet).
+ */
+async function offsetReadRefusal(broker: BrokerContext): Promise<number | null> {
+  const refused = notCoordinator(broker);
+  if (refused !== null || broker.cluster === undefined) return refused;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("barrier timed out")), offsetReadBarrierMs);
+  });
+  try {
+    const barrier = broker.cluster.controllerReadBarrier();
+    barrier.catch(() => undefined); // a barrier that loses the race must not go unhandled
+    await Promise.race([barrier, late]);
+    return null;
+  } catch {
+    return KafkaErrorCode.NOT_COORDINATOR;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function handleOffsetFetch(
   broker: BrokerContext,
   _context: RequestContext,
   request: T.OffsetFetchRequest,
 ): Promise<T.OffsetFetchResponse> {
-  const refused = notCoordinator(broker);
+  const refused = await offsetReadRefusal(broker);
   if (refused !== null) {
     // v2+ carry a top-level error; below that each partition carries it.
     return {

@@ -1,0 +1,372 @@
+// Goal (issue 5): a replicated group coordinator hands its groups to the next one. A
+// completed rebalance answers SyncGroup only once its record is durable; member removals are
+// logged; a coordinator that loads the records serves the same generation, leader, members
+// and assignments, so members keep heartbeating and committing without a rebalance, and a
+// member that died meanwhile times out at the new coordinator. Records survive the JSON
+// round trip of the controller log, and malformed ones are typed errors.
+// Method: two GroupCoordinators on FakeClocks; A's `persist` appends to an array standing
+// for the controller log (encoded and decoded as the cluster does), B loads it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { KafkaErrorCode as E } from "../../../services/broker/kafka/protocol/error-codes.js";
+import type { GroupRecord } from "../../../services/broker/coordinator/group-coordinator.js";
+import {
+  decodeGroupRecord,
+  encodeGroupRecord,
+} from "../../../services/broker/coordinator/group-record.js";
+import { DbError } from "../../../services/shared/errors.js";
+import { flush, harness, joinRequest, syncRequest, track, type Harness } from "./helpers.js";
+
+interface Log {
+  records: GroupRecord[];
+  /** While set, persist calls wait for it (a slow quorum). */
+  gate: Promise<void> | null;
+  fail: boolean;
+}
+
+async function replicated(log: Log): Promise<Harness> {
+  const h = await harness({ initialRebalanceDelayMs: 3000 });
+  h.coordinator.replicateWith(async (record) => {
+    if (log.gate !== null) await log.gate;
+    if (log.fail) throw new DbError("NOT_LEADER", "lost the controller");
+    // Through JSON, as the controller log carries it.
+    log.records.push(decodeGroupRecord(JSON.parse(JSON.stringify(encodeGroupRecord(record)))));
+  });
+  h.coordinator.beginLoading();
+  h.coordinator.loadGroups([]);
+  return h;
+}
+
+/** The latest record of each group, as the controller state keeps it. */
+function latest(log: Log): GroupRecord[] {
+  const byGroup = new Map<string, GroupRecord>();
+  for (const r of log.records) byGroup.set(r.groupId, r);
+  return [...byGroup.values()];
+}
+
+async function stableTwo(h: Harness) {
+  const ja = h.coordinator.joinGroup(joinRequest({ clientId: "a" }));
+  const jb = h.coordinator.joinGroup(joinRequest({ clientId: "b" }));
+  h.clock.advance(6000);
+  const [a, b] = await Promise.all([ja, jb]);
+  const leader = a.leader === a.memberId ? a : b;
+  const follower = leader === a ? b : a;
+  const fs = h.coordinator.syncGroup(syncRequest({ memberId: follower.memberId }));
+  const ls = await h.coordinator.syncGroup(
+    syncRequest({
+      memberId: leader.memberId,
+      assignments: [
+        { memberId: leader.memberId, assignment: Buffer.from("L") },
+        { memberId: follower.memberId, assignment: Buffer.from("F") },
+      ],
+    }),
+  );
+  assert.equal(ls.errorCode, E.NONE);
+  assert.equal((await fs).errorCode, E.NONE);
+  return { leader: leader.memberId, follower: follower.memberId };
+}
+
+test("a new coordinator serves the logged generation: no rebalance, timers restart", async () => {
+  const log: Log = { records: [], gate: null, fail: false };
+  const a = await replicated(log);
+  const { leader, follower } = await stableTwo(a);
+  assert.equal(latest(log).length, 1);
+  assert.equal(latest(log)[0]!.generationId, 1);
+  assert.equal(latest(log)[0]!.rebalancing, false);
+
+  const b = await harness();
+  b.coordinator.replicateWith(async () => undefined);
+  assert.equal(
+    await b.coordinator.heartbeat({
+      groupId: "g",
+      generationId: 1,
+      memberId: leader,
+      groupInstanceId: null,
+    }),
+    E.NOT_COORDINATOR,
+    "a standby coordinator sends clients away",
+  );
+  b.coordinator.beginLoading();
+  assert.equal(
+    await b.coordinator.heartbeat({
+      groupId: "g",
+      generationId: 1,
+      memberId: leader,
+      groupInstanceId: null,
+    }),
+    E.COORDINATOR_LOAD_IN_PROGRESS,
+  );
+  b.coordinator.loadGroups(latest(log));
+  a.coordinator.unloadGroups();
+  assert.equal(
+    await a.coordinator.heartbeat({
+      groupId: "g",
+      generationId: 1,
+      memberId: leader,
+      groupInstanceId: null,
+    }),
+    E.NOT_COORDINATOR,
+  );
+
+  const view = b.coordinator.inspect("g")!;
+  assert.equal(view.state, "Stable");
+  assert.equal(view.generationId, 1);
+  assert.equal(view.leader, leader);
+  assert.deepEqual(
+    view.members.map((m) => [m.memberId, m.memberAssignment.toString()]).sort(),
+    [
+      [leader, "L"],
+      [follower, "F"],
+    ].sort(),
+  );
+  for (const memberId of [leader, follower]) {
+    const code = await b.coordinator.heartbeat({
+      groupId: "g",
+      generationId: 1,
+      memberId,
+      groupInstanceId: null,
+    });
+    assert.equal(code, E.NONE);
+  }
+  // A follower rejoining with unchanged protocols (kafkajs does after a coordinator error)
+  // gets the current generation back at once, and its assignment on sync.
+  const again = await b.coordinator.joinGroup(joinRequest({ memberId: follower, clientId: "b" }));
+  assert.equal(again.errorCode, E.NONE);
+  assert.equal(again.generationId, 1);
+  const synced = await b.coordinator.syncGroup(syncRequest({ memberId: follower }));
+  assert.deepEqual(synced.assignment, Buffer.from("F"));
+  const committed = await b.coordinator.commitOffsets({
+    groupId: "g",
+    generationId: 1,
+    memberId: follower,
+    groupInstanceId: null,
+    retentionTimeMs: -1,
+    topics: [
+      {
+        name: "t",
+        partitions: [
+          {
+            partitionIndex: 0,
+            committedOffset: 5n,
+            committedLeaderEpoch: -1,
+            committedMetadata: null,
+          },
+        ],
+      },
+    ],
+  });
+  assert.equal(committed.topics[0]!.partitions[0]!.errorCode, E.NONE);
+
+  // The leader stops heartbeating: its session (10 s) runs out at the new coordinator.
+  b.clock.advance(6000);
+  assert.equal(
+    await b.coordinator.heartbeat({
+      groupId: "g",
+      generationId: 1,
+      memberId: follower,
+      groupInstanceId: null,
+    }),
+    E.NONE,
+  );
+  b.clock.advance(5000);
+  await flush();
+  const after = b.coordinator.inspect("g")!;
+  assert.equal(after.state, "PreparingRebalance");
+  assert.deepEqual(
+    after.members.map((m) => m.memberId),
+    [follower],
+  );
+});
+
+test("SyncGroup waits for its record; a failed write answers NOT_COORDINATOR", async () => {
+  const log: Log = { records: [], gate: null, fail: false };
+  const a = await replicated(log);
+  let open!: () => void;
+  log.gate = new Promise<void>((resolve) => (open = resolve));
+  const first = a.coordinator.joinGroup(joinRequest({ clientId: "a" }));
+  a.clock.advance(3000);
+  const j = await first;
+  const sync = track(
+    a.coordinator.syncGroup(
+      syncRequest({
+        memberId: j.memberId,
+        assignments: [{ memberId: j.memberId, assignment: Buffer.from("X") }],
+      }),
+    ),
+  );
+  await flush();
+  assert.equal(sync.done(), false, "answered before the record was durable");
+  assert.equal(a.coordinator.inspect("g")!.state, "CompletingRebalance");
+  open();
+  assert.deepEqual((await sync.promise).assignment, Buffer.from("X"));
+  assert.equal(a.coordinator.inspect("g")!.state, "Stable");
+
+  // Next generation: the write fails, the member is told to find the coordinator again.
+  log.gate = null;
+  log.fail = true;
+  const rejoin = track(
+    a.coordinator.joinGroup(joinRequest({ clientId: "a", memberId: j.memberId })),
+  );
+  const j2 = await rejoin.promise;
+  assert.equal(j2.generationId, 2);
+  const failed = await a.coordinator.syncGroup(
+    syncRequest({
+      generationId: 2,
+      memberId: j.memberId,
+      assignments: [{ memberId: j.memberId, assignment: Buffer.from("Y") }],
+    }),
+  );
+  assert.equal(failed.errorCode, E.NOT_COORDINATOR);
+  assert.equal(a.coordinator.inspect("g")!.state, "CompletingRebalance");
+  assert.equal(latest(log)[0]!.generationId, 1, "the failed generation was not logged");
+});
+
+test("a member leaving is logged; the next coordinator rebalances the survivors", async () => {
+  const log: Log = { records: [], gate: null, fail: false };
+  const a = await replicated(log);
+  const { leader, follower } = await stableTwo(a);
+  const left = await a.coordinator.leaveGroup("g", [{ memberId: follower, groupInstanceId: null }]);
+  assert.equal(left.members[0]!.errorCode, E.NONE);
+  await flush();
+  const record = latest(log)[0]!;
+  assert.equal(record.rebalancing, true);
+  assert.deepEqual(
+    record.members.map((m) => m.memberId),
+    [leader],
+  );
+
+  const b = await harness();
+  b.coordinator.replicateWith(async () => undefined);
+  b.coordinator.beginLoading();
+  b.coordinator.loadGroups(latest(log));
+  assert.equal(
+    await b.coordinator.heartbeat({
+      groupId: "g",
+      generationId: 1,
+      memberId: leader,
+      groupInstanceId: null,
+    }),
+    E.REBALANCE_IN_PROGRESS,
+  );
+  const j = await b.coordinator.joinGroup(joinRequest({ clientId: "a", memberId: leader }));
+  assert.equal(j.errorCode, E.NONE);
+  assert.equal(j.generationId, 2, "the survivor keeps its member id into the next generation");
+  assert.equal(
+    await b.coordinator.heartbeat({
+      groupId: "g",
+      generationId: 1,
+      memberId: follower,
+      groupInstanceId: null,
+    }),
+    E.UNKNOWN_MEMBER_ID,
+  );
+});
+
+test("malformed group records are CORRUPT_DATA", () => {
+  const good = encodeGroupRecord({
+    groupId: "g",
+    generationId: 3,
+    protocolType: "consumer",
+    protocolName: "range",
+    leader: "m1",
+    rebalancing: false,
+    members: [
+      {
+        memberId: "m1",
+        groupInstanceId: null,
+        clientId: "c",
+        clientHost: "/h",
+        sessionTimeoutMs: 10_000,
+        rebalanceTimeoutMs: 30_000,
+        protocolType: "consumer",
+        protocols: [{ name: "range", metadata: Buffer.from([1, 2]) }],
+        assignment: Buffer.from([3]),
+      },
+    ],
+  });
+  const back = decodeGroupRecord(JSON.parse(JSON.stringify(good)));
+  assert.deepEqual(back.members[0]!.protocols[0]!.metadata, Buffer.from([1, 2]));
+  const broken: unknown[] = [
+    null,
+    { ...good, generationId: -1 },
+    { ...good, leader: "nobody" },
+    { ...good, members: [good.members[0], good.members[0]] },
+    { ...good, members: [{ ...good.members[0], assignment: "not base64!" }] },
+    { ...good, members: [{ ...good.members[0], protocols: [] }] },
+    { ...good, rebalancing: "no" },
+    { ...good, groupId: "" },
+  ];
+  for (const value of broken) {
+    assert.throws(
+      () => decodeGroupRecord(value),
+      (e: unknown) => e instanceof DbError && e.code === "CORRUPT_DATA",
+    );
+  }
+});
+
+test("deleteTopicOffsets drops one topic's offsets from every group and the store", async () => {
+  const h = await harness();
+  const partition = (partitionIndex: number, offset: bigint) => ({
+    partitionIndex,
+    committedOffset: offset,
+    committedLeaderEpoch: -1,
+    committedMetadata: null,
+  });
+  await h.coordinator.storeReplicatedOffsets("g1", [
+    { name: "a", partitions: [partition(0, 1n), partition(1, 2n)] },
+    { name: "b", partitions: [partition(0, 3n)] },
+  ]);
+  await h.coordinator.storeReplicatedOffsets("g2", [{ name: "a", partitions: [partition(0, 4n)] }]);
+  await h.coordinator.deleteTopicOffsets("a");
+  const g1 = await h.coordinator.fetchOffsets("g1", null);
+  assert.deepEqual(
+    g1.topics.map((t) => [t.name, t.partitions.map((p) => p.committedOffset)]),
+    [["b", [3n]]],
+  );
+  assert.deepEqual((await h.coordinator.fetchOffsets("g2", null)).topics, []);
+  const stored = await h.store.load();
+  assert.deepEqual(
+    [...stored].map(([g, entries]) => [g, entries.map((e) => `${e.topic}-${e.partition}`)]),
+    [["g1", ["b-0"]]],
+  );
+  assert.deepEqual(
+    (await h.coordinator.listGroups()).map((g) => g.groupId),
+    ["g1"],
+    "a group left with nothing is forgotten",
+  );
+});
+
+test("a join phase at the new coordinator does not wait for members that never called", async () => {
+  // kafkajs restarts a consumer as a new member when its coordinator dies; its old member
+  // id never calls the new coordinator, and must not hold the new member's join.
+  const log: Log = { records: [], gate: null, fail: false };
+  const a = await replicated(log);
+  const { leader, follower } = await stableTwo(a);
+  const b = await harness();
+  b.coordinator.replicateWith(async () => undefined);
+  b.coordinator.beginLoading();
+  b.coordinator.loadGroups(latest(log));
+  // The follower calls in (confirmed); the old leader never does.
+  assert.equal(
+    await b.coordinator.heartbeat({
+      groupId: "g",
+      generationId: 1,
+      memberId: follower,
+      groupInstanceId: null,
+    }),
+    E.NONE,
+  );
+  const fresh = track(b.coordinator.joinGroup(joinRequest({ clientId: "new" })));
+  await flush();
+  assert.equal(fresh.done(), false, "a confirmed member is still waited for");
+  const rejoined = await b.coordinator.joinGroup(
+    joinRequest({ clientId: "b", memberId: follower }),
+  );
+  const joined = await fresh.promise;
+  assert.equal(joined.errorCode, E.NONE);
+  assert.equal(joined.generationId, 2);
+  assert.equal(rejoined.generationId, 2);
+  const members = b.coordinator.inspect("g")!.members.map((m) => m.memberId);
+  assert.equal(members.includes(leader), false, "the silent loaded member was dropped");
+  assert.equal(members.length, 2);
+});
