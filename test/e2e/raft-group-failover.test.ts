@@ -20,28 +20,6 @@ const GROUP = "raw-failover";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const protocols = [{ name: "range", metadata: Buffer.from("subscription") }];
 
-async function findCoordinator(cluster: ClusterProcesses, skip: number): Promise<number> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    for (const broker of cluster.brokers) {
-      if (cluster.broker(skip) === broker) continue;
-      const client = await RawKafkaClient.connect(broker.address).catch(() => null);
-      if (client === null) continue;
-      try {
-        const r = await client.request<T.FindCoordinatorResponse>(ApiKey.FindCoordinator, 1, {
-          key: GROUP,
-          keyType: 0,
-        });
-        if (r.errorCode === E.NONE && r.nodeId !== skip) return r.nodeId!;
-      } finally {
-        client.close();
-      }
-    }
-    if (Date.now() > deadline) throw new Error("no coordinator");
-    await sleep(100);
-  }
-}
-
 function join(client: RawKafkaClient, memberId: string): Promise<T.JoinGroupResponse> {
   return client.request<T.JoinGroupResponse>(ApiKey.JoinGroup, 5, {
     groupId: GROUP,
@@ -118,7 +96,7 @@ async function joinNew(client: RawKafkaClient): Promise<{ held: Promise<T.JoinGr
 test("members keep their generation through a SIGKILL of the group coordinator", async (t) => {
   const cluster = await ClusterProcesses.start(3);
   t.after(() => cluster.destroy());
-  const coordinator = await findCoordinator(cluster, -1);
+  const coordinator = await cluster.groupCoordinator(GROUP, -1, 100);
   const a = await RawKafkaClient.connect(cluster.broker(coordinator).address);
   const b = await RawKafkaClient.connect(cluster.broker(coordinator).address);
   t.after(() => {
@@ -157,7 +135,7 @@ test("members keep their generation through a SIGKILL of the group coordinator",
   await cluster.broker(coordinator).kill();
   a.close();
   b.close();
-  const next = await findCoordinator(cluster, coordinator);
+  const next = await cluster.groupCoordinator(GROUP, coordinator, 100);
   assert.notEqual(next, coordinator);
   const a3 = await RawKafkaClient.connect(cluster.broker(next).address);
   const b3 = await RawKafkaClient.connect(cluster.broker(next).address);

@@ -22,28 +22,6 @@ const GROUP = "fetch-barrier";
 const PARTITIONS = 32;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function coordinatorOf(cluster: ClusterProcesses, skip: number): Promise<number> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    for (const broker of cluster.brokers) {
-      if (cluster.broker(skip) === broker) continue;
-      const client = await RawKafkaClient.connect(broker.address).catch(() => null);
-      if (client === null) continue;
-      try {
-        const r = await client.request<T.FindCoordinatorResponse>(ApiKey.FindCoordinator, 1, {
-          key: GROUP,
-          keyType: 0,
-        });
-        if (r.errorCode === E.NONE && r.nodeId !== skip) return r.nodeId!;
-      } finally {
-        client.close();
-      }
-    }
-    if (Date.now() > deadline) throw new Error("no coordinator");
-    await sleep(50);
-  }
-}
-
 async function commit(client: RawKafkaClient, offset: bigint): Promise<number> {
   const r = await client.request<T.OffsetCommitResponse>(ApiKey.OffsetCommit, 5, {
     groupId: GROUP,
@@ -83,7 +61,7 @@ async function fetchOffset(client: RawKafkaClient): Promise<{ code: number; offs
 test("OffsetFetch passes a fast controller barrier and is never stale", async (t) => {
   const cluster = await ClusterProcesses.start(3);
   t.after(() => cluster.destroy());
-  const coordinator = await coordinatorOf(cluster, -1);
+  const coordinator = await cluster.groupCoordinator(GROUP, -1);
   const client = await RawKafkaClient.connect(cluster.broker(coordinator).address);
   t.after(() => client.close());
   assert.equal(await commit(client, 10n), E.NONE);
@@ -135,7 +113,7 @@ test("OffsetFetch passes a fast controller barrier and is never stale", async (t
   // Failover: the next coordinator's first answer holds the last acknowledged commit.
   assert.equal(await commit(client, 42n), E.NONE);
   await cluster.broker(coordinator).kill();
-  const next = await coordinatorOf(cluster, coordinator);
+  const next = await cluster.groupCoordinator(GROUP, coordinator);
   const after = await RawKafkaClient.connect(cluster.broker(next).address);
   t.after(() => after.close());
   let answer = { code: E.COORDINATOR_LOAD_IN_PROGRESS as number, offset: -1n };

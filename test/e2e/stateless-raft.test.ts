@@ -14,6 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ClusterProcesses } from "../helpers/cluster-process.js";
 import { MaterializerProcess } from "../helpers/materializer-process.js";
 import { StatelessGatewayProcess } from "./helpers/stateless-gateway.js";
+import { sseChanges, type Change } from "../helpers/sse-changes.js";
 import { partitionOf } from "../../gateway/consistency/partition.js";
 
 const PARTITIONS = 4;
@@ -99,64 +100,6 @@ test("a transaction across members on the Raft cluster commits and replays", asy
   );
 });
 
-interface Change {
-  keys: { id: string };
-  partition: number;
-  offset: string;
-  token: string;
-}
-const CHANGES = `subscription($after: String) { changes(table: "acct", after: $after) {
-  keys partition offset token } }`;
-
-/**
- * SSE events until `enough` says so or `idleMs` pass without one; while `patient` holds
- * the idle wait is 30 s (a pause of the stream while the cluster recovers is not its end).
- */
-async function sseEvents(
-  gateway: StatelessGatewayProcess,
-  afterToken: string,
-  enough: (events: Change[]) => boolean,
-  idleMs: number,
-  patient: (events: Change[]) => boolean = () => false,
-): Promise<Change[]> {
-  const controller = new AbortController();
-  const response = await fetch(gateway.url, {
-    method: "POST",
-    headers: { "content-type": "application/json", accept: "text/event-stream" },
-    body: JSON.stringify({ query: CHANGES, variables: { after: afterToken } }),
-    signal: controller.signal,
-  });
-  const reader = response.body!.getReader();
-  const events: Change[] = [];
-  let text = "";
-  try {
-    while (!enough(events)) {
-      const wait = patient(events) ? 30_000 : idleMs;
-      const chunk = await Promise.race([reader.read(), sleep(wait, null, { ref: false })]);
-      if (chunk === null || chunk.done) break;
-      text += Buffer.from(chunk.value).toString();
-      let end: number;
-      while ((end = text.indexOf("\n\n")) >= 0 && !enough(events)) {
-        const data = text
-          .slice(0, end)
-          .split("\n")
-          .find((l) => l.startsWith("data:"));
-        text = text.slice(end + 2);
-        if (data === undefined) continue;
-        const payload = JSON.parse(data.slice(5)) as {
-          data?: { changes: Change };
-          errors?: unknown;
-        };
-        assert.equal(payload.errors, undefined, JSON.stringify(payload.errors));
-        if (payload.data !== undefined) events.push(payload.data.changes);
-      }
-    }
-  } finally {
-    controller.abort();
-  }
-  return events;
-}
-
 const PUT = `mutation($item: JSON!) { putItem(table: "acct", item: $item) { token } }`;
 
 /** A put sent again on a (retriable) failure until it is acknowledged. */
@@ -177,7 +120,13 @@ test("a subscription resumed through the other gateway after a broker is SIGKILL
   const seed = await putSure(gateways[0]!, "seed");
   const first = Array.from({ length: 8 }, (_, i) => `c${i}`);
   for (const key of first) await putSure(gateways[0]!, key);
-  const head = await sseEvents(gateways[0]!, seed, (events) => events.length >= 5, 15_000);
+  const head = await sseChanges(
+    gateways[0]!.url,
+    "acct",
+    seed,
+    (events) => events.length >= 5,
+    15_000,
+  );
   assert.equal(head.length, 5);
   // One broker of three dies: the Raft groups keep a quorum and elect leaders elsewhere.
   await cluster.brokers[2]!.kill();
@@ -185,8 +134,9 @@ test("a subscription resumed through the other gateway after a broker is SIGKILL
   const second = Array.from({ length: 8 }, (_, i) => `d${i}`);
   for (const key of second) await putSure(gateways[1]!, key);
   const rest = [...first, ...second].filter((k) => !head.some((e) => e.keys.id === k));
-  const tail = await sseEvents(
-    gateways[1]!,
+  const tail = await sseChanges(
+    gateways[1]!.url,
+    "acct",
     head[4]!.token,
     (events) => rest.every((k) => events.some((e) => e.keys.id === k)),
     30_000,
@@ -198,8 +148,9 @@ test("a subscription resumed through the other gateway after a broker is SIGKILL
   for (const key of [...first, ...second]) assert.ok(seen.has(key), `change of ${key} delivered`);
   // Nothing more than those: a full replay from the seed holds exactly the same changes.
   // (Patient until it has as many: the broker's death may pause polls while groups move.)
-  const replay = await sseEvents(
-    gateways[0]!,
+  const replay = await sseChanges(
+    gateways[0]!.url,
+    "acct",
     seed,
     () => false,
     2_000,

@@ -24,6 +24,7 @@ import WebSocket from "ws";
 import { BrokerProcess } from "../helpers/broker-process.js";
 import { MaterializerProcess } from "../helpers/materializer-process.js";
 import { StatelessGatewayProcess } from "./helpers/stateless-gateway.js";
+import { changesSubscription, sseChanges, type Change } from "../helpers/sse-changes.js";
 import { partitionOf } from "../../gateway/consistency/partition.js";
 import { encodeTxnRecord, encodeTxnState } from "../../schemas/transactions.js";
 import { prepare, txUpdate } from "../materializer/transactions/builders.js";
@@ -328,59 +329,7 @@ test("a gateway SIGKILLed in the middle of transfers leaves nothing held and the
   );
 });
 
-interface Change {
-  keys: { id: string };
-  partition: number;
-  offset: string;
-  token: string;
-}
-const CHANGES = `subscription($after: String) { changes(table: "feed", after: $after) {
-  keys partition offset token } }`;
-
-/** SSE events until `enough` says so or `idleMs` pass without one. */
-async function sseEvents(
-  gateway: StatelessGatewayProcess,
-  afterToken: string,
-  enough: (events: Change[]) => boolean,
-  idleMs: number,
-): Promise<Change[]> {
-  const controller = new AbortController();
-  const response = await fetch(gateway.url, {
-    method: "POST",
-    headers: { "content-type": "application/json", accept: "text/event-stream" },
-    body: JSON.stringify({ query: CHANGES, variables: { after: afterToken } }),
-    signal: controller.signal,
-  });
-  const reader = response.body!.getReader();
-  const events: Change[] = [];
-  let text = "";
-  try {
-    while (!enough(events)) {
-      const timer = sleep(idleMs, null, { ref: false });
-      const chunk = await Promise.race([reader.read(), timer]);
-      if (chunk === null || chunk.done) break;
-      text += Buffer.from(chunk.value).toString();
-      let end: number;
-      while ((end = text.indexOf("\n\n")) >= 0 && !enough(events)) {
-        const data = text
-          .slice(0, end)
-          .split("\n")
-          .find((l) => l.startsWith("data:"));
-        text = text.slice(end + 2);
-        if (data === undefined) continue;
-        const payload = JSON.parse(data.slice(5)) as {
-          data?: { changes: Change };
-          errors?: unknown;
-        };
-        assert.equal(payload.errors, undefined, JSON.stringify(payload.errors));
-        if (payload.data !== undefined) events.push(payload.data.changes);
-      }
-    }
-  } finally {
-    controller.abort();
-  }
-  return events;
-}
+const CHANGES = changesSubscription("feed");
 
 /** graphql-ws events until all `keys` were seen, then until `idleMs` pass without one. */
 async function wsEvents(
@@ -450,7 +399,13 @@ test("a subscription resumed through the other gateway after its owner is SIGKIL
   const first = Array.from({ length: 8 }, (_, i) => `c${i}`);
   for (const key of first) await putSure(gateways[0]!, key);
   // Over SSE through gateway 1: the first 5 changes after the seed, then it ends.
-  const head = await sseEvents(gateways[0]!, seed, (events) => events.length >= 5, 15_000);
+  const head = await sseChanges(
+    gateways[0]!.url,
+    "feed",
+    seed,
+    (events) => events.length >= 5,
+    15_000,
+  );
   assert.equal(head.length, 5);
   const resumeFrom = head[4]!.token;
   // The owner of x's partitions dies; the survivor takes them over after the group's session.
@@ -474,6 +429,6 @@ test("a subscription resumed through the other gateway after its owner is SIGKIL
   const seen = new Set(ours.map((e) => e.keys.id));
   for (const key of [...first, ...second]) assert.ok(seen.has(key), `change of ${key} delivered`);
   // A full replay from the seed (after the takeover) holds exactly the same changes.
-  const replay = await sseEvents(gateways[0]!, seed, () => false, 2_000);
+  const replay = await sseChanges(gateways[0]!.url, "feed", seed, () => false, 2_000);
   assert.deepEqual(ours.map(id).sort(), replay.map(id).sort(), "no gap: same as a full replay");
 });

@@ -6,6 +6,9 @@ import net from "node:net";
 import { BrokerProcess } from "./broker-process.js";
 import { FaultProxy } from "./fault-proxy.js";
 import { RawKafkaClient } from "./raw-client.js";
+import { ApiKey } from "../../services/broker/kafka/protocol/api-versions.js";
+import { KafkaErrorCode } from "../../services/broker/kafka/protocol/error-codes.js";
+import type * as T from "../../services/broker/kafka/protocol/generated/types.js";
 
 export async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -100,6 +103,32 @@ export class ClusterProcesses {
         if (Date.now() > deadline) throw new Error(`brokers not registered: ${ids.join(",")}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
+    }
+  }
+
+  /**
+   * The node id FindCoordinator names for `group`, asked of every broker but `skip` (a
+   * killed one) and never `skip` itself, retried every `pauseMs` for up to 20 s.
+   */
+  async groupCoordinator(group: string, skip: number, pauseMs = 50): Promise<number> {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      for (const broker of this.brokers) {
+        if (this.brokers[skip - 1] === broker) continue;
+        const client = await RawKafkaClient.connect(broker.address).catch(() => null);
+        if (client === null) continue;
+        try {
+          const r = await client.request<T.FindCoordinatorResponse>(ApiKey.FindCoordinator, 1, {
+            key: group,
+            keyType: 0,
+          });
+          if (r.errorCode === KafkaErrorCode.NONE && r.nodeId !== skip) return r.nodeId!;
+        } finally {
+          client.close();
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`no coordinator for ${group}`);
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
   }
 
