@@ -697,6 +697,15 @@ function onStopSignals(logger: ReturnType<typeof createLogger>, stop: () => Prom
     if (stopping) return;
     stopping = true;
     logger.info("stopping", { signal });
+    // A stop that hangs (a Raft apply waiting for a quorum that is gone, say) must not keep
+    // the process alive: past the limit it exits as after a crash, which loses nothing
+    // acknowledged (every part recovers from its log).
+    const asked = Number(process.env["LOGKV_STOP_TIMEOUT_MS"]);
+    const limitMs = Number.isFinite(asked) && asked > 0 ? asked : 30_000;
+    setTimeout(() => {
+      logger.error("stop timed out: exiting without a clean stop", { limitMs });
+      process.exit(1);
+    }, limitMs).unref();
     stop().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -1,7 +1,8 @@
 // Goal: the `logkv` command behaves as the README says: `logkv start` brings up the
 // embedded node and prints where it listens, metrics answer in Prometheus format and reflect
-// traffic, SIGTERM and SIGINT stop it cleanly (exit 0) and the data survives a restart, and
-// bad flags fail with a clear message instead of a stack trace.
+// traffic, SIGTERM and SIGINT stop it cleanly (exit 0) and the data survives a restart, a
+// stop that hangs past its limit exits 1, and bad flags fail with a clear message instead
+// of a stack trace.
 // Method: spawn the compiled CLI as a child process on free loopback ports with a temporary
 // data folder; talk to it with kafkajs and plain HTTP.
 import { describe, it } from "node:test";
@@ -78,6 +79,18 @@ describe("logkv command line", () => {
     const badCommand = spawnSync(process.execPath, [cliPath, "frobnicate"], { encoding: "utf8" });
     assert.equal(badCommand.status, 2);
     assert.match(badCommand.stderr, /unknown command 'frobnicate'/);
+  });
+
+  it("a stop that outlasts LOGKV_STOP_TIMEOUT_MS exits 1 and says why", async () => {
+    // A hung stop (a Raft apply waiting for a quorum that is gone) must not keep a process
+    // alive after SIGTERM; 1 ms is shorter than any broker's clean stop.
+    const broker = await BrokerProcess.start({ env: { LOGKV_STOP_TIMEOUT_MS: "1" } });
+    try {
+      assert.equal(await broker.stop(), 1);
+      assert.match(broker.stderr, /stop timed out/);
+    } finally {
+      await broker.destroy();
+    }
   });
 
   it("refuses to start on a port already in use, without a stack trace", async () => {
