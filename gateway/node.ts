@@ -25,7 +25,7 @@ import type { GatewayTlsOptions } from "./tls.js";
 import { Gateway } from "./server.js";
 import type { TlsClientFiles, TlsServerFiles } from "../services/shared/tls.js";
 import { RemoteBackend } from "./remote/remote-backend.js";
-import type { LocalPartitions } from "./consistency/local-tail.js";
+import type { LocalLog } from "./consistency/local-tail.js";
 
 export interface HostPort {
   host: string;
@@ -50,10 +50,8 @@ export interface GatewayNodeOptions {
   restore?: RestoreTuning;
   /** SSL to the brokers (services/shared/kafka-client.ts); absent: plaintext. */
   kafkaTls?: TlsClientFiles;
-  /** End offsets from an in-process broker (Gateway.start's localEndOffsets). */
-  localEndOffsets?: (topic: string) => bigint[] | null;
-  /** Partitions of that broker (Gateway.start's localPartitions). */
-  localPartitions?: LocalPartitions;
+  /** An in-process broker leading the partitions (Gateway.start's localLog). */
+  localLog?: LocalLog;
 }
 
 export type RestoreTuning = Pick<
@@ -113,8 +111,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Run
       tls: options.tls,
       extraMetrics: () => materializer.probe.render().then((r) => r.body),
       restores,
-      localEndOffsets: options.localEndOffsets,
-      localPartitions: options.localPartitions,
+      localLog: options.localLog,
     });
     await startTransactions(gateway.core).catch(async (error: unknown) => {
       await gateway.close();
@@ -271,8 +268,7 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions): Promise<R
       restore: options.restore,
       kafkaTls: options.kafkaSsl?.client,
       // The broker is this process's: STRONG reads take its high watermarks directly.
-      localEndOffsets: (topic) => broker.localEndOffsets(topic),
-      localPartitions: (topic, partition) => broker.localPartition(topic, partition),
+      localLog: broker,
     });
     return {
       ...node,

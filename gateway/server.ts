@@ -43,7 +43,7 @@ import { serveWebSocket } from "./subscriptions/websocket.js";
 import { SubscriptionsProbe } from "./subscriptions/subscriptions-probe.js";
 import { CATALOG_TOPIC } from "../materializer/state/records.js";
 import { loadTls, type GatewayTlsOptions } from "./tls.js";
-import { LocalTails, type LocalPartitions } from "./consistency/local-tail.js";
+import { LocalTails, type LocalLog } from "./consistency/local-tail.js";
 
 export interface GatewayOptions {
   /** The in-process materializer; absent in a stateless gateway, which passes `backend`. */
@@ -71,13 +71,10 @@ export interface GatewayOptions {
   /** Restores and backups this gateway serves (materializer/restore); absent: off. */
   restores?: RestoreService;
   /**
-   * A topic's committed end offsets read in this process, when the partitions' leader is an
-   * in-process broker (the embedded node; services/broker/broker.ts localEndOffsets), or
-   * null to ask the leaders over the network.
+   * The in-process broker leading the partitions (the embedded node): STRONG reads take its
+   * end offsets and, for keyed reads, its unapplied records (consistency/local-tail.ts).
    */
-  localEndOffsets?: (topic: string) => bigint[] | null;
-  /** Partitions of that in-process broker, for keyed STRONG reads (consistency/local-tail.ts). */
-  localPartitions?: LocalPartitions;
+  localLog?: LocalLog;
 }
 
 export const GRAPHQL_PATH = "/graphql";
@@ -120,15 +117,16 @@ export class Gateway {
     const local = options.materializer ?? null;
     const backend = local === null ? options.backend : localBackend(local);
     assert(backend !== undefined, "Gateway.start needs a materializer or a backend");
+    const localLog = options.localLog ?? null;
     const localTails =
-      options.localPartitions === undefined ? null : new LocalTails(options.localPartitions);
+      localLog === null ? null : new LocalTails((t, p) => localLog.localPartition(t, p));
     const gate = new ConsistencyGate({
       materializer: backend,
       // A remote backend waits where the read runs (the fence travels with the read); the
       // catalog is the exception: the gateway keeps its own copy of it.
       deferred: backend.remote ? (topic) => topic !== CATALOG_TOPIC : undefined,
       endOffsets: (topic) => {
-        const local = options.localEndOffsets?.(topic) ?? null;
+        const local = localLog?.localEndOffsets(topic) ?? null;
         return local === null ? options.log.endOffsets(topic) : Promise.resolve(local);
       },
       waitTimeoutMs: limits.waitTimeoutMs,

@@ -127,7 +127,7 @@ function row(c: YcsbCase): string[] {
     String(c.errors),
     formatFixed(c.clientCpu, 2),
     server,
-    c.serverWriteBytes === null || c.serverWriteBytes === undefined || c.ops === 0
+    c.serverWriteBytes === null || c.ops === 0
       ? "-"
       : formatFixed(c.serverWriteBytes / c.ops / 1024, 1),
   ];

@@ -26,6 +26,16 @@ export interface LocalPartition {
 /** The partition's in-process view, or null when its leader is not in this process. */
 export type LocalPartitions = (topic: string, partition: number) => LocalPartition | null;
 
+/**
+ * A broker in this process that leads its partitions (the embedded node's KafkaBroker):
+ * each answers null for what it does not lead, and the gateway then asks over the network.
+ */
+export interface LocalLog {
+  /** A topic's committed end offsets (what ListOffsets(latest) answers). */
+  localEndOffsets(topic: string): bigint[] | null;
+  localPartition(topic: string, partition: number): LocalPartition | null;
+}
+
 export const localTailLimits = {
   /** Bytes one read of the broker's log asks for. */
   readBytes: 1024 * 1024,

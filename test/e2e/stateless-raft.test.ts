@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ClusterProcesses } from "../helpers/cluster-process.js";
 import { MaterializerProcess } from "../helpers/materializer-process.js";
 import { StatelessGatewayProcess } from "./helpers/stateless-gateway.js";
-import { sseChanges, type Change } from "../helpers/sse-changes.js";
+import { changeId, sseChanges } from "../helpers/sse-changes.js";
 import { partitionOf } from "../../gateway/consistency/partition.js";
 
 const PARTITIONS = 4;
@@ -100,26 +100,11 @@ test("a transaction across members on the Raft cluster commits and replays", asy
   );
 });
 
-const PUT = `mutation($item: JSON!) { putItem(table: "acct", item: $item) { token } }`;
-
-/** A put sent again on a (retriable) failure until it is acknowledged. */
-async function putSure(gateway: StatelessGatewayProcess, id: string): Promise<string> {
-  for (let attempt = 0; ; attempt++) {
-    const answer = await gateway.graphql(PUT, { item: { id, bal: 0 } }).catch(() => null);
-    if (answer !== null && answer.errors === undefined)
-      return answer.data!.putItem!.token as string;
-    if (attempt > 150) assert.fail(`put ${id}: ${JSON.stringify(answer?.errors)}`);
-    await sleep(200);
-  }
-}
-
-const id = (e: Change) => `${e.partition}/${e.offset}`;
-
 test("a subscription resumed through the other gateway after a broker is SIGKILLed", async (t) => {
   await split();
-  const seed = await putSure(gateways[0]!, "seed");
+  const seed = await gateways[0]!.putSure("acct", "seed", 150);
   const first = Array.from({ length: 8 }, (_, i) => `c${i}`);
-  for (const key of first) await putSure(gateways[0]!, key);
+  for (const key of first) await gateways[0]!.putSure("acct", key, 150);
   const head = await sseChanges(
     gateways[0]!.url,
     "acct",
@@ -132,7 +117,7 @@ test("a subscription resumed through the other gateway after a broker is SIGKILL
   await cluster.brokers[2]!.kill();
   const killedAt = Date.now();
   const second = Array.from({ length: 8 }, (_, i) => `d${i}`);
-  for (const key of second) await putSure(gateways[1]!, key);
+  for (const key of second) await gateways[1]!.putSure("acct", key, 150);
   const rest = [...first, ...second].filter((k) => !head.some((e) => e.keys.id === k));
   const tail = await sseChanges(
     gateways[1]!.url,
@@ -143,7 +128,7 @@ test("a subscription resumed through the other gateway after a broker is SIGKILL
   );
   t.diagnostic(`every change delivered ${Date.now() - killedAt} ms after the broker's SIGKILL`);
   const ours = [...head, ...tail];
-  assert.equal(new Set(ours.map(id)).size, ours.length, "no change delivered twice");
+  assert.equal(new Set(ours.map(changeId)).size, ours.length, "no change delivered twice");
   const seen = new Set(ours.map((e) => e.keys.id));
   for (const key of [...first, ...second]) assert.ok(seen.has(key), `change of ${key} delivered`);
   // Nothing more than those: a full replay from the seed holds exactly the same changes.
@@ -156,5 +141,9 @@ test("a subscription resumed through the other gateway after a broker is SIGKILL
     2_000,
     (events) => events.length < ours.length,
   );
-  assert.deepEqual(ours.map(id).sort(), replay.map(id).sort(), "no gap: same as a full replay");
+  assert.deepEqual(
+    ours.map(changeId).sort(),
+    replay.map(changeId).sort(),
+    "no gap: same as a full replay",
+  );
 });

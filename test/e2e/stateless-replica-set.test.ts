@@ -24,7 +24,7 @@ import WebSocket from "ws";
 import { BrokerProcess } from "../helpers/broker-process.js";
 import { MaterializerProcess } from "../helpers/materializer-process.js";
 import { StatelessGatewayProcess } from "./helpers/stateless-gateway.js";
-import { changesSubscription, sseChanges, type Change } from "../helpers/sse-changes.js";
+import { changesSubscription, changeId, sseChanges, type Change } from "../helpers/sse-changes.js";
 import { partitionOf } from "../../gateway/consistency/partition.js";
 import { encodeTxnRecord, encodeTxnState } from "../../schemas/transactions.js";
 import { prepare, txUpdate } from "../materializer/transactions/builders.js";
@@ -364,21 +364,6 @@ async function wsEvents(
   return events;
 }
 
-const PUT = `mutation($item: JSON!) { putItem(table: "feed", item: $item) { token } }`;
-
-/** A put through `gateway`, sent again on a (retriable) failure until it is acknowledged. */
-async function putSure(gateway: StatelessGatewayProcess, id: string): Promise<string> {
-  for (let attempt = 0; ; attempt++) {
-    const answer = await gateway.graphql(PUT, { item: { id, bal: 0 } }).catch(() => null);
-    if (answer !== null && answer.errors === undefined)
-      return answer.data!.putItem!.token as string;
-    if (attempt > 100) assert.fail(`put ${id}: ${JSON.stringify(answer?.errors)}`);
-    await sleep(200);
-  }
-}
-
-const id = (e: Change) => `${e.partition}/${e.offset}`;
-
 test("a subscription resumed through the other gateway after its owner is SIGKILLed: no gap, no duplicate", async (t) => {
   const created = await gateways[0]!.graphql(
     `mutation { createTable(input: {name: "feed", partitionKey: {name: "id", type: S},
@@ -395,9 +380,9 @@ test("a subscription resumed through the other gateway after its owner is SIGKIL
   }
   const killed = split[0]!;
   assert.ok(killed.size > 0 && split[1]!.size > 0, `feed owned: ${split.map((o) => [...o])}`);
-  const seed = await putSure(gateways[0]!, "seed");
+  const seed = await gateways[0]!.putSure("feed", "seed", 100);
   const first = Array.from({ length: 8 }, (_, i) => `c${i}`);
-  for (const key of first) await putSure(gateways[0]!, key);
+  for (const key of first) await gateways[0]!.putSure("feed", key, 100);
   // Over SSE through gateway 1: the first 5 changes after the seed, then it ends.
   const head = await sseChanges(
     gateways[0]!.url,
@@ -412,7 +397,7 @@ test("a subscription resumed through the other gateway after its owner is SIGKIL
   await members[0]!.kill();
   const killedAt = Date.now();
   const second = Array.from({ length: 8 }, (_, i) => `d${i}`);
-  for (const key of second) await putSure(gateways[1]!, key);
+  for (const key of second) await gateways[1]!.putSure("feed", key, 100);
   const putsMs = Date.now() - killedAt;
   // Over graphql-ws through gateway 2, from the token: everything else, once.
   const rest = [...first, ...second].filter((k) => !head.some((e) => e.keys.id === k));
@@ -425,10 +410,14 @@ test("a subscription resumed through the other gateway after its owner is SIGKIL
     tail.some((e) => killed.has(e.partition)),
     "the tail has changes of partitions the killed member owned",
   );
-  assert.equal(new Set(ours.map(id)).size, ours.length, "no change delivered twice");
+  assert.equal(new Set(ours.map(changeId)).size, ours.length, "no change delivered twice");
   const seen = new Set(ours.map((e) => e.keys.id));
   for (const key of [...first, ...second]) assert.ok(seen.has(key), `change of ${key} delivered`);
   // A full replay from the seed (after the takeover) holds exactly the same changes.
   const replay = await sseChanges(gateways[0]!.url, "feed", seed, () => false, 2_000);
-  assert.deepEqual(ours.map(id).sort(), replay.map(id).sort(), "no gap: same as a full replay");
+  assert.deepEqual(
+    ours.map(changeId).sort(),
+    replay.map(changeId).sort(),
+    "no gap: same as a full replay",
+  );
 });

@@ -10,6 +10,9 @@ export interface Change {
   token: string;
 }
 
+/** A change's place in the log: equal for the same change however it was delivered. */
+export const changeId = (e: Change): string => `${e.partition}/${e.offset}`;
+
 export function changesSubscription(table: string): string {
   return `subscription($after: String) { changes(table: "${table}", after: $after) {
   keys partition offset token } }`;

@@ -408,18 +408,7 @@ export class GroupCoordinator {
   ): Promise<void> {
     const unavailable = this.notServing();
     if (unavailable !== null) throw new DbError("NOT_LEADER", "group coordinator not serving");
-    const group = this.getOrCreateGroup(groupId);
-    if (group === null) throw new DbError("LIMIT_EXCEEDED", `groupsMax reached, group ${groupId}`);
-    const result = await this.storeOffsets(group, {
-      groupId,
-      generationId: -1,
-      memberId: "",
-      groupInstanceId: null,
-      retentionTimeMs: -1,
-      topics,
-    });
-    const failed = result.topics.some((t) => t.partitions.some((p) => p.errorCode !== 0));
-    if (failed) throw new DbError("STORAGE_ERROR", `transactional offsets of ${groupId} failed`);
+    await this.storeWithoutMembership(groupId, topics, "transactional");
   }
 
   /**
@@ -429,6 +418,15 @@ export class GroupCoordinator {
    */
   async storeReplicatedOffsets(groupId: string, topics: CommitRequest["topics"]): Promise<void> {
     if (this.status !== "running") throw new DbError("NOT_LEADER", "group coordinator closed");
+    await this.storeWithoutMembership(groupId, topics, "replicated");
+  }
+
+  /** Stores offsets with no member or generation to check; throws if not all durable. */
+  private async storeWithoutMembership(
+    groupId: string,
+    topics: CommitRequest["topics"],
+    kind: "transactional" | "replicated",
+  ): Promise<void> {
     const group = this.getOrCreateGroup(groupId);
     if (group === null) throw new DbError("LIMIT_EXCEEDED", `groupsMax reached, group ${groupId}`);
     const result = await this.storeOffsets(group, {
@@ -440,7 +438,7 @@ export class GroupCoordinator {
       topics,
     });
     const failed = result.topics.some((t) => t.partitions.some((p) => p.errorCode !== 0));
-    if (failed) throw new DbError("STORAGE_ERROR", `replicated offsets of ${groupId} failed`);
+    if (failed) throw new DbError("STORAGE_ERROR", `${kind} offsets of ${groupId} failed`);
   }
 
   /**

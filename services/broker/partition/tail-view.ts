@@ -2,12 +2,7 @@
 // gateway reads its broker's high watermarks and unapplied records through this for STRONG
 // reads (gateway/consistency/local-tail.ts), with no Kafka request. One view per partition
 // object, so a reader may key state on it.
-import {
-  ATTR_CONTROL,
-  LOG_OVERHEAD,
-  batchSizeAt,
-  readBatchHeader,
-} from "../records/batch-header.js";
+import { ATTR_CONTROL, readBatchHeader, wholeBatches } from "../records/batch-header.js";
 import { decodeBatchRecords } from "../records/records.js";
 import type { Partition } from "./partition.js";
 
@@ -47,14 +42,8 @@ async function readRecords(
   to: bigint,
   maxBytes: number,
 ): Promise<TailViewRecord[]> {
-  const bytes = await partition.read(from, maxBytes, to);
   const out: TailViewRecord[] = [];
-  let position = 0;
-  while (position + LOG_OVERHEAD <= bytes.length) {
-    const size = batchSizeAt(bytes, position);
-    if (position + size > bytes.length) break;
-    const batch = bytes.subarray(position, position + size);
-    position += size;
+  for (const batch of wholeBatches(await partition.read(from, maxBytes, to))) {
     const control = (readBatchHeader(batch).attributes & ATTR_CONTROL) !== 0;
     for (const record of await decodeBatchRecords(batch)) {
       if (record.offset < from || record.offset >= to) continue;

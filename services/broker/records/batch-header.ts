@@ -68,6 +68,16 @@ export function readBatchHeader(buf: Buffer, pos = 0): BatchHeader {
   };
 }
 
+/** The whole batches at the start of `buf`, in order; a partial batch at its end is left. */
+export function* wholeBatches(buf: Buffer): Generator<Buffer> {
+  for (let pos = 0; ;) {
+    const size = batchSizeAt(buf, pos);
+    if (size < 0 || pos + size > buf.length) return;
+    yield buf.subarray(pos, pos + size);
+    pos += size;
+  }
+}
+
 /** Total bytes of the batch at pos, or -1 when fewer than LOG_OVERHEAD bytes remain. */
 export function batchSizeAt(buf: Buffer, pos: number): number {
   if (buf.length - pos < LOG_OVERHEAD) return -1;

@@ -49,6 +49,22 @@ export class StatelessGatewayProcess {
     return gateway;
   }
 
+  /**
+   * Puts {id, bal: 0} into `table`, sent again every 200 ms on a (retriable) failure until it
+   * is acknowledged, at most `attempts` times; returns the write's token.
+   */
+  async putSure(table: string, id: string, attempts: number): Promise<string> {
+    const put = `mutation($item: JSON!) { putItem(table: "${table}", item: $item) { token } }`;
+    for (let attempt = 0; ; attempt++) {
+      const answer = await this.graphql(put, { item: { id, bal: 0 } }).catch(() => null);
+      if (answer !== null && answer.errors === undefined) {
+        return answer.data!.putItem!.token as string;
+      }
+      if (attempt > attempts) throw new Error(`put ${id}: ${JSON.stringify(answer?.errors)}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
   async graphql(query: string, variables: Record<string, unknown> = {}): Promise<GraphqlAnswer> {
     const response = await fetch(this.url, {
       method: "POST",

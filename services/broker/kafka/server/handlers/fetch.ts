@@ -17,9 +17,9 @@ import { KafkaErrorCode } from "../../protocol/error-codes.js";
 import type { FetchRequest, FetchResponse } from "../../protocol/generated/types.js";
 import {
   BASE_OFFSET_OFFSET,
-  batchSizeAt,
   LAST_OFFSET_DELTA_OFFSET,
   RECORD_COUNT_OFFSET,
+  wholeBatches,
 } from "../../../records/batch-header.js";
 import type { Partition } from "../../../partition/partition.js";
 import { waitForAnyAdvance, type OffsetMonitor } from "../../../../shared/offset-monitor.js";
@@ -31,24 +31,16 @@ const EMPTY_RECORDS: Buffer = Buffer.alloc(0);
 
 function recordCountOf(records: Buffer): number {
   let count = 0;
-  for (let pos = 0; pos < records.length;) {
-    const size = batchSizeAt(records, pos);
-    if (size < 0 || pos + size > records.length) break;
-    count += records.readInt32BE(pos + RECORD_COUNT_OFFSET);
-    pos += size;
-  }
+  for (const batch of wholeBatches(records)) count += batch.readInt32BE(RECORD_COUNT_OFFSET);
   return count;
 }
 
 /** The offset after the last whole batch of records (fallback when there is none). */
 function endOffsetOf(records: Buffer, fallback: bigint): bigint {
   let end = fallback;
-  for (let pos = 0; pos < records.length;) {
-    const size = batchSizeAt(records, pos);
-    if (size < 0 || pos + size > records.length) break;
-    const base = records.readBigInt64BE(pos + BASE_OFFSET_OFFSET);
-    end = base + BigInt(records.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET)) + 1n;
-    pos += size;
+  for (const batch of wholeBatches(records)) {
+    const base = batch.readBigInt64BE(BASE_OFFSET_OFFSET);
+    end = base + BigInt(batch.readInt32BE(LAST_OFFSET_DELTA_OFFSET)) + 1n;
   }
   return end;
 }
