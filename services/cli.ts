@@ -28,6 +28,7 @@ import {
 } from "../materializer/materializer.js";
 import { serveMetrics, type MetricsServer } from "./shared/metrics-server.js";
 import { createLogger } from "./shared/log.js";
+import { onStopSignals } from "./shared/stop-signals.js";
 import {
   startEmbeddedNode,
   startGatewayNode,
@@ -688,34 +689,6 @@ function reloadBrokerTls(broker: KafkaBroker, logger: ReturnType<typeof createLo
 /** SIGHUP re-reads the API keys and TLS files (a bad file keeps the previous; logged). */
 function onReloadSignal(reload: () => void): void {
   process.on("SIGHUP", reload);
-}
-
-/** Stops cleanly on SIGTERM and SIGINT, then exits 0 (1 if stopping failed). */
-function onStopSignals(logger: ReturnType<typeof createLogger>, stop: () => Promise<void>): void {
-  let stopping = false;
-  const handle = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info("stopping", { signal });
-    // A stop that hangs (a Raft apply waiting for a quorum that is gone, say) must not keep
-    // the process alive: past the limit it exits as after a crash, which loses nothing
-    // acknowledged (every part recovers from its log).
-    const asked = Number(process.env["LOGKV_STOP_TIMEOUT_MS"]);
-    const limitMs = Number.isFinite(asked) && asked > 0 ? asked : 30_000;
-    setTimeout(() => {
-      logger.error("stop timed out: exiting without a clean stop", { limitMs });
-      process.exit(1);
-    }, limitMs).unref();
-    stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error("unclean stop", { error });
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => handle("SIGTERM"));
-  process.on("SIGINT", () => handle("SIGINT"));
 }
 
 async function main(argv: string[]): Promise<void> {
