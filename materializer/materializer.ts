@@ -35,7 +35,7 @@ import {
   encodeEvent,
 } from "../schemas/events.js";
 import type { ChangeEvent } from "../schemas/records.js";
-import { kafkaClient } from "../services/shared/kafka-client.js";
+import { ensureTopic, kafkaClient } from "../services/shared/kafka-client.js";
 import type { TlsClientFiles } from "../services/shared/tls.js";
 import {
   EveryPartition,
@@ -235,6 +235,7 @@ export class Materializer {
       await admin.disconnect();
     }
     this.producer = this.kafka.producer({
+      allowAutoTopicCreation: false,
       idempotent: true,
       maxInFlightRequests: 1,
       createPartitioner: Partitioners.DefaultPartitioner,
@@ -311,6 +312,9 @@ export class Materializer {
     const { name, partitions } = entry.definition;
     const topic = tableTopic(name, entry.generation);
     const changes = changesTopic(name, entry.generation);
+    // The table's creator makes its topic after the catalog names the table; made here
+    // too (the same count, so whoever is first wins) in case the creator stopped between.
+    await this.ensureTopic(topic, partitions);
     await this.ensureTopic(changes, partitions);
     await this.consume(topic, partitions);
     // Only global indexes read the changes topic. Publishing for a table without them would
@@ -359,10 +363,7 @@ export class Materializer {
     const admin = this.kafka.admin();
     await admin.connect();
     try {
-      await admin.createTopics({
-        topics: [{ topic, numPartitions: partitions }],
-        waitForLeaders: true,
-      });
+      await ensureTopic(admin, topic, partitions);
     } finally {
       await admin.disconnect();
     }
@@ -417,6 +418,9 @@ export class Materializer {
     const grouped = this.isGrouped(topic);
     const timing = this.groupTiming();
     const consumer = this.kafka.consumer({
+      // A consumer's metadata request must not create the topic: a table's topic is created
+      // (consumeTable) with the catalog's partition count, never the broker's default.
+      allowAutoTopicCreation: false,
       groupId: grouped
         ? `logkv-mat.${this.group!.replicaSet}.${topic}`
         : `logkv-materializer.${this.options.nodeId ?? "1"}.${this.runId}.${topic}`,

@@ -26,7 +26,7 @@ import { CATALOG_TOPIC, tableTopic } from "../materializer/state/records.js";
 import { keyBytes } from "../materializer/values/limits.js";
 import type { Item } from "../materializer/values/attribute-value.js";
 import { DbError } from "./shared/errors.js";
-import { kafkaClient, type KafkaConnection } from "./shared/kafka-client.js";
+import { ensureTopic, kafkaClient, type KafkaConnection } from "./shared/kafka-client.js";
 import { assert } from "./shared/assert.js";
 import { EndOffsetReader, type EndOffsetStats } from "./end-offsets.js";
 
@@ -290,7 +290,10 @@ export class LogClient {
       retries: 8,
       initialRetryTime: 100,
     });
+    // Appends never create a topic: one made by a metadata request would have the broker's
+    // default partition count, not the catalog's (see ensureTopic).
     const producer = kafka.producer({
+      allowAutoTopicCreation: false,
       idempotent: true,
       maxInFlightRequests: 1,
       createPartitioner: Partitioners.DefaultPartitioner,
@@ -300,12 +303,9 @@ export class LogClient {
     return new LogClient(kafka, producer, admin);
   }
 
-  /** Creates a topic unless it exists; returns once it has leaders. */
-  async ensureTopic(topic: string, partitions: number): Promise<void> {
-    await this.admin.createTopics({
-      topics: [{ topic, numPartitions: partitions }],
-      waitForLeaders: true,
-    });
+  /** Creates a topic unless it exists; returns once it has leaders (and checks its count). */
+  ensureTopic(topic: string, partitions: number): Promise<void> {
+    return ensureTopic(this.admin, topic, partitions);
   }
 
   /** Queues one event; resolves with where it was written once its batch is acknowledged. */

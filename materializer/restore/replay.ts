@@ -217,6 +217,7 @@ export async function consumeRange(
   onBatch: (partition: number, messages: FetchedMessage[]) => Promise<void>,
 ): Promise<void> {
   const consumer = kafka.consumer({
+    allowAutoTopicCreation: false,
     groupId: `logkv-restore.${randomUUID()}`,
     maxWaitTimeInMs: 100,
     retry: { retries: 10 },

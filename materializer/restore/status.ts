@@ -80,8 +80,13 @@ export class RestoreRegistry {
     } finally {
       await admin.disconnect();
     }
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    const producer = kafka.producer({
+      allowAutoTopicCreation: false,
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
     const consumer = kafka.consumer({
+      allowAutoTopicCreation: false,
       groupId: `logkv-restores.${randomUUID()}`,
       maxWaitTimeInMs: 100,
     });

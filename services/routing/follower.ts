@@ -64,6 +64,7 @@ export class RoutingFollower {
       await admin.disconnect();
     }
     const consumer = this.kafka.consumer({
+      allowAutoTopicCreation: false,
       groupId: `logkv-routing.${randomUUID()}`,
       maxWaitTimeInMs: 100,
     });

@@ -84,6 +84,7 @@ export class TxnStateLog {
   static async start(kafka: Kafka, log: LogClient): Promise<TxnStateLog> {
     await log.ensureTopic(TXN_STATE_TOPIC, 1);
     const consumer = kafka.consumer({
+      allowAutoTopicCreation: false,
       groupId: `logkv-txn-state.${randomUUID()}`,
       maxWaitTimeInMs: 50,
       retry: { retries: 10 },

@@ -94,7 +94,7 @@ test("a table created through one gateway is usable at once through the other", 
     // No token and no pause: g2's catalog copy may predate the table.
     const put = await g2.graphql(`mutation { putItem(table: "fresh${i}", item: {pk: "a"}) {
       token } }`);
-    assert.equal(put.errors, undefined, JSON.stringify(put.errors));
+    assert.equal(put.errors, undefined, `${JSON.stringify(put.errors)}\n${g2.stderr}`);
   }
   const described = await g2.graphql(`query { describeTable(name: "fresh2") { name } }`);
   assert.equal(described.data?.describeTable?.name, "fresh2");

@@ -13,6 +13,8 @@ import { Materializer } from "../../../materializer/materializer.js";
 import { LogClient } from "../../../services/log-client.js";
 import { createLogger, setLogLevel } from "../../../services/shared/log.js";
 import { BrokerProcess } from "../../helpers/broker-process.js";
+import { tableTopic } from "../../../materializer/state/records.js";
+import { partitionOf } from "../../../gateway/consistency/partition.js";
 import { addEvent, ordersTable, putEvent, readItem } from "../../helpers/materializer-fixture.js";
 
 describe("materializer against a broker", () => {
@@ -215,5 +217,36 @@ describe("materializer against a broker", () => {
     await materializer.awaitOutcome(put.topic, put.partition, put.offset, 10_000);
     const scanned = await materializer.scan("orders");
     assert.deepEqual(scanned.result.items, [key], "only the new table's item");
+  });
+
+  it("makes a table's topic with the catalog's partitions when its creator stopped first", async () => {
+    // The creator appended CreateTable and stopped before making the topic. Before the fix
+    // the materializer's consumer had the broker auto-create it with 1 partition.
+    const orphan = { ...ordersTable(4), name: "orphan" };
+    const created = await client.appendCatalog({ type: "CreateTable", table: orphan });
+    await materializer.awaitOutcome(created.topic, created.partition, created.offset, 10_000);
+    const orphanTopic = tableTopic("orphan", created.offset);
+    const admin = client.kafkaClient.admin();
+    await admin.connect();
+    try {
+      let partitions = 0;
+      for (let i = 0; i < 100 && partitions === 0; i++) {
+        const metadata = await admin
+          .fetchTopicMetadata({ topics: [orphanTopic] })
+          .catch(() => null);
+        partitions = metadata?.topics[0]?.partitions.length ?? 0;
+        if (partitions === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.equal(partitions, 4);
+    } finally {
+      await admin.disconnect();
+    }
+    // A write to a key outside partition 0 reaches the partition its owners expect.
+    const customer = ["a", "b", "c", "d", "e", "f"].find((c) => partitionOf({ S: c }, 4) !== 0)!;
+    const key = { customer: { S: customer }, orderId: { N: "1" } };
+    const put = await client.appendItemEvent(orphanTopic, key.customer, putEvent("orphan", key));
+    assert.notEqual(put.partition, 0);
+    const outcome = await materializer.awaitOutcome(put.topic, put.partition, put.offset, 10_000);
+    assert.deepEqual(outcome, { status: "OK", attributes: null });
   });
 });
