@@ -5,6 +5,7 @@
 import net from "node:net";
 import { BrokerProcess } from "./broker-process.js";
 import { FaultProxy } from "./fault-proxy.js";
+import { ProduceFaultProxy } from "./produce-fault-proxy.js";
 import { RawKafkaClient } from "./raw-client.js";
 import { ApiKey } from "../../services/broker/kafka/protocol/api-versions.js";
 import { KafkaErrorCode } from "../../services/broker/kafka/protocol/error-codes.js";
@@ -36,15 +37,19 @@ export class ClusterProcesses {
     readonly brokers: BrokerProcess[],
     /** proxies.get(`${from}>${to}`): the proxy `from` uses to reach `to`'s Raft address. */
     private readonly proxies: Map<string, FaultProxy>,
+    /** With `kafkaProxies`, the proxy in front of each broker's Kafka listener (by index). */
+    private readonly kafkaProxies: ProduceFaultProxy[] = [],
   ) {}
 
   /**
    * Starts `size` brokers. With `proxied`, every broker reaches every other broker's Raft
-   * address through its own FaultProxy, so isolate() can cut one broker off.
+   * address through its own FaultProxy, so isolate() can cut one broker off. With
+   * `kafkaProxies`, each broker advertises a ProduceFaultProxy in front of its Kafka
+   * listener, so clients that bootstrap from proxiedAddresses() reach it only through it.
    */
   static async start(
     size: number,
-    options: { extraArgs?: string[]; proxied?: boolean } = {},
+    options: { extraArgs?: string[]; proxied?: boolean; kafkaProxies?: boolean } = {},
   ): Promise<ClusterProcesses> {
     const kafkaPorts: number[] = [];
     const raftPorts: number[] = [];
@@ -53,6 +58,12 @@ export class ClusterProcesses {
       raftPorts.push(await freePort());
     }
     const proxies = new Map<string, FaultProxy>();
+    const kafkaProxies: ProduceFaultProxy[] = [];
+    if (options.kafkaProxies === true) {
+      for (const port of kafkaPorts) {
+        kafkaProxies.push(await ProduceFaultProxy.start({ host: "127.0.0.1", port }));
+      }
+    }
     const brokers: BrokerProcess[] = [];
     for (let i = 1; i <= size; i++) {
       const peers: string[] = [];
@@ -67,6 +78,8 @@ export class ClusterProcesses {
       }
       const args = ["--node-id", String(i), "--peers", peers.join(",")];
       args.push("--raft-listen", `127.0.0.1:${raftPorts[i - 1]!}`);
+      const kafkaProxy = kafkaProxies[i - 1];
+      if (kafkaProxy !== undefined) args.push("--advertised-listener", kafkaProxy.address);
       brokers.push(
         new BrokerProcess({
           port: kafkaPorts[i - 1]!,
@@ -75,7 +88,7 @@ export class ClusterProcesses {
       );
     }
     await Promise.all(brokers.map((b) => b.launch()));
-    const cluster = new ClusterProcesses(brokers, proxies);
+    const cluster = new ClusterProcesses(brokers, proxies, kafkaProxies);
     await cluster.waitRegistered();
     return cluster;
   }
@@ -141,8 +154,21 @@ export class ClusterProcesses {
     return this.brokers.map((b) => b.address);
   }
 
+  /** The proxy in front of broker `nodeId`'s Kafka listener (needs `kafkaProxies`). */
+  kafkaProxy(nodeId: number): ProduceFaultProxy {
+    const proxy = this.kafkaProxies[nodeId - 1];
+    if (proxy === undefined) throw new Error("cluster started without kafkaProxies");
+    return proxy;
+  }
+
+  /** The brokers' advertised (proxy) addresses (needs `kafkaProxies`). */
+  proxiedAddresses(): string[] {
+    return this.brokers.map((_, i) => this.kafkaProxy(i + 1).address);
+  }
+
   async destroy(): Promise<void> {
     await Promise.all(this.brokers.map((b) => b.destroy()));
     for (const proxy of this.proxies.values()) await proxy.close();
+    for (const proxy of this.kafkaProxies) await proxy.close();
   }
 }
