@@ -28,6 +28,7 @@ export class ProduceFaultProxy {
   produces = 0;
   /** Produce requests dropped by failNextProduce. */
   failed = 0;
+  private heldCount = 0;
 
   private constructor(
     private readonly server: net.Server,
@@ -71,6 +72,7 @@ export class ProduceFaultProxy {
           return;
         } else if (produce && this.holdNext) {
           this.holdNext = false;
+          this.heldCount += 1;
           held = { upstream, frames: [frame] };
           this.held.push(held);
           this.onHeld?.();
@@ -108,6 +110,18 @@ export class ProduceFaultProxy {
   holdNextProduce(): Promise<void> {
     this.holdNext = true;
     return new Promise((resolve) => (this.onHeld = resolve));
+  }
+
+  /** Withdraws a failNextProduce or holdNextProduce that has not fired yet. */
+  cancel(): void {
+    this.failNext = false;
+    this.holdNext = false;
+    this.onHeld = null;
+  }
+
+  /** Holds done so far (holdNextProduce that fired). */
+  get holds(): number {
+    return this.heldCount;
   }
 
   /** Forwards every held request (in order) and stops holding. */
