@@ -11,12 +11,31 @@ import { ApiKey } from "../../services/broker/kafka/protocol/api-versions.js";
 import { KafkaErrorCode } from "../../services/broker/kafka/protocol/error-codes.js";
 import type * as T from "../../services/broker/kafka/protocol/generated/types.js";
 
+/** Where freePort() picks: below Linux's ephemeral range (ip_local_port_range 32768-60999). */
+const PORTS_FROM = 20_000;
+const PORTS_TO = 32_000;
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A loopback port nothing listens on, for a broker that binds it later and binds it again
+ * after a restart. Picked at random below the ephemeral range: a port the kernel hands out
+ * for bind(0) or an outgoing connection (in this test or any other running on the machine)
+ * could be taken before the broker binds it, or while a killed broker is down, and the
+ * broker would then exit with EADDRINUSE (seen in raft-cluster and raft-reassign).
+ */
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORTS_FROM + Math.floor(Math.random() * (PORTS_TO - PORTS_FROM));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${PORTS_FROM}-${PORTS_TO}`);
 }
 
 /** The broker ids in a Metadata (v1, no topics) answer, over a raw socket. */
