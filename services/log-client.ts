@@ -8,18 +8,18 @@
 // an idempotent producer and returns the (topic, partition, offset) it was written at: the
 // position whose outcome and applied state a writer then waits for.
 //
-// Concurrent appends share produce requests (AppendBatcher): while one sendBatch is in
-// flight the next appends queue, then go out together, so one broker fsync carries many
-// writes. The queue is bounded (logClientLimits); a full queue refuses with LIMIT_EXCEEDED,
-// which the gateway reports as THROTTLED.
+// Concurrent appends share produce requests (AppendBatcher): while a partition's sendBatch
+// is in flight the next appends to it queue, then go out together, so one broker fsync
+// carries many writes. Each sendBatch names one partition (see AppendBatcher for why: a
+// multi-leader sendBatch in kafkajs 2.2.4 can write a batch twice). The queue is bounded
+// (logClientLimits); a full queue refuses with LIMIT_EXCEEDED, which the gateway reports as
+// THROTTLED.
 import {
   type Kafka,
   Partitioners,
   type Admin,
-  type Message,
   type PartitionMetadata,
   type Producer,
-  type RecordMetadata,
 } from "kafkajs";
 import { encodeEvent, type LogEvent, type TableDefinition } from "../schemas/events.js";
 import { CATALOG_TOPIC, tableTopic } from "../materializer/state/records.js";
@@ -76,9 +76,17 @@ interface PendingAppend {
   reject: (error: unknown) => void;
 }
 
+/** One partition's queue: at most one sendBatch of its appends in flight. */
+interface Lane {
+  topic: string;
+  partition: number;
+  queue: PendingAppend[];
+  sending: boolean;
+}
+
 /** What the batcher has done, for tests and benchmarks. */
 export interface BatchStats {
-  /** Produce requests sent (producer.sendBatch calls). */
+  /** Produce requests sent (producer.sendBatch calls, each for one partition). */
   sends: number;
   /** Messages those requests carried. */
   messages: number;
@@ -87,16 +95,34 @@ export interface BatchStats {
 }
 
 /**
- * Gathers concurrent appends into one producer.sendBatch at a time. An append queued while
- * no send is in flight goes out on the next turn of the event loop (with whatever else was
- * queued in this turn); appends queued during a send go out together when it completes.
+ * Gathers concurrent appends into producer.sendBatch calls, ONE PARTITION PER CALL: each
+ * partition has a lane with at most one sendBatch in flight; appends queued while it is in
+ * flight go out together in the lane's next call. An append queued while its lane is idle
+ * goes out on the next turn of the event loop (with whatever else was queued in this turn).
  * Every message gets an explicit partition (Kafka's default partitioner on its key), so its
- * offset is its partition's baseOffset plus its position among that partition's messages.
+ * offset is the result's baseOffset plus its position in the call.
+ *
+ * Why one partition per call (issue 6/8 duplicate apply): kafkajs 2.2.4's sendMessages
+ * sends one request per leader broker and waits for them with Promise.all. When one
+ * broker's request fails fast (a dropped connection, NOT_LEADER after a leader move) while
+ * another broker's request is still in flight, its retrier starts the next attempt after a
+ * short backoff and, since that other broker has no response yet, builds a SECOND request
+ * for it. That request waits on kafkajs's per-broker lock; when the first one succeeds, it
+ * has already advanced the partition's sequence, so the second one carries the same records
+ * with the NEXT sequence numbers: the broker (any broker, Kafka included) must accept them
+ * as new records. The log then holds the batch twice (a counter applied 21 times for 20 adds).
+ * With one partition per call, an attempt has exactly one request, which has settled (and
+ * on failure given its sequence numbers back) before the next attempt; a retry is then the
+ * same records with the same sequence, which the broker recognizes as a duplicate.
+ * test/services/log-client-duplicate.test.ts reproduces both sides over real brokers.
  */
 export class AppendBatcher {
-  private queue: PendingAppend[] = [];
+  private incoming: PendingAppend[] = [];
+  private routing = false;
+  private readonly lanes = new Map<string, Lane>();
+  /** Appends (and their bytes) not yet handed to a sendBatch. */
+  private queued = 0;
   private queuedBytes = 0;
-  private sending = false;
   private readonly partitioner = Partitioners.DefaultPartitioner();
   private readonly metadata = new Map<string, PartitionMetadata[]>();
   readonly stats: BatchStats = { sends: 0, messages: 0, resends: 0 };
@@ -109,37 +135,78 @@ export class AppendBatcher {
   append(topic: string, key: Buffer | null, value: Buffer): Promise<LogPosition> {
     const bytes = (key?.length ?? 0) + value.length + logClientLimits.recordOverheadBytes;
     if (
-      this.queue.length >= logClientLimits.queueMessagesMax ||
+      this.queued >= logClientLimits.queueMessagesMax ||
       this.queuedBytes + bytes > logClientLimits.queueBytesMax
     ) {
       return Promise.reject(
         new DbError(
           "LIMIT_EXCEEDED",
-          `log append queue full (${this.queue.length} messages, ${this.queuedBytes} bytes)`,
+          `log append queue full (${this.queued} messages, ${this.queuedBytes} bytes)`,
         ),
       );
     }
     return new Promise<LogPosition>((resolve, reject) => {
-      this.queue.push({ topic, key, value, bytes, resolve, reject });
+      this.incoming.push({ topic, key, value, bytes, resolve, reject });
+      this.queued += 1;
       this.queuedBytes += bytes;
-      if (!this.sending) {
-        this.sending = true;
-        setImmediate(() => void this.drain());
+      if (!this.routing) {
+        this.routing = true;
+        setImmediate(() => void this.route());
       }
     });
   }
 
   /** Resolves once nothing is queued or in flight. */
   async idle(): Promise<void> {
-    while (this.sending) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (this.routing || this.lanes.size > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
   }
 
-  private async drain(): Promise<void> {
-    assert(this.sending, "drain while not sending");
-    while (this.queue.length > 0) {
-      const batch = this.take();
+  /** Moves incoming appends, in order, into their partitions' lanes. */
+  private async route(): Promise<void> {
+    assert(this.routing, "route while not routing");
+    while (this.incoming.length > 0) {
+      const appends = this.incoming;
+      this.incoming = [];
+      for (const pending of appends) {
+        let partition: number;
+        try {
+          partition = await this.partitionOf(pending.topic, pending.key);
+        } catch (error) {
+          this.unqueue(1, pending.bytes);
+          pending.reject(error);
+          continue;
+        }
+        const id = `${partition}/${pending.topic}`;
+        let lane = this.lanes.get(id);
+        if (lane === undefined) {
+          lane = { topic: pending.topic, partition, queue: [], sending: false };
+          this.lanes.set(id, lane);
+        }
+        lane.queue.push(pending);
+        if (!lane.sending) {
+          lane.sending = true;
+          const started = lane;
+          setImmediate(() => void this.drain(started));
+        }
+      }
+    }
+    this.routing = false;
+  }
+
+  private unqueue(count: number, bytes: number): void {
+    this.queued -= count;
+    this.queuedBytes -= bytes;
+    assert(this.queued >= 0 && this.queuedBytes >= 0, "queued below zero");
+  }
+
+  private async drain(lane: Lane): Promise<void> {
+    assert(lane.sending, "drain while not sending");
+    while (lane.queue.length > 0) {
+      const batch = this.take(lane);
       try {
-        const positions = await this.sendBatch(batch);
+        const positions = await this.sendBatch(lane, batch);
         batch.forEach((pending, i) => {
           const position = positions[i]!;
           if (position instanceof DbError) pending.reject(position);
@@ -149,77 +216,76 @@ export class AppendBatcher {
         for (const pending of batch) pending.reject(error);
       }
     }
-    this.sending = false;
+    lane.sending = false;
+    this.lanes.delete(`${lane.partition}/${lane.topic}`);
   }
 
-  /** The next batch: queue order, within the message and byte limits, at least one. */
-  private take(): PendingAppend[] {
+  /** The lane's next batch: queue order, within the message and byte limits, at least one. */
+  private take(lane: Lane): PendingAppend[] {
     let count = 0;
     let bytes = 0;
-    for (const pending of this.queue) {
+    for (const pending of lane.queue) {
       if (count === logClientLimits.sendMessagesMax) break;
       if (count > 0 && bytes + pending.bytes > logClientLimits.sendBytesMax) break;
       count += 1;
       bytes += pending.bytes;
     }
     assert(count >= 1, "empty batch");
-    const batch = this.queue.splice(0, count);
-    this.queuedBytes -= bytes;
-    assert(this.queuedBytes >= 0, "queued bytes below zero");
+    const batch = lane.queue.splice(0, count);
+    this.unqueue(count, bytes);
     return batch;
   }
 
   /**
-   * Sends a batch; messages of partitions that got no result are sent again. kafkajs 2.2.4
-   * can return without a partition's result, having never re-sent it: when a produce to one
-   * leader fails and the retry finds the partition's new leader among brokers that already
-   * answered, it skips that broker. The skipped messages were not written — or, if the
-   * failed attempt did land, the idempotent producer's unchanged sequence number makes the
-   * broker answer the resend as a duplicate with the original offsets — so resending is safe.
+   * Sends one partition's batch; sends it again, whole, while kafkajs returns without the
+   * partition's result (kafkajs 2.2.4 can: when a produce fails and the retry finds the
+   * partition's new leader among brokers that already answered, it skips that broker — with
+   * one partition per call no broker answered before, but the check stays). The skipped
+   * messages were not written — or, if the failed attempt did land, kafkajs gave back its
+   * sequence numbers on the failure, so the resend carries the same records with the same
+   * sequence and the broker answers it as a duplicate with the original offsets.
    */
-  private async sendBatch(batch: PendingAppend[]): Promise<(LogPosition | DbError)[]> {
-    const positions: (LogPosition | DbError)[] = new Array(batch.length);
-    let remaining = batch.map((_, i) => i);
+  private async sendBatch(lane: Lane, batch: PendingAppend[]): Promise<(LogPosition | DbError)[]> {
     for (let attempt = 1; ; attempt++) {
-      const subset = remaining.map((i) => batch[i]!);
-      const answered = await this.sendOnce(subset);
-      const missing: number[] = [];
-      answered.forEach((position, j) => {
-        if (position === undefined) missing.push(remaining[j]!);
-        else positions[remaining[j]!] = position;
-      });
-      if (missing.length === 0) return positions;
-      if (attempt >= logClientLimits.resendsMax) {
-        for (const i of missing) {
-          positions[i] = new DbError(
-            "NOT_LEADER",
-            `no produce result for ${batch[i]!.topic} after ${attempt} sends (leaders moving?)`,
-          );
-        }
-        return positions;
+      const baseOffset = await this.sendOnce(lane, batch);
+      if (baseOffset !== undefined) {
+        return batch.map((_, i) => ({
+          topic: lane.topic,
+          partition: lane.partition,
+          offset: baseOffset + BigInt(i),
+        }));
       }
-      this.stats.resends += missing.length;
-      remaining = missing;
+      if (attempt >= logClientLimits.resendsMax) {
+        const error = new DbError(
+          "NOT_LEADER",
+          `no produce result for ${lane.topic}/${lane.partition} after ${attempt} sends (leaders moving?)`,
+        );
+        return batch.map(() => error);
+      }
+      this.stats.resends += batch.length;
     }
   }
 
-  private async sendOnce(batch: PendingAppend[]): Promise<(LogPosition | undefined)[]> {
-    const byTopic = new Map<string, Message[]>();
-    const partitions: number[] = [];
-    for (const pending of batch) {
-      const partition = await this.partitionOf(pending.topic, pending.key);
-      partitions.push(partition);
-      let messages = byTopic.get(pending.topic);
-      if (messages === undefined) byTopic.set(pending.topic, (messages = []));
-      messages.push({ key: pending.key, value: pending.value, partition });
-    }
+  /** One sendBatch of one partition's messages: the base offset, if kafkajs returned it. */
+  private async sendOnce(lane: Lane, batch: PendingAppend[]): Promise<bigint | undefined> {
     const results = await this.producer.sendBatch({
       acks: -1,
-      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      topicMessages: [
+        {
+          topic: lane.topic,
+          messages: batch.map((p) => ({ key: p.key, value: p.value, partition: lane.partition })),
+        },
+      ],
     });
     this.stats.sends += 1;
     this.stats.messages += batch.length;
-    return positionsOf(batch, partitions, results);
+    const answers = results.filter(
+      (r) => r.topicName === lane.topic && r.partition === lane.partition,
+    );
+    // More than one answer for the partition would mean it was written more than once.
+    assert(answers.length <= 1, `${answers.length} produce results for one partition`);
+    const baseOffset = answers[0]?.baseOffset;
+    return baseOffset === undefined ? undefined : BigInt(baseOffset);
   }
 
   private async partitionOf(topic: string, key: Buffer | null): Promise<number> {
@@ -233,32 +299,6 @@ export class AppendBatcher {
     }
     return this.partitioner({ topic, partitionMetadata: metadata, message: { key, value: null } });
   }
-}
-
-/**
- * Each message's offset: its partition's baseOffset plus its position in that partition;
- * undefined for messages of a partition the results do not name.
- */
-export function positionsOf(
-  batch: readonly Pick<PendingAppend, "topic">[],
-  partitions: readonly number[],
-  results: readonly RecordMetadata[],
-): (LogPosition | undefined)[] {
-  const base = new Map<string, bigint>();
-  for (const result of results) {
-    if (result.baseOffset === undefined) continue;
-    base.set(`${result.partition}/${result.topicName}`, BigInt(result.baseOffset));
-  }
-  const next = new Map<string, bigint>();
-  return batch.map((pending, i) => {
-    const partition = partitions[i]!;
-    const slot = `${partition}/${pending.topic}`;
-    const baseOffset = base.get(slot);
-    if (baseOffset === undefined) return undefined;
-    const offset = next.get(slot) ?? baseOffset;
-    next.set(slot, offset + 1n);
-    return { topic: pending.topic, partition, offset };
-  });
 }
 
 export class LogClient {

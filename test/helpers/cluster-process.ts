@@ -5,17 +5,37 @@
 import net from "node:net";
 import { BrokerProcess } from "./broker-process.js";
 import { FaultProxy } from "./fault-proxy.js";
+import { ProduceFaultProxy } from "./produce-fault-proxy.js";
 import { RawKafkaClient } from "./raw-client.js";
 import { ApiKey } from "../../services/broker/kafka/protocol/api-versions.js";
 import { KafkaErrorCode } from "../../services/broker/kafka/protocol/error-codes.js";
 import type * as T from "../../services/broker/kafka/protocol/generated/types.js";
 
+/** Where freePort() picks: below Linux's ephemeral range (ip_local_port_range 32768-60999). */
+const PORTS_FROM = 20_000;
+const PORTS_TO = 32_000;
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A loopback port nothing listens on, for a broker that binds it later and binds it again
+ * after a restart. Picked at random below the ephemeral range: a port the kernel hands out
+ * for bind(0) or an outgoing connection (in this test or any other running on the machine)
+ * could be taken before the broker binds it, or while a killed broker is down, and the
+ * broker would then exit with EADDRINUSE (seen in raft-cluster and raft-reassign).
+ */
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORTS_FROM + Math.floor(Math.random() * (PORTS_TO - PORTS_FROM));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${PORTS_FROM}-${PORTS_TO}`);
 }
 
 /** The broker ids in a Metadata (v1, no topics) answer, over a raw socket. */
@@ -36,15 +56,19 @@ export class ClusterProcesses {
     readonly brokers: BrokerProcess[],
     /** proxies.get(`${from}>${to}`): the proxy `from` uses to reach `to`'s Raft address. */
     private readonly proxies: Map<string, FaultProxy>,
+    /** With `kafkaProxies`, the proxy in front of each broker's Kafka listener (by index). */
+    private readonly kafkaProxies: ProduceFaultProxy[] = [],
   ) {}
 
   /**
    * Starts `size` brokers. With `proxied`, every broker reaches every other broker's Raft
-   * address through its own FaultProxy, so isolate() can cut one broker off.
+   * address through its own FaultProxy, so isolate() can cut one broker off. With
+   * `kafkaProxies`, each broker advertises a ProduceFaultProxy in front of its Kafka
+   * listener, so clients that bootstrap from proxiedAddresses() reach it only through it.
    */
   static async start(
     size: number,
-    options: { extraArgs?: string[]; proxied?: boolean } = {},
+    options: { extraArgs?: string[]; proxied?: boolean; kafkaProxies?: boolean } = {},
   ): Promise<ClusterProcesses> {
     const kafkaPorts: number[] = [];
     const raftPorts: number[] = [];
@@ -53,6 +77,12 @@ export class ClusterProcesses {
       raftPorts.push(await freePort());
     }
     const proxies = new Map<string, FaultProxy>();
+    const kafkaProxies: ProduceFaultProxy[] = [];
+    if (options.kafkaProxies === true) {
+      for (const port of kafkaPorts) {
+        kafkaProxies.push(await ProduceFaultProxy.start({ host: "127.0.0.1", port }));
+      }
+    }
     const brokers: BrokerProcess[] = [];
     for (let i = 1; i <= size; i++) {
       const peers: string[] = [];
@@ -67,6 +97,8 @@ export class ClusterProcesses {
       }
       const args = ["--node-id", String(i), "--peers", peers.join(",")];
       args.push("--raft-listen", `127.0.0.1:${raftPorts[i - 1]!}`);
+      const kafkaProxy = kafkaProxies[i - 1];
+      if (kafkaProxy !== undefined) args.push("--advertised-listener", kafkaProxy.address);
       brokers.push(
         new BrokerProcess({
           port: kafkaPorts[i - 1]!,
@@ -75,7 +107,7 @@ export class ClusterProcesses {
       );
     }
     await Promise.all(brokers.map((b) => b.launch()));
-    const cluster = new ClusterProcesses(brokers, proxies);
+    const cluster = new ClusterProcesses(brokers, proxies, kafkaProxies);
     await cluster.waitRegistered();
     return cluster;
   }
@@ -141,8 +173,21 @@ export class ClusterProcesses {
     return this.brokers.map((b) => b.address);
   }
 
+  /** The proxy in front of broker `nodeId`'s Kafka listener (needs `kafkaProxies`). */
+  kafkaProxy(nodeId: number): ProduceFaultProxy {
+    const proxy = this.kafkaProxies[nodeId - 1];
+    if (proxy === undefined) throw new Error("cluster started without kafkaProxies");
+    return proxy;
+  }
+
+  /** The brokers' advertised (proxy) addresses (needs `kafkaProxies`). */
+  proxiedAddresses(): string[] {
+    return this.brokers.map((_, i) => this.kafkaProxy(i + 1).address);
+  }
+
   async destroy(): Promise<void> {
     await Promise.all(this.brokers.map((b) => b.destroy()));
     for (const proxy of this.proxies.values()) await proxy.close();
+    for (const proxy of this.kafkaProxies) await proxy.close();
   }
 }

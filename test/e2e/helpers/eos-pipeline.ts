@@ -27,7 +27,8 @@ export const transform = (value: string): string => `T(${value})`;
  * the send still succeeds. On a Raft cluster, Metadata right after CreateTopics may name a
  * leader hint that is not the elected leader, which made a multi-partition send lose
  * whole partitions of the input (issue 6: the output then "missed" records the pipeline
- * never had to transform).
+ * never had to transform). A multi-leader send can also write a partition's batch twice
+ * (test/services/log-client-duplicate.test.ts); one partition per send avoids both.
  */
 export async function writeInput(
   kafka: Kafka,
@@ -199,7 +200,9 @@ export class PipelineInstance {
             topic: this.names.output,
             // With samePartition, one output partition per send (the input's): kafkajs 2.2
             // drops a partition's messages when its retry after a leader move lands on a
-            // broker that already answered another partition of the same send.
+            // broker that already answered another partition of the same send, and writes
+            // them twice when one leader fails fast while another is still answering
+            // (test/services/log-client-duplicate.test.ts). One broker: never either.
             messages: chunk.map((m) => ({
               key: m.key,
               value: transform(m.value?.toString() ?? ""),
