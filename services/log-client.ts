@@ -5,7 +5,7 @@
 // Events are Avro (schemas/events.ts). Item events are keyed by the partition key's key
 // bytes and partitioned with Kafka's default (murmur2) partitioner, so any Kafka client
 // producing with the same key lands on the same partition. Every append is acks=-1 through
-// an idempotent producer and returns the (topic, partition, offset) it was written at: the
+// idempotent producers and returns the (topic, partition, offset) it was written at: the
 // position whose outcome and applied state a writer then waits for.
 //
 // Concurrent appends share produce requests (AppendBatcher): while a partition's sendBatch
@@ -61,6 +61,12 @@ export const logClientLimits = {
   recordOverheadBytes: 64,
   /** Sends of one batch at most while kafkajs returns without some partitions' results. */
   resendsMax: 3,
+  /**
+   * Idempotent producers (each its own connection) that partitions' sends are spread over:
+   * kafkajs keeps one request in flight per producer and broker, so with one partition per
+   * call the partitions of one leader would otherwise wait for each other's round trip.
+   */
+  producers: 4,
 } as const;
 
 assert(logClientLimits.sendMessagesMax >= 1, "sendMessagesMax < 1");
@@ -128,9 +134,11 @@ export class AppendBatcher {
   readonly stats: BatchStats = { sends: 0, messages: 0, resends: 0 };
 
   constructor(
-    private readonly producer: Producer,
+    private readonly producers: readonly Producer[],
     private readonly admin: Admin,
-  ) {}
+  ) {
+    assert(producers.length >= 1, "no producer");
+  }
 
   append(topic: string, key: Buffer | null, value: Buffer): Promise<LogPosition> {
     const bytes = (key?.length ?? 0) + value.length + logClientLimits.recordOverheadBytes;
@@ -268,7 +276,10 @@ export class AppendBatcher {
 
   /** One sendBatch of one partition's messages: the base offset, if kafkajs returned it. */
   private async sendOnce(lane: Lane, batch: PendingAppend[]): Promise<bigint | undefined> {
-    const results = await this.producer.sendBatch({
+    // A partition always goes through the same producer; any would be correct, as each call
+    // settles before the lane's next.
+    const producer = this.producers[lane.partition % this.producers.length]!;
+    const results = await producer.sendBatch({
       acks: -1,
       topicMessages: [
         {
@@ -306,10 +317,10 @@ export class LogClient {
 
   private constructor(
     private readonly kafka: Kafka,
-    private readonly producer: Producer,
+    private readonly producers: readonly Producer[],
     private readonly admin: Admin,
   ) {
-    this.batcher = new AppendBatcher(producer, admin);
+    this.batcher = new AppendBatcher(producers, admin);
     this.ends = EndOffsetReader.forKafka(kafka);
   }
 
@@ -332,15 +343,17 @@ export class LogClient {
     });
     // Appends never create a topic: one made by a metadata request would have the broker's
     // default partition count, not the catalog's (see ensureTopic).
-    const producer = kafka.producer({
-      allowAutoTopicCreation: false,
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
-    });
+    const producers = Array.from({ length: logClientLimits.producers }, () =>
+      kafka.producer({
+        allowAutoTopicCreation: false,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      }),
+    );
     const admin = kafka.admin();
-    await Promise.all([producer.connect(), admin.connect()]);
-    return new LogClient(kafka, producer, admin);
+    await Promise.all([...producers.map((p) => p.connect()), admin.connect()]);
+    return new LogClient(kafka, producers, admin);
   }
 
   /** Creates a topic unless it exists; returns once it has leaders (and checks its count). */
@@ -396,6 +409,10 @@ export class LogClient {
 
   async close(): Promise<void> {
     await this.batcher.idle();
-    await Promise.all([this.producer.disconnect(), this.admin.disconnect(), this.ends.close()]);
+    await Promise.all([
+      ...this.producers.map((p) => p.disconnect()),
+      this.admin.disconnect(),
+      this.ends.close(),
+    ]);
   }
 }

@@ -213,7 +213,7 @@ describe("one append, written once: multi-leader sends and kafkajs retries", () 
     { timeout: 90_000 },
     async (t) => {
       const producer = await warmProducer();
-      const batcher = new AppendBatcher(producer, admin);
+      const batcher = new AppendBatcher([producer], admin);
       const perPartition = 3;
       try {
         for (let round = 1; ; round++) {

@@ -56,7 +56,7 @@ it("sends again the messages of a partition kafkajs returned no result for", asy
     if (call === 1) dropped = partitions[0]!;
     return call === 1 ? [] : partitions;
   });
-  const batcher = new AppendBatcher(producer, admin);
+  const batcher = new AppendBatcher([producer], admin);
   const settled = await appendAll(batcher, 40);
   assert.ok(settled.every((s) => s.status === "fulfilled"));
   // One sendBatch per partition (never two leaders in one kafkajs send), plus the resend.
@@ -88,7 +88,7 @@ it("fails the unanswered appends with a retriable NOT_LEADER after resendsMax se
     if (victim === -1) victim = [...sent.keys()][0]!;
     return [...sent.keys()].filter((p) => p !== victim);
   });
-  const batcher = new AppendBatcher(producer, admin);
+  const batcher = new AppendBatcher([producer], admin);
   const settled = await appendAll(batcher, 40);
   const failed = settled.filter((s) => s.status === "rejected");
   assert.ok(
