@@ -138,6 +138,8 @@ export interface TxnGroup extends TopicPartition {
   /** Partition count of the topic (to route records to the partition). */
   partitions: number;
   actions: TxnAction[];
+  /** The catalog position the actions were validated at; its prepare carries it. */
+  catalogPosition?: bigint;
 }
 
 export type TxnWriteResult =
@@ -347,6 +349,7 @@ export class TxnCoordinator {
         deadlineMs,
         participants,
         actions: group.actions,
+        ...(group.catalogPosition !== undefined && { catalogPosition: group.catalogPosition }),
       };
       const key = keyForPartition(group.partition, group.partitions);
       return this.log.appendBytes(group.topic, key, encodeTxnRecord(record));
