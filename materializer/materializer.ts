@@ -178,6 +178,7 @@ export class Materializer {
     this.probe = new MaterializerProbe({
       defaultMetrics: options.defaultMetrics ?? false,
       storeBytes: () => store.approximateSize({ gte: Buffer.alloc(0), lt: Buffer.alloc(1, 0xff) }),
+      catalogWaits: () => applier.catalogWaits,
     });
     const replicaSet = options.replicaSet;
     this.every = replicaSet === undefined ? new EveryPartition() : null;

@@ -326,6 +326,7 @@ test("a stamp past the catalog's end sees no table; a closing applier releases a
   const later = unbounded.applyBatch(TOPIC, 0, batches([racing, racing], [2])[0]!.slice(1));
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.equal(unbounded.appliedOffset(TOPIC, 0), 0n, "nothing applied past the waiting batch");
+  assert.equal(unbounded.catalogWaits, 1, "counted (logkv_materializer_catalog_waits_total)");
   unbounded.releaseCatalogWaits();
   await assert.rejects(waiting, /stopped while waiting for the catalog/);
   await assert.rejects(later);
