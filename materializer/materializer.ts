@@ -283,6 +283,9 @@ export class Materializer {
     if (producer === null) return 0;
     const max = this.options.ttlDeletesPerSweepMax ?? 10_000;
     let appended = 0;
+    // The catalog the definitions below come from (read in the same turn): each TtlDelete is
+    // stamped with it, so it is decided with the TTL attribute it was swept under.
+    const catalogPosition = this.applier.appliedOffset(CATALOG_TOPIC, 0);
     for (const entry of this.applier.tables()) {
       const table = entry.definition;
       if (table.ttlAttribute === null) continue;
@@ -298,13 +301,12 @@ export class Materializer {
         const pk = key[table.partitionKey.name]!;
         if (this.group !== null && !this.group.owns(topic, partitionOf(pk, table.partitions)))
           continue;
-        // Stamped with the catalog this sweep read the TTL attribute from.
         const event = encodeEvent({
           type: "TtlDelete",
           table: table.name,
           key,
           expiresAtMs,
-          catalogPosition: this.applier.appliedOffset(CATALOG_TOPIC, 0),
+          catalogPosition,
         });
         messages.push({ key: keyBytes(key[table.partitionKey.name]!), value: event });
       }
