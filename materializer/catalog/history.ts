@@ -47,15 +47,15 @@ export function definitionAtPosition(
   position: bigint,
 ): TableDefinition | undefined {
   if (position <= entry.generation) return undefined;
-  let found: TableDefinition | undefined;
-  for (const { offset, definition } of history) {
-    if (offset < entry.generation) continue;
-    if (offset >= position) break;
-    found = definition;
+  // Newest first: a write stamped after the table's last change (nearly all) stops at once.
+  for (let i = history.length - 1; i >= 0; i--) {
+    const { offset, definition } = history[i]!;
+    if (offset < entry.generation) break;
+    if (offset < position) return definition;
   }
   // A generation with no entry at all cannot happen (open() seeds one); the current one
   // is then the best answer.
-  return found ?? entry.definition;
+  return entry.definition;
 }
 
 export class CatalogHistory {

@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { Applier, type LogRecord } from "../../../materializer/consume/applier.js";
-import { historyRange } from "../../../materializer/catalog/history.js";
+import { definitionAtPosition, historyRange } from "../../../materializer/catalog/history.js";
 import {
   CATALOG_TOPIC,
   encodeCatalogEntry,
@@ -331,4 +331,23 @@ test("a stamp past the catalog's end sees no table; a closing applier releases a
   await assert.rejects(waiting, /stopped while waiting for the catalog/);
   await assert.rejects(later);
   await unbounded.close();
+});
+
+test("definitionAtPosition: the last definition below the position, of this generation", () => {
+  const d = (ttl: string) => ({ ...base, ttlAttribute: ttl });
+  const history = [
+    { offset: 0n, definition: d("old") },
+    { offset: 2n, definition: d("a") },
+    { offset: 5n, definition: d("b") },
+    { offset: 7n, definition: d("c") },
+  ];
+  const entry = { definition: d("c"), generation: 2n };
+  const at = (p: bigint) => definitionAtPosition(entry, history, p)?.ttlAttribute;
+  assert.equal(at(0n), undefined, "before the table");
+  assert.equal(at(2n), undefined, "its CreateTable not applied yet");
+  for (const p of [3n, 4n, 5n]) assert.equal(at(p), "a", `position ${p}`);
+  for (const p of [6n, 7n]) assert.equal(at(p), "b", `position ${p}`);
+  for (const p of [8n, 1000n]) assert.equal(at(p), "c", `position ${p}`);
+  // No entry of this generation (cannot happen after open()): the current definition.
+  assert.equal(definitionAtPosition({ ...entry, generation: 9n }, history, 10n)?.ttlAttribute, "c");
 });
