@@ -16,7 +16,14 @@ export class MaterializerProbe {
   private readonly bootstrapSeconds: Histogram;
   private readonly restoreWritesFenced: Counter<"topic">;
 
-  constructor(options: { defaultMetrics?: boolean; storeBytes?: () => Promise<number> } = {}) {
+  constructor(
+    options: {
+      defaultMetrics?: boolean;
+      storeBytes?: () => Promise<number>;
+      /** Table batches that waited for the catalog to reach a write's stamp, so far. */
+      catalogWaits?: () => number;
+    } = {},
+  ) {
     const registers = [this.registry];
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
     this.appliedOffset = new Gauge({
@@ -79,6 +86,18 @@ export class MaterializerProbe {
       help: "Time from a partition's assignment until it is seeded and owned",
       buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120, 600],
       registers,
+    });
+    const catalogWaits = options.catalogWaits;
+    let catalogWaitsSeen = 0;
+    new Counter({
+      name: "logkv_materializer_catalog_waits_total",
+      help: "Table batches that waited for the catalog to reach a write's catalog position",
+      registers,
+      collect() {
+        const now = catalogWaits?.() ?? 0;
+        if (now > catalogWaitsSeen) this.inc(now - catalogWaitsSeen);
+        catalogWaitsSeen = Math.max(now, catalogWaitsSeen);
+      },
     });
     const storeBytes = options.storeBytes;
     this.storeBytes = new Gauge({

@@ -64,6 +64,7 @@ import {
   defaultApplierLimits,
 } from "./consume/applier.js";
 import { CATALOG_TOPIC, changesTopic, tableTopic, type CatalogEntry } from "./state/records.js";
+import { EndOffsetReader } from "../services/end-offsets.js";
 import { outcomeKey, scanRange } from "./store/layout.js";
 import { expiryMsOf, keyOf } from "./catalog/table.js";
 import { keyBytes } from "./values/limits.js";
@@ -161,6 +162,8 @@ export class Materializer {
   /** Per table topic of a replica set: its last assignment, and whether it is rejoining. */
   private readonly assignments = new Map<string, { partitions: number[]; rejoining: boolean }>();
   private leaseTimer: NodeJS.Timeout | null = null;
+  /** The catalog topic's end offset, which bounds a stamped record's wait for the catalog. */
+  private catalogEnds: EndOffsetReader | null = null;
 
   private constructor(
     private readonly options: MaterializerOptions,
@@ -175,6 +178,7 @@ export class Materializer {
     this.probe = new MaterializerProbe({
       defaultMetrics: options.defaultMetrics ?? false,
       storeBytes: () => store.approximateSize({ gte: Buffer.alloc(0), lt: Buffer.alloc(1, 0xff) }),
+      catalogWaits: () => applier.catalogWaits,
     });
     const replicaSet = options.replicaSet;
     this.every = replicaSet === undefined ? new EveryPartition() : null;
@@ -241,6 +245,9 @@ export class Materializer {
       createPartitioner: Partitioners.DefaultPartitioner,
     });
     await this.producer.connect();
+    // Stamped writes wait for the catalog to reach their stamp (catalog/README.md).
+    const ends = (this.catalogEnds = EndOffsetReader.forKafka(this.kafka));
+    this.applier.followCatalog(async () => (await ends.endOffsets(CATALOG_TOPIC))[0] ?? 0n);
     await this.consume(CATALOG_TOPIC, 1);
     await Promise.all(this.applier.tables().map((entry) => this.consumeTable(entry)));
     const every = this.options.ttlSweepIntervalMs ?? 60_000;
@@ -276,6 +283,9 @@ export class Materializer {
     if (producer === null) return 0;
     const max = this.options.ttlDeletesPerSweepMax ?? 10_000;
     let appended = 0;
+    // The catalog the definitions below come from (read in the same turn): each TtlDelete is
+    // stamped with it, so it is decided with the TTL attribute it was swept under.
+    const catalogPosition = this.applier.appliedOffset(CATALOG_TOPIC, 0);
     for (const entry of this.applier.tables()) {
       const table = entry.definition;
       if (table.ttlAttribute === null) continue;
@@ -291,7 +301,13 @@ export class Materializer {
         const pk = key[table.partitionKey.name]!;
         if (this.group !== null && !this.group.owns(topic, partitionOf(pk, table.partitions)))
           continue;
-        const event = encodeEvent({ type: "TtlDelete", table: table.name, key, expiresAtMs });
+        const event = encodeEvent({
+          type: "TtlDelete",
+          table: table.name,
+          key,
+          expiresAtMs,
+          catalogPosition,
+        });
         messages.push({ key: keyBytes(key[table.partitionKey.name]!), value: event });
       }
       if (messages.length === 0) continue;
@@ -1007,12 +1023,15 @@ export class Materializer {
     if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
     // Nothing is served once stopping starts: pending waits of a replica set fail NOT_OWNER.
     for (const topic of this.consumers.keys()) this.group?.revoke(topic);
+    // A table batch waiting for the catalog would hold its consumer's disconnect forever.
+    this.applier.releaseCatalogWaits();
     const consumers = [...this.consumers.values()];
     this.consumers.clear();
     await Promise.all(consumers.map((c) => c.disconnect().catch(() => undefined)));
     await Promise.all(this.publishing.values());
     await this.published.flush();
     await this.producer?.disconnect().catch(() => undefined);
+    await this.catalogEnds?.close().catch(() => undefined);
     await this.applier.close();
     await this.store.close();
   }

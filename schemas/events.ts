@@ -104,6 +104,20 @@ interface ItemWriteFields {
   returnValues: ReturnValues;
   /** The client's idempotency or tracing id, if it gave one. */
   requestId: string | null;
+  /** See CatalogStamped. */
+  catalogPosition?: bigint;
+}
+
+/**
+ * The catalog position a writer validated an item event against (LogEvent v4, in the
+ * envelope): every catalog record below this offset was applied where it was checked.
+ * Apply decides the event with its table's definition as of that position
+ * (materializer/catalog/README.md), so a replica or a rebuild that applies the catalog
+ * topic at another point relative to the table's topic decides the same. Absent (not null)
+ * on unstamped events, so events written before v4 decode to what they always decoded to.
+ */
+export interface CatalogStamped {
+  catalogPosition?: bigint;
 }
 
 export interface PutItemEvent extends ItemWriteFields {
@@ -141,7 +155,7 @@ export interface DeleteItemEvent extends ItemWriteFields {
 }
 
 /** From the TTL sweeper; applies only if the item is still expired at the record's time. */
-export interface TtlDeleteEvent {
+export interface TtlDeleteEvent extends CatalogStamped {
   type: "TtlDelete";
   table: string;
   key: Item;
@@ -168,14 +182,46 @@ export const logEventCodec: RecordCodec = createRecordCodec(
 
 /** The Avro single-object bytes of `event`, written with the newest LogEvent schema. */
 export function encodeEvent(event: LogEvent): Buffer {
-  return logEventCodec.encode({ event: { [AV + event.type]: toAvroEventBody(event) } });
+  const position = catalogPositionOf(event);
+  return logEventCodec.encode({
+    event: { [AV + event.type]: toAvroEventBody(event) },
+    catalogPosition: toAvroOptional(
+      "long",
+      position === undefined ? null : int64(position, "catalogPosition"),
+    ),
+  });
+}
+
+/** The catalog position an item event was stamped with (CatalogStamped), if any. */
+export function catalogPositionOf(event: LogEvent): bigint | undefined {
+  switch (event.type) {
+    case "PutItem":
+    case "UpdateItem":
+    case "DeleteItem":
+    case "TtlDelete":
+      return event.catalogPosition;
+    default:
+      return undefined;
+  }
 }
 
 /** The event in `bytes`, whatever published LogEvent version wrote it. */
 export function decodeEvent(bytes: Uint8Array): LogEvent {
-  const avro = logEventCodec.decode(bytes) as { event: AvroUnion };
+  const avro = logEventCodec.decode(bytes) as { event: AvroUnion; catalogPosition?: unknown };
   const [branch, body] = onlyBranch(avro.event);
-  return fromAvroEventBody(branch.slice(AV.length) as LogEventType, body);
+  const event = fromAvroEventBody(branch.slice(AV.length) as LogEventType, body);
+  // Before v4 there is no catalogPosition: the resolver fills in its default, null.
+  const position = fromAvroOptional(avro.catalogPosition ?? null, "long", (n: bigint) => n);
+  if (position === null) return event;
+  switch (event.type) {
+    case "PutItem":
+    case "UpdateItem":
+    case "DeleteItem":
+    case "TtlDelete":
+      return { ...event, catalogPosition: position };
+    default:
+      return event; // a catalog or fence event has no use for it
+  }
 }
 
 function toAvroItemWrite(event: ItemWriteFields) {

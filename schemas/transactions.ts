@@ -59,6 +59,12 @@ export interface TxnPrepareRecord {
   deadlineMs: bigint;
   participants: TopicPartition[];
   actions: TxnAction[];
+  /**
+   * The catalog position the coordinator validated the actions against (TxnRecord v2, in
+   * the envelope; absent, not null, when unstamped): the vote uses the tables' definitions
+   * as of it (materializer/catalog/README.md).
+   */
+  catalogPosition?: bigint;
 }
 
 /** Phase two on one participant; sent only after the decision is durable. */
@@ -186,24 +192,37 @@ export function encodeTxnRecord(record: TxnRecord): Buffer {
       participants: record.participants.map(toAvroParticipant),
       actions: record.actions.map(toAvroAction),
     };
-    return txnRecordCodec.encode({ record: { [`${AV}TxnPrepare`]: body } });
+    const position = record.catalogPosition;
+    return txnRecordCodec.encode({
+      record: { [`${AV}TxnPrepare`]: body },
+      catalogPosition: toAvroOptional(
+        "long",
+        position === undefined ? null : int64(position, "catalogPosition"),
+      ),
+    });
   }
   const body = { txnId: record.txnId, commit: record.type === "TxnCommit", deadlineMs };
-  return txnRecordCodec.encode({ record: { [`${AV}TxnDecision`]: body } });
+  return txnRecordCodec.encode({
+    record: { [`${AV}TxnDecision`]: body },
+    catalogPosition: toAvroOptional("long", null),
+  });
 }
 
 export function decodeTxnRecord(bytes: Uint8Array): TxnRecord {
-  const avro = txnRecordCodec.decode(bytes) as { record: unknown };
+  const avro = txnRecordCodec.decode(bytes) as { record: unknown; catalogPosition?: unknown };
   const [branch, body] = onlyBranch(avro.record);
   const b = body as AvroBody;
   if (branch === `${AV}TxnPrepare`) {
-    return {
+    const prepare: TxnPrepareRecord = {
       type: "TxnPrepare",
       txnId: b.txnId as string,
       deadlineMs: b.deadlineMs as bigint,
       participants: (b.participants as AvroBody[]).map(fromAvroParticipant),
       actions: (b.actions as AvroBody[]).map(fromAvroAction),
     };
+    // Before v2 there is no catalogPosition: the resolver fills in its default, null.
+    const position = fromAvroOptional(avro.catalogPosition ?? null, "long", (n: bigint) => n);
+    return position === null ? prepare : { ...prepare, catalogPosition: position };
   }
   return {
     type: b.commit === true ? "TxnCommit" : "TxnAbort",

@@ -3,7 +3,7 @@
 // and the consistency it asks for. Everything here throws DbError INVALID_ARGUMENT or
 // NOT_FOUND, which maskError maps to VALIDATION and NOT_FOUND.
 import type { CatalogEntry } from "../../materializer/state/records.js";
-import { tableTopic } from "../../materializer/state/records.js";
+import { CATALOG_TOPIC, tableTopic } from "../../materializer/state/records.js";
 import { DbError } from "../../services/shared/errors.js";
 import type { AttributeMap, Item } from "../../materializer/values/attribute-value.js";
 import { canonicalizeItem, canonicalizeValue } from "../../materializer/values/canonical.js";
@@ -94,6 +94,17 @@ export function tableEntry(context: GatewayContext, name: string): CatalogEntry 
   // gateway, stateless ones too), and the restore registry for restores older than that.
   if (restoring(context, entry)) throw restoringError(name);
   return entry;
+}
+
+/**
+ * The position of the catalog this gateway validates with: every catalog record below it
+ * is applied. Read in the same turn of the event loop as the tableEntry lookups a write was
+ * checked with (nothing in between awaits), it is the catalog position the write is
+ * stamped with, and apply decides it with the definitions as of that position
+ * (materializer/catalog/README.md).
+ */
+export function catalogPosition(context: GatewayContext): bigint {
+  return context.gateway.materializer.appliedOffset(CATALOG_TOPIC, 0);
 }
 
 /** Whether a table's restore is unfinished (its catalog entry, or the restore registry). */

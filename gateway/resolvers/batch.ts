@@ -28,6 +28,7 @@ import { gatewayError, throttledIfLimit } from "../errors.js";
 import { itemToJson } from "../json-items.js";
 import {
   canonicalItem,
+  catalogPosition,
   consistencyOf,
   namesOf,
   optionalText,
@@ -244,7 +245,11 @@ interface WriteOne {
   event: LogEvent;
 }
 
-function parseWrite(entry: CatalogEntry, request: WriteRequestInput): WriteOne & { key: Item } {
+function parseWrite(
+  entry: CatalogEntry,
+  request: WriteRequestInput,
+  position: bigint,
+): WriteOne & { key: Item } {
   const hasPut = request.put !== null && request.put !== undefined;
   const hasDelete = request.delete !== null && request.delete !== undefined;
   if (hasPut === hasDelete)
@@ -264,12 +269,12 @@ function parseWrite(entry: CatalogEntry, request: WriteRequestInput): WriteOne &
   if (hasPut) {
     const item = canonicalItem(request.put);
     validateItem(item, { keySchema: schema });
-    event = { type: "PutItem", ...fields, item };
+    event = { type: "PutItem", ...fields, item, catalogPosition: position };
     key = item;
   } else {
     key = canonicalItem(request.delete);
     validateKey(key, schema);
-    event = { type: "DeleteItem", ...fields, key };
+    event = { type: "DeleteItem", ...fields, key, catalogPosition: position };
   }
   const partitionKey = key[definition.partitionKey.name]!;
   return { table: definition.name, request, topic: topicOf(entry), partitionKey, event, key };
@@ -282,12 +287,14 @@ function parseWrites(context: GatewayContext, requests: BatchWriteTableInput[]):
   if (total > BATCH_WRITE_REQUESTS_MAX) {
     throw invalid(`Too many write requests: ${total}, at most ${BATCH_WRITE_REQUESTS_MAX}`);
   }
+  // Every write is stamped with the catalog its table entry came from (nothing here awaits).
+  const position = catalogPosition(context);
   return requests.flatMap((input) => {
     if (input.requests.length === 0) {
       throw invalid(`requests for table ${input.table} must not be empty`);
     }
     const entry = tableEntry(context, input.table);
-    const writes = input.requests.map((request) => parseWrite(entry, request));
+    const writes = input.requests.map((request) => parseWrite(entry, request, position));
     checkNoDuplicates(
       entry,
       writes.map((w) => w.key),

@@ -20,7 +20,15 @@ import { validateItem, validateKey } from "../../materializer/values/limits.js";
 import { itemToJson } from "../json-items.js";
 import type { GatewayContext } from "../context.js";
 import { gatewayError, throttledIfLimit } from "../errors.js";
-import { canonicalItem, knownTables, namesOf, tableEntry, topicOf, valuesOf } from "./args.js";
+import {
+  canonicalItem,
+  catalogPosition,
+  knownTables,
+  namesOf,
+  tableEntry,
+  topicOf,
+  valuesOf,
+} from "./args.js";
 import { gateRead, timed, writeDone } from "./observe.js";
 import { TRANSACTION_CONFLICT_PREFIX } from "../../materializer/transactions/shell.js";
 import { idempotentItemWrite } from "./transactions.js";
@@ -70,8 +78,10 @@ function writeResolver<A extends WriteArgs>(build: Build<A>): Resolver<A> {
       }
       await knownTables(context, [args.table]);
       const entry = tableEntry(context, args.table);
+      const position = catalogPosition(context);
       const parsed = parse(args, entry.definition);
-      const { event, key } = build(args, parsed);
+      const { event: built, key } = build(args, parsed);
+      const event = stamped(built, position);
       checkPlaceholders(parsed.expressions, parsed.names, parsed.values);
       if (args.clientRequestToken !== null && args.clientRequestToken !== undefined) {
         return idempotentItemWrite(context, info, { event, entry, key, args });
@@ -97,6 +107,18 @@ function writeResolver<A extends WriteArgs>(build: Build<A>): Resolver<A> {
       probe.writePhase("apply", (performance.now() - appended) / 1000);
       return answer(outcome, args, text);
     });
+}
+
+/** The item event with the catalog position it was validated at (LogEvent v4). */
+function stamped(event: LogEvent, position: bigint): LogEvent {
+  switch (event.type) {
+    case "PutItem":
+    case "UpdateItem":
+    case "DeleteItem":
+      return { ...event, catalogPosition: position };
+    default:
+      return event;
+  }
 }
 
 function parse(args: WriteArgs, table: Parsed["table"]): Parsed {

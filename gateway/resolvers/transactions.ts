@@ -45,6 +45,7 @@ import { itemToJson } from "../json-items.js";
 import { SessionToken } from "../consistency/token.js";
 import {
   canonicalItem,
+  catalogPosition,
   knownTables,
   namesOf,
   optionalText,
@@ -198,6 +199,8 @@ function groupsOf(context: GatewayContext, inputs: readonly TransactWriteInput[]
   }
   const groups = new Map<string, TxnGroup>();
   const items = new Set<string>();
+  // Every prepare is stamped with the catalog the actions were checked with (no awaits here).
+  const position = catalogPosition(context);
   inputs.forEach((input, index) => {
     const { action, entry, key } = parseAction(context, input, index);
     const id = `${entry.definition.name}/${itemStoreKey(entry.definition, key).toString("hex")}`;
@@ -211,7 +214,13 @@ function groupsOf(context: GatewayContext, inputs: readonly TransactWriteInput[]
     const slot = `${topic}/${partition}`;
     let group = groups.get(slot);
     if (group === undefined) {
-      group = { topic, partition, partitions: entry.definition.partitions, actions: [] };
+      group = {
+        topic,
+        partition,
+        partitions: entry.definition.partitions,
+        actions: [],
+        catalogPosition: position,
+      };
       groups.set(slot, group);
     }
     group.actions.push(action);
@@ -306,7 +315,14 @@ export async function idempotentItemWrite(
   };
   const pk = key[entry.definition.partitionKey.name]!;
   const partitions = entry.definition.partitions;
-  const group = { topic: topicOf(entry), partition: partitionOf(pk, partitions), partitions };
+  const group = {
+    topic: topicOf(entry),
+    partition: partitionOf(pk, partitions),
+    partitions,
+    // The catalog position the write was checked at (its event's stamp).
+    ...("catalogPosition" in event &&
+      event.catalogPosition !== undefined && { catalogPosition: event.catalogPosition }),
+  };
   const coordinator = await transactionsOf(context.gateway);
   const result = await coordinator.transactWrite([{ ...group, actions: [action] }], clientToken);
   const session = context.state.token(undefined);

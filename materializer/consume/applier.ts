@@ -9,12 +9,14 @@
 // committed in one store write (still atomic with each partition's applied offset).
 // Lifecycle: open() loads the catalog and applied offsets; close() waits for the queue.
 import {
+  catalogPositionOf,
   decodeChangeEvent,
   decodeEvent,
   decodeStoredItem,
   type LogEvent,
   type StoredItem,
 } from "../../schemas/events.js";
+import { CatalogHistory, historyRange, type HistoryEntry } from "../catalog/history.js";
 import type { ChangeEvent, Outcome } from "../../schemas/records.js";
 import { assert } from "../../services/shared/assert.js";
 import { DbError } from "../../services/shared/errors.js";
@@ -120,11 +122,27 @@ function decodeRecord(record: LogRecord): LogEvent | TxnRecord | DbError {
   }
 }
 
+type Decoded = LogEvent | TxnRecord | DbError;
+
 /** One partition batch handed to applyBatch. */
 interface GroupBatch {
   topic: string;
   partition: number;
   records: readonly LogRecord[];
+  /** The records decoded, in the same order (table topics; decoded on demand otherwise). */
+  events?: readonly Decoded[];
+  /**
+   * The catalog's end offset when a record of the batch was stamped past it (a hand-written
+   * stamp no writer could have seen): such records see no table. Null: no such record.
+   */
+  catalogLimit?: bigint | null;
+}
+
+/** The catalog position a decoded record was stamped with, if any. */
+function stampOf(event: Decoded): bigint | undefined {
+  if (event instanceof DbError) return undefined;
+  if (isTxnRecord(event)) return event.type === "TxnPrepare" ? event.catalogPosition : undefined;
+  return catalogPositionOf(event);
 }
 
 /** A group of item batches gathering until the applier's queue reaches it. */
@@ -141,6 +159,8 @@ interface Prepared {
   holdDelta: number;
   /** The partition's restore fence after the batch, if it has one. */
   fence?: RestoreFenceState;
+  /** Catalog history entries the batch wrote (catalog batches). */
+  history: { table: string; entry: HistoryEntry }[];
 }
 
 /** Most partition batches committed in one store write. */
@@ -156,12 +176,27 @@ export class Applier {
   private closed = false;
   /** Keys held by prepared transactions, store-wide (materializer/transactions/). */
   private holdCount = 0;
+  /**
+   * Set by followCatalog: this applier applies the catalog topic too, so a stamped record
+   * waits for the catalog to reach its stamp and is decided with the definition as of it.
+   * Unset (restore's scratch appliers, which hold a definition but no catalog): stamps are
+   * ignored and records are decided with the definition the store holds.
+   */
+  private following: { catalogEnd: (() => Promise<bigint>) | null } | null = null;
+  /** Woken whenever the catalog's applied offset moves (or the applier closes). */
+  private readonly catalogWaiters = new Set<() => void>();
+  /** Per table partition, the batch still waiting for the catalog, so order is kept. */
+  private readonly gates = new Map<string, Promise<boolean>>();
+  /** Batches that waited for the catalog to reach a stamp (a metric). */
+  catalogWaits = 0;
+  private waitsReleased = false;
 
   private constructor(
     private readonly store: KvStore,
     private readonly catalog: Map<string, CatalogEntry>,
     private readonly applied: Map<string, bigint>,
     private readonly limits: ApplierLimits,
+    private readonly history: CatalogHistory,
   ) {}
 
   static async open(store: KvStore, limits = defaultApplierLimits): Promise<Applier> {
@@ -182,7 +217,9 @@ export class Applier {
       );
       applied.set(`${topic.name}/${partition.uint32}`, decodeAppliedOffset(value));
     }
-    const applier = new Applier(store, catalog, applied, limits);
+    const { history, seed } = await CatalogHistory.load(store, catalog.values());
+    if (seed.length > 0) await store.batch(seed, { sync: false });
+    const applier = new Applier(store, catalog, applied, limits, history);
     applier.holdCount = await countHolds(store);
     for await (const [key, value] of store.iterate(changesFloorsRange())) {
       const parts = decodeKey(key);
@@ -209,6 +246,27 @@ export class Applier {
 
   tables(): CatalogEntry[] {
     return [...this.catalog.values()];
+  }
+
+  /**
+   * Decide stamped records at their catalog position (materializer/catalog/README.md): a
+   * table batch with a record stamped past the applied catalog waits until the catalog is
+   * applied that far. `catalogEnd` (the catalog topic's end offset) bounds the wait: a
+   * stamp past it was never seen by a writer, and its record sees no table.
+   */
+  followCatalog(catalogEnd: (() => Promise<bigint>) | null = null): void {
+    this.following = { catalogEnd };
+  }
+
+  /** Ends every wait for the catalog (ABORTED): the consumers are stopping. */
+  releaseCatalogWaits(): void {
+    this.waitsReleased = true;
+    this.wakeCatalogWaiters();
+  }
+
+  /** The definitions the table had, by catalog offset (catalog/history.ts). */
+  catalogHistory(table: string): readonly HistoryEntry[] {
+    return this.history.entries(table);
   }
 
   /**
@@ -242,7 +300,69 @@ export class Applier {
       const alone = { topic, partition, records };
       return this.enqueue(() => this.applyGroup([alone])).then((all) => all.get(alone)!);
     }
+    const events = records.map(decodeRecord);
+    let need = -1n;
+    if (this.following !== null) {
+      for (const event of events) {
+        const stamp = stampOf(event);
+        if (stamp !== undefined && stamp > need) need = stamp;
+      }
+    }
     const id = `${topic}/${partition}`;
+    const before = this.gates.get(id);
+    if (before === undefined && need <= this.appliedOffset(CATALOG_TOPIC, 0)) {
+      return this.join({ topic, partition, records, events, catalogLimit: null });
+    }
+    // Waits for the catalog (or for this partition's earlier batch that does), then joins.
+    const run = (async () => {
+      // A partition's batches apply in order: never past an earlier one that failed.
+      if (before !== undefined && !(await before)) {
+        throw new DbError("ABORTED", `an earlier batch of ${id} was not applied`);
+      }
+      const catalogLimit = await this.catalogReached(need);
+      return this.join({ topic, partition, records, events, catalogLimit });
+    })();
+    const gate = run.then(
+      () => true,
+      () => false,
+    );
+    this.gates.set(id, gate);
+    void gate.then(() => {
+      if (this.gates.get(id) === gate) this.gates.delete(id);
+    });
+    return run;
+  }
+
+  /**
+   * Resolves once the catalog is applied up to `position` (or up to its end, when the stamp
+   * is past it: then the end, else null). Throws ABORTED when the applier closes first.
+   */
+  private async catalogReached(position: bigint): Promise<bigint | null> {
+    if (position <= this.appliedOffset(CATALOG_TOPIC, 0)) return null;
+    this.catalogWaits++;
+    let limit: bigint | null = null;
+    let target = position;
+    const end = this.following?.catalogEnd;
+    if (end !== null && end !== undefined) {
+      const at = await end();
+      if (at < position) {
+        limit = at;
+        target = at;
+      }
+    }
+    while (this.appliedOffset(CATALOG_TOPIC, 0) < target) {
+      if (this.closed || this.waitsReleased) {
+        throw new DbError("ABORTED", "stopped while waiting for the catalog");
+      }
+      await new Promise<void>((resolve) => this.catalogWaiters.add(resolve));
+    }
+    return limit;
+  }
+
+  /** Adds an item batch to the group gathering now (or a new one), in queue order. */
+  private join(batch: GroupBatch): Promise<AppliedBatch> {
+    assert(!this.closed, "applier is closed");
+    const id = `${batch.topic}/${batch.partition}`;
     let group = this.gathering;
     if (group === null || group.batches.has(id) || group.batches.size >= groupBatchesMax) {
       const fresh: Gathering = { batches: new Map(), results: null };
@@ -254,7 +374,6 @@ export class Applier {
         return this.applyGroup([...fresh.batches.values()]);
       });
     }
-    const batch = { topic, partition, records };
     group.batches.set(id, batch);
     const results = group.results!;
     return results.then((all) => all.get(batch)!);
@@ -287,8 +406,12 @@ export class Applier {
     for (const batch of batches) prepared.set(batch, await this.prepare(batch, ops));
     if (ops.length > 0) await this.store.batch(ops, { sync: false });
     const results = new Map<GroupBatch, AppliedBatch>();
-    for (const [batch, { result, finals, dropped, holdDelta, fence }] of prepared) {
+    let catalogMoved = false;
+    for (const [batch, { result, finals, dropped, holdDelta, fence, history }] of prepared) {
       this.applied.set(`${batch.topic}/${batch.partition}`, result.nextOffset);
+      if (batch.topic === CATALOG_TOPIC) catalogMoved = true;
+      for (const name of dropped) this.history.forget(name);
+      for (const { table, entry } of history) this.history.add(table, entry);
       if (fence !== undefined) this.fences.set(`${batch.topic}/${batch.partition}`, fence);
       this.holdCount += holdDelta;
       for (const [name, entry] of finals) {
@@ -299,7 +422,14 @@ export class Applier {
       result.tablesChanged = [...finals.values()].filter((e): e is CatalogEntry => e !== undefined);
       results.set(batch, result);
     }
+    if (catalogMoved) this.wakeCatalogWaiters();
     return results;
+  }
+
+  private wakeCatalogWaiters(): void {
+    const waiters = [...this.catalogWaiters];
+    this.catalogWaiters.clear();
+    for (const wake of waiters) wake();
   }
 
   /** One batch's store operations, appended to `ops`, and what to record once written. */
@@ -308,8 +438,11 @@ export class Applier {
     const { fresh, result } = this.unapplied(topic, partition, records);
     const finals = new Map<string, CatalogEntry | undefined>();
     const dropped = new Set<string>();
-    if (fresh.length === 0) return { result, finals, dropped, holdDelta: 0 };
-    const events = fresh.map(decodeRecord);
+    const history: Prepared["history"] = [];
+    if (fresh.length === 0) return { result, finals, dropped, holdDelta: 0, history };
+    const start = records.length - fresh.length;
+    const events = batch.events?.slice(start) ?? fresh.map(decodeRecord);
+    assert(events.length === fresh.length, "decoded events do not match the records");
     // Holds are keyed by item, so a batch never needs another partition's holds; a group's
     // batches may read holdCount before its writes count (they touch other partitions).
     const txn = await TxnBatchState.load(
@@ -332,12 +465,24 @@ export class Applier {
         offset: record.offset,
         timestampMs: record.timestampMs,
       };
+      // A stamped record sees its tables as of its catalog position (catalog/history.ts).
+      const stamp = this.following === null ? undefined : stampOf(event);
+      const view = stamp === undefined ? state : this.atPosition(state, stamp, batch.catalogLimit);
       const outcome =
         event instanceof DbError
           ? undecodable(event)
           : isTxnRecord(event)
-            ? this.applyTxnOne(state, txn, event, at, result, ops)
-            : this.applyOne(state, event, at, result, ops, { touched, dropped }, txn);
+            ? this.applyTxnOne(state, txn, event, at, result, ops, view)
+            : this.applyOne(
+                state,
+                event,
+                at,
+                result,
+                ops,
+                { touched, dropped, history },
+                txn,
+                view,
+              );
       ops.push(outcomeOp(topic, partition, record.offset, outcome));
       if (record.offset >= this.limits.outcomesRetained) {
         ops.push({
@@ -355,12 +500,40 @@ export class Applier {
       finals.set(name, entry);
     }
     const fence = state.fence;
+    // A table created and dropped (or dropped and created again) in this batch: only the
+    // entries of its final generation are kept.
+    const kept = history.filter(({ table, entry }) => {
+      const final = finals.get(table);
+      return final !== undefined && entry.offset >= final.generation;
+    });
+    for (const { table, entry } of kept) {
+      ops.push(this.history.putOp(table, entry.offset, entry.definition));
+    }
     return {
       result,
       finals,
       dropped,
       holdDelta: txn.holdDelta - drops.holdsReleased,
+      history: kept,
       ...(fence && { fence }),
+    };
+  }
+
+  /**
+   * The state as a record stamped with catalog position `position` sees it: each table's
+   * definition as of that position (undefined when the table did not exist then, or when
+   * the stamp is past `limit`, the catalog's end), items as they are now.
+   */
+  private atPosition(state: BatchState, position: bigint, limit?: bigint | null): StateView {
+    const beyond = limit !== null && limit !== undefined && position > limit;
+    return {
+      table: (name) => {
+        const entry = state.entry(name);
+        if (entry === undefined || beyond) return undefined;
+        return this.history.definitionAt(entry, position);
+      },
+      item: (table, key) => state.item(table, key),
+      restoreFence: () => state.restoreFence(),
     };
   }
 
@@ -410,19 +583,24 @@ export class Applier {
     at: EventPosition,
     result: AppliedBatch,
     ops: BatchOp[],
-    catalog: { touched: Set<string>; dropped: Set<string> },
+    catalog: { touched: Set<string>; dropped: Set<string>; history: Prepared["history"] },
     txn: TxnBatchState,
+    view: StateView,
   ): Outcome {
     const misplaced = misplacedEvent(state, event, at.topic);
     if (misplaced !== null) return { status: "VALIDATION", message: misplaced };
     const heldBy = txn.mayHold ? singleWriteHolder(txn.view(state), event) : null;
     if (heldBy !== null) return heldOutcome(event, heldBy);
-    const applied = apply(state, event, at);
+    const applied = apply(view, event, at);
     if (applied.fencedRestoreWrite === true) result.restoreWritesFenced++;
     ops.push(...writeOps(applied.writes, (name) => state.entry(name)));
     state.fold(applied.writes, at);
     for (const write of applied.writes) {
-      if (write.type === "table") catalog.touched.add(write.definition.name);
+      if (write.type === "table") {
+        catalog.touched.add(write.definition.name);
+        const entry = { offset: at.offset, definition: write.definition };
+        catalog.history.push({ table: write.definition.name, entry });
+      }
       if (write.type === "dropTable") {
         catalog.touched.add(write.name);
         catalog.dropped.add(write.name);
@@ -449,11 +627,12 @@ export class Applier {
     recordAt: EventPosition,
     result: AppliedBatch,
     ops: BatchOp[],
+    view: StateView,
   ): Outcome {
     const time = txn.txnTime(recordAt.timestampMs);
     const at = { ...recordAt, timestampMs: time.timestampMs };
     ops.push(time.op);
-    const applied = applyTxnRecord(txn.view(state), record, at, (name) => state.entry(name));
+    const applied = applyTxnRecord(txn.view(view), record, at, (name) => state.entry(name));
     ops.push(...writeOps(applied.writes, (name) => state.entry(name)));
     state.fold(applied.writes, at);
     ops.push(...txn.fold(applied.txnWrites, state));
@@ -509,7 +688,7 @@ export class Applier {
    */
   private async dropOps(name: string, drops: { holdsReleased: number }): Promise<BatchOp[]> {
     const ops: BatchOp[] = [{ type: "del", key: tableKey(name) }];
-    for (const range of tableRanges(name)) {
+    for (const range of [...tableRanges(name), historyRange(name)]) {
       for await (const [key] of this.store.iterate(range)) ops.push({ type: "del", key });
     }
     const before = this.catalog.get(name);
@@ -708,6 +887,7 @@ export class Applier {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.wakeCatalogWaiters();
     await this.queue;
   }
 }

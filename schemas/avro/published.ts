@@ -90,6 +90,26 @@ export const PUBLISHED = {
         "restore-fence-v1.avsc",
       ],
     },
+    {
+      // The envelope's catalogPosition: the catalog offset an item write was validated
+      // against, so apply decides with the definition as of it (issue 6, catalog races).
+      version: 4,
+      root: "log-event-v3.avsc",
+      parts: [
+        ...TABLE_DEFINITION_V1_PARTS,
+        "table-definition-v1.avsc",
+        "restore-origin-v1.avsc",
+        "create-table-v2.avsc",
+        "update-table-v2.avsc",
+        "delete-table-v1.avsc",
+        ...ITEM_EVENT_V1_PARTS,
+        "put-item-v2.avsc",
+        "update-item-v1.avsc",
+        "delete-item-v1.avsc",
+        "ttl-delete-v1.avsc",
+        "restore-fence-v1.avsc",
+      ],
+    },
   ],
   "logkv.TableDefinition": [
     { version: 1, root: "table-definition-v1.avsc", parts: TABLE_DEFINITION_V1_PARTS },
@@ -98,7 +118,11 @@ export const PUBLISHED = {
   "logkv.Outcome": [{ version: 1, root: "outcome-v1.avsc", parts: ATTRIBUTE_VALUE_V1 }],
   "logkv.ChangeEvent": [{ version: 1, root: "change-event-v1.avsc", parts: ATTRIBUTE_VALUE_V1 }],
   // Transactions (materializer/transactions/README.md).
-  "logkv.TxnRecord": [{ version: 1, root: "txn-record-v1.avsc", parts: TXN_RECORD_V1_PARTS }],
+  "logkv.TxnRecord": [
+    { version: 1, root: "txn-record-v1.avsc", parts: TXN_RECORD_V1_PARTS },
+    // The envelope's catalogPosition: the catalog offset a prepare was validated against.
+    { version: 2, root: "txn-record-v2.avsc", parts: TXN_RECORD_V1_PARTS },
+  ],
   "logkv.TxnEntry": [{ version: 1, root: "txn-entry-v1.avsc", parts: TXN_ACTION_V1_PARTS }],
   "logkv.TxnOutcome": [
     {

@@ -249,6 +249,34 @@ export const AVSC_SOURCES: Readonly<Record<string, string>> = {
   ]
 }
 `,
+  "log-event-v3.avsc": `{
+  "type": "record",
+  "name": "LogEvent",
+  "namespace": "logkv",
+  "doc": "Every record value on logkv.catalog and logkv.table.*; new kinds go at the union's end.",
+  "fields": [
+    {
+      "name": "event",
+      "type": [
+        "logkv.CreateTable",
+        "logkv.UpdateTable",
+        "logkv.DeleteTable",
+        "logkv.PutItem",
+        "logkv.UpdateItem",
+        "logkv.DeleteItem",
+        "logkv.TtlDelete",
+        "logkv.RestoreFence"
+      ]
+    },
+    {
+      "name": "catalogPosition",
+      "type": ["null", "long"],
+      "default": null,
+      "doc": "Item events: the catalog offset the writer validated against (every catalog record below it applied); apply decides with the table's definition as of it."
+    }
+  ]
+}
+`,
   "outcome-v1.avsc": `{
   "type": "record",
   "name": "Outcome",
@@ -523,6 +551,22 @@ export const AVSC_SOURCES: Readonly<Record<string, string>> = {
   "namespace": "logkv",
   "doc": "A transaction record on a table topic; new kinds go at the union's end.",
   "fields": [{ "name": "record", "type": ["logkv.TxnPrepare", "logkv.TxnDecision"] }]
+}
+`,
+  "txn-record-v2.avsc": `{
+  "type": "record",
+  "name": "TxnRecord",
+  "namespace": "logkv",
+  "doc": "A transaction record on a table topic; new kinds go at the union's end.",
+  "fields": [
+    { "name": "record", "type": ["logkv.TxnPrepare", "logkv.TxnDecision"] },
+    {
+      "name": "catalogPosition",
+      "type": ["null", "long"],
+      "default": null,
+      "doc": "TxnPrepare: the catalog offset the coordinator validated against; the vote uses the table definitions as of it."
+    }
+  ]
 }
 `,
   "txn-state-v1.avsc": `{

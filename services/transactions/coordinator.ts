@@ -138,6 +138,8 @@ export interface TxnGroup extends TopicPartition {
   /** Partition count of the topic (to route records to the partition). */
   partitions: number;
   actions: TxnAction[];
+  /** The catalog position the actions were validated at; its prepare carries it. */
+  catalogPosition?: bigint;
 }
 
 export type TxnWriteResult =
@@ -205,6 +207,25 @@ const CLOCK_SKEW_MS_MAX = 60_000;
  */
 const earliestBeginMs = (entry: PreparedEntry) =>
   Number(entry.deadlineMs - TXN_DEADLINE_MS_MAX) - CLOCK_SKEW_MS_MAX;
+
+/**
+ * Whether recovery may abort a prepared entry whose transaction the state log does not know
+ * and may have forgotten (its BEGIN possibly trimmed: materializer/transactions/README.md,
+ * "A forgotten transaction's prepare"). Only once (a) its BEGIN, which precedes its
+ * deadline, is older than the state retention plus the clock-skew margin, so the state log
+ * no longer holds it (it was trimmed or was never written) and no token retry can name it;
+ * and (b) the participant has applied its partition to the log's end: every decision
+ * record ever appended for it is then applied, so the entry still PREPARED means none was,
+ * and an abort appended now is its partition's first decision. Pure.
+ */
+export function forgottenMayAbort(
+  nowMs: number,
+  entry: Pick<PreparedEntry, "deadlineMs">,
+  stateRetainMs: number,
+  caughtUp: boolean,
+): boolean {
+  return caughtUp && nowMs > Number(entry.deadlineMs) + stateRetainMs + CLOCK_SKEW_MS_MAX;
+}
 
 /** The table a table topic (logkv.table.<name>.<generation>) belongs to. */
 const tableOfTopic = (topic: string) => /^logkv\.table\.(.+)\.\d+$/.exec(topic)?.[1] ?? "";
@@ -347,6 +368,7 @@ export class TxnCoordinator {
         deadlineMs,
         participants,
         actions: group.actions,
+        ...(group.catalogPosition !== undefined && { catalogPosition: group.catalogPosition }),
       };
       const key = keyForPartition(group.partition, group.partitions);
       return this.log.appendBytes(group.topic, key, encodeTxnRecord(record));
@@ -503,11 +525,17 @@ export class TxnCoordinator {
     for (const entry of late) {
       const status = this.state.status(entry.txnId.replace(/#\d+$/, ""));
       if (status !== undefined && status.decision === null) continue; // aborted below first
-      if (status === undefined && this.state.mayHaveForgotten(earliestBeginMs(entry))) {
+      const unknown = status === undefined && this.state.mayHaveForgotten(earliestBeginMs(entry));
+      if (unknown) {
         // Its BEGIN and decision may have been trimmed (a participant that did not apply its
-        // prepare within the state retention): aborting could undo a commit. Left held.
-        this.probe.recoveredOne("unknown");
-        continue;
+        // prepare within the state retention): aborting could undo a commit whose record is
+        // still on its way. Left held until no decision can come (forgottenMayAbort).
+        const retain = this.options.stateRetainMs;
+        const old = forgottenMayAbort(now, entry, retain, true);
+        if (!old || !forgottenMayAbort(now, entry, retain, await this.caughtUp(entry))) {
+          this.probe.recoveredOne("unknown");
+          continue;
+        }
       }
       const commit = status?.decision?.kind === "COMMIT";
       const type = commit ? ("TxnCommit" as const) : ("TxnAbort" as const);
@@ -515,7 +543,19 @@ export class TxnCoordinator {
       const partitions = this.participants.partitionsOf(tableOfTopic(entry.topic));
       if (partitions === undefined) continue; // a dropped table holds nothing any more
       await this.log.appendBytes(entry.topic, keyForPartition(entry.partition, partitions), bytes);
-      this.probe.recoveredOne(status === undefined ? "orphan" : "resent");
+      this.probe.recoveredOne(unknown ? "forgotten" : status === undefined ? "orphan" : "resent");
+    }
+  }
+
+  /** Whether the participant's store has applied its partition up to the log's end now. */
+  private async caughtUp(entry: PreparedEntry): Promise<boolean> {
+    try {
+      const end = (await this.log.endOffsets(entry.topic))[entry.partition];
+      if (end === undefined) return false;
+      await this.participants.waitApplied(entry.topic, entry.partition, end, 1_000);
+      return true;
+    } catch {
+      return false; // not applied that far yet, or the end unknown: ask again next sweep
     }
   }
 

@@ -38,7 +38,8 @@ export class TxnProbe {
       name: "logkv_transactions_recovered_total",
       help:
         "Recovery: transactions aborted (aborted), decisions re-sent (resent), orphan " +
-        "prepares aborted (orphan), prepares of unknown, maybe trimmed, ones left held (unknown)",
+        "prepares aborted (orphan), prepares of unknown, maybe trimmed, ones left held (unknown), " +
+        "and those aborted once no decision can reach them any more (forgotten)",
       labelNames: ["action"],
       registers,
     });
@@ -79,7 +80,7 @@ export class TxnProbe {
     this.aborts.inc({ reason });
   }
 
-  recoveredOne(action: "aborted" | "resent" | "orphan" | "unknown"): void {
+  recoveredOne(action: "aborted" | "resent" | "orphan" | "unknown" | "forgotten"): void {
     this.recovered.inc({ action });
   }
 

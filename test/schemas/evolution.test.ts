@@ -48,10 +48,11 @@ const TRANSACT_WRITE_V1: SchemaJson = {
 
 const LOG_EVENT_V2: SchemaJson = (() => {
   const schema = avscJson(V1.root) as Json;
-  const [event] = schema.fields as [Json];
+  // The envelope's other fields (v4's catalogPosition) stay as they are.
+  const [event, ...rest] = schema.fields as [Json, ...Json[]];
   return {
     ...schema,
-    fields: [{ ...event, type: [...(event.type as string[]), "logkv.TransactWrite"] }],
+    fields: [{ ...event, type: [...(event.type as string[]), "logkv.TransactWrite"] }, ...rest],
   };
 })();
 
@@ -122,15 +123,18 @@ describe("v2 data", () => {
 
   it("round-trips through the v2 codec, new branch and new field included", () => {
     for (const value of [
-      { event: { "logkv.TransactWrite": { transactionId: "tx", puts: [put] } } },
-      { event: { "logkv.PutItem": put } },
+      {
+        event: { "logkv.TransactWrite": { transactionId: "tx", puts: [put] } },
+        catalogPosition: null,
+      },
+      { event: { "logkv.PutItem": put }, catalogPosition: { long: 7n } },
     ]) {
       assert.deepStrictEqual(plain(codecV2.decode(codecV2.encode(value))), plain(value));
     }
   });
 
   it("is refused by today's reader as CORRUPT_DATA (deploy readers before writers)", () => {
-    const bytes = codecV2.encode({ event: { "logkv.PutItem": put } });
+    const bytes = codecV2.encode({ event: { "logkv.PutItem": put }, catalogPosition: null });
     assert.throws(
       () => decodeEvent(bytes),
       (e: unknown) => isDbError(e, "CORRUPT_DATA") && /unknown writer schema/.test(e.message),
