@@ -65,6 +65,7 @@ commands:
             [--api-keys FILE] [--audit-log FILE] [--tls-cert FILE --tls-key FILE])
             or, with --stateless (no --data), a gateway with no store that routes reads to
             the materializers serving --rpc [--rpc-tls-ca FILE: trust their RPC certificate]
+            [--scan-parallel N: partitions a scan page reads at once, 1-64, default 4]
   broker    run the Kafka-compatible broker
   materializer  apply the log into a LevelDB store
                 (--data DIR --brokers HOST:PORT[,...] [--metrics HOST:PORT] [--node-id N]
@@ -608,6 +609,15 @@ async function runStart(args: string[]): Promise<void> {
   onStopSignals(logger, () => node.stop());
 }
 
+/** `--scan-parallel N` of a stateless gateway: 1 to 64, absent: the default. */
+function scanParallel(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = /^\d{1,2}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= 64))
+    throw new DbError("INVALID_CONFIG", `--scan-parallel wants 1 to 64, got '${text}'`);
+  return n;
+}
+
 async function runGateway(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -623,6 +633,7 @@ async function runGateway(args: string[]): Promise<void> {
       "tls-key": { type: "string" },
       stateless: { type: "boolean" },
       "rpc-tls-ca": { type: "string" },
+      "scan-parallel": { type: "string" },
       ...restoreFlags,
       ...kafkaClientSslFlags,
     },
@@ -644,6 +655,7 @@ async function runGateway(args: string[]): Promise<void> {
       tls: tlsOptions(values["tls-cert"], values["tls-key"]),
       rpcTlsCaFile: values["rpc-tls-ca"],
       kafkaTls: kafkaTlsFromFlags(values),
+      scanPartitionsInFlight: scanParallel(values["scan-parallel"]),
     });
     console.log(`logkv gateway (stateless) serving ${brokers.join(",")}`);
     printGateway(node.gateway.url);
@@ -654,6 +666,8 @@ async function runGateway(args: string[]): Promise<void> {
     onStopSignals(logger, () => node.stop());
     return;
   }
+  if (values["scan-parallel"] !== undefined)
+    throw new DbError("INVALID_CONFIG", "--scan-parallel is for a --stateless gateway");
   const node = await startGatewayNode({
     dataDir: values.data ?? "./data/gateway",
     brokers,

@@ -45,7 +45,7 @@ import type { ChangeEvent } from "../../schemas/records.js";
 import type { PreparedEntry, TxnParticipants } from "../../services/transactions/coordinator.js";
 import type { TxnOutcome } from "../../schemas/transactions.js";
 import { PAGE_MAX, RemoteChangeStream } from "./remote-changes.js";
-import { scanAcross } from "./remote-scan.js";
+import { scanAcross, scanPartitionsInFlight, type ScanPageStats } from "./remote-scan.js";
 import { remoteRestoreApi } from "./remote-restore.js";
 import type { RestoreOp } from "../../materializer/rpc/restore-api.js";
 import type { PartitionPage } from "../../materializer/rpc/scan-partition.js";
@@ -66,6 +66,8 @@ export interface RemoteBackendOptions {
   /** Pause before trying the owners again once all have failed. */
   retryPauseMs?: number;
   goneAfterMs?: number;
+  /** Partition pages one scan page reads at once (remote-scan.ts); default 4, 1 = in turn. */
+  scanPartitionsInFlight?: number;
 }
 
 export class RemoteBackend implements GatewayBackend {
@@ -246,19 +248,30 @@ export class RemoteBackend implements GatewayBackend {
     const topic = tableTopic(entry.definition.name, entry.generation);
     // One deadline for the whole page, however many partitions it reads.
     const deadline = Date.now() + (fence?.timeoutMs ?? 5_000);
-    const { result, offsets } = await scanAcross(entry, options, fence, (partition, page, floor) =>
-      this.tableRead<PartitionPage>(
-        "scanPartition",
+    const stats: ScanPageStats = { sent: 0, unused: 0, reread: 0, inFlightMax: 0 };
+    try {
+      const { result, offsets } = await scanAcross(
         entry,
-        [partition],
-        {
-          timeoutMs: Math.max(1, deadline - Date.now()),
-          ...(floor !== undefined && { floor: new Map([[partition, floor]]) }),
-        },
-        { options: page },
-      ),
-    );
-    return { result, topic, offsets };
+        options,
+        fence,
+        (partition, page, floor) =>
+          this.tableRead<PartitionPage>(
+            "scanPartition",
+            entry,
+            [partition],
+            {
+              timeoutMs: Math.max(1, deadline - Date.now()),
+              ...(floor !== undefined && { floor: new Map([[partition, floor]]) }),
+            },
+            { options: page },
+          ),
+        this.options.scanPartitionsInFlight ?? scanPartitionsInFlight,
+        stats,
+      );
+      return { result, topic, offsets };
+    } finally {
+      this.probe.scanPage(stats);
+    }
   }
 
   /**
