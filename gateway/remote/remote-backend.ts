@@ -45,6 +45,10 @@ import type { ChangeEvent } from "../../schemas/records.js";
 import type { PreparedEntry, TxnParticipants } from "../../services/transactions/coordinator.js";
 import type { TxnOutcome } from "../../schemas/transactions.js";
 import { PAGE_MAX, RemoteChangeStream } from "./remote-changes.js";
+import {
+  BackupUnavailableError,
+  type BackupInfo,
+} from "../../materializer/restore/restore-service.js";
 import { scanAcross, scanPartitionsInFlight, type ScanPageStats } from "./remote-scan.js";
 import { remoteRestoreApi } from "./remote-restore.js";
 import type { RestoreOp } from "../../materializer/rpc/restore-api.js";
@@ -195,6 +199,27 @@ export class RemoteBackend implements GatewayBackend {
     if (topic === CATALOG_TOPIC) return this.refreshCatalog(offset, deadline);
     await this.route("waitApplied", topic, [partition], deadline, (ms) => ({
       topic,
+      partition,
+      offset,
+      timeoutMs: ms,
+    }));
+  }
+
+  /**
+   * Waits until an owner of the table's partition has applied every record below `offset`
+   * and sent their change events to the changes topic (RPC `published`): what a restore run
+   * by a replica-set member waits for before the target serves (materializer/restore).
+   */
+  async waitPublished(
+    table: string,
+    topic: string,
+    partition: number,
+    offset: bigint,
+    timeoutMs: number,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    await this.route("published", topic, [partition], deadline, (ms) => ({
+      table,
       partition,
       offset,
       timeoutMs: ms,
@@ -369,6 +394,41 @@ export class RemoteBackend implements GatewayBackend {
           "(start one with --restore)",
       );
     }
+    const folder = args.location === null || args.location === undefined;
+    if (op === "listBackups" && folder) {
+      // Another node's folder backup is available when that node serves restores now.
+      const serving = new Set(nodes.map((n) => n.record.node));
+      const listed = (await this.restoreCallAt(nodes, op, args, timeoutMs)) as BackupInfo[];
+      return listed.map((b) =>
+        !b.available && b.node !== null && serving.has(b.node) ? { ...b, available: true } : b,
+      );
+    }
+    if ((op === "restoreBackup" || op === "deleteBackup") && folder) {
+      // A folder backup is restored or deleted by the node whose folder holds it.
+      const name = op === "restoreBackup" ? args.backup : args.name;
+      const listed = (await this.restoreCallAt(
+        nodes,
+        "listBackups",
+        { location: null },
+        timeoutMs,
+      )) as BackupInfo[];
+      const found = listed.find((b) => b.name === name && b.location === null);
+      if (found !== undefined && !found.available && found.node !== null) {
+        const holder = nodes.find((n) => n.record.node === found.node);
+        if (holder === undefined) throw new BackupUnavailableError(found.name, found.node);
+        return this.restoreCallAt([holder], op, args, timeoutMs);
+      }
+    }
+    return this.restoreCallAt(nodes, op, args, timeoutMs);
+  }
+
+  /** The call at the first of `nodes` that is reachable; its answer or error as it is. */
+  private async restoreCallAt(
+    nodes: RoutedNode[],
+    op: RestoreOp,
+    args: Record<string, unknown>,
+    timeoutMs: number,
+  ) {
     let last: unknown = null;
     for (const node of nodes) {
       try {
