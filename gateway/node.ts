@@ -157,6 +157,8 @@ export interface StatelessGatewayOptions {
   kafkaTls?: TlsClientFiles;
   /** Partition pages one scan page reads at once (default 4; 1: one after another). */
   scanPartitionsInFlight?: number;
+  /** RemoteBackendOptions.globalIndexOwnersFence (tests only; default true). */
+  globalIndexOwnersFence?: boolean;
 }
 
 /**
@@ -181,6 +183,7 @@ export async function startStatelessGateway(
     startTimeoutMs: options.startTimeoutMs,
     kafkaTls: options.kafkaTls,
     scanPartitionsInFlight: options.scanPartitionsInFlight,
+    globalIndexOwnersFence: options.globalIndexOwnersFence,
   });
   let log: LogClient | null = null;
   try {

@@ -72,6 +72,11 @@ export interface RemoteBackendOptions {
   goneAfterMs?: number;
   /** Partition pages one scan page reads at once (remote-scan.ts); default 4, 1 = in turn. */
   scanPartitionsInFlight?: number;
+  /**
+   * The owners' half of a STRONG/SESSION GSI read's fence (RPC `published`); default true.
+   * false only shows what it prevents (test/gateway/remote/gsi-fence.test.ts).
+   */
+  globalIndexOwnersFence?: boolean;
 }
 
 export class RemoteBackend implements GatewayBackend {
@@ -320,7 +325,8 @@ export class RemoteBackend implements GatewayBackend {
     const topic = tableTopic(name, entry.generation);
     const deadline = Date.now() + (fence?.timeoutMs ?? 5_000);
     const fenced = fence?.globalIndexes === true;
-    const floor = fenced ? [...(fence.floor ?? [])].filter(([, offset]) => offset > 0n) : [];
+    const owners = fenced && this.options.globalIndexOwnersFence !== false;
+    const floor = owners ? [...(fence.floor ?? [])].filter(([, offset]) => offset > 0n) : [];
     await Promise.all(
       floor.map(([partition, offset]) =>
         this.route("published", topic, [partition], deadline, (timeoutMs) => ({
