@@ -6,16 +6,18 @@
 // with the node whose folder holds them, recorded in the log: once that node is SIGKILLed
 // the backup is still listed, `available: false`, and restoring it is NOT_FOUND with
 // `extensions.backup` UNAVAILABLE naming the node, while the surviving member still runs a
-// point-in-time restore; once the node runs again, the backup is available and restored
-// (the gateway sends it to the node that holds it).
+// point-in-time restore and restores the S3 backup m1 wrote; once the node runs again, the
+// folder backup is available and restored (the gateway sends it to the node that holds it).
 // Method: real processes: 1 broker, 2 members of set `a` splitting a 4-partition table, 2
-// `logkv gateway --stateless`; fetch as the client; the members' /metrics show the split.
+// `logkv gateway --stateless`, s3rver on loopback (the members' --s3-* flags, AWS_*
+// credentials); fetch as the client; the members' /metrics show the split.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BrokerProcess } from "../helpers/broker-process.js";
 import { MaterializerProcess } from "../helpers/materializer-process.js";
 import { StatelessGatewayProcess, type GraphqlAnswer } from "./helpers/stateless-gateway.js";
+import { startS3, type LocalS3 } from "../helpers/s3.js";
 
 const PARTITIONS = 4;
 const KEYS = 24;
@@ -26,6 +28,9 @@ const gateways: StatelessGatewayProcess[] = [];
 const atInstant = new Map<string, { v: number; color: string }>();
 const now = new Map<string, { v: number; color: string }>();
 let instant = "";
+let s3: LocalS3;
+const BUCKET = "logkv-sets";
+const S3_LOCATION = `s3://${BUCKET}/nightly`;
 
 function ok(answer: GraphqlAnswer, what: string): Record<string, Record<string, unknown> | null> {
   assert.equal(answer.errors, undefined, `${what}: ${JSON.stringify(answer.errors)}`);
@@ -42,16 +47,23 @@ async function ownedPartitions(m: MaterializerProcess): Promise<Set<number>> {
   return owned;
 }
 
-const memberArgs = [
-  ...["--replica-set", "a", "--rpc", "127.0.0.1:0", "--restore"],
-  ...["--metrics", "127.0.0.1:0", "--restore-takeover-ms", "3000"],
-];
-
 before(async () => {
   broker = await BrokerProcess.start();
+  s3 = await startS3([BUCKET]);
+  const memberArgs = [
+    ...["--replica-set", "a", "--rpc", "127.0.0.1:0", "--restore"],
+    ...["--metrics", "127.0.0.1:0", "--restore-takeover-ms", "3000"],
+    ...["--s3-endpoint", s3.endpoint, "--s3-region", "us-east-1", "--s3-path-style"],
+  ];
+  const env = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" };
   for (const nodeId of ["m1", "m2"]) {
     members.push(
-      await MaterializerProcess.start({ brokers: [broker.address], nodeId, extraArgs: memberArgs }),
+      await MaterializerProcess.start({
+        brokers: [broker.address],
+        nodeId,
+        extraArgs: memberArgs,
+        env,
+      }),
     );
   }
   for (let i = 0; i < 2; i++) gateways.push(await StatelessGatewayProcess.start([broker.address]));
@@ -99,6 +111,7 @@ after(async () => {
   for (const gateway of gateways) await gateway.stop().catch(() => undefined);
   for (const m of members) await m.destroy().catch(() => undefined);
   await broker?.stop();
+  await s3?.close();
 });
 
 const PUT = `mutation($item: JSON!) { putItem(table: "src", item: $item) { token } }`;
@@ -213,6 +226,16 @@ test("replica-set members run a point-in-time restore, a backup and its restore"
   );
   await activeThrough(g1, "fromb");
   await assertEquals(g2, "fromb", now);
+  // An S3 backup, written by the member running restores (m1).
+  const onS3 = ok(
+    await g2.graphql(
+      `mutation($to: String) { backupTable(table: "src", backup: "s1", to: $to) { name items
+        location } }`,
+      { to: S3_LOCATION },
+    ),
+    "backupTable to S3",
+  );
+  assert.deepEqual(onS3.backupTable, { name: "s1", items: now.size, location: S3_LOCATION });
 });
 
 test("a backup on a dead node's disk is listed unavailable; the other member restores", async () => {
@@ -250,6 +273,17 @@ test("a backup on a dead node's disk is listed unavailable; the other member res
   );
   await activeThrough(g2, "then2");
   await assertEquals(g2, "then2", atInstant);
+  // The S3 backup m1 wrote is restored by m2.
+  ok(
+    await g2.graphql(
+      `mutation($l: String) { restoreTableFromBackup(backup: "s1", target: "froms3",
+        location: $l) { state } }`,
+      { l: S3_LOCATION },
+    ),
+    "restoreTableFromBackup s3",
+  );
+  await activeThrough(g1, "froms3");
+  await assertEquals(g1, "froms3", now);
   // m1 back: b1 is available again and restored by m1 (the gateway sends it there).
   await members[0]!.restart();
   for (let i = 0; ; i++) {
