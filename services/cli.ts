@@ -411,7 +411,11 @@ function restorePeers(
   let started: Promise<void> | null = null;
   const member: RestoreMember = {
     async waitPublished(table, topic, partition, offset, timeoutMs) {
-      started ??= backend.start();
+      // A failed start (no live node yet) is tried again at the next restore.
+      started ??= backend.start().catch((error: unknown) => {
+        started = null;
+        throw error;
+      });
       await started;
       await backend.waitPublished(table, topic, partition, offset, timeoutMs);
     },

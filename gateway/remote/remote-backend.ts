@@ -421,7 +421,7 @@ export class RemoteBackend implements GatewayBackend {
       const found = listed.find((b) => b.name === name && b.location === null);
       if (found !== undefined && !found.available && found.node !== null) {
         const holder = nodes.find((n) => n.record.node === found.node);
-        if (holder === undefined) throw new BackupUnavailableError(found.name, found.node);
+        if (holder === undefined) throw new BackupUnavailableError(found.name, found.node, true);
         return this.restoreCallAt([holder], op, args, timeoutMs);
       }
     }

@@ -141,8 +141,11 @@ export interface ScanPageStats {
  * with the smaller limit walks the same entries and ends the partition the same way).
  * Otherwise that partition is read again with the limit left. Answers past the partition
  * where the page stops are dropped. With a Limit, the first read goes alone (a page that a
- * limit cuts inside its first partition costs one read, as before) and the window opens
- * once a partition ended with room left; without one, the window is open from the start.
+ * limit cuts inside its first partition costs one read, as before) and, once a partition
+ * read whole ended with room left, the window is as wide as the Limit left divided by that
+ * partition's scanned count (the partitions the page is likely to reach); without a Limit
+ * it is open from the start. (Reads ahead that a page drops cost the owners CPU: the
+ * estimate keeps them few.)
  */
 export async function scanAcross(
   entry: CatalogEntry,
@@ -169,6 +172,8 @@ export async function scanAcross(
 
   const bound = Math.max(1, Math.floor(inFlight));
   let window = limit === undefined ? bound : 1;
+  /** Entries scanned in the last partition this page read from its start to its end. */
+  let partitionSize: number | null = null;
   let running = 0;
   const sent = new Map<
     number,
@@ -232,7 +237,15 @@ export async function scanAcross(
         const cursor = encodeScanCursor(entry.definition.name, index, p + 1, null);
         return { result: { ...page, cursor, lastEvaluatedKey: lastKey }, offsets };
       }
-      window = bound;
+      // The partition ended with room left: open the window as far as the Limit left is
+      // likely to reach, judged by the size of a partition read whole (one read from a
+      // position inside it says little); no such partition yet: one partition at a time.
+      const whole = p !== start.partition || Object.keys(start.from).length === 0;
+      if (whole) partitionSize = result.scannedCount;
+      const room = leftNow();
+      if (room === undefined) window = bound;
+      else if (partitionSize !== null && partitionSize > 0)
+        window = Math.min(bound, Math.max(1, Math.ceil(room / partitionSize)));
     }
   } finally {
     // Reads sent ahead of where the page stopped: their answers (or errors) are dropped.

@@ -118,16 +118,22 @@ export type BackupInfo = Omit<TableCheckpointManifest, "definition"> & {
   available: boolean;
 };
 
-/** A restore of a backup that only a node that is not running holds (NOT_FOUND). */
+/**
+ * A restore or deletion of a folder backup that another node holds (NOT_FOUND): one that is
+ * not running (a stateless gateway knows), or, at a node, simply not this one.
+ */
 export class BackupUnavailableError extends DbError {
   constructor(
     readonly backup: string,
     readonly node: string,
+    notRunning: boolean,
   ) {
     super(
       "NOT_FOUND",
-      `backup ${backup} is in the backup folder of node ${node}, which is not running: ` +
-        `it can be restored once ${node} runs again`,
+      `backup ${backup} is in the backup folder of node ${node}` +
+        (notRunning
+          ? `, which is not running: it can be restored once ${node} runs again`
+          : `, not of this node: restore it on ${node}`),
     );
   }
 }
@@ -1278,7 +1284,7 @@ export class RestoreService {
     const other = this.registry
       ?.backups()
       .find((b) => b.name === name && b.location === undefined && b.node !== this.backupNode);
-    return other === undefined ? null : new BackupUnavailableError(name, other.node ?? "?");
+    return other === undefined ? null : new BackupUnavailableError(name, other.node ?? "?", false);
   }
 
   /**
