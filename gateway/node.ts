@@ -155,6 +155,10 @@ export interface StatelessGatewayOptions {
   startTimeoutMs?: number;
   /** SSL to the brokers (services/shared/kafka-client.ts); absent: plaintext. */
   kafkaTls?: TlsClientFiles;
+  /** Partition pages one scan page reads at once (default 4; 1: one after another). */
+  scanPartitionsInFlight?: number;
+  /** RemoteBackendOptions.globalIndexOwnersFence (tests only; default true). */
+  globalIndexOwnersFence?: boolean;
 }
 
 /**
@@ -178,6 +182,8 @@ export async function startStatelessGateway(
     rpcTlsCaFile: options.rpcTlsCaFile,
     startTimeoutMs: options.startTimeoutMs,
     kafkaTls: options.kafkaTls,
+    scanPartitionsInFlight: options.scanPartitionsInFlight,
+    globalIndexOwnersFence: options.globalIndexOwnersFence,
   });
   let log: LogClient | null = null;
   try {

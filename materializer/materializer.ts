@@ -127,6 +127,11 @@ export interface MaterializerOptions {
   bootstrapCheckpoints?: string;
   /** Default 100 000. */
   bootstrapReplayMax?: bigint;
+  /**
+   * Test hook: each batch's change events go to the changes topic this much later (a slow
+   * changes topic), to show what waitPublished guards (test/gateway/remote/gsi-fence.test.ts).
+   */
+  changePublishDelayMs?: number;
 }
 
 /** Replica-set group timing defaults: a SIGKILLed member's partitions move in ~7 s. */
@@ -755,6 +760,8 @@ export class Materializer {
       // A backlog publish may already have sent these (it reads the store up to the applied
       // offset); sending only what is past the published mark keeps duplicates out.
       const fresh = changes.filter((change) => change.offset >= published);
+      const delayMs = this.options.changePublishDelayMs ?? 0;
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       await this.sendChanges(entry, fresh);
       if (applied.nextOffset > published) {
         await this.published.set(applied.topic, applied.partition, applied.nextOffset);

@@ -27,7 +27,7 @@ import {
   type MaterializerOptions,
 } from "../materializer/materializer.js";
 import { serveMetrics, type MetricsServer } from "./shared/metrics-server.js";
-import { createLogger } from "./shared/log.js";
+import { createLogger, type Logger } from "./shared/log.js";
 import { onStopSignals } from "./shared/stop-signals.js";
 import {
   startEmbeddedNode,
@@ -36,7 +36,8 @@ import {
   type HostPort,
 } from "../gateway/node.js";
 import { startRpcNode } from "../materializer/rpc/node.js";
-import { RestoreService } from "../materializer/restore/restore-service.js";
+import { RestoreService, type RestoreMember } from "../materializer/restore/restore-service.js";
+import { RemoteBackend } from "../gateway/remote/remote-backend.js";
 import { LogClient } from "./log-client.js";
 import type { Consistency } from "../gateway/consistency/gate.js";
 import { readApiKeysFile } from "../gateway/auth/index.js";
@@ -65,6 +66,7 @@ commands:
             [--api-keys FILE] [--audit-log FILE] [--tls-cert FILE --tls-key FILE])
             or, with --stateless (no --data), a gateway with no store that routes reads to
             the materializers serving --rpc [--rpc-tls-ca FILE: trust their RPC certificate]
+            [--scan-parallel N: partitions a scan page reads at once, 1-64, default 4]
   broker    run the Kafka-compatible broker
   materializer  apply the log into a LevelDB store
                 (--data DIR --brokers HOST:PORT[,...] [--metrics HOST:PORT] [--node-id N]
@@ -79,7 +81,8 @@ commands:
                   checkpoints in DIR/<table>/ when that saves replaying more than
                   --bootstrap-replay-max N records (default 100000)]
                  [--restore: run restores, backups and time-travel reads for stateless
-                  gateways (needs --rpc; not with --replica-set)])
+                  gateways (needs --rpc; a --replica-set member reaches the other
+                  members' partitions over their RPC: --rpc-tls-ca FILE if it is TLS)])
   help      print this text
 
 ${restoreUsage}
@@ -310,6 +313,7 @@ async function runMaterializer(args: string[]): Promise<void> {
       "bootstrap-checkpoints": { type: "string" },
       "bootstrap-replay-max": { type: "string" },
       restore: { type: "boolean" },
+      "rpc-tls-ca": { type: "string" },
       ...restoreFlags,
     },
   });
@@ -323,9 +327,11 @@ async function runMaterializer(args: string[]): Promise<void> {
   const dataDir = values.data ?? "./data/materializer";
   const kafkaTls = kafkaTlsFromFlags(values);
   const replicaSet = replicaSetOptions(values);
-  // A restore waits for its target on this node's store, which must apply every partition.
-  if (values.restore === true && (rpcAddress === undefined || replicaSet.replicaSet !== undefined))
-    throw new DbError("INVALID_CONFIG", "--restore needs --rpc and is not for a --replica-set");
+  // Restores are served to stateless gateways over the RPC.
+  if (values.restore === true && rpcAddress === undefined)
+    throw new DbError("INVALID_CONFIG", "--restore needs --rpc");
+  if (values["rpc-tls-ca"] !== undefined && values.restore !== true)
+    throw new DbError("INVALID_CONFIG", "--rpc-tls-ca on a materializer is for --restore");
   const materializer = await Materializer.open({
     dataDir,
     brokers,
@@ -339,9 +345,20 @@ async function runMaterializer(args: string[]): Promise<void> {
   await materializer.start();
   const set = replicaSet.replicaSet === undefined ? "" : ` as replica set ${replicaSet.replicaSet}`;
   console.log(`logkv materializer applying ${brokers.join(",")} into ${dataDir}${set}`);
+  // A replica-set member reaches the owners of the other partitions as a stateless gateway
+  // does (the routing view and the RPC), started on first use: this node is in the view
+  // only once its own RPC serves.
+  const peers =
+    values.restore === true && replicaSet.replicaSet !== undefined
+      ? restorePeers(brokers, kafkaTls, values["rpc-tls-ca"], logger)
+      : null;
   const restores =
     values.restore === true
-      ? await startRestores(materializer, brokers, dataDir, kafkaTls, restoreTuning(values))
+      ? await startRestores(materializer, brokers, dataDir, kafkaTls, {
+          ...restoreTuning(values),
+          nodeName: values["node-id"] ?? "1",
+          ...(peers !== null && { member: peers.member }),
+        })
       : null;
   const rpc =
     rpcAddress === undefined
@@ -373,8 +390,43 @@ async function runMaterializer(args: string[]): Promise<void> {
     await metrics?.close();
     await rpc?.stop();
     await restores?.stop();
+    await peers?.stop();
     await materializer.stop();
   });
+}
+
+/** The owners of other partitions, for a replica-set member's restores (RestoreMember). */
+function restorePeers(
+  brokers: string[],
+  kafkaTls: ReturnType<typeof kafkaTlsFromFlags>,
+  rpcTlsCaFile: string | undefined,
+  logger: Logger,
+) {
+  const backend = new RemoteBackend({
+    brokers,
+    kafkaTls,
+    rpcTlsCaFile,
+    logger: logger.child("restore-peers"),
+  });
+  let started: Promise<void> | null = null;
+  const member: RestoreMember = {
+    async waitPublished(table, topic, partition, offset, timeoutMs) {
+      // A failed start (no live node yet) is tried again at the next restore.
+      started ??= backend.start().catch((error: unknown) => {
+        started = null;
+        throw error;
+      });
+      await started;
+      await backend.waitPublished(table, topic, partition, offset, timeoutMs);
+    },
+  };
+  return {
+    member,
+    async stop() {
+      if (started !== null) await started.catch(() => undefined);
+      await backend.stop().catch(() => undefined);
+    },
+  };
 }
 
 /** The RestoreService a `--restore` materializer runs (and the log client it writes with). */
@@ -383,7 +435,7 @@ async function startRestores(
   brokers: string[],
   dataDir: string,
   kafkaTls: ReturnType<typeof kafkaTlsFromFlags>,
-  tuning: RestoreTuning,
+  tuning: RestoreTuning & { member?: RestoreMember; nodeName?: string },
 ) {
   const logger = createLogger("logkv").child("restore");
   const log = await LogClient.connect({ brokers, tls: kafkaTls, clientId: "logkv-restore" });
@@ -608,6 +660,15 @@ async function runStart(args: string[]): Promise<void> {
   onStopSignals(logger, () => node.stop());
 }
 
+/** `--scan-parallel N` of a stateless gateway: 1 to 64, absent: the default. */
+function scanParallel(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = /^\d{1,2}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= 64))
+    throw new DbError("INVALID_CONFIG", `--scan-parallel wants 1 to 64, got '${text}'`);
+  return n;
+}
+
 async function runGateway(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -623,6 +684,7 @@ async function runGateway(args: string[]): Promise<void> {
       "tls-key": { type: "string" },
       stateless: { type: "boolean" },
       "rpc-tls-ca": { type: "string" },
+      "scan-parallel": { type: "string" },
       ...restoreFlags,
       ...kafkaClientSslFlags,
     },
@@ -644,6 +706,7 @@ async function runGateway(args: string[]): Promise<void> {
       tls: tlsOptions(values["tls-cert"], values["tls-key"]),
       rpcTlsCaFile: values["rpc-tls-ca"],
       kafkaTls: kafkaTlsFromFlags(values),
+      scanPartitionsInFlight: scanParallel(values["scan-parallel"]),
     });
     console.log(`logkv gateway (stateless) serving ${brokers.join(",")}`);
     printGateway(node.gateway.url);
@@ -654,6 +717,8 @@ async function runGateway(args: string[]): Promise<void> {
     onStopSignals(logger, () => node.stop());
     return;
   }
+  if (values["scan-parallel"] !== undefined)
+    throw new DbError("INVALID_CONFIG", "--scan-parallel is for a --stateless gateway");
   const node = await startGatewayNode({
     dataDir: values.data ?? "./data/gateway",
     brokers,

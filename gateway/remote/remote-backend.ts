@@ -45,7 +45,11 @@ import type { ChangeEvent } from "../../schemas/records.js";
 import type { PreparedEntry, TxnParticipants } from "../../services/transactions/coordinator.js";
 import type { TxnOutcome } from "../../schemas/transactions.js";
 import { PAGE_MAX, RemoteChangeStream } from "./remote-changes.js";
-import { scanAcross } from "./remote-scan.js";
+import {
+  BackupUnavailableError,
+  type BackupInfo,
+} from "../../materializer/restore/restore-service.js";
+import { scanAcross, scanPartitionsInFlight, type ScanPageStats } from "./remote-scan.js";
 import { remoteRestoreApi } from "./remote-restore.js";
 import type { RestoreOp } from "../../materializer/rpc/restore-api.js";
 import type { PartitionPage } from "../../materializer/rpc/scan-partition.js";
@@ -66,6 +70,13 @@ export interface RemoteBackendOptions {
   /** Pause before trying the owners again once all have failed. */
   retryPauseMs?: number;
   goneAfterMs?: number;
+  /** Partition pages one scan page reads at once (remote-scan.ts); default 4, 1 = in turn. */
+  scanPartitionsInFlight?: number;
+  /**
+   * The owners' half of a STRONG/SESSION GSI read's fence (RPC `published`); default true.
+   * false only shows what it prevents (test/gateway/remote/gsi-fence.test.ts).
+   */
+  globalIndexOwnersFence?: boolean;
 }
 
 export class RemoteBackend implements GatewayBackend {
@@ -199,6 +210,27 @@ export class RemoteBackend implements GatewayBackend {
     }));
   }
 
+  /**
+   * Waits until an owner of the table's partition has applied every record below `offset`
+   * and sent their change events to the changes topic (RPC `published`): what a restore run
+   * by a replica-set member waits for before the target serves (materializer/restore).
+   */
+  async waitPublished(
+    table: string,
+    topic: string,
+    partition: number,
+    offset: bigint,
+    timeoutMs: number,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    await this.route("published", topic, [partition], deadline, (ms) => ({
+      table,
+      partition,
+      offset,
+      timeoutMs: ms,
+    }));
+  }
+
   async awaitOutcome(
     topic: string,
     partition: number,
@@ -246,19 +278,30 @@ export class RemoteBackend implements GatewayBackend {
     const topic = tableTopic(entry.definition.name, entry.generation);
     // One deadline for the whole page, however many partitions it reads.
     const deadline = Date.now() + (fence?.timeoutMs ?? 5_000);
-    const { result, offsets } = await scanAcross(entry, options, fence, (partition, page, floor) =>
-      this.tableRead<PartitionPage>(
-        "scanPartition",
+    const stats: ScanPageStats = { sent: 0, unused: 0, reread: 0, inFlightMax: 0 };
+    try {
+      const { result, offsets } = await scanAcross(
         entry,
-        [partition],
-        {
-          timeoutMs: Math.max(1, deadline - Date.now()),
-          ...(floor !== undefined && { floor: new Map([[partition, floor]]) }),
-        },
-        { options: page },
-      ),
-    );
-    return { result, topic, offsets };
+        options,
+        fence,
+        (partition, page, floor) =>
+          this.tableRead<PartitionPage>(
+            "scanPartition",
+            entry,
+            [partition],
+            {
+              timeoutMs: Math.max(1, deadline - Date.now()),
+              ...(floor !== undefined && { floor: new Map([[partition, floor]]) }),
+            },
+            { options: page },
+          ),
+        this.options.scanPartitionsInFlight ?? scanPartitionsInFlight,
+        stats,
+      );
+      return { result, topic, offsets };
+    } finally {
+      this.probe.scanPage(stats);
+    }
   }
 
   /**
@@ -282,7 +325,8 @@ export class RemoteBackend implements GatewayBackend {
     const topic = tableTopic(name, entry.generation);
     const deadline = Date.now() + (fence?.timeoutMs ?? 5_000);
     const fenced = fence?.globalIndexes === true;
-    const floor = fenced ? [...(fence.floor ?? [])].filter(([, offset]) => offset > 0n) : [];
+    const owners = fenced && this.options.globalIndexOwnersFence !== false;
+    const floor = owners ? [...(fence.floor ?? [])].filter(([, offset]) => offset > 0n) : [];
     await Promise.all(
       floor.map(([partition, offset]) =>
         this.route("published", topic, [partition], deadline, (timeoutMs) => ({
@@ -356,6 +400,41 @@ export class RemoteBackend implements GatewayBackend {
           "(start one with --restore)",
       );
     }
+    const folder = args.location === null || args.location === undefined;
+    if (op === "listBackups" && folder) {
+      // Another node's folder backup is available when that node serves restores now.
+      const serving = new Set(nodes.map((n) => n.record.node));
+      const listed = (await this.restoreCallAt(nodes, op, args, timeoutMs)) as BackupInfo[];
+      return listed.map((b) =>
+        !b.available && b.node !== null && serving.has(b.node) ? { ...b, available: true } : b,
+      );
+    }
+    if ((op === "restoreBackup" || op === "deleteBackup") && folder) {
+      // A folder backup is restored or deleted by the node whose folder holds it.
+      const name = op === "restoreBackup" ? args.backup : args.name;
+      const listed = (await this.restoreCallAt(
+        nodes,
+        "listBackups",
+        { location: null },
+        timeoutMs,
+      )) as BackupInfo[];
+      const found = listed.find((b) => b.name === name && b.location === null);
+      if (found !== undefined && !found.available && found.node !== null) {
+        const holder = nodes.find((n) => n.record.node === found.node);
+        if (holder === undefined) throw new BackupUnavailableError(found.name, found.node, true);
+        return this.restoreCallAt([holder], op, args, timeoutMs);
+      }
+    }
+    return this.restoreCallAt(nodes, op, args, timeoutMs);
+  }
+
+  /** The call at the first of `nodes` that is reachable; its answer or error as it is. */
+  private async restoreCallAt(
+    nodes: RoutedNode[],
+    op: RestoreOp,
+    args: Record<string, unknown>,
+    timeoutMs: number,
+  ) {
     let last: unknown = null;
     for (const node of nodes) {
       try {

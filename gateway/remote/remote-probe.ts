@@ -12,6 +12,8 @@ export class RemoteProbe {
   private readonly inFlight: Gauge;
   private readonly retries: Counter<"reason">;
   private readonly badRecords: Counter;
+  private readonly scanReads: Counter<"use">;
+  private readonly scanInFlight: Histogram;
 
   constructor(viewAgeSeconds: () => number, liveNodes: () => number) {
     const registers = [this.registry];
@@ -36,6 +38,20 @@ export class RemoteProbe {
     this.badRecords = new Counter({
       name: "logkv_routing_bad_records_total",
       help: "Records of logkv.routing skipped as malformed",
+      registers,
+    });
+    this.scanReads = new Counter({
+      name: "logkv_scan_partition_reads_total",
+      help:
+        "Partition pages a scan page read (scanPartition), by use: used, unused (read ahead past " +
+        "where the page stopped) or reread (read ahead with too large a limit, read again)",
+      labelNames: ["use"],
+      registers,
+    });
+    this.scanInFlight = new Histogram({
+      name: "logkv_scan_partition_reads_in_flight",
+      help: "The most partition pages one scan page had in flight at once",
+      buckets: [1, 2, 3, 4, 8],
       registers,
     });
     new Gauge({
@@ -71,6 +87,14 @@ export class RemoteProbe {
 
   retried(reason: RetryReason): void {
     this.retries.inc({ reason });
+  }
+
+  /** One scan page's partition reads (remote-scan.ts ScanPageStats). */
+  scanPage(stats: { sent: number; unused: number; reread: number; inFlightMax: number }): void {
+    this.scanReads.inc({ use: "used" }, stats.sent - stats.unused - stats.reread);
+    if (stats.unused > 0) this.scanReads.inc({ use: "unused" }, stats.unused);
+    if (stats.reread > 0) this.scanReads.inc({ use: "reread" }, stats.reread);
+    if (stats.inFlightMax > 0) this.scanInFlight.observe(stats.inFlightMax);
   }
 
   badRecord(): void {

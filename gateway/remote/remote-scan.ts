@@ -115,12 +115,45 @@ function startOf(entry: CatalogEntry, options: Record<string, unknown>): Start {
   return { partition, from: { exclusiveStartKey: key } };
 }
 
-/** One page of a scan across the table's partitions (see the head of this file). */
+/** How many partitions' pages one scan page reads at once, at most. */
+export const scanPartitionsInFlight = 4;
+
+/** What one page's partition reads came to (for the probe and the tests). */
+export interface ScanPageStats {
+  /** Partition reads sent (including those whose answer was not used). */
+  sent: number;
+  /** Partition reads sent ahead whose answer was not used (the page stopped before them). */
+  unused: number;
+  /** Partitions read again with the exact limit left (a read ahead scanned too many). */
+  reread: number;
+  /** The most partition reads in flight at once. */
+  inFlightMax: number;
+}
+
+/**
+ * One page of a scan across the table's partitions (see the head of this file).
+ *
+ * The partitions are read concurrently, up to `inFlight` at once, and taken in order: the
+ * page is exactly the one a read of one partition after another makes. A partition read
+ * ahead carries the limit left when it was sent (an upper bound of the one left when its
+ * turn comes); its answer stands for the exact read when that limit is still the one left,
+ * or when it ended the partition having scanned fewer entries than are left (then a read
+ * with the smaller limit walks the same entries and ends the partition the same way).
+ * Otherwise that partition is read again with the limit left. Answers past the partition
+ * where the page stops are dropped. With a Limit, the first read goes alone (a page that a
+ * limit cuts inside its first partition costs one read, as before) and, once a partition
+ * read whole ended with room left, the window is as wide as the Limit left divided by that
+ * partition's scanned count (the partitions the page is likely to reach); without a Limit
+ * it is open from the start. (Reads ahead that a page drops cost the owners CPU: the
+ * estimate keeps them few.)
+ */
 export async function scanAcross(
   entry: CatalogEntry,
   options: Record<string, unknown>,
   fence: ReadFence | undefined,
   read: ScanPartition,
+  inFlight = scanPartitionsInFlight,
+  stats: ScanPageStats = { sent: 0, unused: 0, reread: 0, inFlightMax: 0 },
 ): Promise<{ result: ReadPage; offsets: bigint[] }> {
   const partitions = entry.definition.partitions;
   const index = options.index as string | undefined;
@@ -136,35 +169,87 @@ export async function scanAcross(
   let scannedCount = 0;
   let bytes = 0;
   let lastKey: Item | null = null;
-  for (let p = start.partition; ; p++) {
-    const left = limit === undefined ? {} : { limit: limit - scannedCount };
+
+  const bound = Math.max(1, Math.floor(inFlight));
+  let window = limit === undefined ? bound : 1;
+  /** Entries scanned in the last partition this page read from its start to its end. */
+  let partitionSize: number | null = null;
+  let running = 0;
+  const sent = new Map<
+    number,
+    { left: number | undefined; answer: Promise<ReadAnswer<PartitionPage>> }
+  >();
+  const send = (p: number, left: number | undefined) => {
     const from = p === start.partition ? start.from : {};
-    const { result, offsets: read_ } = await read(
+    stats.sent++;
+    running++;
+    stats.inFlightMax = Math.max(stats.inFlightMax, running);
+    const answer = read(
       p,
-      { ...rest, ...from, ...left },
+      { ...rest, ...from, ...(left !== undefined && { limit: left }) },
       fence?.floor?.get(p),
     );
-    offsets[p] = read_[p] ?? 0n;
-    items.push(...result.items);
-    count += result.count;
-    scannedCount += result.scannedCount;
-    for (const item of result.items) bytes += itemSizeBytes(item);
-    lastKey = result.lastEvaluatedKey ?? result.last ?? lastKey;
-    const page = { items, count, scannedCount };
-    if (result.cursor !== null) {
-      const cursor = encodeScanCursor(entry.definition.name, index, p, result.cursor);
-      return { result: { ...page, cursor, lastEvaluatedKey: result.lastEvaluatedKey }, offsets };
+    answer.then(
+      () => running--,
+      () => running--,
+    );
+    return answer;
+  };
+  const leftNow = () => (limit === undefined ? undefined : limit - scannedCount);
+  let next = start.partition;
+  try {
+    for (let p = start.partition; ; p++) {
+      while (next < partitions && next < p + window) {
+        sent.set(next, { left: leftNow(), answer: send(next, leftNow()) });
+        next++;
+      }
+      const ahead = sent.get(p)!;
+      sent.delete(p);
+      const left = leftNow();
+      let answer = await ahead.answer;
+      if (
+        ahead.left !== left &&
+        !(answer.result.cursor === null && answer.result.scannedCount < (left as number))
+      ) {
+        stats.reread++;
+        answer = await send(p, left);
+      }
+      const { result, offsets: read_ } = answer;
+      offsets[p] = read_[p] ?? 0n;
+      items.push(...result.items);
+      count += result.count;
+      scannedCount += result.scannedCount;
+      for (const item of result.items) bytes += itemSizeBytes(item);
+      lastKey = result.lastEvaluatedKey ?? result.last ?? lastKey;
+      const page = { items, count, scannedCount };
+      if (result.cursor !== null) {
+        const cursor = encodeScanCursor(entry.definition.name, index, p, result.cursor);
+        return { result: { ...page, cursor, lastEvaluatedKey: result.lastEvaluatedKey }, offsets };
+      }
+      if (p + 1 >= partitions) {
+        return { result: { ...page, cursor: null, lastEvaluatedKey: null }, offsets };
+      }
+      const full =
+        (limit !== undefined && scannedCount >= limit) ||
+        bytes >= queryPageBytesMax ||
+        items.length >= pageEntriesMax;
+      if (full && lastKey !== null) {
+        const cursor = encodeScanCursor(entry.definition.name, index, p + 1, null);
+        return { result: { ...page, cursor, lastEvaluatedKey: lastKey }, offsets };
+      }
+      // The partition ended with room left: open the window as far as the Limit left is
+      // likely to reach, judged by the size of a partition read whole (one read from a
+      // position inside it says little); no such partition yet: one partition at a time.
+      const whole = p !== start.partition || Object.keys(start.from).length === 0;
+      if (whole) partitionSize = result.scannedCount;
+      const room = leftNow();
+      if (room === undefined) window = bound;
+      else if (partitionSize !== null && partitionSize > 0)
+        window = Math.min(bound, Math.max(1, Math.ceil(room / partitionSize)));
     }
-    if (p + 1 >= partitions) {
-      return { result: { ...page, cursor: null, lastEvaluatedKey: null }, offsets };
-    }
-    const full =
-      (limit !== undefined && scannedCount >= limit) ||
-      bytes >= queryPageBytesMax ||
-      items.length >= pageEntriesMax;
-    if (full && lastKey !== null) {
-      const cursor = encodeScanCursor(entry.definition.name, index, p + 1, null);
-      return { result: { ...page, cursor, lastEvaluatedKey: lastKey }, offsets };
-    }
+  } finally {
+    // Reads sent ahead of where the page stopped: their answers (or errors) are dropped.
+    for (const { answer } of sent.values()) answer.catch(() => undefined);
+    stats.unused += sent.size;
   }
 }

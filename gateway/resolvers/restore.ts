@@ -3,7 +3,10 @@
 // materializer's, over the RPC: materializer/rpc/restore-api.ts) and return at once;
 // restoreStatus reports the registry's state and, on the node running the job, its progress.
 import type { GraphQLResolveInfo } from "graphql";
-import type { RestoreStatus } from "../../materializer/restore/restore-service.js";
+import {
+  BackupUnavailableError,
+  type RestoreStatus,
+} from "../../materializer/restore/restore-service.js";
 import type { TableCheckpointManifest } from "../../materializer/restore/table-checkpoint.js";
 import { S3BackupError } from "../../materializer/restore/s3-backups.js";
 import {
@@ -30,11 +33,14 @@ function s3Typed(error: unknown): unknown {
   return code === undefined ? error : gatewayError(code, error.message, { s3: error.reason });
 }
 
-/** Runs an S3-reaching resolver body, typing its S3 failures. */
+/** Runs an S3-reaching resolver body, typing its S3 failures and unavailable backups. */
 async function s3Call<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
+    if (error instanceof BackupUnavailableError) {
+      throw gatewayError("NOT_FOUND", error.message, { backup: "UNAVAILABLE", node: error.node });
+    }
     throw s3Typed(error);
   }
 }
@@ -66,9 +72,15 @@ function statusJson(status: RestoreStatus) {
   };
 }
 
-function backupJson(manifest: TableCheckpointManifest, location?: string | null) {
+function backupJson(
+  manifest: Omit<TableCheckpointManifest, "definition">,
+  location?: string | null,
+  where?: { node: string | null; available: boolean },
+) {
   return {
     location: location ?? null,
+    node: where?.node ?? null,
+    available: where?.available ?? true,
     name: manifest.name,
     table: manifest.table,
     createdAt: new Date(manifest.createdAtMs).toISOString(),
@@ -110,7 +122,7 @@ export const restoreQueries = {
     const location = optionalLocation(args.location);
     return timed(context, info, "NONE", () =>
       s3Call(async () =>
-        (await service(context).listBackups(location)).map((m) => backupJson(m, location)),
+        (await service(context).listBackups(location)).map((b) => backupJson(b, b.location, b)),
       ),
     );
   },

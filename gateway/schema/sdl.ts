@@ -516,6 +516,10 @@ type Backup {
   offsets: [String!]!
   "Where it is: null for the node's backup folder, else s3://bucket/prefix."
   location: String
+  "The node whose backup folder holds it (its --node-id); null on S3."
+  node: String
+  "false: in the folder of a node that is not running; restoring it is NOT_FOUND (extensions.backup UNAVAILABLE)."
+  available: Boolean!
 }
 
 "How far back a table can be restored, and the log retention that keeps it so."

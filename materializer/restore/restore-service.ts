@@ -22,7 +22,12 @@ import { replayInWorker, type ScratchTable } from "./replay.js";
 import { checkTableItems, deriveGlobalIndexes, stateAsOf, tableAsOfBase } from "./as-of.js";
 import type { KvReader, MemoryStore } from "../store/store.js";
 import type { AttributeValue } from "../values/attribute-value.js";
-import { RestoreRegistry, type RestoreRecord, type RestoreState } from "./status.js";
+import {
+  RestoreRegistry,
+  type BackupRecord,
+  type RestoreRecord,
+  type RestoreState,
+} from "./status.js";
 import {
   listTableCheckpoints,
   readTableCheckpoint,
@@ -86,6 +91,66 @@ export interface RestoreServiceOptions {
   s3?: S3Options;
   /** Whole-table states at an instant kept for paged GSI reads asOf (as-of-cache.ts). */
   asOfCache?: Partial<AsOfCacheOptions>;
+  /**
+   * Set on a replica-set member (`materializer --replica-set S --restore`), whose store holds
+   * only the partitions it owns: a restore waits for the target's owners instead of its own
+   * store, a backup is replayed from the log (and checkpoints) instead of read from the
+   * store, and no periodic checkpoint is written (README.md "Restores on replica-set
+   * members").
+   */
+  member?: RestoreMember;
+  /**
+   * The name other nodes and gateways know this node by (a materializer's --node-id), put in
+   * the log's record of each directory backup it writes; absent: its restore node id.
+   */
+  nodeName?: string;
+}
+
+/**
+ * A backup as listed: its manifest (without the definition), where it lives, and whether
+ * this node can restore it (a directory backup on another node's disk: not from here).
+ */
+export type BackupInfo = Omit<TableCheckpointManifest, "definition"> & {
+  /** s3://bucket/prefix, or null for a node's backup folder. */
+  location: string | null;
+  /** The node whose folder holds it; null on S3. */
+  node: string | null;
+  available: boolean;
+};
+
+/**
+ * A restore or deletion of a folder backup that another node holds (NOT_FOUND): one that is
+ * not running (a stateless gateway knows), or, at a node, simply not this one.
+ */
+export class BackupUnavailableError extends DbError {
+  constructor(
+    readonly backup: string,
+    readonly node: string,
+    notRunning: boolean,
+  ) {
+    super(
+      "NOT_FOUND",
+      `backup ${backup} is in the backup folder of node ${node}` +
+        (notRunning
+          ? `, which is not running: it can be restored once ${node} runs again`
+          : `, not of this node: restore it on ${node}`),
+    );
+  }
+}
+
+/** How a replica-set member reaches the owners of partitions it does not own. */
+export interface RestoreMember {
+  /**
+   * Resolves once an owner of (topic, partition) of `table` has applied every record below
+   * `offset` and sent their change events to the changes topic (RPC `published`).
+   */
+  waitPublished(
+    table: string,
+    topic: string,
+    partition: number,
+    offset: bigint,
+    timeoutMs: number,
+  ): Promise<void>;
 }
 
 export type RestorePhase =
@@ -240,7 +305,10 @@ export class RestoreService {
       this.watcher.unref();
     }
     const every = this.options.checkpointIntervalMs ?? 3600_000;
-    if (every > 0) {
+    if (this.options.member !== undefined && every > 0) {
+      // Its store holds only its own partitions: a checkpoint of it would not be a table.
+      this.options.logger.info("no periodic checkpoints on a replica-set member");
+    } else if (every > 0) {
       this.timer = setInterval(() => {
         this.checkpointAll().catch((error: unknown) =>
           this.options.logger.error("checkpoint failed", { error }),
@@ -657,7 +725,16 @@ export class RestoreService {
     const materializer = this.options.materializer;
     const ends = await this.options.log.endOffsets(topic);
     const waitMs = APPLY_WAIT_MIN_MS + itemsTotal;
-    for (const [p, end] of ends.entries()) await materializer.waitApplied(topic, p, end, waitMs);
+    const member = this.options.member;
+    if (member === undefined) {
+      for (const [p, end] of ends.entries()) await materializer.waitApplied(topic, p, end, waitMs);
+    } else {
+      // The owners of the target's partitions applied the load and sent its change events;
+      // then this node's GSIs (every node applies every changes partition) catch up below.
+      await Promise.all(
+        ends.map((end, p) => member.waitPublished(status.target, topic, p, end, waitMs)),
+      );
+    }
     if (source.globalIndexes.length > 0) {
       await materializer.waitGlobalIndexes(status.target, waitMs);
     }
@@ -1041,25 +1118,148 @@ export class RestoreService {
       throw new DbError("INVALID_ARGUMENT", "a backup name is 1..200 of [A-Za-z0-9._-]");
     }
     const meta = { kind: "backup" as const, name, createdAtMs: Date.now() };
-    const store = this.options.materializer.store;
     if (to === undefined || !isS3Url(to)) {
-      return writeTableCheckpoint(store, entry, to ?? join(this.backupsRoot, name), meta);
+      const manifest = await this.writeBackup(entry, to ?? join(this.backupsRoot, name), meta);
+      if (to === undefined) await this.recordBackup(manifest, false);
+      return manifest;
     }
     const location = parseS3Url(to);
     const staging = join(this.root, "work", `upload-${randomUUID()}`);
     try {
-      await writeTableCheckpoint(store, entry, join(staging, name), meta);
+      await this.writeBackup(entry, join(staging, name), meta);
       return await this.s3.upload(join(staging, name), location, name);
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
   }
 
-  /** The backups of this node's folder, or of an s3://bucket/prefix location. */
-  async listBackups(location?: string): Promise<TableCheckpointManifest[]> {
-    if (location !== undefined && isS3Url(location)) return this.s3.list(parseS3Url(location));
+  /** The name this node's directory backups are recorded under. */
+  get backupNode(): string {
+    return this.options.nodeName ?? this.nodeId;
+  }
+
+  /**
+   * Records a folder backup written (or deleted) in logkv.restores, with the node whose
+   * folder holds it, so every node lists it. A failure to record is logged: the backup
+   * itself is done (or gone), and its node lists it from its folder anyway. S3 backups are
+   * not recorded: any node lists them from their location and restores them.
+   */
+  private async recordBackup(manifest: TableCheckpointManifest, deleted: boolean): Promise<void> {
+    const backup: BackupRecord = {
+      name: manifest.name,
+      table: manifest.table,
+      generation: manifest.generation,
+      createdAtMs: manifest.createdAtMs,
+      items: manifest.items,
+      bytes: manifest.bytes,
+      offsets: manifest.offsets,
+      node: this.backupNode,
+      ...(deleted && { deleted: true }),
+    };
+    await this.requireRegistry()
+      .record({
+        kind: "backup",
+        target: `backup:node:${this.backupNode}:${manifest.name}`,
+        source: manifest.table,
+        timeMs: manifest.createdAtMs,
+        state: "ACTIVE",
+        backup,
+      })
+      .catch((error: unknown) =>
+        this.options.logger.warn("could not record the backup in the log", {
+          backup: manifest.name,
+          error,
+        }),
+      );
+  }
+
+  /**
+   * Writes a backup of the table into `dir`: from one snapshot of the node's store, or, on
+   * a replica-set member (which holds only its own partitions), from a scratch store
+   * replayed like a restore's up to every partition's end offset when the backup was asked
+   * for: the newest checkpoint or backup below those ends, then the log. Either way each
+   * partition is at a recorded offset and the items are the table's state there.
+   */
+  private async writeBackup(
+    entry: CatalogEntry,
+    dir: string,
+    meta: { kind: "backup"; name: string; createdAtMs: number },
+  ): Promise<TableCheckpointManifest> {
+    if (this.options.member === undefined) {
+      return writeTableCheckpoint(this.options.materializer.store, entry, dir, meta);
+    }
+    const { name: table, partitions } = entry.definition;
+    const topic = tableTopic(table, entry.generation);
+    const admin = this.requireAdmin();
+    const cut = await this.options.log.endOffsets(topic);
+    const start = await logStartOffsets(admin, topic, partitions);
+    const base = chooseBase(await this.checkpointsOf(table), entry.generation, cut, start);
+    if (base === null) {
+      throw new DbError("OFFSET_OUT_OF_RANGE", "no checkpoint and log reach back that far");
+    }
+    await mkdir(join(this.root, "work"), { recursive: true });
+    const scratch = await replayInWorker(
+      {
+        dir: join(this.root, "work", `backup-${table}-${randomUUID()}`),
+        entry,
+        base,
+        brokers: this.options.brokers,
+        kafkaTls: this.options.kafkaTls,
+        cut,
+        // Every record below the ends, whatever its timestamp (gateways' clocks differ).
+        timeMs: Number.MAX_SAFE_INTEGER,
+      },
+      () => undefined,
+    );
+    try {
+      return await writeTableCheckpoint(scratch.kv, entry, dir, meta);
+    } finally {
+      await scratch.destroy();
+    }
+  }
+
+  /**
+   * The backups of an s3://bucket/prefix location; without one, every folder backup: this
+   * node's, then those the log records in other nodes' folders (which this node cannot
+   * restore: `available` false).
+   */
+  async listBackups(location?: string): Promise<BackupInfo[]> {
+    const info = (
+      m: TableCheckpointManifest | BackupRecord,
+      where: { location: string | null; node: string | null; available: boolean },
+    ): BackupInfo => {
+      const { definition: _, ...rest } = m as TableCheckpointManifest;
+      return { ...(rest as Omit<TableCheckpointManifest, "definition">), ...where };
+    };
+    if (location !== undefined && isS3Url(location)) {
+      const at = s3Url(parseS3Url(location));
+      const listed = await this.s3.list(parseS3Url(location));
+      return listed.map((m) => info(m, { location: at, node: null, available: true }));
+    }
     if (location !== undefined) throw new DbError("INVALID_ARGUMENT", "a location is s3://...");
-    return (await listTableCheckpoints(this.backupsRoot)).map((c) => c.manifest);
+    const own = (await listTableCheckpoints(this.backupsRoot)).map((c) =>
+      info(c.manifest, { location: null, node: this.backupNode, available: true }),
+    );
+    const elsewhere: BackupInfo[] = [];
+    for (const b of this.registry?.backups() ?? []) {
+      // This node's folder is the truth about this node's backups.
+      if (b.location !== undefined || b.node === undefined || b.node === this.backupNode) continue;
+      const recorded: Omit<TableCheckpointManifest, "definition"> = {
+        format: 1,
+        kind: "backup",
+        name: b.name,
+        table: b.table,
+        generation: b.generation,
+        topic: tableTopic(b.table, BigInt(b.generation)),
+        offsets: b.offsets,
+        createdAtMs: b.createdAtMs,
+        items: b.items,
+        bytes: b.bytes,
+        sha256: "",
+      };
+      elsewhere.push(info(recorded, { location: null, node: b.node, available: false }));
+    }
+    return [...own, ...elsewhere];
   }
 
   async deleteBackup(name: string, location?: string): Promise<TableCheckpointManifest> {
@@ -1071,9 +1271,20 @@ export class RestoreService {
     }
     if (location !== undefined) throw new DbError("INVALID_ARGUMENT", "a location is s3://...");
     const dir = join(this.backupsRoot, name);
-    const manifest = await readTableCheckpoint(dir);
+    const manifest = await readTableCheckpoint(dir).catch((error: unknown) => {
+      throw this.elsewhere(name) ?? error;
+    });
     await rm(dir, { recursive: true, force: true });
+    await this.recordBackup(manifest, true);
     return manifest;
+  }
+
+  /** The error for a backup not in this node's folder that the log places on another node. */
+  private elsewhere(name: string): BackupUnavailableError | null {
+    const other = this.registry
+      ?.backups()
+      .find((b) => b.name === name && b.location === undefined && b.node !== this.backupNode);
+    return other === undefined ? null : new BackupUnavailableError(name, other.node ?? "?", false);
   }
 
   /**
@@ -1096,7 +1307,11 @@ export class RestoreService {
     }
     const localDir = request.dir ?? join(this.backupsRoot, backup);
     const manifest =
-      s3 === null ? await readTableCheckpoint(localDir) : await this.s3.manifest(s3, backup);
+      s3 === null
+        ? await readTableCheckpoint(localDir).catch((error: unknown) => {
+            throw (request.dir === undefined ? this.elsewhere(backup) : null) ?? error;
+          })
+        : await this.s3.manifest(s3, backup);
     const source = s3 === null ? `backup:${manifest.name}` : `backup:${s3Url(s3)}/${backup}`;
     const running = this.sameRunning(target, source, manifest.createdAtMs);
     if (running !== null) return running;

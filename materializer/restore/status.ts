@@ -18,11 +18,36 @@ const OPEN_TIMEOUT_MS = 30_000;
 
 export type RestoreState = "CREATING" | "RESTORING" | "ACTIVE" | "FAILED";
 
+/**
+ * A backup as recorded in the log (kind "backup"): where it lives, so every node lists every
+ * backup, also one on the disk of a node that is not running (README.md "Backups in the
+ * log"). The manifest without its definition.
+ */
+export interface BackupRecord {
+  name: string;
+  table: string;
+  generation: string;
+  createdAtMs: number;
+  items: number;
+  bytes: number;
+  offsets: string[];
+  /** s3://bucket/prefix for a backup on S3 (not recorded yet); absent: a folder on `node`. */
+  location?: string;
+  /** The node (its --node-id, or its restore node id) whose folder holds the backup. */
+  node?: string;
+  /** Set by deleteBackup: the backup is gone. */
+  deleted?: boolean;
+}
+
 export interface RestoreRecord {
   format: number;
-  /** "window": a table's recovery window (windowMs), not a restore; absent: a restore. */
-  kind?: "window";
+  /**
+   * "window": a table's recovery window (windowMs); "backup": a backup written or deleted
+   * (`backup`, keyed `backup:<where>:<name>` in `target`); absent: a restore.
+   */
+  kind?: "window" | "backup";
   windowMs?: number;
+  backup?: BackupRecord;
   target: string;
   /** Source table, or the backup the target is restored from ("backup:<name>"). */
   source: string;
@@ -57,6 +82,7 @@ export class RestoreRegistry {
     { offset: bigint; record: RestoreRecord; seenAtMs: number }
   >();
   private readonly windows = new Map<string, { offset: bigint; windowMs: number }>();
+  private readonly backupRecords = new Map<string, { offset: bigint; backup: BackupRecord }>();
   /** The next offset the tail will fold, and who waits for their record to be folded. */
   private next = 0n;
   private readonly waiters: { offset: bigint; resolve: () => void }[] = [];
@@ -138,6 +164,14 @@ export class RestoreRegistry {
       }
       return;
     }
+    if (record.kind === "backup") {
+      const known = this.backupRecords.get(record.target);
+      if (known !== undefined && known.offset >= offset) return;
+      if (record.backup !== undefined && typeof record.backup.name === "string") {
+        this.backupRecords.set(record.target, { offset, backup: record.backup });
+      }
+      return;
+    }
     const known = this.records.get(record.target);
     if (known !== undefined && known.offset >= offset) return;
     const folded = foldRecord(known?.record, record);
@@ -200,6 +234,11 @@ export class RestoreRegistry {
   silentForMs(target: string, nowMs = Date.now()): number {
     const known = this.records.get(target);
     return known === undefined ? 0 : nowMs - known.seenAtMs;
+  }
+
+  /** Every backup recorded in the log and not deleted since, in the order first written. */
+  backups(): BackupRecord[] {
+    return [...this.backupRecords.values()].map((r) => r.backup).filter((b) => b.deleted !== true);
   }
 
   /** A table's recovery window, if one was set for it. */

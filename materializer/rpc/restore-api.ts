@@ -18,7 +18,7 @@ import {
   type ReadPage,
 } from "../read/index.js";
 import { resolveTarget } from "../read/target.js";
-import type { RestoreService, RestoreStatus } from "../restore/restore-service.js";
+import type { BackupInfo, RestoreService, RestoreStatus } from "../restore/restore-service.js";
 import type { TableCheckpointManifest } from "../restore/table-checkpoint.js";
 import type { CatalogEntry } from "../state/records.js";
 import type { AttributeValue, Item } from "../values/attribute-value.js";
@@ -39,7 +39,8 @@ export interface RestoreApi {
   status(target: string): Promise<RestoreStatus | null>;
   statuses(): Promise<RestoreStatus[]>;
   restoreTable(request: { source: string; target: string; timeMs: number }): Promise<RestoreStatus>;
-  listBackups(location?: string): Promise<Manifest[]>;
+  /** Every backup (or those of an s3:// location), with where each lives (BackupInfo). */
+  listBackups(location?: string): Promise<BackupInfo[]>;
   backupTable(table: string, name: string, to?: string): Promise<Manifest>;
   deleteBackup(name: string, location?: string): Promise<Manifest>;
   restoreBackup(request: {
