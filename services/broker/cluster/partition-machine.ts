@@ -159,6 +159,11 @@ export class PartitionStateMachine implements StateMachine {
       const peers = [...snapshot.meta.conf.voters, ...(snapshot.meta.conf.learners ?? [])];
       await this.copyUpTo(data.endOffset, peers);
     }
+    // The log start moved by DeleteRecords entries the snapshot covers (log-start.ts): a
+    // follower that copied from an older start, or missed those entries, trims to it too.
+    if (data.logStartOffset > partition.logStartOffset) {
+      await partition.deleteRecordsBefore(data.logStartOffset);
+    }
     this.options.txns.restoreTxnState(data.txns);
   }
 
