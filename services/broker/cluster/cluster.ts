@@ -883,6 +883,7 @@ export class BrokerCluster {
           leader: () => this.groups.get(group)?.leader() ?? null,
           isClosed: () => this.closed,
           onCopied: (bytes) => this.probe.snapshotCopied(group, "received", bytes),
+          onStartedOver: () => this.probe.logStartedOver(group),
           logger: this.logger.child(group),
         });
         const opened = await this.openGroup(
