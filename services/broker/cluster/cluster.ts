@@ -138,6 +138,8 @@ type ControllerCommand =
   | { type: "commitOffsets"; origin: string; groupId: string; topics: ReplicatedOffsets[] }
   /** A group's membership as its coordinator logged it (GroupRecord). */
   | { type: "group"; record: GroupRecordJson }
+  /** DeleteGroups: the group's record and committed offsets go on every broker. */
+  | { type: "deleteGroup"; groupId: string }
   /** Starts moving a partition to `target` (its first broker becomes the preferred leader). */
   | { type: "reassign"; topic: string; partition: number; target: NodeId[] }
   /** The partition group's voters are now `target`: the move is over. */
@@ -506,7 +508,10 @@ export class BrokerCluster {
     this.offsetsSink = {
       storeOffsets: (groupId, topics) => groups.storeReplicatedOffsets(groupId, topics),
     };
-    groups.replicateWith((record) => this.replicateGroup(record));
+    groups.replicateWith(
+      (record) => this.replicateGroup(record),
+      (groupId) => this.replicateGroupDeletion(groupId),
+    );
   }
 
   /**
@@ -580,6 +585,23 @@ export class BrokerCluster {
       throw new DbError("NOT_LEADER", "this broker no longer coordinates groups");
     }
     const command: ControllerCommand = { type: "group", record: encodeGroupRecord(record) };
+    await controller.propose(Buffer.from(encoder.encode(JSON.stringify(command))));
+  }
+
+  /**
+   * Logs a group's deletion (DeleteGroups) through the controller; resolves once committed
+   * and applied here. Only the coordinator that loaded the groups in this term may.
+   */
+  async replicateGroupDeletion(groupId: string): Promise<void> {
+    const controller = this.controller;
+    if (
+      controller === null ||
+      !controller.isLeader() ||
+      controller.status().term !== this.groupsTerm
+    ) {
+      throw new DbError("NOT_LEADER", "this broker no longer coordinates groups");
+    }
+    const command: ControllerCommand = { type: "deleteGroup", groupId };
     await controller.propose(Buffer.from(encoder.encode(JSON.stringify(command))));
   }
 
@@ -668,6 +690,11 @@ export class BrokerCluster {
         } else {
           this.replicatedGroups.set(command.record.groupId, command.record);
         }
+        return;
+      case "deleteGroup":
+        this.replicatedGroups.delete(command.groupId);
+        this.replicatedOffsets.delete(command.groupId);
+        await this.groupCoordinator?.deleteReplicatedGroup(command.groupId);
         return;
       case "txn":
         return this.txns?.applyCommand(command.command);
