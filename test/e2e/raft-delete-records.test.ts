@@ -54,14 +54,18 @@ async function deleteRecords(
   address: string,
   offset: bigint,
 ): Promise<{ errorCode: number; lowWatermark: bigint }> {
-  const client = await RawKafkaClient.connect(address);
+  const client = await within(RawKafkaClient.connect(address), 5000, "connect");
   try {
-    const response = await client.request<{
-      topics: { partitions: { errorCode: number; lowWatermark: bigint }[] }[];
-    }>(21, 0, {
-      topics: [{ name: TOPIC, partitions: [{ partitionIndex: 0, offset }] }],
-      timeoutMs: 5000,
-    });
+    const response = await within(
+      client.request<{
+        topics: { partitions: { errorCode: number; lowWatermark: bigint }[] }[];
+      }>(21, 0, {
+        topics: [{ name: TOPIC, partitions: [{ partitionIndex: 0, offset }] }],
+        timeoutMs: 5000,
+      }),
+      10_000,
+      "DeleteRecords",
+    );
     const { errorCode, lowWatermark } = response.topics[0]!.partitions[0]!;
     return { errorCode, lowWatermark };
   } finally {
