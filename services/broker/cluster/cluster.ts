@@ -56,6 +56,12 @@ import {
   encodeTxnProduceEntry,
   entryKind,
 } from "./txn-entries.js";
+import {
+  ENTRY_LOG_START,
+  applyLogStartEntry,
+  encodeLogStartEntry,
+  type LogStartOutcome,
+} from "./log-start.js";
 import type { Registry } from "prom-client";
 import type { GroupCoordinator, GroupRecord } from "../coordinator/group-coordinator.js";
 import {
@@ -132,6 +138,8 @@ type ControllerCommand =
   | { type: "commitOffsets"; origin: string; groupId: string; topics: ReplicatedOffsets[] }
   /** A group's membership as its coordinator logged it (GroupRecord). */
   | { type: "group"; record: GroupRecordJson }
+  /** DeleteGroups: the group's record and committed offsets go on every broker. */
+  | { type: "deleteGroup"; groupId: string }
   /** Starts moving a partition to `target` (its first broker becomes the preferred leader). */
   | { type: "reassign"; topic: string; partition: number; target: NodeId[] }
   /** The partition group's voters are now `target`: the move is over. */
@@ -238,6 +246,24 @@ function encodeProduceEntry(batch: Buffer, logAppendTime: boolean, nowMs: number
   out.writeUInt8(logAppendTime ? 1 : 0, 9);
   batch.copy(out, 10);
   return out;
+}
+
+/** Proposes an entry; resolves with its apply outcome, or TIMEOUT after timeoutMs. */
+async function proposeWithin(group: RaftGroup, entry: Uint8Array, timeoutMs: number) {
+  const applied = group.propose(entry);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new DbError("TIMEOUT", "replication timed out")),
+      Math.max(1, timeoutMs),
+    );
+  });
+  try {
+    return await Promise.race([applied, timeout]);
+  } finally {
+    clearTimeout(timer);
+    applied.catch(() => undefined);
+  }
 }
 
 function applyProduceEntry(partition: Partition, entry: Entry): ReplicatedOutcome {
@@ -482,7 +508,10 @@ export class BrokerCluster {
     this.offsetsSink = {
       storeOffsets: (groupId, topics) => groups.storeReplicatedOffsets(groupId, topics),
     };
-    groups.replicateWith((record) => this.replicateGroup(record));
+    groups.replicateWith(
+      (record) => this.replicateGroup(record),
+      (groupId) => this.replicateGroupDeletion(groupId),
+    );
   }
 
   /**
@@ -556,6 +585,23 @@ export class BrokerCluster {
       throw new DbError("NOT_LEADER", "this broker no longer coordinates groups");
     }
     const command: ControllerCommand = { type: "group", record: encodeGroupRecord(record) };
+    await controller.propose(Buffer.from(encoder.encode(JSON.stringify(command))));
+  }
+
+  /**
+   * Logs a group's deletion (DeleteGroups) through the controller; resolves once committed
+   * and applied here. Only the coordinator that loaded the groups in this term may.
+   */
+  async replicateGroupDeletion(groupId: string): Promise<void> {
+    const controller = this.controller;
+    if (
+      controller === null ||
+      !controller.isLeader() ||
+      controller.status().term !== this.groupsTerm
+    ) {
+      throw new DbError("NOT_LEADER", "this broker no longer coordinates groups");
+    }
+    const command: ControllerCommand = { type: "deleteGroup", groupId };
     await controller.propose(Buffer.from(encoder.encode(JSON.stringify(command))));
   }
 
@@ -644,6 +690,11 @@ export class BrokerCluster {
         } else {
           this.replicatedGroups.set(command.record.groupId, command.record);
         }
+        return;
+      case "deleteGroup":
+        this.replicatedGroups.delete(command.groupId);
+        this.replicatedOffsets.delete(command.groupId);
+        await this.groupCoordinator?.deleteReplicatedGroup(command.groupId);
         return;
       case "txn":
         return this.txns?.applyCommand(command.command);
@@ -847,16 +898,19 @@ export class BrokerCluster {
           nodeId: this.nodeId,
           partition,
           txns: txnPartition,
-          apply: (e) =>
-            entryKind(e) === ENTRY_PRODUCE
-              ? applyProduceEntry(partition, e)
-              : txnPartition.apply(e),
+          apply: (e) => {
+            const kind = entryKind(e);
+            if (kind === ENTRY_PRODUCE) return applyProduceEntry(partition, e);
+            if (kind === ENTRY_LOG_START) return applyLogStartEntry(partition, e);
+            return txnPartition.apply(e);
+          },
           fetch: (peer, offset, maxOffset) =>
             this.fetchClient?.fetch(peer, this.wireName(group), offset, maxOffset) ??
             Promise.resolve(null),
           leader: () => this.groups.get(group)?.leader() ?? null,
           isClosed: () => this.closed,
           onCopied: (bytes) => this.probe.snapshotCopied(group, "received", bytes),
+          onStartedOver: () => this.probe.logStartedOver(group),
           logger: this.logger.child(group),
         });
         const opened = await this.openGroup(
@@ -1142,20 +1196,45 @@ export class BrokerCluster {
       txnStartedMs === undefined
         ? encodeProduceEntry(batch, logAppendTime, Date.now())
         : encodeTxnProduceEntry(batch, logAppendTime, Date.now(), txnStartedMs);
-    const applied = group.propose(entry);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(
-        () => reject(new DbError("TIMEOUT", "replication timed out")),
-        Math.max(1, timeoutMs),
-      );
-    });
-    try {
-      return (await Promise.race([applied, timeout])) as ReplicatedOutcome;
-    } finally {
-      clearTimeout(timer);
-      applied.catch(() => undefined);
+    return (await proposeWithin(group, entry, timeoutMs)) as ReplicatedOutcome;
+  }
+
+  /**
+   * DeleteRecords on a replicated partition (log-start.ts): moves the log start of every
+   * replica to `offset` (-1: the high watermark) through the partition's Raft group and
+   * resolves with the leader's log start once the entry committed and applied here. Throws
+   * NOT_LEADER off the leader, OFFSET_OUT_OF_RANGE below 0 or past the high watermark.
+   */
+  async deleteRecords(
+    target: { topic: string; index: number },
+    offset: bigint,
+    timeoutMs: number,
+  ): Promise<bigint> {
+    const group = this.partitionGroup(target.topic, target.index);
+    const partition = this.topics.get(target.topic)?.partitions[target.index];
+    if (group === undefined || partition === undefined || !group.isLeader()) {
+      throw new DbError("NOT_LEADER", `not the leader of ${target.topic}-${target.index}`);
     }
+    // The high watermark checked below is this leader's applied commit index, current as of
+    // a quorum's confirmation after the request arrived (a deposed leader cannot pass).
+    await group.barrier();
+    const highWatermark = partition.highWatermark;
+    const wanted = offset === -1n ? highWatermark : offset;
+    if (wanted < 0n || wanted > highWatermark) {
+      throw new DbError(
+        "OFFSET_OUT_OF_RANGE",
+        `offset ${offset} outside [0, ${highWatermark}] of ${target.topic}-${target.index}`,
+      );
+    }
+    const outcome = (await proposeWithin(
+      group,
+      encodeLogStartEntry(wanted, Date.now()),
+      timeoutMs,
+    )) as LogStartOutcome;
+    if (outcome.errorCode !== 0) {
+      throw new DbError("OFFSET_OUT_OF_RANGE", `log start ${wanted} refused at apply`);
+    }
+    return outcome.lowWatermark;
   }
 
   /**

@@ -39,6 +39,7 @@ import { FileRaftStorage } from "../raft/file-storage.js";
 import type { StateMachine } from "../raft/raft-group.js";
 import type { Entry, NodeId, Snapshot } from "../raft/types.js";
 import type { ReplicatedTxnPartition, TxnPartitionState } from "./txn-entries.js";
+import { BATCHES_RETAINED, type ProducerStateSnapshot } from "../records/producer-state.js";
 
 /** The most record bytes one fetch answer carries (at least one whole batch). */
 export const CHUNK_BYTES = 1024 * 1024;
@@ -54,12 +55,20 @@ export interface PartitionSnapshot {
   logStartOffset: bigint;
   /** ReplicatedTxnPartition's transaction state (open and last ended transactions). */
   txns: TxnPartitionState;
+  /**
+   * The idempotent-producer table after the snapshot's last entry (version 3; absent in
+   * older snapshots). A replica that starts over at a later log start has not seen the
+   * batches it was built from.
+   */
+  producers?: ProducerStateSnapshot;
 }
+
+type ProducerJson = [string, number, [number, number, string][]];
 
 export function encodePartitionSnapshot(snapshot: PartitionSnapshot): Uint8Array {
   return encoder.encode(
     JSON.stringify({
-      version: 2,
+      version: snapshot.producers === undefined ? 2 : 3,
       endOffset: snapshot.endOffset.toString(),
       logStartOffset: snapshot.logStartOffset.toString(),
       openTxns: snapshot.txns.open.map(([id, startedMs, stale]) => [
@@ -68,8 +77,34 @@ export function encodePartitionSnapshot(snapshot: PartitionSnapshot): Uint8Array
         stale,
       ]),
       endedTxns: snapshot.txns.ended.map(([id, startedMs]) => [id.toString(), startedMs]),
+      producers: snapshot.producers?.map((p): ProducerJson => [
+        p.producerId.toString(),
+        p.epoch,
+        p.batches.map((b) => [b.baseSequence, b.lastSequence, b.baseOffset.toString()]),
+      ]),
     }),
   );
+}
+
+function decodeProducers(json: unknown): ProducerStateSnapshot {
+  if (!Array.isArray(json)) throw new Error("bad producers");
+  const isInt = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n);
+  return json.map((item: unknown) => {
+    const [id, epoch, batches] = item as ProducerJson;
+    if (!isInt(epoch) || !Array.isArray(batches) || batches.length > BATCHES_RETAINED) {
+      throw new Error("bad producer");
+    }
+    return {
+      producerId: BigInt(id),
+      epoch,
+      batches: batches.map(([baseSequence, lastSequence, baseOffset]) => {
+        if (!isInt(baseSequence) || !isInt(lastSequence) || baseSequence < 0 || lastSequence < 0) {
+          throw new Error("bad producer batch");
+        }
+        return { baseSequence, lastSequence, baseOffset: BigInt(baseOffset) };
+      }),
+    };
+  });
 }
 
 export function decodePartitionSnapshot(data: Uint8Array): PartitionSnapshot {
@@ -80,9 +115,11 @@ export function decodePartitionSnapshot(data: Uint8Array): PartitionSnapshot {
       logStartOffset: string;
       openTxns: [string, number, boolean?][];
       endedTxns?: [string, number][];
+      producers?: unknown;
     };
-    // Version 1 (before ended transactions were tracked) has no endedTxns and no stale flags.
-    if (parsed.version !== 1 && parsed.version !== 2) throw new Error(`version ${parsed.version}`);
+    // Version 1 (before ended transactions were tracked) has no endedTxns and no stale flags;
+    // version 2 no producer table.
+    if (![1, 2, 3].includes(parsed.version)) throw new Error(`version ${parsed.version}`);
     const open = parsed.openTxns.map(([id, startedMs, stale]): [bigint, number, boolean] => {
       if (typeof startedMs !== "number") throw new Error("bad open transaction");
       return [BigInt(id), startedMs, stale === true];
@@ -94,7 +131,9 @@ export function decodePartitionSnapshot(data: Uint8Array): PartitionSnapshot {
     const endOffset = BigInt(parsed.endOffset);
     const logStartOffset = BigInt(parsed.logStartOffset);
     if (endOffset < 0n || logStartOffset < 0n) throw new Error("negative offset");
-    return { endOffset, logStartOffset, txns: { open, ended } };
+    if (logStartOffset > endOffset) throw new Error("log start past the end");
+    const producers = parsed.version >= 3 ? decodeProducers(parsed.producers) : undefined;
+    return { endOffset, logStartOffset, txns: { open, ended }, producers };
   } catch (error) {
     throw new DbError("CORRUPT_DATA", "bad partition snapshot", { cause: error });
   }
@@ -121,6 +160,8 @@ export interface PartitionMachineOptions {
   leader: () => NodeId | null;
   isClosed: () => boolean;
   onCopied: (bytes: number) => void;
+  /** The log restarted empty at a later log start (the records it lacked were deleted). */
+  onStartedOver?: () => void;
   logger: Logger;
 }
 
@@ -134,13 +175,13 @@ export class PartitionStateMachine implements StateMachine {
   /** The state as of the last applied entry; the log is fsynced up to it first. */
   async snapshot(): Promise<Uint8Array> {
     const { partition, txns } = this.options;
+    // Everything is read before the first await: no apply runs between (the pump waits).
     const endOffset = partition.logEndOffset;
+    const logStartOffset = partition.logStartOffset;
+    const producers = partition.producerState();
+    const txnState = txns.txnState();
     await partition.log.waitDurable(endOffset);
-    return encodePartitionSnapshot({
-      endOffset,
-      logStartOffset: partition.logStartOffset,
-      txns: txns.txnState(),
-    });
+    return encodePartitionSnapshot({ endOffset, logStartOffset, txns: txnState, producers });
   }
 
   /** Makes the partition the snapshot's: at open (own snapshot) or when a leader sent one. */
@@ -155,11 +196,37 @@ export class PartitionStateMachine implements StateMachine {
         `${group}: partition log ends at ${partition.logEndOffset}, past its snapshot's ${data.endOffset}`,
       );
     }
+    if (data.logStartOffset > partition.logEndOffset) {
+      // Everything this replica lacks lies below the group's log start (DeleteRecords, or
+      // retention up to it): nobody is obliged to hold it, so start over there.
+      await this.startOver(data.logStartOffset, "below the snapshot's log start");
+    }
     if (partition.logEndOffset < data.endOffset) {
       const peers = [...snapshot.meta.conf.voters, ...(snapshot.meta.conf.learners ?? [])];
       await this.copyUpTo(data.endOffset, peers);
     }
+    // The log start moved by DeleteRecords entries the snapshot covers (log-start.ts): a
+    // follower that copied from an older start, or missed those entries, trims to it too.
+    if (data.logStartOffset > partition.logStartOffset) {
+      await partition.deleteRecordsBefore(data.logStartOffset);
+    }
+    // The producer table as of the snapshot's last entry: what a rebuild from the retained
+    // batches gives, plus producers whose batches are gone (deleted, or never copied here).
+    if (data.producers !== undefined) partition.restoreProducerState(data.producers);
     this.options.txns.restoreTxnState(data.txns);
+  }
+
+  /** Restarts the partition log empty at `offset` (past its end); see Partition.startOverAt. */
+  private async startOver(offset: bigint, why: string): Promise<void> {
+    const { partition, group, logger } = this.options;
+    logger.warn("partition log starts over at a later log start", {
+      group,
+      why,
+      from: partition.logEndOffset.toString(),
+      at: offset.toString(),
+    });
+    await partition.startOverAt(offset);
+    this.options.onStartedOver?.();
   }
 
   /** Pulls whole batches from other replicas until the log ends at `endOffset`. */
@@ -179,18 +246,23 @@ export class PartitionStateMachine implements StateMachine {
         (id) => id !== this.options.nodeId,
       );
       let progressed = false;
+      // Replicas that answered, and the log starts of those that no longer hold `offset`.
+      let answered = 0;
+      const deletedTo: bigint[] = [];
       for (const peer of peers) {
         const offset = partition.logEndOffset;
         const answer = await this.options.fetch(peer, offset, endOffset);
         if (answer === null || answer.error !== undefined) continue;
+        answered++;
         if (answer.logStartOffset > offset) {
-          // Retention on that replica removed what this one lacks: not handled (README).
-          logger.error("a replica no longer holds the data a snapshot needs", {
+          // That replica deleted what this one lacks (retention, DeleteRecords): ask others.
+          logger.warn("a replica no longer holds the data a snapshot needs", {
             group,
             peer,
             need: offset.toString(),
             logStart: answer.logStartOffset.toString(),
           });
+          deletedTo.push(answer.logStartOffset);
           continue;
         }
         if (answer.records.length === 0) continue;
@@ -198,6 +270,15 @@ export class PartitionStateMachine implements StateMachine {
         this.options.onCopied(answer.records.length);
         progressed = true;
         break;
+      }
+      if (!progressed && answered > 0 && deletedTo.length === answered) {
+        // Every replica that answered has deleted it: start over at the earliest of their
+        // log starts (never past the snapshot's end; entries after it replay), as a Kafka
+        // follower truncates fully and fetches from the leader's log start.
+        const earliest = deletedTo.reduce((a, b) => (a < b ? a : b));
+        await this.startOver(earliest < endOffset ? earliest : endOffset, "deleted everywhere");
+        rounds = 0;
+        continue;
       }
       if (!progressed) await sleep(Math.min(1000, 50 * 2 ** Math.min(5, rounds++)));
       else rounds = 0;

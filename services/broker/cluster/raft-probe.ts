@@ -18,6 +18,7 @@ export class RaftProbe {
   private readonly snapshotBytes: Gauge<"group">;
   private readonly snapshotCopiedBytes: Counter<"group" | "direction">;
   private readonly replayedEntries: Gauge<"group">;
+  private readonly startedOver: Counter<"group">;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -98,6 +99,12 @@ export class RaftProbe {
       labelNames: ["group", "direction"],
       registers,
     });
+    this.startedOver = new Counter({
+      name: "logkv_raft_log_started_over_total",
+      help: "Partition logs restarted empty at the other replicas' log start while installing a snapshot (the records this one lacked were deleted everywhere)",
+      labelNames: ["group"],
+      registers,
+    });
     this.replayedEntries = new Gauge({
       name: "logkv_raft_open_replay_entries",
       help: "Entries the group found after its snapshot when it opened (replayed at start)",
@@ -134,6 +141,10 @@ export class RaftProbe {
   snapshot(group: string, kind: "taken" | "installed", bytes: number): void {
     this.snapshots.inc({ group, kind });
     this.snapshotBytes.set({ group }, bytes);
+  }
+
+  logStartedOver(group: string): void {
+    this.startedOver.inc({ group });
   }
 
   snapshotCopied(group: string, direction: "sent" | "received", bytes: number): void {

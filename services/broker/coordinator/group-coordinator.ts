@@ -151,6 +151,8 @@ export class GroupCoordinator {
    */
   private replication: {
     persist: (record: GroupRecord) => Promise<void>;
+    /** Logs a group's deletion; every broker then applies deleteReplicatedGroup. */
+    deleteGroup?: (groupId: string) => Promise<void>;
     state: "standby" | "loading" | "active";
   } | null = null;
 
@@ -199,9 +201,12 @@ export class GroupCoordinator {
    * and membership is served only between loadGroups() and the next unloadGroups().
    * Offsets keep arriving on every broker through commitTransactionalOffsets.
    */
-  replicateWith(persist: (record: GroupRecord) => Promise<void>): void {
+  replicateWith(
+    persist: (record: GroupRecord) => Promise<void>,
+    deleteGroup?: (groupId: string) => Promise<void>,
+  ): void {
     assert(this.replication === null, "replicateWith() called twice");
-    this.replication = { persist, state: "standby" };
+    this.replication = { persist, deleteGroup, state: "standby" };
     for (const group of this.groups.values()) {
       assert(group.memberCount === 0, "replication enabled with members present");
     }
@@ -365,6 +370,12 @@ export class GroupCoordinator {
           : group.leave(m.memberId, m.groupInstanceId),
     }));
     if (group !== undefined) this.forgetIfIdle(group);
+    // Replicated: answered once the departure is committed, so the next coordinator does
+    // not bring the member back; if it could not be, the client retries there.
+    const removed = results.some((r) => r.errorCode === KafkaErrorCode.NONE);
+    if (group !== undefined && removed && !(await group.membershipLogged())) {
+      return { errorCode: KafkaErrorCode.NOT_COORDINATOR, members: [] };
+    }
     return { errorCode: KafkaErrorCode.NONE, members: results };
   }
 
@@ -615,6 +626,25 @@ export class GroupCoordinator {
     if (group.state !== "Empty") return KafkaErrorCode.NON_EMPTY_GROUP;
     // Dead first, so that joins racing the store write are turned away rather than lost.
     group.shutDown(KafkaErrorCode.COORDINATOR_NOT_AVAILABLE, "deleted");
+    const replicate = this.replication?.deleteGroup;
+    if (replicate !== undefined) {
+      // Replicated: the deletion is a controller entry; applying it (deleteReplicatedGroup,
+      // on every broker, this one included) removes the offsets. Answered once committed.
+      try {
+        await replicate(groupId);
+      } catch (error) {
+        this.options.logger.warn("group deletion not replicated", { groupId, error });
+        if (this.groups.get(groupId) === group) {
+          this.groups.delete(groupId);
+          if ((this.offsets.get(groupId)?.size ?? 0) > 0) {
+            this.groups.set(groupId, this.newGroup(groupId));
+          }
+        }
+        return KafkaErrorCode.NOT_COORDINATOR;
+      }
+      if (this.groups.get(groupId) === group) this.groups.delete(groupId);
+      return KafkaErrorCode.NONE;
+    }
     this.offsets.delete(groupId);
     try {
       await this.options.offsetStore.deleteGroup(groupId);
@@ -625,6 +655,29 @@ export class GroupCoordinator {
       if (this.groups.get(groupId) === group) this.groups.delete(groupId);
     }
     return KafkaErrorCode.NONE;
+  }
+
+  /**
+   * Applies a replicated group deletion (a Raft cluster, in controller-log order, on every
+   * broker): the group, its members if any, and its committed offsets go, here and in the
+   * store.
+   */
+  async deleteReplicatedGroup(groupId: string): Promise<void> {
+    const group = this.groups.get(groupId);
+    if (group !== undefined) {
+      if (group.state !== "Dead")
+        group.shutDown(KafkaErrorCode.COORDINATOR_NOT_AVAILABLE, "deleted");
+      this.groups.delete(groupId);
+    }
+    if (!this.offsets.delete(groupId)) return;
+    try {
+      await this.options.offsetStore.deleteGroup(groupId);
+    } catch (error) {
+      this.options.logger.error("offsets of a deleted group not removed from the store", {
+        groupId,
+        error,
+      });
+    }
   }
 
   /** State of one group, or null if unknown. */

@@ -214,6 +214,8 @@ export class Group {
   private newMemberAdded = false;
   /** Offset commits awaiting the store; the group must not be forgotten meanwhile. */
   commitsInFlight = 0;
+  /** The latest membership record's replication (persistMembership). */
+  private membershipWrite: Promise<boolean> = Promise.resolve(true);
   /** The generation whose assignment is being persisted (env.persist), or -1. */
   private persistingGeneration = -1;
   /** Loaded from a record logged mid-rebalance: the first member to call in starts one. */
@@ -342,7 +344,12 @@ export class Group {
     this.scheduleSession(member);
     if (this.stateValue === "Stable" && this.selectProtocol() === this.protocolNameValue) {
       this.persistMembership();
-      return Promise.resolve(this.joinResultFor(member, false));
+      // Answered once the replacement is logged: the next coordinator must know the new id.
+      return this.membershipWrite.then((logged) =>
+        logged
+          ? this.joinResultFor(member, false)
+          : joinError(KafkaErrorCode.NOT_COORDINATOR, member.memberId),
+      );
     }
     return this.awaitJoin(member, `static member ${newId} replaced ${oldId}`);
   }
@@ -599,17 +606,31 @@ export class Group {
   }
 
   /**
-   * Logs the group after members left it (fire and forget: a lost record only means the
-   * next coordinator notices the departure by a session timeout instead).
+   * Logs the group after members left it or a static member was replaced. Timers do not
+   * wait for it (a lost record only means the next coordinator notices the departure by a
+   * session timeout); a request that removed a member is answered once it committed
+   * (membershipLogged).
    */
   private persistMembership(): void {
     const persist = this.env.persist;
     if (persist === undefined || this.stateValue === "Dead") return;
     const byMember = new Map([...this.members.values()].map((m) => [m.memberId, m.assignment]));
     const rebalancing = this.stateValue !== "Stable" && this.stateValue !== "Empty";
-    persist(this.toRecord(byMember, rebalancing)).catch((error: unknown) =>
-      this.env.logger.warn("group membership not replicated", { groupId: this.groupId, error }),
+    this.membershipWrite = persist(this.toRecord(byMember, rebalancing)).then(
+      () => true,
+      (error: unknown) => {
+        this.env.logger.warn("group membership not replicated", { groupId: this.groupId, error });
+        return false;
+      },
     );
+  }
+
+  /**
+   * Resolves once the latest membership record is committed (true), or failed to (false:
+   * this broker lost the coordination). Records commit in the order they are logged.
+   */
+  membershipLogged(): Promise<boolean> {
+    return this.membershipWrite;
   }
 
   /** The group as a replicated coordinator logs it (see GroupRecord). */

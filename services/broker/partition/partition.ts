@@ -19,7 +19,7 @@ import {
   readBatchHeader,
   setLogAppendTime,
 } from "../records/batch-header.js";
-import { ProducerStateTable } from "../records/producer-state.js";
+import { ProducerStateTable, type ProducerStateSnapshot } from "../records/producer-state.js";
 import {
   decodeBatchRecords,
   encodeControlBatch,
@@ -62,7 +62,8 @@ interface TxnEvent {
 
 export class Partition {
   readonly monitor: OffsetMonitor;
-  readonly txns = new PartitionTxnIndex();
+  /** Replaced (emptied) only by startOverAt. */
+  txns = new PartitionTxnIndex();
   private closed = false;
 
   private constructor(
@@ -300,6 +301,36 @@ export class Partition {
     await this.log.deleteRecordsBefore(offset);
     this.txns.pruneBefore(this.log.logStartOffset);
     return this.log.logStartOffset;
+  }
+
+  /**
+   * Drops every batch and starts the log empty at `offset` (>= the log end), forgetting the
+   * producer and transaction state its batches gave: a Raft replica whose missing records
+   * every other replica has deleted starts over at their log start, as a Kafka follower
+   * that truncates fully (cluster/partition-machine.ts restores the producer state).
+   */
+  async startOverAt(offset: bigint): Promise<void> {
+    if (offset < this.log.logEndOffset) {
+      throw new DbError(
+        "INVALID_ARGUMENT",
+        `start over at ${offset} below ${this.log.logEndOffset}`,
+      );
+    }
+    await this.log.resetTo(offset);
+    this.producers.restore([]);
+    this.txns = new PartitionTxnIndex();
+    this.reportOffsets();
+    await this.waitVisible(this.log.logEndOffset);
+  }
+
+  /** The idempotent-producer table (a Raft partition snapshot carries it). */
+  producerState(): ProducerStateSnapshot {
+    return this.producers.snapshot();
+  }
+
+  /** Replaces the idempotent-producer table with a snapshot's (partition-machine.ts). */
+  restoreProducerState(state: ProducerStateSnapshot): void {
+    this.producers.restore(state);
   }
 
   async applyRetention(nowMs: number): Promise<number> {

@@ -889,6 +889,18 @@ export class PartitionLog {
     this.unsynced.add(this.active);
   }
 
+  /**
+   * Drops every batch and starts an empty log at `offset`, which may lie past the log end:
+   * a Raft replica whose missing records every other replica has deleted starts over at
+   * their log start (cluster/partition-machine.ts), as a Kafka follower truncates fully.
+   */
+  resetTo(offset: bigint): Promise<void> {
+    return this.admin("resetTo", async () => {
+      if (offset < 0n) throw new DbError("INVALID_ARGUMENT", `resetTo(${offset})`);
+      await this.restartAt(offset);
+    });
+  }
+
   /** Drops every segment and starts an empty log at offset (truncation below the start). */
   private async restartAt(offset: bigint): Promise<void> {
     const doomed = this.segments.splice(0);

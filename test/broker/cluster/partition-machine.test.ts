@@ -171,6 +171,112 @@ describe("partition group snapshots", () => {
     }
   });
 
+  it("a replica whose missing records every other replica deleted starts over at their start", async () => {
+    const sourceDir = makeTempDir();
+    const fullDir = makeTempDir();
+    const targetDirs = [makeTempDir(), makeTempDir(), makeTempDir()];
+    const source = await replica(sourceDir);
+    const full = await replica(fullDir);
+    const targets = await Promise.all(targetDirs.map((dir) => replica(dir)));
+    try {
+      // Producer 9: five batches of two records (offsets 0-9); producer 11's only batch lies
+      // at 10, producer 9 goes on at 11-12.
+      const batches: Buffer[] = [];
+      for (let seq = 0; seq < 10; seq += 2) batches.push(await idempotent(seq, 2));
+      const lone = await encodeBatch({
+        records: [{ key: null, value: Buffer.from("lone") }],
+        producerId: 11n,
+        producerEpoch: 0,
+        baseSequence: 0,
+      });
+      batches.push(lone, await idempotent(10, 2));
+      for (const batch of batches) {
+        for (const r of [source, full]) {
+          const copy = Buffer.from(batch);
+          assert.equal(
+            r.partition.produce(readBatchHeader(copy), copy, "CreateTime", 1).errorCode,
+            0,
+          );
+        }
+      }
+      // Every target applied the first batch only.
+      for (const t of targets) {
+        const copy = Buffer.from(batches[0]!);
+        t.partition.produce(readBatchHeader(copy), copy, "CreateTime", 1);
+      }
+      const atZero = await machineOf(source, () => Promise.resolve(null)).snapshot();
+      // Retention on the source (after its snapshot) removed everything below 11.
+      await source.partition.deleteRecordsBefore(11n);
+      const snapshot = (data: Uint8Array): Snapshot => ({
+        meta: { index: 40, term: 2, conf: { voters: [1, 2, 3] } },
+        data,
+      });
+
+      // (a) The only replica that answers no longer holds [2, 11): start over at 11.
+      const askedA: bigint[] = [];
+      const fetchA = async (peer: number, offset: bigint, maxOffset: bigint) => {
+        if (peer === 3) return null;
+        askedA.push(offset);
+        return serveFetch(source.partition, offset, maxOffset, 1);
+      };
+      let startedOver = 0;
+      const machineA = new PartitionStateMachine({
+        group: "p/t/0",
+        nodeId: 2,
+        partition: targets[0]!.partition,
+        txns: targets[0]!.txns,
+        apply: () => undefined,
+        fetch: fetchA,
+        leader: () => 3,
+        isClosed: () => false,
+        onCopied: () => undefined,
+        onStartedOver: () => startedOver++,
+        logger: silentLogger,
+      });
+      await machineA.restore(snapshot(atZero));
+      assert.equal(startedOver, 1);
+      assert.equal(askedA[0], 2n, "it asked for what it lacked first");
+      assert.equal(targets[0]!.partition.logStartOffset, 11n);
+      assert.equal(targets[0]!.partition.logEndOffset, source.partition.logEndOffset);
+      assert.ok((await allBytes(targets[0]!.partition)).equals(await allBytes(source.partition)));
+      // The snapshot's producer table came along: producer 11's batch, deleted before this
+      // replica saw it, is still a duplicate when retried, and producer 9 continues in order.
+      const retry = Buffer.from(lone);
+      const again = targets[0]!.partition.produce(readBatchHeader(retry), retry, "CreateTime", 1);
+      assert.deepEqual([again.duplicate, again.baseOffset], [true, 10n]);
+      const next = await idempotent(12, 1);
+      assert.equal(
+        targets[0]!.partition.produce(readBatchHeader(next), next, "CreateTime", 1).errorCode,
+        0,
+      );
+
+      // (b) A snapshot whose log start lies past this replica's end: start over at once.
+      const atEleven = await machineOf(source, () => Promise.resolve(null)).snapshot();
+      assert.equal(decodePartitionSnapshot(atEleven).logStartOffset, 11n);
+      const askedB: bigint[] = [];
+      await machineOf(targets[1]!, async (_peer, offset, maxOffset) => {
+        askedB.push(offset);
+        return serveFetch(source.partition, offset, maxOffset, 1024);
+      }).restore(snapshot(atEleven));
+      assert.ok(
+        askedB.every((o) => o >= 11n),
+        `never asked below the start: ${askedB}`,
+      );
+      assert.equal(targets[1]!.partition.logStartOffset, 11n);
+      assert.ok((await allBytes(targets[1]!.partition)).equals(await allBytes(source.partition)));
+
+      // (c) One replica deleted the records but another still holds them: copy, no restart.
+      await machineOf(targets[2]!, async (peer, offset, maxOffset) =>
+        serveFetch(peer === 1 ? source.partition : full.partition, offset, maxOffset, 1),
+      ).restore(snapshot(atZero));
+      assert.equal(targets[2]!.partition.logStartOffset, 0n);
+      assert.ok((await allBytes(targets[2]!.partition)).equals(await allBytes(full.partition)));
+    } finally {
+      for (const r of [source, full, ...targets]) await r.partition.close();
+      for (const dir of [sourceDir, fullDir, ...targetDirs]) removeDir(dir);
+    }
+  });
+
   it("refuses a log longer than the snapshot and broken messages", async () => {
     const dir = makeTempDir();
     const r = await replica(dir);
@@ -188,7 +294,19 @@ describe("partition group snapshots", () => {
         machine.restore(small),
         (e) => e instanceof DbError && e.code === "CORRUPT_DATA",
       );
-      for (const bad of ["", "{", '{"version":2}', '{"version":1,"endOffset":"x"}']) {
+      const v3 = (producers: string) =>
+        `{"version":3,"endOffset":"5","logStartOffset":"0","openTxns":[],"producers":${producers}}`;
+      const sixBatches = JSON.stringify(Array.from({ length: 6 }, (_, i) => [i, i, String(i)]));
+      for (const bad of [
+        "",
+        "{",
+        '{"version":2}',
+        '{"version":1,"endOffset":"x"}',
+        '{"version":2,"endOffset":"1","logStartOffset":"2","openTxns":[]}',
+        v3("{}"),
+        v3('[["1",0,[[-1,0,"0"]]]]'),
+        v3(`[["1",0,${sixBatches}]]`),
+      ]) {
         assert.throws(
           () => decodePartitionSnapshot(Buffer.from(bad)),
           (e) => e instanceof DbError && e.code === "CORRUPT_DATA",

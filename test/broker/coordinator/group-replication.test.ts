@@ -370,3 +370,106 @@ test("a join phase at the new coordinator does not wait for members that never c
   assert.equal(members.includes(leader), false, "the silent loaded member was dropped");
   assert.equal(members.length, 2);
 });
+
+test("LeaveGroup is answered once the departure is committed; a failed write: NOT_COORDINATOR", async () => {
+  const log: Log = { records: [], gate: null, fail: false };
+  const a = await replicated(log);
+  const { leader, follower } = await stableTwo(a);
+  let open!: () => void;
+  log.gate = new Promise<void>((resolve) => (open = resolve));
+  const leaving = track(
+    a.coordinator.leaveGroup("g", [{ memberId: follower, groupInstanceId: null }]),
+  );
+  await flush();
+  assert.equal(leaving.done(), false, "no answer while the record is not committed");
+  log.gate = null;
+  open();
+  const left = await leaving.promise;
+  assert.equal(left.errorCode, E.NONE);
+  assert.equal(left.members[0]!.errorCode, E.NONE);
+  assert.deepEqual(
+    latest(log)[0]!.members.map((m) => m.memberId),
+    [leader],
+    "the answer came after the record",
+  );
+  // The coordinator lost the controller before the departure committed: the client is sent
+  // to the next coordinator (which still knows the member) to leave there.
+  log.fail = true;
+  const failed = await a.coordinator.leaveGroup("g", [{ memberId: leader, groupInstanceId: null }]);
+  assert.equal(failed.errorCode, E.NOT_COORDINATOR);
+  // An unknown member changes nothing and waits for nothing.
+  const unknown = await a.coordinator.leaveGroup("g", [{ memberId: "x", groupInstanceId: null }]);
+  assert.equal(unknown.members[0]!.errorCode, E.UNKNOWN_MEMBER_ID);
+});
+
+test("DeleteGroups is replicated: answered after its entry applied, on every broker", async () => {
+  const partition = (offset: bigint) => ({
+    partitionIndex: 0,
+    committedOffset: offset,
+    committedLeaderEpoch: -1,
+    committedMetadata: null,
+  });
+  // Two brokers' coordinators; the "controller log" applies a deletion on both, in order.
+  const a = await harness();
+  const b = await harness();
+  const deletions: string[] = [];
+  let gate: Promise<void> | null = null;
+  let fail = false;
+  a.coordinator.replicateWith(
+    async () => undefined,
+    async (groupId) => {
+      if (gate !== null) await gate;
+      if (fail) throw new DbError("NOT_LEADER", "lost the controller");
+      deletions.push(groupId);
+      for (const h of [a, b]) await h.coordinator.deleteReplicatedGroup(groupId);
+    },
+  );
+  b.coordinator.replicateWith(async () => undefined);
+  for (const h of [a, b]) {
+    await h.coordinator.storeReplicatedOffsets("doomed", [
+      { name: "t", partitions: [partition(5n)] },
+    ]);
+    await h.coordinator.storeReplicatedOffsets("kept", [
+      { name: "t", partitions: [partition(7n)] },
+    ]);
+  }
+  a.coordinator.beginLoading();
+  a.coordinator.loadGroups([]);
+
+  let open!: () => void;
+  gate = new Promise<void>((resolve) => (open = resolve));
+  const deleting = track(a.coordinator.deleteGroups(["doomed"]));
+  await flush();
+  assert.equal(deleting.done(), false, "no answer before the deletion is applied");
+  // Meanwhile the group is Dead at the coordinator: a join is turned away, not lost.
+  const join = await a.coordinator.joinGroup(joinRequest({ groupId: "doomed" }));
+  assert.notEqual(join.errorCode, E.NONE);
+  gate = null;
+  open();
+  assert.deepEqual(await deleting.promise, [{ groupId: "doomed", errorCode: E.NONE }]);
+  assert.deepEqual(deletions, ["doomed"]);
+  for (const h of [a, b]) {
+    assert.deepEqual((await h.store.load()).get("doomed") ?? [], [], "gone from every store");
+    assert.deepEqual(
+      (await h.coordinator.listGroups()).map((g) => g.groupId),
+      ["kept"],
+    );
+  }
+  assert.deepEqual(await a.coordinator.deleteGroups(["doomed"]), [
+    { groupId: "doomed", errorCode: E.GROUP_ID_NOT_FOUND },
+  ]);
+  // A deletion that could not be logged: NOT_COORDINATOR, and the group stays with its offsets.
+  fail = true;
+  assert.deepEqual(await a.coordinator.deleteGroups(["kept"]), [
+    { groupId: "kept", errorCode: E.NOT_COORDINATOR },
+  ]);
+  const kept = await a.coordinator.fetchOffsets("kept", null);
+  assert.deepEqual(
+    kept.topics.map((t) => t.partitions.map((p) => p.committedOffset)),
+    [[7n]],
+  );
+  assert.deepEqual(
+    (await a.coordinator.listGroups()).map((g) => g.groupId),
+    ["kept"],
+  );
+});

@@ -293,16 +293,31 @@ export async function handleDeleteRecords(
     const partitions = [];
     for (const p of t.partitions) {
       const partition = topic?.partitions[p.partitionIndex];
-      if (partition === undefined || broker.cluster !== undefined) {
-        // Clustered: deleting records is not replicated yet, so it is refused.
+      if (partition === undefined) {
         partitions.push({
           partitionIndex: p.partitionIndex,
           lowWatermark: -1n,
-          errorCode:
-            partition === undefined
-              ? KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-              : KafkaErrorCode.POLICY_VIOLATION,
+          errorCode: KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
         });
+        continue;
+      }
+      if (broker.cluster !== undefined) {
+        // Clustered: the log start moves through the partition's Raft group, on its leader,
+        // answered once committed (cluster/log-start.ts).
+        try {
+          const lowWatermark = await broker.cluster.deleteRecords(
+            { topic: t.name, index: p.partitionIndex },
+            p.offset,
+            request.timeoutMs,
+          );
+          partitions.push({ partitionIndex: p.partitionIndex, lowWatermark, errorCode: 0 });
+        } catch (error) {
+          partitions.push({
+            partitionIndex: p.partitionIndex,
+            lowWatermark: -1n,
+            errorCode: kafkaErrorCodeOf(error),
+          });
+        }
         continue;
       }
       const target = p.offset === -1n ? partition.highWatermark : p.offset;
