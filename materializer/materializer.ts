@@ -393,19 +393,28 @@ export class Materializer {
   /** Queues a publish of a partition's stored changes from its published offset on. */
   private publishBacklog(entry: CatalogEntry, partition: number): void {
     const topic = tableTopic(entry.definition.name, entry.generation);
-    this.chainPublish(topic, partition, async () => {
-      const target = this.applier.appliedOffset(topic, partition);
-      let from = this.published.get(topic, partition);
-      while (from < target && this.running) {
-        const page = await this.applier.changesFrom(entry.definition.name, partition, from, 500);
-        const changes = page.filter((change) => change.offset < target);
-        const last = changes[changes.length - 1];
-        const next = last === undefined || changes.length < 500 ? target : last.offset + 1n;
-        await this.sendChanges(entry, changes);
-        await this.published.set(topic, partition, next);
-        from = next;
-      }
-    });
+    this.chainPublish(topic, partition, () =>
+      this.publishStored(entry, topic, partition, this.applier.appliedOffset(topic, partition)),
+    );
+  }
+
+  /** Publishes the stored changes from the partition's published mark up to `target`. */
+  private async publishStored(
+    entry: CatalogEntry,
+    topic: string,
+    partition: number,
+    target: bigint,
+  ): Promise<void> {
+    let from = this.published.get(topic, partition);
+    while (from < target && this.running) {
+      const page = await this.applier.changesFrom(entry.definition.name, partition, from, 500);
+      const changes = page.filter((change) => change.offset < target);
+      const last = changes[changes.length - 1];
+      const next = last === undefined || changes.length < 500 ? target : last.offset + 1n;
+      await this.sendChanges(entry, changes);
+      await this.published.set(topic, partition, next);
+      from = next;
+    }
   }
 
   private chainPublish(topic: string, partition: number, work: () => Promise<void>): void {
@@ -755,13 +764,24 @@ export class Materializer {
     const entry = this.applier.table(applied.changes[0]!.table);
     if (entry === undefined || entry.definition.globalIndexes.length === 0) return;
     const changes = applied.changes;
+    const first = applied.outcomes[0]?.offset ?? changes[0]!.offset;
     this.chainPublish(applied.topic, applied.partition, async () => {
       const published = this.published.get(applied.topic, applied.partition);
+      const delayMs = this.options.changePublishDelayMs ?? 0;
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      if (published < first) {
+        // Stored changes below this batch are not published yet: the index was added and
+        // this batch applied before consumeTable queued the backlog. Sending this batch first
+        // would leave a hole in the topic's history below it, which a node rebuilt from the
+        // log (its index backfilled on an empty store) could never fill: its own changes of
+        // those writes come later in the topic, below the watermark ours moved. So publish
+        // from the store, in order, through this batch.
+        await this.publishStored(entry, applied.topic, applied.partition, applied.nextOffset);
+        return;
+      }
       // A backlog publish may already have sent these (it reads the store up to the applied
       // offset); sending only what is past the published mark keeps duplicates out.
       const fresh = changes.filter((change) => change.offset >= published);
-      const delayMs = this.options.changePublishDelayMs ?? 0;
-      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       await this.sendChanges(entry, fresh);
       if (applied.nextOffset > published) {
         await this.published.set(applied.topic, applied.partition, applied.nextOffset);
