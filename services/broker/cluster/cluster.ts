@@ -576,16 +576,7 @@ export class BrokerCluster {
    * that loaded the groups in this term may (a record of a deposed coordinator is refused).
    */
   async replicateGroup(record: GroupRecord): Promise<void> {
-    const controller = this.controller;
-    if (
-      controller === null ||
-      !controller.isLeader() ||
-      controller.status().term !== this.groupsTerm
-    ) {
-      throw new DbError("NOT_LEADER", "this broker no longer coordinates groups");
-    }
-    const command: ControllerCommand = { type: "group", record: encodeGroupRecord(record) };
-    await controller.propose(Buffer.from(encoder.encode(JSON.stringify(command))));
+    await this.proposeGroupCommand({ type: "group", record: encodeGroupRecord(record) });
   }
 
   /**
@@ -593,6 +584,11 @@ export class BrokerCluster {
    * and applied here. Only the coordinator that loaded the groups in this term may.
    */
   async replicateGroupDeletion(groupId: string): Promise<void> {
+    await this.proposeGroupCommand({ type: "deleteGroup", groupId });
+  }
+
+  /** Proposes a group command as the coordinator that loaded the groups in this term. */
+  private async proposeGroupCommand(command: ControllerCommand): Promise<void> {
     const controller = this.controller;
     if (
       controller === null ||
@@ -601,7 +597,6 @@ export class BrokerCluster {
     ) {
       throw new DbError("NOT_LEADER", "this broker no longer coordinates groups");
     }
-    const command: ControllerCommand = { type: "deleteGroup", groupId };
     await controller.propose(Buffer.from(encoder.encode(JSON.stringify(command))));
   }
 

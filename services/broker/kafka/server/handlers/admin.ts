@@ -304,20 +304,13 @@ export async function handleDeleteRecords(
       if (broker.cluster !== undefined) {
         // Clustered: the log start moves through the partition's Raft group, on its leader,
         // answered once committed (cluster/log-start.ts).
-        try {
-          const lowWatermark = await broker.cluster.deleteRecords(
-            { topic: t.name, index: p.partitionIndex },
-            p.offset,
-            request.timeoutMs,
-          );
-          partitions.push({ partitionIndex: p.partitionIndex, lowWatermark, errorCode: 0 });
-        } catch (error) {
-          partitions.push({
-            partitionIndex: p.partitionIndex,
-            lowWatermark: -1n,
-            errorCode: kafkaErrorCodeOf(error),
-          });
-        }
+        const where = { topic: t.name, index: p.partitionIndex };
+        const cluster = broker.cluster;
+        partitions.push(
+          await deleteAnswer(p.partitionIndex, () =>
+            cluster.deleteRecords(where, p.offset, request.timeoutMs),
+          ),
+        );
         continue;
       }
       const target = p.offset === -1n ? partition.highWatermark : p.offset;
@@ -329,18 +322,20 @@ export async function handleDeleteRecords(
         });
         continue;
       }
-      try {
-        const lowWatermark = await partition.deleteRecordsBefore(target);
-        partitions.push({ partitionIndex: p.partitionIndex, lowWatermark, errorCode: 0 });
-      } catch (error) {
-        partitions.push({
-          partitionIndex: p.partitionIndex,
-          lowWatermark: -1n,
-          errorCode: kafkaErrorCodeOf(error),
-        });
-      }
+      partitions.push(
+        await deleteAnswer(p.partitionIndex, () => partition.deleteRecordsBefore(target)),
+      );
     }
     topics.push({ name: t.name, partitions });
   }
   return { throttleTimeMs: 0, topics };
+}
+
+/** A DeleteRecords partition answer: the new low watermark, or the error's Kafka code. */
+async function deleteAnswer(partitionIndex: number, trim: () => Promise<bigint>) {
+  try {
+    return { partitionIndex, lowWatermark: await trim(), errorCode: 0 };
+  } catch (error) {
+    return { partitionIndex, lowWatermark: -1n, errorCode: kafkaErrorCodeOf(error) };
+  }
 }
