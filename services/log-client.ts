@@ -325,6 +325,7 @@ export class LogClient {
   }
 
   private readonly ends: EndOffsetReader;
+  private catalogReady: Promise<void> | null = null;
 
   /** endOffsets() calls and the ListOffsets rounds that answered them. */
   get endOffsetStats(): Readonly<EndOffsetStats> {
@@ -368,7 +369,12 @@ export class LogClient {
 
   /** Appends a catalog event (CreateTable, UpdateTable, DeleteTable). */
   async appendCatalog(event: LogEvent & { type: "CreateTable" | "UpdateTable" | "DeleteTable" }) {
-    await this.ensureTopic(CATALOG_TOPIC, 1);
+    // Once per client (again after a failure): ensureTopic is a create and a metadata poll.
+    this.catalogReady ??= this.ensureTopic(CATALOG_TOPIC, 1).catch((error: unknown) => {
+      this.catalogReady = null;
+      throw error;
+    });
+    await this.catalogReady;
     const name = event.type === "DeleteTable" ? event.table : event.table.name;
     return this.send(CATALOG_TOPIC, Buffer.from(name, "utf8"), event);
   }

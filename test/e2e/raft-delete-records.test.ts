@@ -8,7 +8,7 @@
 // leader; every replica's partition log read from its disk after the brokers stop, and once
 // more after all restart (the partition logs are rebuilt from the Raft logs). A second test
 // (below) covers a follower that missed records deleted everywhere.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import { ClusterProcesses } from "../helpers/cluster-process.js";
@@ -99,11 +99,13 @@ async function earliestAtLeader(
   });
 }
 
-test("DeleteRecords moves every replica's log start through Raft and survives failover", async (t) => {
-  const cluster = await ClusterProcesses.start(3);
-  t.after(() => cluster.destroy());
+/**
+ * A kafkajs admin and idempotent producer on the cluster (closed after the test), TOPIC
+ * created with one partition, and `send(from, to)` producing values v<from>..v<to - 1>.
+ */
+async function clients(t: TestContext, cluster: ClusterProcesses, clientId: string) {
   const kafka = new Kafka({
-    clientId: "delete-records-test",
+    clientId,
     brokers: cluster.addresses(),
     logLevel: logLevel.NOTHING,
     retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 1000 },
@@ -124,6 +126,13 @@ test("DeleteRecords moves every replica's log start through Raft and survives fa
       await producer.send({ topic: TOPIC, acks: -1, messages: [{ value: `v${i}` }] });
     }
   };
+  return { kafka, admin, producer, send };
+}
+
+test("DeleteRecords moves every replica's log start through Raft and survives failover", async (t) => {
+  const cluster = await ClusterProcesses.start(3);
+  t.after(() => cluster.destroy());
+  const { kafka, admin, producer, send } = await clients(t, cluster, "delete-records-test");
   await send(0, 30);
 
   // kafkajs looks the leader up in its metadata cache, which fetchTopicOffsets fills.
@@ -229,28 +238,7 @@ test("a replica behind deleted records starts over at the log start and leads ag
     extraArgs: ["--raft-snapshot-entries", "5", "--metrics", "127.0.0.1:0"],
   });
   t.after(() => cluster.destroy());
-  const kafka = new Kafka({
-    clientId: "start-over-test",
-    brokers: cluster.addresses(),
-    logLevel: logLevel.NOTHING,
-    retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 1000 },
-  });
-  const admin = kafka.admin();
-  await admin.connect();
-  t.after(() => admin.disconnect());
-  await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 1 }], waitForLeaders: true });
-  const producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-  });
-  await producer.connect();
-  t.after(() => producer.disconnect());
-  const send = async (from: number, to: number) => {
-    for (let i = from; i < to; i++) {
-      await producer.send({ topic: TOPIC, acks: -1, messages: [{ value: `v${i}` }] });
-    }
-  };
+  const { kafka, admin, producer, send } = await clients(t, cluster, "start-over-test");
   await send(0, 5);
   const preferred = (await replicasOf(kafka))[0]!;
   await until("every replica in sync", async () => {

@@ -44,6 +44,25 @@ function latest(log: Log): GroupRecord[] {
   return [...byGroup.values()];
 }
 
+/** A member's generation-1 heartbeat to group "g". */
+function beat(h: Harness, memberId: string): Promise<number> {
+  return h.coordinator.heartbeat({
+    groupId: "g",
+    generationId: 1,
+    memberId,
+    groupInstanceId: null,
+  });
+}
+
+/** The next coordinator: loads the latest record of each group from the log. */
+async function successor(log: Log): Promise<Harness> {
+  const b = await harness();
+  b.coordinator.replicateWith(async () => undefined);
+  b.coordinator.beginLoading();
+  b.coordinator.loadGroups(latest(log));
+  return b;
+}
+
 async function stableTwo(h: Harness) {
   const ja = h.coordinator.joinGroup(joinRequest({ clientId: "a" }));
   const jb = h.coordinator.joinGroup(joinRequest({ clientId: "b" }));
@@ -77,36 +96,15 @@ test("a new coordinator serves the logged generation: no rebalance, timers resta
   const b = await harness();
   b.coordinator.replicateWith(async () => undefined);
   assert.equal(
-    await b.coordinator.heartbeat({
-      groupId: "g",
-      generationId: 1,
-      memberId: leader,
-      groupInstanceId: null,
-    }),
+    await beat(b, leader),
     E.NOT_COORDINATOR,
     "a standby coordinator sends clients away",
   );
   b.coordinator.beginLoading();
-  assert.equal(
-    await b.coordinator.heartbeat({
-      groupId: "g",
-      generationId: 1,
-      memberId: leader,
-      groupInstanceId: null,
-    }),
-    E.COORDINATOR_LOAD_IN_PROGRESS,
-  );
+  assert.equal(await beat(b, leader), E.COORDINATOR_LOAD_IN_PROGRESS);
   b.coordinator.loadGroups(latest(log));
   a.coordinator.unloadGroups();
-  assert.equal(
-    await a.coordinator.heartbeat({
-      groupId: "g",
-      generationId: 1,
-      memberId: leader,
-      groupInstanceId: null,
-    }),
-    E.NOT_COORDINATOR,
-  );
+  assert.equal(await beat(a, leader), E.NOT_COORDINATOR);
 
   const view = b.coordinator.inspect("g")!;
   assert.equal(view.state, "Stable");
@@ -120,12 +118,7 @@ test("a new coordinator serves the logged generation: no rebalance, timers resta
     ].sort(),
   );
   for (const memberId of [leader, follower]) {
-    const code = await b.coordinator.heartbeat({
-      groupId: "g",
-      generationId: 1,
-      memberId,
-      groupInstanceId: null,
-    });
+    const code = await beat(b, memberId);
     assert.equal(code, E.NONE);
   }
   // A follower rejoining with unchanged protocols (kafkajs does after a coordinator error)
@@ -159,15 +152,7 @@ test("a new coordinator serves the logged generation: no rebalance, timers resta
 
   // The leader stops heartbeating: its session (10 s) runs out at the new coordinator.
   b.clock.advance(6000);
-  assert.equal(
-    await b.coordinator.heartbeat({
-      groupId: "g",
-      generationId: 1,
-      memberId: follower,
-      groupInstanceId: null,
-    }),
-    E.NONE,
-  );
+  assert.equal(await beat(b, follower), E.NONE);
   b.clock.advance(5000);
   await flush();
   const after = b.coordinator.inspect("g")!;
@@ -235,31 +220,12 @@ test("a member leaving is logged; the next coordinator rebalances the survivors"
     [leader],
   );
 
-  const b = await harness();
-  b.coordinator.replicateWith(async () => undefined);
-  b.coordinator.beginLoading();
-  b.coordinator.loadGroups(latest(log));
-  assert.equal(
-    await b.coordinator.heartbeat({
-      groupId: "g",
-      generationId: 1,
-      memberId: leader,
-      groupInstanceId: null,
-    }),
-    E.REBALANCE_IN_PROGRESS,
-  );
+  const b = await successor(log);
+  assert.equal(await beat(b, leader), E.REBALANCE_IN_PROGRESS);
   const j = await b.coordinator.joinGroup(joinRequest({ clientId: "a", memberId: leader }));
   assert.equal(j.errorCode, E.NONE);
   assert.equal(j.generationId, 2, "the survivor keeps its member id into the next generation");
-  assert.equal(
-    await b.coordinator.heartbeat({
-      groupId: "g",
-      generationId: 1,
-      memberId: follower,
-      groupInstanceId: null,
-    }),
-    E.UNKNOWN_MEMBER_ID,
-  );
+  assert.equal(await beat(b, follower), E.UNKNOWN_MEMBER_ID);
 });
 
 test("malformed group records are CORRUPT_DATA", () => {
@@ -342,20 +308,9 @@ test("a join phase at the new coordinator does not wait for members that never c
   const log: Log = { records: [], gate: null, fail: false };
   const a = await replicated(log);
   const { leader, follower } = await stableTwo(a);
-  const b = await harness();
-  b.coordinator.replicateWith(async () => undefined);
-  b.coordinator.beginLoading();
-  b.coordinator.loadGroups(latest(log));
+  const b = await successor(log);
   // The follower calls in (confirmed); the old leader never does.
-  assert.equal(
-    await b.coordinator.heartbeat({
-      groupId: "g",
-      generationId: 1,
-      memberId: follower,
-      groupInstanceId: null,
-    }),
-    E.NONE,
-  );
+  assert.equal(await beat(b, follower), E.NONE);
   const fresh = track(b.coordinator.joinGroup(joinRequest({ clientId: "new" })));
   await flush();
   assert.equal(fresh.done(), false, "a confirmed member is still waited for");
